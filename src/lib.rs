@@ -1,0 +1,22 @@
+//! # Lamina: a multi-party video-room server (SFU) on GStreamer
+//!
+//! Layers, outside in:
+//! - [`http`]: warp routes (WebSocket, static client, health, metrics, debug).
+//! - [`phoenix`]: the Phoenix Channels v2 wire protocol; one channel per room (`room:<id>`).
+//! - [`media_event`]: the Membrane media events carried inside `"mediaEvent"` pushes.
+//! - [`room`]: the rooms registry, one actor per room, and the sans-IO [`room::core::RoomCore`].
+//! - [`turn`]: the embedded TURN server the relay-only browser client needs.
+//!
+//! The media graph lives in the `lamina-pipelines` crate, the GStreamer elements in
+//! `lamina-elements`.
+
+pub mod config;
+pub mod http;
+pub mod media_event;
+pub mod phoenix;
+pub mod room;
+pub mod sdp;
+pub mod server;
+pub mod turn;
+
+pub use lamina_pipelines::{PeerId, TrackId, TrackKind};

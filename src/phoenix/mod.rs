@@ -1,0 +1,1 @@
+//! Phoenix Channels v2 over WebSocket: frames, the socket task, the room channel.

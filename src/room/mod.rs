@@ -1,0 +1,156 @@
+//! Rooms: one actor (tokio task) per videoroom, reached through a [`RoomHandle`].
+//!
+//! ```text
+//!  channel (socket task)            room actor                       RoomPipeline
+//!  ── Join{peer, outbound} ───────▶ RoomCore::join
+//!  ── MediaEvent{peer, data} ─────▶ decode → RoomCore::handle ─────▶ command (offer, candidate…)
+//!  ◀── PeerOutbound::MediaEvent ─── Effect::Push                ◀─── PipelineEvent (answer, ice…)
+//!  ── Leave{peer} ────────────────▶ RoomCore::leave → tracksRemoved, endpointRemoved to others
+//! ```
+
+pub mod actor;
+pub mod core;
+pub mod peer;
+pub mod registry;
+pub mod track;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::PeerId;
+
+pub use registry::Rooms;
+
+/// Identifier of a room: the part after `room:` in the channel topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(pub String);
+
+impl std::fmt::Display for RoomId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a room sends back to one peer's channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerOutbound {
+    /// A media event: the JSON text to put in `{"data": …}` of a `"mediaEvent"` push.
+    MediaEvent(String),
+    /// The room removed this peer (kicked, room closed or failed); the channel sends
+    /// `phx_close` (or an error first when `error` is set) and stops relaying.
+    Closed {
+        /// Why, when it is an error the client should see.
+        error: Option<String>,
+    },
+}
+
+/// Sender half a channel gives the room for its peer. Bounded: a peer whose queue is full is
+/// disconnected by the room instead of growing memory.
+pub type PeerSender = mpsc::Sender<PeerOutbound>;
+
+/// Why a peer could not join a room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// The room has reached its peer limit.
+    #[error("room_full")]
+    RoomFull,
+    /// The server has reached its room limit.
+    #[error("too_many_rooms")]
+    TooManyRooms,
+    /// The room could not be started (its pipeline failed to build).
+    #[error("failed to start room")]
+    StartFailed,
+    /// The room is shutting down; try again.
+    #[error("room closing")]
+    Closing,
+}
+
+/// Messages a room actor accepts.
+#[derive(Debug)]
+pub enum RoomCommand {
+    /// A channel joined: add the peer (it becomes visible to others on `connect`).
+    Join {
+        /// Server-chosen endpoint id.
+        peer: PeerId,
+        /// Where the room sends this peer's messages.
+        outbound: PeerSender,
+        /// Join outcome.
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
+    /// A `"mediaEvent"` push from the peer's channel: the raw `data` string.
+    MediaEvent {
+        /// Sender.
+        peer: PeerId,
+        /// The media event JSON text, not yet decoded.
+        data: String,
+    },
+    /// The peer's channel left or its socket closed.
+    Leave {
+        /// Who left.
+        peer: PeerId,
+    },
+    /// Debug snapshot of the room (peers, tracks, subscriptions) as JSON.
+    Describe {
+        /// Reply channel.
+        reply: oneshot::Sender<serde_json::Value>,
+    },
+    /// The room pipeline's graph in Graphviz dot.
+    Dot {
+        /// Reply channel; `None` if the room has no pipeline.
+        reply: oneshot::Sender<Option<String>>,
+    },
+    /// Close the room: tell every peer, tear the pipeline down, stop the actor.
+    Shutdown,
+}
+
+/// Clonable handle to a running room actor.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    id: RoomId,
+    tx: mpsc::Sender<RoomCommand>,
+}
+
+impl RoomHandle {
+    /// Wraps the command sender of a room actor.
+    pub fn new(id: RoomId, tx: mpsc::Sender<RoomCommand>) -> Self {
+        Self { id, tx }
+    }
+
+    /// The room's id.
+    pub fn id(&self) -> &RoomId {
+        &self.id
+    }
+
+    /// True when both handles reach the same actor.
+    pub fn same_room(&self, other: &RoomHandle) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+
+    /// True once the actor has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Sends a command; `false` if the room has stopped.
+    pub async fn send(&self, cmd: RoomCommand) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+
+    /// Adds a peer and waits for the room's verdict.
+    pub async fn join(&self, peer: PeerId, outbound: PeerSender) -> Result<(), JoinError> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(RoomCommand::Join { peer, outbound, reply }).await {
+            return Err(JoinError::Closing);
+        }
+        rx.await.unwrap_or(Err(JoinError::Closing))
+    }
+
+    /// Relays a media event from the peer's channel.
+    pub async fn media_event(&self, peer: PeerId, data: String) -> bool {
+        self.send(RoomCommand::MediaEvent { peer, data }).await
+    }
+
+    /// Tells the room the peer is gone.
+    pub async fn leave(&self, peer: PeerId) {
+        let _ = self.send(RoomCommand::Leave { peer }).await;
+    }
+}

@@ -1,0 +1,1 @@
+//! Wiring: starts the TURN server, the rooms registry and the HTTP server.

@@ -1,0 +1,1 @@
+//! Embedded TURN server for the relay-only browser client.
