@@ -33,7 +33,7 @@ impl Server {
 /// Starts a server with `config`; returns once it listens.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     gst::init()?;
-    lamina_elements::plugin_register_static()?;
+    gstlamina::plugin_register_static()?;
     let config = Arc::new(config);
     let rooms = Rooms::new(config.max_rooms, actor::spawner(config.clone()));
     let state = AppState {
