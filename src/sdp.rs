@@ -1,1 +1,180 @@
-//! A small, pure summary of an SDP offer (m-lines, mids, directions, ICE ufrag).
+//! A small, pure summary of an SDP offer: its m-lines (kind, mid, direction) and ICE ufrag.
+//!
+//! The room logic needs no more than this to decide which remote track goes on which m-line;
+//! the real SDP work is done by GStreamer in `lamina-pipelines`.
+
+use crate::TrackKind;
+
+/// Most m-lines accepted in one offer.
+pub const MAX_MLINES: usize = 64;
+
+/// Direction of an m-line, as the offerer wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `a=sendonly`: the client publishes on it.
+    SendOnly,
+    /// `a=recvonly`: the client wants to receive on it.
+    RecvOnly,
+    /// `a=sendrecv` (or no direction attribute): refused by this server.
+    SendRecv,
+    /// `a=inactive`: a removed track.
+    Inactive,
+}
+
+/// One m-line of an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MLine {
+    /// Position in the SDP (0-based).
+    pub index: usize,
+    /// Audio or video; `None` for other media (e.g. `application`).
+    pub kind: Option<TrackKind>,
+    /// Its `a=mid`.
+    pub mid: String,
+    /// Its direction.
+    pub direction: Direction,
+}
+
+/// What the room needs to know about an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferSummary {
+    /// The first `a=ice-ufrag` (session or media level).
+    pub ice_ufrag: Option<String>,
+    /// The m-lines in order.
+    pub mlines: Vec<MLine>,
+}
+
+impl OfferSummary {
+    /// The m-line with this mid.
+    pub fn mline(&self, mid: &str) -> Option<&MLine> {
+        self.mlines.iter().find(|m| m.mid == mid)
+    }
+}
+
+/// Why an offer was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// It does not start with `v=0`.
+    #[error("not an SDP (must start with v=0)")]
+    NotSdp,
+    /// It has no m-line.
+    #[error("offer has no m-lines")]
+    NoMLines,
+    /// It has more than [`MAX_MLINES`] m-lines.
+    #[error("offer has too many m-lines (limit {MAX_MLINES})")]
+    TooManyMLines,
+    /// An m-line has no `a=mid`.
+    #[error("m-line {0} has no a=mid")]
+    MissingMid(usize),
+    /// Two m-lines share a mid.
+    #[error("duplicate mid {0}")]
+    DuplicateMid(String),
+    /// An m-line is `sendrecv`, which the Membrane protocol never uses.
+    #[error("m-line {0} is sendrecv; only sendonly, recvonly or inactive are accepted")]
+    SendRecv(usize),
+}
+
+/// Summarises an offer's text.
+pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
+    let mut lines = sdp.lines().map(|l| l.trim_end_matches('\r'));
+    if lines.next().map(str::trim) != Some("v=0") {
+        return Err(SdpError::NotSdp);
+    }
+    let mut ice_ufrag = None;
+    struct Partial {
+        kind: Option<TrackKind>,
+        mid: Option<String>,
+        direction: Direction,
+    }
+    let mut parts: Vec<Partial> = Vec::new();
+    for line in lines {
+        if let Some(media) = line.strip_prefix("m=") {
+            if parts.len() == MAX_MLINES {
+                return Err(SdpError::TooManyMLines);
+            }
+            let kind = match media.split(' ').next() {
+                Some("audio") => Some(TrackKind::Audio),
+                Some("video") => Some(TrackKind::Video),
+                _ => None,
+            };
+            parts.push(Partial {
+                kind,
+                mid: None,
+                direction: Direction::SendRecv,
+            });
+        } else if let Some(attr) = line.strip_prefix("a=") {
+            let (name, value) = attr.split_once(':').unwrap_or((attr, ""));
+            match (name, parts.last_mut()) {
+                ("ice-ufrag", _) if ice_ufrag.is_none() => ice_ufrag = Some(value.to_owned()),
+                ("mid", Some(p)) => p.mid = Some(value.to_owned()),
+                ("sendonly", Some(p)) => p.direction = Direction::SendOnly,
+                ("recvonly", Some(p)) => p.direction = Direction::RecvOnly,
+                ("sendrecv", Some(p)) => p.direction = Direction::SendRecv,
+                ("inactive", Some(p)) => p.direction = Direction::Inactive,
+                _ => {}
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Err(SdpError::NoMLines);
+    }
+    let mut mlines = Vec::with_capacity(parts.len());
+    for (index, p) in parts.into_iter().enumerate() {
+        let mid = p.mid.ok_or(SdpError::MissingMid(index))?;
+        if mlines.iter().any(|m: &MLine| m.mid == mid) {
+            return Err(SdpError::DuplicateMid(mid));
+        }
+        if p.direction == Direction::SendRecv {
+            return Err(SdpError::SendRecv(index));
+        }
+        mlines.push(MLine {
+            index,
+            kind: p.kind,
+            mid,
+            direction: p.direction,
+        });
+    }
+    Ok(OfferSummary { ice_ufrag, mlines })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:abcd\r\na=mid:0\r\na=sendonly\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:abcd\r\na=mid:1\r\na=sendonly\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=recvonly\r\n";
+
+    #[test]
+    fn summarizes_browser_offer() {
+        let s = summarize(OFFER).unwrap();
+        assert_eq!(s.ice_ufrag.as_deref(), Some("abcd"));
+        assert_eq!(s.mlines.len(), 3);
+        assert_eq!(s.mlines[0].kind, Some(TrackKind::Audio));
+        assert_eq!(s.mlines[2].direction, Direction::RecvOnly);
+        assert_eq!(s.mline("1").unwrap().index, 1);
+    }
+
+    #[test]
+    fn refuses_broken_offers() {
+        assert_eq!(summarize("hello"), Err(SdpError::NotSdp));
+        assert_eq!(summarize("v=0\r\ns=-\r\n"), Err(SdpError::NoMLines));
+        assert_eq!(
+            summarize("v=0\r\nm=audio 9 RTP 0\r\na=sendonly\r\n"),
+            Err(SdpError::MissingMid(0))
+        );
+        assert_eq!(
+            summarize("v=0\r\nm=audio 9 RTP 0\r\na=mid:0\r\na=sendrecv\r\n"),
+            Err(SdpError::SendRecv(0))
+        );
+        assert_eq!(
+            summarize("v=0\r\nm=audio 9 RTP 0\r\na=mid:0\r\na=sendonly\r\nm=audio 9 RTP 0\r\na=mid:0\r\na=sendonly\r\n"),
+            Err(SdpError::DuplicateMid("0".into()))
+        );
+        let mut many = String::from("v=0\r\n");
+        for i in 0..1000 {
+            many.push_str(&format!("m=video 9 RTP 96\r\na=mid:{i}\r\na=recvonly\r\n"));
+        }
+        assert_eq!(summarize(&many), Err(SdpError::TooManyMLines));
+    }
+}
