@@ -1,1 +1,226 @@
 //! Embedded TURN server for the relay-only browser client.
+//!
+//! The browser (`iceTransportPolicy: "relay"`) allocates a relay here with TURN REST credentials
+//! from [`rest_credentials`] and reaches `webrtcbin`'s host candidates through it. Built on the
+//! `turn` crate (webrtc-rs) over UDP, with three additions:
+//! - TURN REST usernames `"<expiry>:<peer id>"` checked against the shared secret;
+//! - a peer filter ([`AllowedPeers`]): CreatePermission / ChannelBind naming a disallowed peer
+//!   are refused with 403, and relayed datagrams to or from a disallowed peer (e.g. a Send
+//!   indication to another port of an allowed IP) are silently dropped;
+//! - counters for metrics ([`TurnServer::allocation_count`], [`TurnServer::auth_failures`],
+//!   [`TurnServer::peer_denials`]).
+//!
+//! Secrets and passwords are never logged.
+
+mod auth;
+mod credentials;
+mod filter;
+mod gate;
+mod relay;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use turn::server::config::{ConnConfig, ServerConfig};
+use turn::server::Server;
+
+pub use credentials::{rest_credentials, TurnCredentials};
+pub use filter::AllowedPeers;
+
+use auth::RestAuth;
+use gate::GateConn;
+use relay::FilteredRelayGenerator;
+
+/// How long [`TurnServer::close`] waits for the crate to release its sockets.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Configuration of the embedded TURN server.
+#[derive(Clone)]
+pub struct TurnConfig {
+    /// UDP listen address (port 0 = any free port).
+    pub listen: SocketAddr,
+    /// Address of the relayed sockets (the public IP, e.g. 127.0.0.1 in tests).
+    pub relay_ip: IpAddr,
+    /// Inclusive port range of relayed sockets; `(0, 0)` = any free port.
+    pub relay_port_range: (u16, u16),
+    /// TURN realm, e.g. `"lamina"`.
+    pub realm: String,
+    /// TURN REST shared secret.
+    pub secret: String,
+    /// Where relayed traffic may go.
+    pub allowed_peers: AllowedPeers,
+}
+
+impl fmt::Debug for TurnConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TurnConfig")
+            .field("listen", &self.listen)
+            .field("relay_ip", &self.relay_ip)
+            .field("relay_port_range", &self.relay_port_range)
+            .field("realm", &self.realm)
+            .field("secret", &"<redacted>")
+            .field("allowed_peers", &self.allowed_peers)
+            .finish()
+    }
+}
+
+/// Errors starting the TURN server.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    /// The configuration is inconsistent.
+    #[error("invalid TURN configuration: {0}")]
+    InvalidConfig(String),
+    /// Binding the listening socket failed.
+    #[error("cannot bind TURN socket {addr}: {source}")]
+    Bind {
+        /// The listen address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `turn` crate refused to start.
+    #[error("TURN server: {0}")]
+    Server(#[from] turn::Error),
+}
+
+/// Counters shared by the gate, the relayed sockets and [`TurnServer`].
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    allocations: AtomicUsize,
+    auth_failures: AtomicU64,
+    peer_denials: AtomicU64,
+}
+
+/// A running embedded TURN server (UDP).
+pub struct TurnServer {
+    server: Server,
+    local_addr: SocketAddr,
+    stats: Arc<Stats>,
+    released: oneshot::Receiver<()>,
+}
+
+impl fmt::Debug for TurnServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TurnServer")
+            .field("local_addr", &self.local_addr)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TurnServer {
+    /// Binds the UDP socket and starts serving on the current tokio runtime.
+    pub async fn start(config: TurnConfig) -> Result<TurnServer, TurnError> {
+        validate(&config)?;
+        let socket = UdpSocket::bind(config.listen)
+            .await
+            .map_err(|source| TurnError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = socket.local_addr().map_err(|source| TurnError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+
+        let stats = Arc::new(Stats::default());
+        let allowed = Arc::new(config.allowed_peers);
+        let auth = Arc::new(RestAuth::new(config.secret, config.realm.clone()));
+        let (released_tx, released) = oneshot::channel();
+        let gate = GateConn::new(
+            Arc::new(socket),
+            Arc::clone(&auth),
+            Arc::clone(&allowed),
+            Arc::clone(&stats),
+            released_tx,
+        );
+        let generator = FilteredRelayGenerator::new(
+            config.relay_ip,
+            config.relay_port_range,
+            allowed,
+            Arc::clone(&stats),
+        );
+        let server = Server::new(ServerConfig {
+            conn_configs: vec![ConnConfig {
+                conn: Arc::new(gate),
+                relay_addr_generator: Box::new(generator),
+            }],
+            realm: config.realm,
+            auth_handler: auth,
+            // 0 = the crate's default (10 minutes).
+            channel_bind_timeout: Duration::ZERO,
+            alloc_close_notify: None,
+        })
+        .await?;
+        tracing::info!(%local_addr, relay_ip = %config.relay_ip, "TURN server listening");
+        Ok(TurnServer {
+            server,
+            local_addr,
+            stats,
+            released,
+        })
+    }
+
+    /// The bound UDP address (with the actual port when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Current number of allocations (relayed sockets); a relaxed atomic load.
+    pub fn allocation_count(&self) -> usize {
+        self.stats.allocations.load(Ordering::Relaxed)
+    }
+
+    /// Authenticated requests refused so far: malformed or expired username, wrong realm, or
+    /// a MESSAGE-INTEGRITY that does not match the REST password (wrong password).
+    pub fn auth_failures(&self) -> u64 {
+        self.stats.auth_failures.load(Ordering::Relaxed)
+    }
+
+    /// Peer-filter hits so far: CreatePermission/ChannelBind requests refused with 403 plus
+    /// relayed datagrams dropped because the peer is not in [`AllowedPeers`].
+    pub fn peer_denials(&self) -> u64 {
+        self.stats.peer_denials.load(Ordering::Relaxed)
+    }
+
+    /// Stops serving, closes all allocations and waits (up to 2 s) until the listening socket
+    /// is released.
+    pub async fn close(self) {
+        if let Err(e) = self.server.close().await {
+            tracing::debug!(error = %e, "TURN server close");
+        }
+        drop(self.server);
+        if tokio::time::timeout(CLOSE_GRACE, self.released)
+            .await
+            .is_err()
+        {
+            tracing::warn!(local_addr = %self.local_addr, "TURN server sockets still held after close");
+        }
+    }
+}
+
+fn validate(config: &TurnConfig) -> Result<(), TurnError> {
+    let invalid = |s: &str| Err(TurnError::InvalidConfig(s.to_owned()));
+    match config.relay_port_range {
+        (0, 0) => {}
+        (0, _) | (_, 0) => return invalid("relay_port_range: both ends must be non-zero, or (0, 0)"),
+        (lo, hi) if lo > hi => return invalid("relay_port_range: start above end"),
+        _ => {}
+    }
+    if config.relay_ip.is_unspecified() {
+        return invalid("relay_ip must be a concrete address");
+    }
+    if config.realm.is_empty() {
+        return invalid("realm is empty");
+    }
+    if config.secret.is_empty() {
+        return invalid("secret is empty");
+    }
+    Ok(())
+}
