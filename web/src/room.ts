@@ -1,0 +1,594 @@
+// The room: Phoenix channel signalling + the Membrane WebRTC endpoint + the tiles.
+//
+// Signalling is the Membrane videoroom protocol: channel "room:<id>" on socket "/socket", the
+// library's media events travel as channel event "mediaEvent" with payload {data: "<json>"}.
+// One tile per remote endpoint (camera and microphone play in one MediaStream), plus one tile
+// per screen share track.
+
+import { Channel, Socket } from "phoenix";
+import { Endpoint, TrackContext, WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
+
+import {
+  EndpointMetadata,
+  JOIN_ERROR_MESSAGES,
+  LOCAL_SCREEN_TILE_ID,
+  LOCAL_TILE_ID,
+  SCREENSHARING_CONSTRAINTS,
+  TEST_SCREENSHARING_CONSTRAINTS,
+  TrackMetadata,
+  TrackType,
+} from "./consts";
+import { LocalMedia, LocalMediaRequest, getLocalMedia } from "./local_media";
+import * as ui from "./room_ui";
+
+export type RoomState = "idle" | "joining" | "connected" | "left" | "failed";
+
+export interface RoomOptions {
+  roomId: string;
+  displayName: string;
+  media: LocalMediaRequest;
+  /** Where "Rejoin" points to. */
+  rejoinUrl: string;
+  /** Test mode extras (timings, first-frame callbacks). */
+  test: boolean;
+}
+
+interface LocalTrack {
+  trackId: string | null;
+  track: MediaStreamTrack;
+  stream: MediaStream;
+  metadata: TrackMetadata;
+}
+
+interface RemoteTrack {
+  trackId: string;
+  endpointId: string;
+  type: TrackType | "unknown";
+  ctx: TrackContext;
+  /** The received MediaStreamTrack once `trackReady` fired. */
+  track: MediaStreamTrack | null;
+}
+
+interface Participant {
+  id: string;
+  name: string;
+  /** Tracks of this endpoint shown in its main tile (camera + microphone). */
+  tileTracks: Map<string, MediaStreamTrack>;
+  stream: MediaStream | null;
+}
+
+/** Timings in ms since the epoch (Date.now()), for tests and diagnostics. */
+export interface RoomTimings {
+  joinStart: number | null;
+  channelJoined: number | null;
+  connected: number | null;
+  firstTrackReady: number | null;
+  firstRemoteFrame: number | null;
+}
+
+export interface RemoteTrackInfo {
+  trackId: string;
+  endpointId: string;
+  displayName: string;
+  type: string;
+  kind: string | null;
+  mediaTrackId: string | null;
+  tileId: string;
+  metadata: unknown;
+}
+
+function trackType(metadata: unknown): TrackType | "unknown" {
+  const t = (metadata as { type?: unknown } | null)?.type;
+  return t === "audio" || t === "camera" || t === "screensharing" ? t : "unknown";
+}
+
+function isActive(metadata: unknown): boolean {
+  const a = (metadata as { active?: unknown } | null)?.active;
+  return a !== false;
+}
+
+function displayNameOf(endpoint: { id: string; metadata: unknown }): string {
+  const m = endpoint.metadata as Partial<EndpointMetadata> | null;
+  const name = m && typeof m.displayName === "string" ? m.displayName.trim() : "";
+  return name || `Guest ${endpoint.id.slice(0, 4)}`;
+}
+
+export class Room {
+  readonly roomId: string;
+  readonly displayName: string;
+  state: RoomState = "idle";
+  endpointId: string | null = null;
+  readonly timings: RoomTimings = {
+    joinStart: null,
+    channelJoined: null,
+    connected: null,
+    firstTrackReady: null,
+    firstRemoteFrame: null,
+  };
+  /** Errors shown to the user, oldest first (tests read them). */
+  readonly errors: string[] = [];
+
+  private readonly opts: RoomOptions;
+  private readonly socket: Socket;
+  private readonly channel: Channel;
+  private readonly webrtc: WebRTCEndpoint;
+  private localMedia: LocalMedia | null = null;
+  private readonly local: { audio: LocalTrack | null; camera: LocalTrack | null; screen: LocalTrack | null } = {
+    audio: null,
+    camera: null,
+    screen: null,
+  };
+  private readonly participants = new Map<string, Participant>();
+  private readonly remoteTracks = new Map<string, RemoteTrack>();
+  private screenShareStarting = false;
+  private readonly socketCallbackRefs: string[] = [];
+
+  constructor(opts: RoomOptions) {
+    this.opts = opts;
+    this.roomId = opts.roomId;
+    this.displayName = opts.displayName;
+
+    this.socket = new Socket("/socket", { params: {} });
+    this.channel = this.socket.channel(`room:${this.roomId}`, {});
+    this.webrtc = new WebRTCEndpoint();
+
+    this.channel.on("mediaEvent", (payload: { data?: unknown }) => {
+      if (typeof payload?.data !== "string") {
+        console.warn("lamina: mediaEvent without string data", payload);
+        return;
+      }
+      try {
+        this.webrtc.receiveMediaEvent(payload.data);
+      } catch (err) {
+        // The library throws on events it cannot place (unknown endpoint/track): keep going.
+        console.error("lamina: media event failed", err, payload.data);
+      }
+    });
+    // Sent by some servers when our endpoint crashed; the channel then closes.
+    this.channel.on("error", (payload: { message?: string }) => {
+      this.fail(payload?.message || "The server reported an error.");
+    });
+    this.channel.onError(() => {
+      if (this.state === "connected" || this.state === "joining") this.fail("Connection lost: the room channel failed.");
+    });
+    this.channel.onClose(() => {
+      if (this.state === "connected" || this.state === "joining") this.fail("Connection lost: the server closed the room.");
+    });
+
+    this.setupWebRTCHandlers();
+    ui.setAutoplayBlockedHandler(() => ui.showAudioUnlock(true));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  async join(): Promise<void> {
+    if (this.state !== "idle") return;
+    this.state = "joining";
+    this.timings.joinStart = Date.now();
+    ui.setRoomName(this.roomId);
+    ui.setStatus("Starting camera and microphone…", "joining");
+
+    this.localMedia = await getLocalMedia(this.opts.media);
+    if (this.state !== "joining") {
+      // Left (or failed) while waiting for devices.
+      this.localMedia.stream.getTracks().forEach((t) => t.stop());
+      this.localMedia.dispose();
+      return;
+    }
+    if (this.localMedia.problems.length > 0) {
+      ui.showNotice(`${this.localMedia.problems.join(". ")}. You can still see and hear the others.`);
+    }
+    const { audio, video, stream } = this.localMedia;
+    if (audio) this.local.audio = { trackId: null, track: audio, stream, metadata: { type: "audio", active: true } };
+    if (video) this.local.camera = { trackId: null, track: video, stream, metadata: { type: "camera", active: true } };
+    ui.addTile(LOCAL_TILE_ID, "local", `${this.displayName} (you)`, null);
+    ui.setTileStream(LOCAL_TILE_ID, stream);
+    ui.setTileMedia(LOCAL_TILE_ID, audio ? "on" : "none", video ? "on" : "none");
+    this.renderParticipants();
+
+    const ref1 = this.socket.onError(() => this.onSocketLost("Connection lost: cannot reach the server."));
+    const ref2 = this.socket.onClose(() => this.onSocketLost("Connection lost: the server closed the connection."));
+    this.socketCallbackRefs.push(ref1, ref2);
+    this.socket.connect();
+
+    ui.setStatus("Joining…", "joining");
+    this.channel
+      .join()
+      .receive("ok", () => {
+        if (this.state !== "joining") return;
+        this.timings.channelJoined = Date.now();
+        const metadata: EndpointMetadata = { displayName: this.displayName };
+        this.webrtc.connect(metadata);
+      })
+      .receive("error", (resp: { reason?: string } | undefined) => {
+        const reason = resp?.reason ?? "unknown error";
+        const text = JOIN_ERROR_MESSAGES[reason] ?? `Cannot join the room: ${reason}.`;
+        // channel.leave() stops Phoenix from retrying the join forever.
+        this.fail(text);
+      })
+      .receive("timeout", () => {
+        this.fail("Cannot join the room: the server did not answer.");
+      });
+    this.renderControls();
+  }
+
+  /** Leave button: tell the server, close everything, show the "left" panel. */
+  leave(): void {
+    if (this.state === "left") return;
+    if (this.state === "connected") {
+      try {
+        this.webrtc.disconnect(); // sends the "disconnect" media event
+      } catch (err) {
+        console.warn("lamina: disconnect failed", err);
+      }
+    }
+    this.state = "left";
+    this.teardown();
+    ui.setStatus("Left the room", "left");
+    ui.showLeft(this.opts.rejoinUrl);
+  }
+
+  private fail(message: string): void {
+    if (this.state === "left" || this.state === "failed") return;
+    this.state = "failed";
+    this.showError(message);
+    this.teardown();
+    ui.setStatus("Disconnected", "failed");
+    ui.showLeft(this.opts.rejoinUrl);
+  }
+
+  private onSocketLost(message: string): void {
+    if (this.state === "joining" || this.state === "connected") this.fail(message);
+  }
+
+  /** Stops local media, drops tiles, leaves the channel and closes the socket (no reconnects). */
+  private teardown(): void {
+    try {
+      this.webrtc.cleanUp();
+    } catch {
+      /* nothing to clean */
+    }
+    for (const lt of [this.local.audio, this.local.camera, this.local.screen]) lt?.track.stop();
+    this.localMedia?.dispose();
+    this.local.audio = this.local.camera = this.local.screen = null;
+    // The library keeps its RTCPeerConnection after disconnect(); stopping the received tracks
+    // at least stops decoding here. The server tears down its side on "disconnect"/channel close.
+    for (const rt of this.remoteTracks.values()) rt.track?.stop();
+    this.remoteTracks.clear();
+    this.participants.clear();
+    ui.removeAllTiles();
+    ui.showAudioUnlock(false);
+    this.renderParticipants();
+    this.renderControls();
+    this.socket.off(this.socketCallbackRefs.splice(0));
+    try {
+      this.channel.leave();
+    } catch {
+      /* already closed */
+    }
+    this.socket.disconnect();
+  }
+
+  private showError(message: string): void {
+    this.errors.push(message);
+    ui.showError(message);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // WebRTC endpoint events
+
+  private setupWebRTCHandlers(): void {
+    const w = this.webrtc;
+
+    w.on("sendMediaEvent", (mediaEvent: string) => {
+      if (this.state === "left" || this.state === "failed") return;
+      this.channel.push("mediaEvent", { data: mediaEvent });
+    });
+
+    w.on("connected", (endpointId: string, otherEndpoints: Endpoint[]) => {
+      if (this.state !== "joining") return;
+      this.state = "connected";
+      this.endpointId = endpointId;
+      this.timings.connected = Date.now();
+      ui.setStatus("Connected", "connected");
+      for (const lt of [this.local.audio, this.local.camera]) {
+        if (!lt) continue;
+        lt.trackId = w.addTrack(lt.track, lt.stream, { ...lt.metadata });
+      }
+      for (const ep of otherEndpoints) this.addParticipant(ep);
+      this.renderParticipants();
+      this.renderControls();
+    });
+
+    w.on("endpointAdded", (ep: Endpoint) => {
+      this.addParticipant(ep);
+      this.renderParticipants();
+    });
+
+    w.on("endpointUpdated", (ep: Endpoint) => {
+      const p = this.participants.get(ep.id);
+      if (!p) return this.addParticipant(ep);
+      p.name = displayNameOf(ep);
+      ui.setTileName(p.id, p.name);
+      for (const rt of this.remoteTracks.values()) {
+        if (rt.endpointId === ep.id && rt.type === "screensharing") ui.setTileName(rt.trackId, `${p.name} (screen)`);
+      }
+      this.renderParticipants();
+    });
+
+    w.on("endpointRemoved", (ep: Endpoint) => {
+      this.removeParticipant(ep.id);
+      this.renderParticipants();
+    });
+
+    w.on("trackAdded", (ctx: TrackContext) => {
+      if (!ctx) return;
+      const endpointId = ctx.endpoint.id;
+      const rt: RemoteTrack = { trackId: ctx.trackId, endpointId, type: trackType(ctx.metadata), ctx, track: null };
+      this.remoteTracks.set(ctx.trackId, rt);
+      ctx.on("voiceActivityChanged", (c: TrackContext) => {
+        if (this.participants.has(endpointId)) ui.setTileSpeaking(endpointId, c.vadStatus === "speech");
+      });
+      this.renderTrackState(rt);
+    });
+
+    w.on("trackReady", (ctx: TrackContext) => {
+      if (!ctx || !ctx.track) return;
+      let rt = this.remoteTracks.get(ctx.trackId);
+      if (!rt) {
+        rt = { trackId: ctx.trackId, endpointId: ctx.endpoint.id, type: trackType(ctx.metadata), ctx, track: null };
+        this.remoteTracks.set(ctx.trackId, rt);
+      }
+      rt.track = ctx.track;
+      if (this.timings.firstTrackReady === null) this.timings.firstTrackReady = Date.now();
+      if (rt.type === "screensharing") {
+        const owner = this.participants.get(rt.endpointId);
+        const name = owner ? owner.name : displayNameOf(ctx.endpoint);
+        ui.addTile(rt.trackId, "screen", `${name} (screen)`, rt.endpointId);
+        ui.setTileTrackIds(rt.trackId, [rt.trackId]);
+        ui.setTileMedia(rt.trackId, "none", "on");
+        const stream = new MediaStream([ctx.track]);
+        ui.setTileStream(rt.trackId, stream);
+        this.watchFirstFrame(rt.trackId);
+      } else {
+        const p = this.participants.get(rt.endpointId) ?? this.addParticipant(ctx.endpoint);
+        // At most one track per kind in the main tile: a newer one replaces the old.
+        for (const [id, t] of p.tileTracks) {
+          if (t.kind === ctx.track.kind && id !== rt.trackId) p.tileTracks.delete(id);
+        }
+        p.tileTracks.set(rt.trackId, ctx.track);
+        this.refreshParticipantStream(p);
+      }
+      this.renderTrackState(rt);
+    });
+
+    w.on("trackRemoved", (ctx: TrackContext) => {
+      if (!ctx) return;
+      const rt = this.remoteTracks.get(ctx.trackId);
+      this.remoteTracks.delete(ctx.trackId);
+      const type = rt?.type ?? trackType(ctx.metadata);
+      if (type === "screensharing") {
+        ui.removeTile(ctx.trackId);
+        return;
+      }
+      const p = this.participants.get(ctx.endpoint.id);
+      if (!p) return;
+      if (p.tileTracks.delete(ctx.trackId)) this.refreshParticipantStream(p);
+      this.renderParticipantMedia(p.id);
+    });
+
+    w.on("trackUpdated", (ctx: TrackContext) => {
+      if (!ctx) return;
+      const rt = this.remoteTracks.get(ctx.trackId);
+      if (!rt) return;
+      rt.type = trackType(ctx.metadata) === "unknown" ? rt.type : trackType(ctx.metadata);
+      this.renderTrackState(rt);
+    });
+
+    w.on("connectionError", (message: string) => {
+      this.showError(`Media connection problem: ${message}`);
+    });
+
+    w.on("disconnected", () => {
+      // Our own endpoint was removed by the server.
+      this.fail("You were removed from the room.");
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Participants and tiles
+
+  private addParticipant(ep: Endpoint | { id: string; metadata: unknown }): Participant {
+    const existing = this.participants.get(ep.id);
+    if (existing) return existing;
+    const p: Participant = { id: ep.id, name: displayNameOf(ep), tileTracks: new Map(), stream: null };
+    this.participants.set(ep.id, p);
+    ui.addTile(p.id, "remote", p.name, p.id);
+    ui.setTileMedia(p.id, "none", "none");
+    return p;
+  }
+
+  private removeParticipant(endpointId: string): void {
+    const p = this.participants.get(endpointId);
+    this.participants.delete(endpointId);
+    for (const [id, rt] of this.remoteTracks) {
+      if (rt.endpointId !== endpointId) continue;
+      this.remoteTracks.delete(id);
+      if (rt.type === "screensharing") ui.removeTile(id);
+    }
+    if (p) ui.removeTile(p.id);
+  }
+
+  private refreshParticipantStream(p: Participant): void {
+    const tracks = Array.from(p.tileTracks.values());
+    // A new MediaStream each time the track set changes: every browser re-evaluates a
+    // replaced srcObject, while in-place addTrack on a playing stream is less reliable.
+    p.stream = tracks.length > 0 ? new MediaStream(tracks) : null;
+    ui.setTileStream(p.id, p.stream);
+    ui.setTileTrackIds(p.id, Array.from(p.tileTracks.keys()));
+    if (tracks.some((t) => t.kind === "video")) this.watchFirstFrame(p.id);
+  }
+
+  /** Sets the tile's mic/camera badges from the endpoint's current remote tracks. */
+  private renderParticipantMedia(endpointId: string): void {
+    let mic: ui.MediaState = "none";
+    let camera: ui.MediaState = "none";
+    for (const rt of this.remoteTracks.values()) {
+      if (rt.endpointId !== endpointId) continue;
+      const kind = rt.track?.kind ?? (rt.type === "audio" ? "audio" : rt.type === "camera" ? "video" : null);
+      const state: ui.MediaState = isActive(rt.ctx.metadata) ? "on" : "off";
+      if (rt.type === "screensharing") continue;
+      if (kind === "audio") mic = state;
+      else if (kind === "video") camera = state;
+    }
+    ui.setTileMedia(endpointId, mic, camera);
+  }
+
+  private renderTrackState(rt: RemoteTrack): void {
+    if (rt.type === "screensharing") return;
+    this.renderParticipantMedia(rt.endpointId);
+  }
+
+  private renderParticipants(): void {
+    const names = [`${this.displayName} (you)`];
+    for (const p of this.participants.values()) names.push(p.name);
+    ui.setParticipants(this.state === "left" || this.state === "failed" ? [] : names);
+  }
+
+  private renderControls(): void {
+    ui.renderControls({
+      connected: this.state === "connected",
+      hasMic: !!this.local.audio,
+      micOn: !!this.local.audio?.metadata.active,
+      hasCamera: !!this.local.camera,
+      cameraOn: !!this.local.camera?.metadata.active,
+      screenSupported: !!navigator.mediaDevices?.getDisplayMedia,
+      sharing: !!this.local.screen || this.screenShareStarting,
+    });
+  }
+
+  /** Records the time the first remote video frame was presented (for the join-latency metric). */
+  private watchFirstFrame(tileId: string): void {
+    if (this.timings.firstRemoteFrame !== null) return;
+    const video = document.querySelector<HTMLVideoElement>(`.tile[data-tile-id="${CSS.escape(tileId)}"] video`);
+    if (!video) return;
+    const mark = () => {
+      if (this.timings.firstRemoteFrame === null && this.state === "connected") this.timings.firstRemoteFrame = Date.now();
+    };
+    if ("requestVideoFrameCallback" in video) {
+      (video as HTMLVideoElement & { requestVideoFrameCallback(cb: () => void): number }).requestVideoFrameCallback(mark);
+    } else {
+      (video as HTMLVideoElement).addEventListener("loadeddata", mark, { once: true });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Controls
+
+  toggleMic(): void {
+    this.setLocalActive("audio", !this.local.audio?.metadata.active);
+  }
+
+  toggleCamera(): void {
+    this.setLocalActive("camera", !this.local.camera?.metadata.active);
+  }
+
+  /** Mute/unmute (audio) or camera off/on: `track.enabled` plus a metadata update for the others. */
+  setLocalActive(which: "audio" | "camera", active: boolean): void {
+    const lt = which === "audio" ? this.local.audio : this.local.camera;
+    if (!lt || this.state !== "connected") return;
+    lt.track.enabled = active;
+    lt.metadata = { ...lt.metadata, active };
+    if (lt.trackId) this.webrtc.updateTrackMetadata(lt.trackId, { ...lt.metadata });
+    if (which === "audio") ui.setTileMedia(LOCAL_TILE_ID, active ? "on" : "off", null);
+    else ui.setTileMedia(LOCAL_TILE_ID, null, active ? "on" : "off");
+    this.renderControls();
+  }
+
+  async toggleScreenShare(): Promise<void> {
+    if (this.local.screen) this.stopScreenShare();
+    else await this.startScreenShare();
+  }
+
+  async startScreenShare(): Promise<void> {
+    if (this.state !== "connected" || this.local.screen || this.screenShareStarting) return;
+    this.screenShareStarting = true;
+    this.renderControls();
+    let stream: MediaStream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia(
+        this.opts.test ? TEST_SCREENSHARING_CONSTRAINTS : SCREENSHARING_CONSTRAINTS,
+      );
+    } catch (err) {
+      this.screenShareStarting = false;
+      this.renderControls();
+      const name = err instanceof DOMException ? err.name : "";
+      if (name !== "NotAllowedError" && name !== "AbortError") {
+        this.showError(`Cannot share the screen: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return;
+    }
+    this.screenShareStarting = false;
+    const track = stream.getVideoTracks()[0];
+    if (!track || this.state !== "connected") {
+      stream.getTracks().forEach((t) => t.stop());
+      this.renderControls();
+      return;
+    }
+    const metadata: TrackMetadata = { type: "screensharing", active: true };
+    const trackId = this.webrtc.addTrack(track, stream, { ...metadata });
+    this.local.screen = { trackId, track, stream, metadata };
+    // The browser's own "Stop sharing" bar ends the track.
+    track.addEventListener("ended", () => this.stopScreenShare());
+    ui.addTile(LOCAL_SCREEN_TILE_ID, "local-screen", `${this.displayName} (your screen)`, null);
+    ui.setTileMedia(LOCAL_SCREEN_TILE_ID, "none", "on");
+    ui.setTileStream(LOCAL_SCREEN_TILE_ID, stream);
+    this.renderControls();
+  }
+
+  stopScreenShare(): void {
+    const lt = this.local.screen;
+    if (!lt) return;
+    this.local.screen = null;
+    if (lt.trackId && this.state === "connected") {
+      try {
+        this.webrtc.removeTrack(lt.trackId);
+      } catch (err) {
+        console.warn("lamina: removeTrack failed", err);
+      }
+    }
+    lt.track.stop();
+    ui.removeTile(LOCAL_SCREEN_TILE_ID);
+    this.renderControls();
+  }
+
+  unlockAudio(): void {
+    ui.showAudioUnlock(false);
+    ui.replayAll();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Introspection (test hooks and debugging)
+
+  remoteTrackInfos(): RemoteTrackInfo[] {
+    return Array.from(this.remoteTracks.values()).map((rt) => ({
+      trackId: rt.trackId,
+      endpointId: rt.endpointId,
+      displayName: this.participants.get(rt.endpointId)?.name ?? "",
+      type: rt.type,
+      kind: rt.track?.kind ?? null,
+      mediaTrackId: rt.track?.id ?? null,
+      tileId: rt.type === "screensharing" ? rt.trackId : rt.endpointId,
+      metadata: rt.ctx.metadata,
+    }));
+  }
+
+  localTrackIds(): { audio: string | null; camera: string | null; screen: string | null } {
+    return {
+      audio: this.local.audio?.trackId ?? null,
+      camera: this.local.camera?.trackId ?? null,
+      screen: this.local.screen?.trackId ?? null,
+    };
+  }
+}

@@ -1,0 +1,160 @@
+// Test-only hooks, installed only when the room URL has `test=1`.
+//
+// The WebRTC library keeps its RTCPeerConnection private. To read receive statistics without
+// touching the library, the page replaces the global RTCPeerConnection constructor (before the
+// library creates one) with a subclass that only records its instances.
+
+import type { Room } from "./room";
+import * as ui from "./room_ui";
+
+const peerConnections: RTCPeerConnection[] = [];
+
+export function installPeerConnectionRecorder(): void {
+  const Original = window.RTCPeerConnection;
+  if (!Original || (Original as unknown as { __laminaRecorded?: boolean }).__laminaRecorded) return;
+  class RecordedPeerConnection extends Original {
+    static __laminaRecorded = true;
+    constructor(config?: RTCConfiguration) {
+      super(config);
+      peerConnections.push(this);
+    }
+  }
+  window.RTCPeerConnection = RecordedPeerConnection as unknown as typeof RTCPeerConnection;
+}
+
+export interface InboundStats {
+  framesDecoded: number;
+  frameWidth: number;
+  frameHeight: number;
+  packetsReceived: number;
+  bytesReceived: number;
+  totalSamplesReceived: number;
+  totalAudioEnergy: number;
+}
+
+export interface TileStats {
+  tileId: string;
+  kind: string;
+  endpointId: string | null;
+  displayName: string;
+  trackIds: string[];
+  video: InboundStats | null;
+  audio: InboundStats | null;
+}
+
+function emptyStats(): InboundStats {
+  return {
+    framesDecoded: 0,
+    frameWidth: 0,
+    frameHeight: 0,
+    packetsReceived: 0,
+    bytesReceived: 0,
+    totalSamplesReceived: 0,
+    totalAudioEnergy: 0,
+  };
+}
+
+/** inbound-rtp statistics of every recorded peer connection, summed per MediaStreamTrack id. */
+async function inboundByTrack(): Promise<Map<string, InboundStats>> {
+  const out = new Map<string, InboundStats>();
+  for (const pc of peerConnections) {
+    if (pc.connectionState === "closed") continue;
+    let report: RTCStatsReport;
+    try {
+      report = await pc.getStats();
+    } catch {
+      continue;
+    }
+    report.forEach((s: Record<string, unknown>) => {
+      if (s.type !== "inbound-rtp" || typeof s.trackIdentifier !== "string") return;
+      const acc = out.get(s.trackIdentifier) ?? emptyStats();
+      const n = (k: string) => (typeof s[k] === "number" ? (s[k] as number) : 0);
+      acc.framesDecoded += n("framesDecoded");
+      acc.frameWidth = Math.max(acc.frameWidth, n("frameWidth"));
+      acc.frameHeight = Math.max(acc.frameHeight, n("frameHeight"));
+      acc.packetsReceived += n("packetsReceived");
+      acc.bytesReceived += n("bytesReceived");
+      acc.totalSamplesReceived += n("totalSamplesReceived");
+      acc.totalAudioEnergy += n("totalAudioEnergy");
+      out.set(s.trackIdentifier, acc);
+    });
+  }
+  return out;
+}
+
+/** Average colour of the centre of a tile's video (to check that media is routed to the right tile). */
+function tileColour(tileId: string): [number, number, number] | null {
+  const video = document.querySelector<HTMLVideoElement>(`.tile[data-tile-id="${CSS.escape(tileId)}"] video`);
+  if (!video || video.videoWidth === 0) return null;
+  const c = document.createElement("canvas");
+  c.width = 16;
+  c.height = 16;
+  const ctx = c.getContext("2d", { willReadFrequently: true });
+  if (!ctx) return null;
+  // Lower half of the frame (the moving bar of synthetic video is in the top sixth).
+  const vw = video.videoWidth;
+  const vh = video.videoHeight;
+  ctx.drawImage(video, vw / 4, vh / 2, vw / 2, vh / 3, 0, 0, 16, 16);
+  const d = ctx.getImageData(0, 0, 16, 16).data;
+  let r = 0;
+  let g = 0;
+  let b = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    r += d[i];
+    g += d[i + 1];
+    b += d[i + 2];
+  }
+  const px = d.length / 4;
+  return [Math.round(r / px), Math.round(g / px), Math.round(b / px)];
+}
+
+export function installTestHooks(getRoom: () => Room | null): void {
+  const api = {
+    get room() {
+      return getRoom();
+    },
+    state: () => getRoom()?.state ?? "idle",
+    endpointId: () => getRoom()?.endpointId ?? null,
+    timings: () => ({ ...(getRoom()?.timings ?? {}) }),
+    errors: () => [...(getRoom()?.errors ?? [])],
+    tiles: () => ui.tileInfos(),
+    remoteTracks: () => getRoom()?.remoteTrackInfos() ?? [],
+    localTracks: () => getRoom()?.localTrackIds() ?? null,
+    peerConnections: () =>
+      peerConnections.map((pc) => ({
+        connectionState: pc.connectionState,
+        iceConnectionState: pc.iceConnectionState,
+        signalingState: pc.signalingState,
+      })),
+    tileColour,
+    /** Per remote tile: who it is and what it receives (inbound-rtp via the track ids). */
+    async stats(): Promise<TileStats[]> {
+      const room = getRoom();
+      if (!room) return [];
+      const byTrack = await inboundByTrack();
+      const infos = room.remoteTrackInfos();
+      return ui
+        .tileInfos()
+        .filter((t) => t.kind === "remote" || t.kind === "screen")
+        .map((t) => {
+          const result: TileStats = {
+            tileId: t.id,
+            kind: t.kind,
+            endpointId: t.endpointId,
+            displayName: t.name,
+            trackIds: t.trackIds,
+            video: null,
+            audio: null,
+          };
+          for (const info of infos) {
+            if (info.tileId !== t.id || !info.mediaTrackId || !info.kind) continue;
+            const s = byTrack.get(info.mediaTrackId) ?? emptyStats();
+            if (info.kind === "video") result.video = s;
+            else if (info.kind === "audio") result.audio = s;
+          }
+          return result;
+        });
+    },
+  };
+  (window as unknown as { lamina: typeof api }).lamina = api;
+}
