@@ -179,7 +179,9 @@ async fn valid_credentials_allocate_and_relay_both_ways() {
 
     // peer -> relay -> client
     peer.send_to(b"pong", relay_addr).await.unwrap();
-    let (data, from) = relay_recv_within(&relay, MUST).await.expect("pong at client");
+    let (data, from) = relay_recv_within(&relay, MUST)
+        .await
+        .expect("pong at client");
     assert_eq!(data, b"pong");
     assert_eq!(from, peer_addr);
 
@@ -188,7 +190,9 @@ async fn valid_credentials_allocate_and_relay_both_ways() {
     let (data, _) = recv_within(&peer, MUST).await.expect("ping2 at peer");
     assert_eq!(data, b"ping2");
     peer.send_to(b"pong2", relay_addr).await.unwrap();
-    let (data, _) = relay_recv_within(&relay, MUST).await.expect("pong2 at client");
+    let (data, _) = relay_recv_within(&relay, MUST)
+        .await
+        .expect("pong2 at client");
     assert_eq!(data, b"pong2");
 
     assert_eq!(server.peer_denials(), 0);
@@ -222,10 +226,21 @@ async fn wrong_password_is_refused_and_counted() {
         .await
         .unwrap();
     let mut bad = creds("peer-b");
-    bad.password = rest_credentials("other-secret", "peer-b", Duration::from_secs(3600), SystemTime::now()).password;
+    bad.password = rest_credentials(
+        "other-secret",
+        "peer-b",
+        Duration::from_secs(3600),
+        SystemTime::now(),
+    )
+    .password;
     let client = client(&server, &bad).await;
-    let result = timeout(MUST, client.allocate()).await.expect("answer in time");
-    assert!(result.is_err(), "allocation with a wrong password succeeded");
+    let result = timeout(MUST, client.allocate())
+        .await
+        .expect("answer in time");
+    assert!(
+        result.is_err(),
+        "allocation with a wrong password succeeded"
+    );
     assert_eq!(server.allocation_count(), 0);
     assert!(server.auth_failures() >= 1);
     client.close().await.unwrap();
@@ -242,8 +257,13 @@ async fn expired_or_malformed_username_is_refused() {
     let past = SystemTime::now() - Duration::from_secs(7200);
     let expired = rest_credentials(SECRET, "peer-c", Duration::from_secs(3600), past);
     let client1 = client(&server, &expired).await;
-    let result = timeout(MUST, client1.allocate()).await.expect("answer in time");
-    assert!(result.is_err(), "allocation with an expired username succeeded");
+    let result = timeout(MUST, client1.allocate())
+        .await
+        .expect("answer in time");
+    assert!(
+        result.is_err(),
+        "allocation with an expired username succeeded"
+    );
     let after_expired = server.auth_failures();
     assert!(after_expired >= 1);
 
@@ -254,8 +274,13 @@ async fn expired_or_malformed_username_is_refused() {
         username,
     };
     let client2 = client(&server, &malformed).await;
-    let result = timeout(MUST, client2.allocate()).await.expect("answer in time");
-    assert!(result.is_err(), "allocation with a malformed username succeeded");
+    let result = timeout(MUST, client2.allocate())
+        .await
+        .expect("answer in time");
+    assert!(
+        result.is_err(),
+        "allocation with a malformed username succeeded"
+    );
     assert!(server.auth_failures() > after_expired);
     assert_eq!(server.allocation_count(), 0);
 
@@ -293,7 +318,11 @@ async fn disallowed_peers_get_nothing_and_allowed_traffic_still_flows() {
     let denials_before = server.peer_denials();
     relay.send_to(b"bad-1", bad_addr).await.unwrap();
     relay.send_to(b"bad-2", bad_addr).await.unwrap();
-    assert_eq!(recv_within(&bad, MUST_NOT).await, None, "data reached a disallowed peer");
+    assert_eq!(
+        recv_within(&bad, MUST_NOT).await,
+        None,
+        "data reached a disallowed peer"
+    );
     assert!(server.peer_denials() > denials_before);
 
     // The disallowed peer cannot reach the client through the relay either.
@@ -320,7 +349,11 @@ async fn disallowed_peers_get_nothing_and_allowed_traffic_still_flows() {
     let other_ip: SocketAddr = (Ipv4Addr::new(127, 0, 0, 2), good_addr.port()).into();
     assert!(relay_b.send_to(b"bad-4", other_ip).await.is_err());
     assert!(server.peer_denials() >= denials_before + 2);
-    assert_eq!(recv_within(&bad, MUST_NOT).await, None, "data reached a disallowed peer");
+    assert_eq!(
+        recv_within(&bad, MUST_NOT).await,
+        None,
+        "data reached a disallowed peer"
+    );
     // B can still use the allowed peer.
     relay_b.send_to(b"ok-3", good_addr).await.unwrap();
     assert_eq!(recv_within(&good, MUST).await.expect("ok-3").0, b"ok-3");
@@ -342,6 +375,8 @@ async fn close_releases_the_listening_port() {
     let _relay = client.allocate().await.expect("allocation");
     server.close().await;
     // The port can be bound again once the server has let go of it.
-    UdpSocket::bind(addr).await.expect("listening port released");
+    UdpSocket::bind(addr)
+        .await
+        .expect("listening port released");
     client.close().await.unwrap();
 }

@@ -30,7 +30,12 @@ impl fmt::Debug for TurnCredentials {
 
 /// TURN REST credentials: username `"<expiry unix secs>:<peer id>"`, password
 /// `base64(HMAC-SHA1(secret, username))`. The expiry is `now + ttl` in whole seconds.
-pub fn rest_credentials(secret: &str, peer: &str, ttl: Duration, now: SystemTime) -> TurnCredentials {
+pub fn rest_credentials(
+    secret: &str,
+    peer: &str,
+    ttl: Duration,
+    now: SystemTime,
+) -> TurnCredentials {
     let expiry = (now + ttl)
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -85,7 +90,10 @@ mod tests {
         assert_eq!(check_username("999:p", now), Err(UsernameError::Expired));
         assert_eq!(check_username("2000", now), Err(UsernameError::Malformed));
         assert_eq!(check_username(":p", now), Err(UsernameError::Malformed));
-        assert_eq!(check_username("+2000:p", now), Err(UsernameError::Malformed));
+        assert_eq!(
+            check_username("+2000:p", now),
+            Err(UsernameError::Malformed)
+        );
         assert_eq!(
             check_username("99999999999999999999999:p", now),
             Err(UsernameError::Malformed)

@@ -51,10 +51,7 @@ mod tests {
         assert!(!p.allows("127.0.0.1:49999".parse().unwrap()));
         assert!(!p.allows("127.0.0.1:50011".parse().unwrap()));
         assert!(!p.allows("127.0.0.2:50005".parse().unwrap()));
-        let any_port = AllowedPeers {
-            ports: (0, 0),
-            ..p
-        };
+        let any_port = AllowedPeers { ports: (0, 0), ..p };
         assert!(any_port.allows("127.0.0.1:1".parse().unwrap()));
         let none = AllowedPeers {
             ips: vec![],

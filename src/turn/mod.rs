@@ -209,7 +209,9 @@ fn validate(config: &TurnConfig) -> Result<(), TurnError> {
     let invalid = |s: &str| Err(TurnError::InvalidConfig(s.to_owned()));
     match config.relay_port_range {
         (0, 0) => {}
-        (0, _) | (_, 0) => return invalid("relay_port_range: both ends must be non-zero, or (0, 0)"),
+        (0, _) | (_, 0) => {
+            return invalid("relay_port_range: both ends must be non-zero, or (0, 0)")
+        }
         (lo, hi) if lo > hi => return invalid("relay_port_range: start above end"),
         _ => {}
     }
