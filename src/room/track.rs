@@ -1,1 +1,54 @@
-//! Room track.
+//! Published tracks and the receive slots (m-lines) that carry them to subscribers.
+
+use serde_json::Value;
+
+use crate::{PeerId, TrackId, TrackKind};
+
+/// A track some peer publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    /// Client-chosen id, `"<owner id>:<uuid>"`.
+    pub id: TrackId,
+    /// The publishing peer.
+    pub owner: PeerId,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Opaque metadata (`{"type": "camera", "active": true}` from the web client).
+    pub metadata: Value,
+    /// The publisher's m-line carrying it.
+    pub mid: String,
+    /// True once the other peers have been told (`tracksAdded`).
+    pub announced: bool,
+}
+
+/// One of a subscriber's recvonly m-lines, and the remote track it carries.
+///
+/// Slots are never reused once they carried a track (as in Membrane): a removed track's m-line
+/// stays `inactive`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    /// The subscriber's mid.
+    pub mid: String,
+    /// Kind of the m-line.
+    pub kind: TrackKind,
+    /// The remote track it carries.
+    pub track: Option<TrackId>,
+    /// The track went away after it was assigned; the next answer still maps it (inactive)
+    /// so the client can be told `tracksRemoved` afterwards.
+    pub removed: bool,
+    /// It carried a track at some point.
+    pub used: bool,
+}
+
+/// A remote track announced to a subscriber with `tracksAdded`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announced {
+    /// The track.
+    pub track: TrackId,
+    /// Its owner.
+    pub owner: PeerId,
+    /// Its kind.
+    pub kind: TrackKind,
+    /// It went away before any answer mapped it.
+    pub removed: bool,
+}

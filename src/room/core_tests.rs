@@ -1,0 +1,521 @@
+//! RoomCore sequences from protocol.md 3.7 that need no media.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+
+struct FixedTurn;
+
+impl TurnProvider for FixedTurn {
+    fn servers_for(&self, peer: &PeerId) -> Vec<TurnServerInfo> {
+        vec![TurnServerInfo {
+            addr: "127.0.0.1".into(),
+            port: 3478,
+            transport: "udp".into(),
+            username: format!("9999999999:{peer}"),
+            password: "pw".into(),
+        }]
+    }
+}
+
+fn room() -> RoomCore {
+    RoomCore::new(
+        Limits {
+            max_peers: 4,
+            max_tracks_per_peer: 3,
+        },
+        Arc::new(FixedTurn),
+    )
+}
+
+fn id(s: &str) -> PeerId {
+    PeerId::new(s)
+}
+
+/// The media events pushed to `peer`, by wire name.
+fn kinds(fx: &[Effect], peer: &str) -> Vec<&'static str> {
+    events(fx, peer).iter().map(|e| e.kind()).collect()
+}
+
+fn events<'a>(fx: &'a [Effect], peer: &str) -> Vec<&'a ServerEvent> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Push { peer: p, event } if p.as_str() == peer => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+fn plan(fx: &[Effect]) -> &OfferPlan {
+    fx.iter()
+        .find_map(|e| match e {
+            Effect::Pipeline(PipelineCommand::HandleOffer { plan, .. }) => Some(plan),
+            _ => None,
+        })
+        .expect("a HandleOffer effect")
+}
+
+fn connect(r: &mut RoomCore, p: &str, name: &str) -> Vec<Effect> {
+    r.join(id(p)).unwrap();
+    r.client_event(
+        &id(p),
+        ClientEvent::Connect {
+            metadata: json!({"displayName": name}),
+        },
+    )
+}
+
+/// An offer with `send` sendonly m-lines (kind, mid) and `recv` recvonly m-lines.
+fn sdp(send: &[(&str, &str)], recv: &[(&str, &str)]) -> String {
+    let mut s = String::from("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
+    for (kind, mid) in send {
+        s += &format!("m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:u\r\na=mid:{mid}\r\na=sendonly\r\n");
+    }
+    for (kind, mid) in recv {
+        s += &format!("m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:{mid}\r\na=recvonly\r\n");
+    }
+    s
+}
+
+fn offer(
+    r: &mut RoomCore,
+    p: &str,
+    send: &[(&str, &str, &str)],
+    recv: &[(&str, &str)],
+) -> Vec<Effect> {
+    let sendlines: Vec<(&str, &str)> = send.iter().map(|(k, m, _)| (*k, *m)).collect();
+    let mids: BTreeMap<String, String> = send
+        .iter()
+        .map(|(_, m, t)| (m.to_string(), format!("{p}:{t}")))
+        .collect();
+    let meta = send
+        .iter()
+        .map(|(k, _, t)| (format!("{p}:{t}"), json!({"type": k})))
+        .collect();
+    r.client_event(
+        &id(p),
+        ClientEvent::SdpOffer {
+            sdp: sdp(&sendlines, recv),
+            track_metadata: meta,
+            mid_to_track_id: mids,
+        },
+    )
+}
+
+fn answer(r: &mut RoomCore, p: &str) -> Vec<Effect> {
+    r.pipeline_event(PipelineEvent::AnswerReady {
+        peer: id(p),
+        sdp: "v=0 answer".into(),
+    })
+}
+
+fn connected(r: &mut RoomCore, p: &str) -> Vec<Effect> {
+    r.pipeline_event(PipelineEvent::PeerConnected { peer: id(p) })
+}
+
+fn renegotiate(r: &mut RoomCore, p: &str) -> Vec<Effect> {
+    r.client_event(&id(p), ClientEvent::RenegotiateTracks)
+}
+
+/// A connected with camera + microphone published and its round finished.
+fn publisher(r: &mut RoomCore, p: &str) {
+    connect(r, p, p);
+    renegotiate(r, p);
+    offer(r, p, &[("audio", "0", "a"), ("video", "1", "v")], &[]);
+    answer(r, p);
+    connected(r, p);
+}
+
+#[test]
+fn first_peer_connects_to_empty_room() {
+    let mut r = room();
+    let fx = connect(&mut r, "A", "Alice");
+    assert_eq!(kinds(&fx, "A"), ["connected"]);
+    assert!(fx.contains(&Effect::Pipeline(PipelineCommand::AddPeer(id("A")))));
+    match events(&fx, "A")[0] {
+        ServerEvent::Connected {
+            id,
+            other_endpoints,
+        } => {
+            assert_eq!(id, "A");
+            assert!(other_endpoints.is_empty());
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn publisher_round_answer_and_pending_round() {
+    let mut r = room();
+    connect(&mut r, "A", "Alice");
+    let fx = renegotiate(&mut r, "A");
+    assert_eq!(kinds(&fx, "A"), ["offerData"]);
+    match events(&fx, "A")[0] {
+        ServerEvent::OfferData {
+            audio,
+            video,
+            turn_servers,
+        } => {
+            assert_eq!((*audio, *video), (0, 0));
+            assert_eq!(turn_servers.len(), 1);
+        }
+        e => panic!("{e:?}"),
+    }
+    // The second renegotiateTracks (0.5.x sends one per addTrack) only sets the pending flag.
+    assert!(renegotiate(&mut r, "A").is_empty());
+    let fx = offer(&mut r, "A", &[("audio", "0", "a"), ("video", "1", "v")], &[]);
+    let p = plan(&fx);
+    assert_eq!(
+        p.publish,
+        vec![
+            ("0".to_string(), TrackId::new("A:a")),
+            ("1".to_string(), TrackId::new("A:v"))
+        ]
+    );
+    assert!(p.subscribe.is_empty());
+    let fx = answer(&mut r, "A");
+    match events(&fx, "A")[0] {
+        ServerEvent::SdpAnswer {
+            mid_to_track_id, ..
+        } => {
+            assert_eq!(mid_to_track_id["0"], "A:a");
+            assert_eq!(mid_to_track_id["1"], "A:v");
+        }
+        e => panic!("{e:?}"),
+    }
+    // The pending request starts the next round only when the transport is connected again.
+    let fx = connected(&mut r, "A");
+    assert_eq!(kinds(&fx, "A"), ["offerData"]);
+}
+
+#[test]
+fn second_peer_gets_existing_tracks_and_a_round() {
+    let mut r = room();
+    publisher(&mut r, "A");
+    let fx = connect(&mut r, "B", "Bob");
+    assert_eq!(kinds(&fx, "B"), ["connected", "tracksAdded", "offerData"]);
+    assert_eq!(kinds(&fx, "A"), ["endpointAdded"]);
+    match events(&fx, "B")[2] {
+        ServerEvent::OfferData { audio, video, .. } => assert_eq!((*audio, *video), (1, 1)),
+        e => panic!("{e:?}"),
+    }
+    let fx = offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
+    assert_eq!(
+        plan(&fx).subscribe,
+        vec![
+            ("0".to_string(), Some(TrackId::new("A:a"))),
+            ("1".to_string(), Some(TrackId::new("A:v")))
+        ]
+    );
+    let fx = answer(&mut r, "B");
+    match events(&fx, "B")[0] {
+        ServerEvent::SdpAnswer {
+            mid_to_track_id, ..
+        } => assert_eq!(mid_to_track_id.len(), 2),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn new_publication_is_announced_then_negotiated() {
+    let mut r = room();
+    publisher(&mut r, "A");
+    connect(&mut r, "B", "Bob");
+    offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
+    answer(&mut r, "B");
+    connected(&mut r, "B");
+    let fx = renegotiate(&mut r, "B");
+    assert_eq!(kinds(&fx, "B"), ["offerData"]);
+    offer(
+        &mut r,
+        "B",
+        &[("audio", "2", "a"), ("video", "3", "v")],
+        &[("audio", "0"), ("video", "1")],
+    );
+    let fx = answer(&mut r, "B");
+    assert_eq!(kinds(&fx, "A"), ["tracksAdded", "offerData"]);
+    match events(&fx, "A")[1] {
+        ServerEvent::OfferData { audio, video, .. } => assert_eq!((*audio, *video), (1, 1)),
+        e => panic!("{e:?}"),
+    }
+    let fx = offer(
+        &mut r,
+        "A",
+        &[("audio", "0", "a"), ("video", "1", "v")],
+        &[("audio", "2"), ("video", "3")],
+    );
+    assert_eq!(
+        plan(&fx).subscribe,
+        vec![
+            ("2".to_string(), Some(TrackId::new("B:a"))),
+            ("3".to_string(), Some(TrackId::new("B:v")))
+        ]
+    );
+}
+
+#[test]
+fn metadata_updates_are_relayed_only_on_change() {
+    let mut r = room();
+    publisher(&mut r, "A");
+    connect(&mut r, "B", "Bob");
+    let fx = r.client_event(
+        &id("A"),
+        ClientEvent::UpdateEndpointMetadata {
+            metadata: json!({"displayName": "Alicia"}),
+        },
+    );
+    assert_eq!(kinds(&fx, "B"), ["endpointUpdated"]);
+    let fx = r.client_event(
+        &id("A"),
+        ClientEvent::UpdateEndpointMetadata {
+            metadata: json!({"displayName": "Alicia"}),
+        },
+    );
+    assert!(fx.is_empty());
+    let muted = ClientEvent::UpdateTrackMetadata {
+        track_id: "A:a".into(),
+        metadata: json!({"type": "audio", "active": false}),
+    };
+    let fx = r.client_event(&id("A"), muted.clone());
+    assert_eq!(kinds(&fx, "B"), ["trackUpdated"]);
+    assert!(r.client_event(&id("A"), muted).is_empty());
+    let fx = r.client_event(
+        &id("A"),
+        ClientEvent::UpdateTrackMetadata {
+            track_id: "B:zzz".into(),
+            metadata: json!(1),
+        },
+    );
+    assert_eq!(kinds(&fx, "A"), ["error"]);
+    assert!(kinds(&fx, "B").is_empty());
+}
+
+#[test]
+fn leaving_publisher_is_removed_from_subscribers_in_order() {
+    let mut r = room();
+    publisher(&mut r, "A");
+    connect(&mut r, "B", "Bob");
+    offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
+    answer(&mut r, "B");
+    connected(&mut r, "B");
+    let fx = r.leave(&id("A"));
+    assert_eq!(kinds(&fx, "B"), ["tracksRemoved", "endpointRemoved", "offerData"]);
+    match events(&fx, "B")[2] {
+        // tracksTypes never decrease: the inactive m-lines still count.
+        ServerEvent::OfferData { audio, video, .. } => assert_eq!((*audio, *video), (1, 1)),
+        e => panic!("{e:?}"),
+    }
+    assert!(fx.contains(&Effect::Pipeline(PipelineCommand::RemovePeer(id("A")))));
+    let fx = offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
+    assert_eq!(
+        plan(&fx).subscribe,
+        vec![("0".to_string(), None), ("1".to_string(), None)]
+    );
+    let fx = r.leave(&id("B"));
+    assert!(fx.contains(&Effect::CloseRoom));
+    assert_eq!(r.peer_count(), 0);
+}
+
+#[test]
+fn track_removed_while_subscriber_round_in_flight_is_removed_after_its_answer() {
+    let mut r = room();
+    publisher(&mut r, "A");
+    connect(&mut r, "B", "Bob");
+    offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
+    // A stops its camera while B's answer is being built.
+    renegotiate(&mut r, "A");
+    let fx = offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    assert!(kinds(&fx, "B").is_empty(), "B must not hear of an unmapped track yet");
+    let fx = answer(&mut r, "B");
+    assert_eq!(kinds(&fx, "B"), ["sdpAnswer", "tracksRemoved"]);
+    match events(&fx, "B")[0] {
+        ServerEvent::SdpAnswer {
+            mid_to_track_id, ..
+        } => assert_eq!(mid_to_track_id["1"], "A:v"),
+        e => panic!("{e:?}"),
+    }
+    // The removal asks for another round, which starts when B's transport is up.
+    assert_eq!(kinds(&connected(&mut r, "B"), "B"), ["offerData"]);
+}
+
+#[test]
+fn peer_vanishing_mid_negotiation_harms_nobody() {
+    let mut r = room();
+    publisher(&mut r, "A");
+    connect(&mut r, "B", "Bob");
+    // B got offerData and leaves before its offer.
+    let fx = r.leave(&id("B"));
+    assert_eq!(kinds(&fx, "A"), ["endpointRemoved"]);
+    // Late pipeline events for B are ignored.
+    assert!(answer(&mut r, "B").is_empty());
+    assert!(connected(&mut r, "B").is_empty());
+    // A is unaffected.
+    assert_eq!(kinds(&renegotiate(&mut r, "A"), "A"), ["offerData"]);
+}
+
+#[test]
+fn bad_offers_get_errors() {
+    let mut r = room();
+    connect(&mut r, "A", "Alice");
+    // No offerData pending.
+    let fx = offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    assert_eq!(kinds(&fx, "A"), ["error"]);
+    renegotiate(&mut r, "A");
+    // More recvonly m-lines than asked for.
+    let fx = offer(&mut r, "A", &[], &[("video", "0")]);
+    assert_eq!(kinds(&fx, "A"), ["error"]);
+    renegotiate(&mut r, "A");
+    let fx = r.client_event(
+        &id("A"),
+        ClientEvent::SdpOffer {
+            sdp: "garbage".into(),
+            track_metadata: BTreeMap::new(),
+            mid_to_track_id: BTreeMap::new(),
+        },
+    );
+    assert_eq!(kinds(&fx, "A"), ["error"]);
+    renegotiate(&mut r, "A");
+    // A track id with another endpoint's prefix.
+    let fx = r.client_event(
+        &id("A"),
+        ClientEvent::SdpOffer {
+            sdp: sdp(&[("video", "0")], &[]),
+            track_metadata: BTreeMap::new(),
+            mid_to_track_id: [("0".to_string(), "B:x".to_string())].into(),
+        },
+    );
+    assert_eq!(kinds(&fx, "A"), ["error"]);
+    renegotiate(&mut r, "A");
+    // Too many tracks.
+    let fx = offer(
+        &mut r,
+        "A",
+        &[
+            ("audio", "0", "1"),
+            ("audio", "1", "2"),
+            ("audio", "2", "3"),
+            ("audio", "3", "4"),
+        ],
+        &[],
+    );
+    assert_eq!(kinds(&fx, "A"), ["error"]);
+    // The peer can still negotiate properly afterwards.
+    renegotiate(&mut r, "A");
+    let fx = offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    assert_eq!(plan(&fx).publish.len(), 1);
+}
+
+#[test]
+fn events_before_connect_are_refused() {
+    let mut r = room();
+    r.join(id("A")).unwrap();
+    let fx = renegotiate(&mut r, "A");
+    assert_eq!(kinds(&fx, "A"), ["error"]);
+}
+
+#[test]
+fn early_candidates_are_buffered_until_the_offer() {
+    let mut r = room();
+    connect(&mut r, "A", "Alice");
+    renegotiate(&mut r, "A");
+    let cand = ClientEvent::Candidate {
+        candidate: "candidate:1 1 udp 1 127.0.0.1 4000 typ relay".into(),
+        sdp_mline_index: 0,
+    };
+    assert!(r.client_event(&id("A"), cand.clone()).is_empty());
+    let fx = offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    let pos_offer = fx
+        .iter()
+        .position(|e| matches!(e, Effect::Pipeline(PipelineCommand::HandleOffer { .. })))
+        .unwrap();
+    let pos_cand = fx
+        .iter()
+        .position(|e| matches!(e, Effect::Pipeline(PipelineCommand::AddCandidate { .. })))
+        .unwrap();
+    assert!(pos_offer < pos_cand);
+    // Afterwards they go straight to the pipeline.
+    let fx = r.client_event(&id("A"), cand);
+    assert!(matches!(
+        fx[..],
+        [Effect::Pipeline(PipelineCommand::AddCandidate { .. })]
+    ));
+}
+
+#[test]
+fn server_candidates_wait_for_the_first_answer() {
+    let mut r = room();
+    connect(&mut r, "A", "Alice");
+    renegotiate(&mut r, "A");
+    offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    let fx = r.pipeline_event(PipelineEvent::LocalCandidate {
+        peer: id("A"),
+        mline: 0,
+        candidate: "candidate:1 1 UDP 1 127.0.0.1 5000 typ host".into(),
+    });
+    assert!(fx.is_empty());
+    let fx = answer(&mut r, "A");
+    assert_eq!(kinds(&fx, "A"), ["sdpAnswer", "candidate"]);
+}
+
+#[test]
+fn renegotiate_flood_gives_one_round_at_a_time() {
+    let mut r = room();
+    connect(&mut r, "A", "Alice");
+    let mut offers = 0;
+    for _ in 0..1000 {
+        offers += kinds(&renegotiate(&mut r, "A"), "A").len();
+    }
+    assert_eq!(offers, 1);
+}
+
+#[test]
+fn round_timeout_ends_a_round_without_connected() {
+    let mut r = room();
+    connect(&mut r, "A", "Alice");
+    renegotiate(&mut r, "A");
+    renegotiate(&mut r, "A");
+    offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    let fx = answer(&mut r, "A");
+    let round = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::StartTimer { round, .. } => Some(*round),
+            _ => None,
+        })
+        .unwrap();
+    assert!(r.round_timeout(&id("A"), round + 1).is_empty());
+    assert_eq!(kinds(&r.round_timeout(&id("A"), round), "A"), ["offerData"]);
+}
+
+#[test]
+fn room_limits() {
+    let mut r = room();
+    for p in ["A", "B", "C", "D"] {
+        r.join(id(p)).unwrap();
+    }
+    assert_eq!(r.join(id("E")), Err(JoinError::RoomFull));
+}
+
+#[test]
+fn disconnect_event_and_pipeline_failure_remove_the_peer() {
+    let mut r = room();
+    publisher(&mut r, "A");
+    connect(&mut r, "B", "Bob");
+    let fx = r.client_event(&id("B"), ClientEvent::Disconnect);
+    assert_eq!(kinds(&fx, "A"), ["endpointRemoved"]);
+    assert!(fx.contains(&Effect::Disconnect {
+        peer: id("B"),
+        error: None
+    }));
+    connect(&mut r, "C", "Carol");
+    let fx = r.pipeline_event(PipelineEvent::PeerFailed {
+        peer: id("C"),
+        reason: "ice failed".into(),
+    });
+    assert_eq!(kinds(&fx, "C"), ["error"]);
+    assert_eq!(kinds(&fx, "A"), ["endpointRemoved"]);
+    assert_eq!(r.peer_count(), 1);
+}
