@@ -1,12 +1,19 @@
-//! HTTP layer: warp routes for the WebSocket, the web client, health and metrics.
+//! HTTP layer: warp routes for the WebSocket, the web client and health.
+//!
+//! - [`routes`]: the route table and the rejection → status mapping.
+//! - [`ws`]: `/socket/websocket`, adapting warp's WebSocket to [`crate::phoenix::socket::run`].
+//! - [`web`]: the built browser client from `config.web_dir`.
 
-use std::convert::Infallible;
+pub mod routes;
+pub mod web;
+pub mod ws;
+
 use std::sync::Arc;
-
-use warp::Filter;
 
 use crate::config::Config;
 use crate::room::Rooms;
+
+pub use routes::routes;
 
 /// What every route handler may use.
 #[derive(Clone)]
@@ -15,14 +22,4 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The rooms registry.
     pub rooms: Rooms,
-}
-
-/// All routes of the server.
-pub fn routes(
-    _state: AppState,
-) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
-    warp::path("health")
-        .and(warp::path::end())
-        .map(|| "ok")
-        .recover(|_| async { Ok::<_, Infallible>(warp::http::StatusCode::NOT_FOUND) })
 }

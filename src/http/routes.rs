@@ -1,0 +1,51 @@
+//! The route table of the server.
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `GET /socket/websocket[?vsn=2.0.0]` | Phoenix socket (other `vsn` → 400) |
+//! | `GET /health` | 200 `ok` |
+//! | `GET /` | `index.html` of the web client (503 when it is not built) |
+//! | `GET /room/<id>` | `room.html` (the client reads the room id from the URL) |
+//! | `GET /assets/…` | files under `web_dir/assets` (no path traversal) |
+//! | anything else | 404 |
+
+use std::convert::Infallible;
+
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use super::{web, ws, AppState};
+
+/// All routes of the server.
+pub fn routes(
+    state: AppState,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
+    let health = warp::path("health")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|| "ok");
+    health
+        .or(ws::route(state.clone()))
+        .or(web::routes(&state.config.web_dir))
+        .recover(recover)
+}
+
+/// Maps rejections to plain-text error responses.
+async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let (status, text) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_owned())
+    } else if let Some(e) = rejection.find::<ws::BadRequest>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if let Some(e) = rejection.find::<warp::ws::MissingConnectionUpgrade>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_owned(),
+        )
+    } else {
+        tracing::debug!(?rejection, "request rejected");
+        (StatusCode::BAD_REQUEST, "bad request".to_owned())
+    };
+    Ok(warp::reply::with_status(text, status).into_response())
+}

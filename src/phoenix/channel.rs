@@ -1,0 +1,255 @@
+//! [`RoomChannel`]: the channel of topic `room:<id>`, a thin relay between one socket and one
+//! room, like Membrane's `PeerChannel`.
+//!
+//! - Join: a fresh peer id (UUID v4), a bounded [`PeerSender`] for the room's messages,
+//!   [`Rooms::join`].
+//! - In: `"mediaEvent"` `{"data": <string>}` goes to the room unread; anything else is refused.
+//! - Out (relay task): [`PeerOutbound::MediaEvent`] becomes a `"mediaEvent"` push with the
+//!   current join ref; [`PeerOutbound::Closed`] becomes `phx_close`; a room that stopped becomes
+//!   `phx_error` (the client rejoins, as with a crashed Phoenix channel).
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::frame::Frame;
+use super::transport::{Outbox, Queued};
+use crate::room::{JoinError, PeerOutbound, RoomHandle, RoomId, Rooms};
+use crate::PeerId;
+
+/// Topic prefix of room channels.
+pub const TOPIC_PREFIX: &str = "room:";
+/// Longest accepted room id, in bytes.
+pub const MAX_ROOM_ID_BYTES: usize = 128;
+/// Channel event carrying media events, in both directions.
+pub const MEDIA_EVENT: &str = "mediaEvent";
+
+/// Why a channel join was refused; the `Display` text is the `reason` of the error reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// The room id is empty, too long or contains control characters.
+    #[error("invalid room id")]
+    InvalidRoomId,
+    /// The room refused the peer.
+    #[error(transparent)]
+    Join(#[from] JoinError),
+}
+
+/// A room channel ended on the room's side; sent by the relay task to its socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelEnded {
+    /// The channel's topic.
+    pub topic: String,
+    /// The join ref of the channel instance that ended.
+    pub join_ref: Option<String>,
+}
+
+/// True for topics this channel serves (`room:` followed by anything).
+pub fn is_room_topic(topic: &str) -> bool {
+    topic.starts_with(TOPIC_PREFIX)
+}
+
+/// The room id of a `room:<id>` topic, if the id is acceptable: non-empty, at most
+/// [`MAX_ROOM_ID_BYTES`] bytes, no control characters.
+pub fn room_id(topic: &str) -> Result<RoomId, ChannelError> {
+    let id = topic
+        .strip_prefix(TOPIC_PREFIX)
+        .ok_or(ChannelError::InvalidRoomId)?;
+    if id.is_empty() || id.len() > MAX_ROOM_ID_BYTES || id.chars().any(char::is_control) {
+        return Err(ChannelError::InvalidRoomId);
+    }
+    Ok(RoomId(id.to_owned()))
+}
+
+/// One joined room channel of a socket.
+#[derive(Debug)]
+pub struct RoomChannel {
+    topic: String,
+    join_ref: Option<String>,
+    peer: PeerId,
+    room: RoomHandle,
+    inbox: Option<mpsc::Receiver<PeerOutbound>>,
+    relay: Option<JoinHandle<()>>,
+}
+
+impl RoomChannel {
+    /// Joins the room of `topic` as a new peer whose outbound queue holds `queue` messages.
+    /// Call [`RoomChannel::start_relay`] once the join reply is queued.
+    pub async fn join(
+        topic: &str,
+        join_ref: Option<String>,
+        rooms: &Rooms,
+        queue: usize,
+    ) -> Result<Self, ChannelError> {
+        let id = room_id(topic)?;
+        let peer = PeerId::new(uuid::Uuid::new_v4().to_string());
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let room = rooms.join(&id, peer.clone(), tx).await?;
+        tracing::debug!(%peer, room = %id, "peer joined");
+        Ok(Self {
+            topic: topic.to_owned(),
+            join_ref,
+            peer,
+            room,
+            inbox: Some(rx),
+            relay: None,
+        })
+    }
+
+    /// The channel's topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The join ref of this channel instance.
+    pub fn join_ref(&self) -> Option<&str> {
+        self.join_ref.as_deref()
+    }
+
+    /// The peer id the server gave this channel.
+    pub fn peer(&self) -> &PeerId {
+        &self.peer
+    }
+
+    /// Starts relaying the room's messages to `outbox`; `ended` learns when the room closes
+    /// the channel or stops. Does nothing the second time.
+    pub fn start_relay(&mut self, outbox: Outbox, ended: mpsc::Sender<ChannelEnded>) {
+        if let Some(inbox) = self.inbox.take() {
+            self.relay = Some(tokio::spawn(relay(
+                inbox,
+                outbox,
+                self.topic.clone(),
+                self.join_ref.clone(),
+                self.room.clone(),
+                ended,
+            )));
+        }
+    }
+
+    /// Handles a message for this channel other than `phx_join`/`phx_leave`; returns the reply.
+    pub async fn handle_in(&self, frame: &Frame) -> Frame {
+        if frame.event != MEDIA_EVENT {
+            return Frame::error_reply(frame, "unknown event");
+        }
+        let Some(Value::String(data)) = frame.payload.get("data") else {
+            return Frame::error_reply(frame, "mediaEvent payload must be {\"data\": string}");
+        };
+        if self.room.media_event(self.peer.clone(), data.clone()).await {
+            Frame::ok_reply(frame, json!({}))
+        } else {
+            Frame::error_reply(frame, "room closed")
+        }
+    }
+
+    /// Leaves the room: stops relaying and tells the room the peer is gone.
+    pub async fn leave(mut self) {
+        self.stop_relay();
+        self.room.leave(self.peer.clone()).await;
+        tracing::debug!(peer = %self.peer, room = %self.room.id(), "peer left");
+    }
+
+    fn stop_relay(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
+    }
+}
+
+impl Drop for RoomChannel {
+    fn drop(&mut self) {
+        self.stop_relay();
+    }
+}
+
+/// Forwards the room's messages for one channel instance to the socket.
+async fn relay(
+    mut inbox: mpsc::Receiver<PeerOutbound>,
+    outbox: Outbox,
+    topic: String,
+    join_ref: Option<String>,
+    room: RoomHandle,
+    ended: mpsc::Sender<ChannelEnded>,
+) {
+    let end = ChannelEnded {
+        topic: topic.clone(),
+        join_ref: join_ref.clone(),
+    };
+    loop {
+        match inbox.recv().await {
+            Some(PeerOutbound::MediaEvent(data)) => {
+                let mut payload = Map::new();
+                payload.insert("data".into(), Value::String(data));
+                let push = Frame::push(join_ref.clone(), topic.clone(), MEDIA_EVENT, payload);
+                if outbox.send(&push) == Queued::No {
+                    // Queue full: the socket closes itself; or the socket is gone.
+                    return;
+                }
+            }
+            Some(PeerOutbound::Closed { error }) => {
+                // With an error the room has already sent an `error` media event.
+                tracing::debug!(%topic, ?error, "room closed the channel");
+                outbox.send(&Frame::close(join_ref.clone(), topic.clone()));
+                let _ = ended.send(end).await;
+                return;
+            }
+            None => {
+                if room_stopped(&room).await {
+                    tracing::warn!(%topic, "room stopped: channel crashed");
+                    outbox.send(&Frame::crash(join_ref.clone(), topic.clone()));
+                    let _ = ended.send(end).await;
+                } else {
+                    tracing::debug!(%topic, "room dropped the peer's queue; relay stops");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Whether the room actor has stopped. The peer queue's senders and the actor's command
+/// receiver are dropped together when the actor ends, so give the latter a moment.
+async fn room_stopped(room: &RoomHandle) -> bool {
+    for _ in 0..20 {
+        if room.is_closed() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    room.is_closed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_ids() {
+        assert_eq!(room_id("room:abc"), Ok(RoomId("abc".into())));
+        assert_eq!(room_id("room:a b-é"), Ok(RoomId("a b-é".into())));
+        assert_eq!(room_id("room:"), Err(ChannelError::InvalidRoomId));
+        assert_eq!(room_id("room:a\nb"), Err(ChannelError::InvalidRoomId));
+        assert_eq!(room_id("room:a\u{7f}"), Err(ChannelError::InvalidRoomId));
+        assert_eq!(
+            room_id(&format!("room:{}", "x".repeat(128))).map(|r| r.0.len()),
+            Ok(128)
+        );
+        assert_eq!(
+            room_id(&format!("room:{}", "x".repeat(129))),
+            Err(ChannelError::InvalidRoomId)
+        );
+        assert_eq!(room_id("lobby:abc"), Err(ChannelError::InvalidRoomId));
+        assert!(is_room_topic("room:"));
+        assert!(!is_room_topic("rooms"));
+    }
+
+    #[test]
+    fn join_errors_display_as_reasons() {
+        assert_eq!(ChannelError::InvalidRoomId.to_string(), "invalid room id");
+        assert_eq!(
+            ChannelError::from(JoinError::RoomFull).to_string(),
+            "room_full"
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! One Phoenix socket: a reader loop (this task) and a writer task joined by a bounded queue.
+//!
+//! The reader decodes frames, applies the rate limit, answers heartbeats and routes topics to
+//! [`RoomChannel`]s. It closes the WebSocket when:
+//! - a binary message arrives (1003),
+//! - a message exceeds `max_frame_bytes` (1009),
+//! - nothing arrives for `idle_timeout_secs` (1001, so clients reconnect),
+//! - the client keeps flooding beyond ten times the rate limit (1008),
+//! - the outbound queue is full because the client does not read (1008).
+//!
+//! When the socket ends, every channel leaves its room.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Sink, Stream, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::channel::{is_room_topic, ChannelEnded, RoomChannel};
+use super::frame::{
+    self, Frame, FrameError, ReplyStatus, HEARTBEAT, PHOENIX_TOPIC, PHX_JOIN, PHX_LEAVE,
+};
+use super::rate::{Decision, RateLimiter};
+use super::transport::{spawn_writer, CloseFrame, Outbox, Queued, WsIn, WsOut, WsReadError};
+use crate::config::Config;
+use crate::room::Rooms;
+
+/// Most channels one socket may join (Phoenix's default).
+pub const MAX_CHANNELS: usize = 100;
+
+/// How long to keep reading after sending a close frame, waiting for the client's close.
+const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a socket needs from the server.
+#[derive(Clone)]
+pub struct SocketContext {
+    /// Limits (frame size, rate, queue sizes, idle timeout).
+    pub config: Arc<Config>,
+    /// Where room channels join.
+    pub rooms: Rooms,
+}
+
+/// Serves one Phoenix socket over a WebSocket split into `stream` and `sink`; returns when the
+/// connection is over and every channel has left its room.
+pub async fn run<St, Si>(mut stream: St, sink: Si, ctx: SocketContext)
+where
+    St: Stream<Item = Result<WsIn, WsReadError>> + Unpin + Send,
+    Si: Sink<WsOut> + Unpin + Send + 'static,
+    Si::Error: Display,
+{
+    let (outbox, writer) = spawn_writer(sink, ctx.config.outbound_queue);
+    let (ended_tx, mut ended_rx) = mpsc::channel(MAX_CHANNELS + 1);
+    let idle = ctx.config.idle_timeout();
+    let mut socket = Socket {
+        limiter: RateLimiter::new(ctx.config.max_events_per_sec, std::time::Instant::now()),
+        ctx,
+        outbox: outbox.clone(),
+        channels: HashMap::new(),
+        ended_tx,
+    };
+
+    let mut deadline = Instant::now() + idle;
+    let end = loop {
+        let msg = tokio::select! {
+            biased;
+            _ = outbox.overflowed() => break End::Overflow,
+            Some(ended) = ended_rx.recv() => {
+                socket.channel_ended(ended);
+                continue;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                break End::Close(CloseFrame::new(CloseFrame::GOING_AWAY, "idle timeout"));
+            }
+            msg = stream.next() => msg,
+        };
+        deadline = Instant::now() + idle;
+        match msg {
+            None | Some(Ok(WsIn::Close)) => break End::Gone,
+            Some(Err(WsReadError::TooBig)) => break End::Close(too_big()),
+            Some(Err(WsReadError::Other(e))) => {
+                tracing::debug!(error = %e, "websocket read failed");
+                break End::Gone;
+            }
+            Some(Ok(WsIn::Binary(len))) => {
+                tracing::debug!(len, "binary frame refused");
+                break End::Close(CloseFrame::new(
+                    CloseFrame::UNSUPPORTED_DATA,
+                    "binary frames are not supported",
+                ));
+            }
+            Some(Ok(WsIn::Control)) => {}
+            Some(Ok(WsIn::Text(text))) => {
+                if let Some(close) = socket.on_text(&text).await {
+                    break End::Close(close);
+                }
+            }
+        }
+    };
+
+    match &end {
+        End::Overflow => tracing::info!("client does not read: outbound queue full, closing"),
+        End::Close(c) => tracing::debug!(code = c.code, reason = %c.reason, "closing socket"),
+        End::Gone => tracing::debug!("socket closed by client"),
+    }
+    let close = match end {
+        End::Overflow => {
+            // The queue is full: skip it and close at once.
+            let _ = writer.abort_with.send(CloseFrame::new(
+                CloseFrame::POLICY_VIOLATION,
+                "outbound queue full: client is not reading",
+            ));
+            None
+        }
+        End::Close(close) => {
+            if outbox.send_raw(WsOut::Close(close.clone())) == Queued::No {
+                let _ = writer.abort_with.send(close.clone());
+            }
+            Some(close)
+        }
+        End::Gone => None,
+    };
+    socket.leave_all().await;
+    drop(socket);
+    drop(outbox);
+    if close.is_some() {
+        // Read until the client answers the close frame, so the connection ends cleanly and
+        // the close frame is not lost to a TCP reset.
+        let _ = tokio::time::timeout(CLOSE_DRAIN_TIMEOUT, async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if msg == WsIn::Close {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    drop(stream);
+    let mut task = writer.task;
+    if tokio::time::timeout(CLOSE_DRAIN_TIMEOUT, &mut task)
+        .await
+        .is_err()
+    {
+        task.abort();
+    }
+}
+
+enum End {
+    /// Close with this frame after what is already queued.
+    Close(CloseFrame),
+    /// The client does not read.
+    Overflow,
+    /// The client closed or the connection failed.
+    Gone,
+}
+
+fn too_big() -> CloseFrame {
+    CloseFrame::new(CloseFrame::TOO_BIG, "message too big")
+}
+
+/// Reader-side state of one socket.
+struct Socket {
+    ctx: SocketContext,
+    outbox: Outbox,
+    channels: HashMap<String, RoomChannel>,
+    ended_tx: mpsc::Sender<ChannelEnded>,
+    limiter: RateLimiter,
+}
+
+impl Socket {
+    /// Handles one text message; `Some` closes the socket.
+    async fn on_text(&mut self, text: &str) -> Option<CloseFrame> {
+        let decoded = frame::decode(text, self.ctx.config.max_frame_bytes);
+        if let Err(FrameError::TooLarge { .. }) = decoded {
+            return Some(too_big());
+        }
+        match self.limiter.check(std::time::Instant::now()) {
+            Decision::Allow => {}
+            Decision::Limit => {
+                self.reply_to_invalid(text, decoded.as_ref().ok(), "rate_limited");
+                return None;
+            }
+            Decision::Disconnect => {
+                return Some(CloseFrame::new(
+                    CloseFrame::POLICY_VIOLATION,
+                    "rate limit exceeded",
+                ))
+            }
+        }
+        match decoded {
+            Ok(frame) => self.route(frame).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed frame");
+                self.reply_to_invalid(text, None, "malformed frame");
+            }
+        }
+        None
+    }
+
+    /// Sends an error reply to a frame that is refused before routing, if it has a ref.
+    fn reply_to_invalid(&self, text: &str, decoded: Option<&Frame>, reason: &str) {
+        let reply = match decoded {
+            Some(f) => Frame::error_reply(f, reason),
+            None => match frame::recover(text) {
+                Some(r) => Frame::reply(
+                    r.join_ref,
+                    Some(r.reference),
+                    r.topic.unwrap_or_else(|| PHOENIX_TOPIC.to_owned()),
+                    ReplyStatus::Error,
+                    frame::reason(reason),
+                ),
+                None => {
+                    tracing::debug!(reason, "no ref to reply to; frame ignored");
+                    return;
+                }
+            },
+        };
+        self.send(&reply);
+    }
+
+    fn send(&self, frame: &Frame) {
+        self.outbox.send(frame);
+    }
+
+    async fn route(&mut self, frame: Frame) {
+        if frame.topic == PHOENIX_TOPIC && frame.event == HEARTBEAT {
+            self.send(&Frame::ok_reply(&frame, json!({})));
+        } else if frame.event == PHX_JOIN && is_room_topic(&frame.topic) {
+            self.join(frame).await;
+        } else if let Some(channel) = self.channels.get(&frame.topic) {
+            if frame.event == PHX_LEAVE {
+                self.leave(frame).await;
+            } else {
+                let reply = channel.handle_in(&frame).await;
+                self.send(&reply);
+            }
+        } else {
+            tracing::debug!(topic = %frame.topic, event = %frame.event, "unmatched topic");
+            self.send(&Frame::unmatched_topic(&frame));
+        }
+    }
+
+    async fn join(&mut self, frame: Frame) {
+        let join_ref = frame.join_ref.clone().or_else(|| frame.reference.clone());
+        let reply = |status, response| {
+            Frame::reply(
+                join_ref.clone(),
+                frame.reference.clone(),
+                frame.topic.clone(),
+                status,
+                response,
+            )
+        };
+        if let Some(old) = self.channels.remove(&frame.topic) {
+            tracing::debug!(topic = %frame.topic, "duplicate join: closing the old channel");
+            let close = Frame::close(old.join_ref().map(str::to_owned), old.topic());
+            old.leave().await;
+            self.send(&close);
+        } else if self.channels.len() >= MAX_CHANNELS {
+            self.send(&reply(
+                ReplyStatus::Error,
+                frame::reason("too many channels joined"),
+            ));
+            return;
+        }
+        let queue = self.ctx.config.outbound_queue;
+        match RoomChannel::join(&frame.topic, join_ref.clone(), &self.ctx.rooms, queue).await {
+            Ok(mut channel) => {
+                self.send(&reply(ReplyStatus::Ok, json!({})));
+                channel.start_relay(self.outbox.clone(), self.ended_tx.clone());
+                self.channels.insert(frame.topic.clone(), channel);
+            }
+            Err(e) => {
+                tracing::debug!(topic = %frame.topic, error = %e, "join refused");
+                self.send(&reply(ReplyStatus::Error, frame::reason(&e.to_string())));
+            }
+        }
+    }
+
+    async fn leave(&mut self, frame: Frame) {
+        let Some(channel) = self.channels.get(&frame.topic) else {
+            return;
+        };
+        let ok = Frame::ok_reply(&frame, json!({}));
+        if frame.join_ref.is_some() && frame.join_ref.as_deref() != channel.join_ref() {
+            // A leave from an older instance of this channel: acknowledge, keep the current one.
+            self.send(&ok);
+            return;
+        }
+        let Some(channel) = self.channels.remove(&frame.topic) else {
+            return;
+        };
+        let close = Frame::close(channel.join_ref().map(str::to_owned), channel.topic());
+        channel.leave().await;
+        self.send(&ok);
+        self.send(&close);
+    }
+
+    /// The room closed a channel (or stopped); forget it if it is still the current instance.
+    fn channel_ended(&mut self, ended: ChannelEnded) {
+        let current = self
+            .channels
+            .get(&ended.topic)
+            .is_some_and(|c| c.join_ref() == ended.join_ref.as_deref());
+        if current {
+            self.channels.remove(&ended.topic);
+        }
+    }
+
+    async fn leave_all(&mut self) {
+        for (_, channel) in self.channels.drain() {
+            channel.leave().await;
+        }
+    }
+}
