@@ -18,5 +18,6 @@ pub mod room;
 pub mod sdp;
 pub mod server;
 pub mod turn;
+pub mod turn_grant;
 
 pub use lamina_pipelines::{PeerId, TrackId, TrackKind};

@@ -1,30 +1,275 @@
-//! The room actor: a tokio task that owns a room's peers, tracks and pipeline.
+//! The room actor: a tokio task that owns a room's peers, its [`RoomCore`] and its media
+//! backend, and executes the core's [`Effect`]s. No lock guards any room state: everything
+//! happens in this task.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde_json::json;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
+use super::core::{Effect, Limits, PipelineCommand, RoomCore, TurnProvider};
+use super::media::{BackendFactory, MediaBackend};
 use super::registry::RoomSpawner;
-use super::{RoomCommand, RoomHandle, RoomId, Rooms};
-use crate::config::Config;
+use super::{JoinError, PeerOutbound, PeerSender, RoomCommand, RoomHandle, RoomId, Rooms};
+use crate::media_event::{self, ServerEvent};
+use crate::PeerId;
+use lamina_pipelines::PipelineEvent;
 
-/// A spawner for [`Rooms`] that starts room actors with this configuration.
-pub fn spawner(config: Arc<Config>) -> Box<RoomSpawner> {
-    Box::new(move |id: RoomId, rooms: Rooms| spawn(id, config.clone(), rooms))
+/// What every room actor shares.
+pub struct RoomContext {
+    /// Room limits.
+    pub limits: Limits,
+    /// TURN servers handed to peers.
+    pub turn: Arc<dyn TurnProvider>,
+    /// Creates each room's media backend.
+    pub backend: Box<BackendFactory>,
+}
+
+/// A spawner for [`Rooms`] that starts room actors with this context.
+pub fn spawner(ctx: Arc<RoomContext>) -> Box<RoomSpawner> {
+    Box::new(move |id: RoomId, rooms: Rooms| spawn(id, ctx.clone(), rooms))
 }
 
 /// Starts the actor of room `id`.
-pub fn spawn(id: RoomId, _config: Arc<Config>, rooms: Rooms) -> RoomHandle {
-    let (tx, mut rx) = mpsc::channel::<RoomCommand>(256);
-    let handle = RoomHandle::new(id, tx);
+pub fn spawn(id: RoomId, ctx: Arc<RoomContext>, rooms: Rooms) -> RoomHandle {
+    let (tx, rx) = mpsc::channel::<RoomCommand>(1024);
+    let handle = RoomHandle::new(id.clone(), tx);
     let me = handle.clone();
     tokio::spawn(async move {
-        while let Some(cmd) = rx.recv().await {
-            if let RoomCommand::Join { reply, .. } = cmd {
-                let _ = reply.send(Ok(()));
-            }
-        }
+        run(id, ctx, rx).await;
         rooms.remove(&me);
     });
     handle
+}
+
+struct Actor {
+    id: RoomId,
+    core: RoomCore,
+    senders: HashMap<PeerId, PeerSender>,
+    backend: Option<Box<dyn MediaBackend>>,
+    timers: mpsc::UnboundedSender<(PeerId, u64)>,
+    closing: bool,
+}
+
+async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomCommand>) {
+    let (backend, mut events) = match (ctx.backend)(&id) {
+        Ok((b, e)) => (Some(b), e),
+        Err(e) => {
+            tracing::error!(room = %id, error = %e, "room media engine failed to start");
+            refuse_all(&mut rx).await;
+            return;
+        }
+    };
+    let (timers, mut timer_rx) = mpsc::unbounded_channel();
+    let mut actor = Actor {
+        id: id.clone(),
+        core: RoomCore::new(ctx.limits, ctx.turn.clone()),
+        senders: HashMap::new(),
+        backend,
+        timers,
+        closing: false,
+    };
+    tracing::info!(room = %id, "room started");
+    while !actor.closing {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => actor.command(cmd),
+                None => break,
+            },
+            Some(ev) = events.recv() => {
+                tracing::debug!(room = %id, event = ?short(&ev), "pipeline event");
+                let fx = actor.core.pipeline_event(ev);
+                actor.apply(fx);
+            }
+            Some((peer, round)) = timer_rx.recv() => {
+                let fx = actor.core.round_timeout(&peer, round);
+                actor.apply(fx);
+            }
+        }
+    }
+    rx.close();
+    for (_, s) in actor.senders.drain() {
+        let _ = s.try_send(PeerOutbound::Closed {
+            error: Some("room closed".into()),
+        });
+    }
+    if let Some(b) = actor.backend.take() {
+        b.shutdown();
+    }
+    tracing::info!(room = %id, "room closed");
+}
+
+/// A room whose engine failed: answer joins with an error until the registry forgets it.
+async fn refuse_all(rx: &mut mpsc::Receiver<RoomCommand>) {
+    rx.close();
+    while let Some(cmd) = rx.recv().await {
+        if let RoomCommand::Join { reply, .. } = cmd {
+            let _ = reply.send(Err(JoinError::StartFailed));
+        }
+    }
+}
+
+fn short(ev: &PipelineEvent) -> String {
+    let s = format!("{ev:?}");
+    s.chars().take(160).collect()
+}
+
+impl Actor {
+    fn command(&mut self, cmd: RoomCommand) {
+        match cmd {
+            RoomCommand::Join {
+                peer,
+                outbound,
+                reply,
+            } => {
+                let res = self.core.join(peer.clone());
+                if res.is_ok() {
+                    tracing::info!(room = %self.id, %peer, "peer joined");
+                    self.senders.insert(peer, outbound);
+                }
+                let _ = reply.send(res);
+            }
+            RoomCommand::MediaEvent { peer, data } => {
+                let fx = match media_event::decode(&data) {
+                    Ok(ev) => self.core.client_event(&peer, ev),
+                    Err(e) => {
+                        tracing::warn!(room = %self.id, %peer, error = %e, "bad media event");
+                        self.core.reject(&peer, e.to_string())
+                    }
+                };
+                self.apply(fx);
+            }
+            RoomCommand::Leave { peer } => {
+                if self.senders.remove(&peer).is_some() {
+                    tracing::info!(room = %self.id, %peer, "peer left");
+                }
+                let fx = self.core.leave(&peer);
+                self.apply(fx);
+            }
+            RoomCommand::Describe { reply } => {
+                let _ = reply.send(self.describe());
+            }
+            RoomCommand::Dot { reply } => {
+                let _ = reply.send(self.backend.as_ref().and_then(|b| b.dot()));
+            }
+            RoomCommand::Shutdown => {
+                for (_, s) in self.senders.drain() {
+                    let _ = s.try_send(PeerOutbound::MediaEvent(
+                        ServerEvent::Error {
+                            message: "server shutting down".into(),
+                        }
+                        .encode(),
+                    ));
+                    let _ = s.try_send(PeerOutbound::Closed { error: None });
+                }
+                self.closing = true;
+            }
+        }
+    }
+
+    /// Executes effects; peers whose queue overflowed are removed afterwards.
+    fn apply(&mut self, effects: Vec<Effect>) {
+        let mut queue = effects;
+        while !queue.is_empty() {
+            let mut dropped = Vec::new();
+            for fx in queue.drain(..) {
+                self.effect(fx, &mut dropped);
+            }
+            for peer in dropped {
+                tracing::warn!(room = %self.id, %peer, "peer does not read its messages; removing it");
+                self.senders.remove(&peer);
+                queue.extend(self.core.leave(&peer));
+            }
+        }
+    }
+
+    fn effect(&mut self, fx: Effect, dropped: &mut Vec<PeerId>) {
+        match fx {
+            Effect::Push { peer, event } => {
+                let Some(s) = self.senders.get(&peer) else {
+                    return;
+                };
+                match s.try_send(PeerOutbound::MediaEvent(event.encode())) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
+                        if !dropped.contains(&peer) {
+                            dropped.push(peer);
+                        }
+                    }
+                }
+            }
+            Effect::Pipeline(cmd) => self.pipeline(cmd),
+            Effect::Disconnect { peer, error } => {
+                if let Some(s) = self.senders.remove(&peer) {
+                    let _ = s.try_send(PeerOutbound::Closed { error });
+                }
+            }
+            Effect::StartTimer { peer, round, after } => {
+                let tx = self.timers.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send((peer, round));
+                });
+            }
+            Effect::CloseRoom => self.closing = true,
+        }
+    }
+
+    fn pipeline(&mut self, cmd: PipelineCommand) {
+        let Some(backend) = self.backend.as_mut() else {
+            return;
+        };
+        let peer = match &cmd {
+            PipelineCommand::AddPeer(p) | PipelineCommand::RemovePeer(p) => p.clone(),
+            PipelineCommand::HandleOffer { peer, .. }
+            | PipelineCommand::AddCandidate { peer, .. } => peer.clone(),
+        };
+        let is_offer = matches!(cmd, PipelineCommand::HandleOffer { .. });
+        if let Err(reason) = backend.execute(cmd) {
+            tracing::warn!(room = %self.id, %peer, %reason, "pipeline command failed");
+            let ev = if is_offer {
+                PipelineEvent::NegotiationFailed { peer, reason }
+            } else {
+                PipelineEvent::PeerFailed { peer, reason }
+            };
+            let fx = self.core.pipeline_event(ev);
+            self.apply(fx);
+        }
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        let peers: Vec<_> = self
+            .core
+            .peers()
+            .map(|p| {
+                json!({
+                    "id": p.id.as_str(),
+                    "metadata": p.metadata,
+                    "connected": p.connected,
+                    "round": format!("{:?}", p.round),
+                    "published": p.published.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                    "subscriptions": p.slots.iter().map(|s| json!({
+                        "mid": s.mid, "kind": s.kind.as_str(),
+                        "track": s.track.as_ref().map(|t| t.as_str()),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let tracks: Vec<_> = self
+            .core
+            .tracks()
+            .map(|t| {
+                json!({"id": t.id.as_str(), "owner": t.owner.as_str(), "kind": t.kind.as_str(),
+                       "metadata": t.metadata, "announced": t.announced})
+            })
+            .collect();
+        json!({
+            "id": self.id.0,
+            "peers": peers,
+            "tracks": tracks,
+            "elements": self.backend.as_ref().map(|b| b.element_count()),
+        })
+    }
 }

@@ -504,7 +504,11 @@ impl RoomCore {
             return;
         }
         let assigned = |t: &TrackId| p.slots.iter().any(|s| s.track.as_ref() == Some(t));
-        let mut audio = p.slots.iter().filter(|s| s.kind == TrackKind::Audio).count();
+        let mut audio = p
+            .slots
+            .iter()
+            .filter(|s| s.kind == TrackKind::Audio)
+            .count();
         let mut video = p.slots.len() - audio;
         for a in p.announced.iter().filter(|a| !assigned(&a.track)) {
             match a.kind {
@@ -602,10 +606,14 @@ impl RoomCore {
                 .kind
                 .ok_or_else(|| format!("invalid offer: m-line {mid} is neither audio nor video"))?;
             if mline.direction != Direction::SendOnly {
-                return Err(format!("invalid offer: own track on m-line {mid} is not sendonly"));
+                return Err(format!(
+                    "invalid offer: own track on m-line {mid} is not sendonly"
+                ));
             }
             if !track.starts_with(&prefix) || track.len() > 256 {
-                return Err(format!("invalid track id {track}: must start with \"{prefix}\""));
+                return Err(format!(
+                    "invalid track id {track}: must start with \"{prefix}\""
+                ));
             }
             let id = TrackId::new(track.clone());
             if let Some(t) = self.tracks.get(&id) {
@@ -630,7 +638,10 @@ impl RoomCore {
         // Publish new tracks; relay metadata changes of existing ones.
         let mut new = Vec::new();
         for (mid, id, kind) in &publish {
-            let metadata = track_metadata.get(id.as_str()).cloned().unwrap_or(Value::Null);
+            let metadata = track_metadata
+                .get(id.as_str())
+                .cloned()
+                .unwrap_or(Value::Null);
             if self.tracks.contains_key(id) {
                 self.update_track_metadata(from, id, metadata, fx);
                 continue;
@@ -654,7 +665,11 @@ impl RoomCore {
         p.published = publish.iter().map(|(_, id, _)| id.clone()).collect();
         p.publishing = new;
         let mut subscribe = Vec::new();
-        for m in summary.mlines.iter().filter(|m| m.direction == Direction::RecvOnly) {
+        for m in summary
+            .mlines
+            .iter()
+            .filter(|m| m.direction == Direction::RecvOnly)
+        {
             let Some(kind) = m.kind else { continue };
             if p.slot_mut(&m.mid).is_none() {
                 p.slots.push(Slot {
@@ -672,7 +687,11 @@ impl RoomCore {
                     a.kind == kind && !p.slots.iter().any(|s| s.track.as_ref() == Some(&a.track))
                 })
                 .map(|a| (a.track.clone(), a.removed));
-            let slot = p.slots.iter_mut().find(|s| s.mid == m.mid).expect("slot ensured");
+            let slot = p
+                .slots
+                .iter_mut()
+                .find(|s| s.mid == m.mid)
+                .expect("slot ensured");
             if slot.track.is_none() && !slot.used {
                 if let Some((track, removed)) = free {
                     slot.track = Some(track);
@@ -834,7 +853,9 @@ impl RoomCore {
                     if let Some(s) = q.slots.iter_mut().find(|s| s.track.as_ref() == Some(&t.id)) {
                         s.track = None;
                     }
-                    now.entry(t.owner.clone()).or_default().push(t.id.to_string());
+                    now.entry(t.owner.clone())
+                        .or_default()
+                        .push(t.id.to_string());
                 } else {
                     q.announced[pos].removed = true;
                     if let Some(s) = q.slots.iter_mut().find(|s| s.track.as_ref() == Some(&t.id)) {

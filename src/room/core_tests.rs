@@ -72,7 +72,9 @@ fn connect(r: &mut RoomCore, p: &str, name: &str) -> Vec<Effect> {
 fn sdp(send: &[(&str, &str)], recv: &[(&str, &str)]) -> String {
     let mut s = String::from("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
     for (kind, mid) in send {
-        s += &format!("m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:u\r\na=mid:{mid}\r\na=sendonly\r\n");
+        s += &format!(
+            "m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:u\r\na=mid:{mid}\r\na=sendonly\r\n"
+        );
     }
     for (kind, mid) in recv {
         s += &format!("m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:{mid}\r\na=recvonly\r\n");
@@ -166,7 +168,12 @@ fn publisher_round_answer_and_pending_round() {
     }
     // The second renegotiateTracks (0.5.x sends one per addTrack) only sets the pending flag.
     assert!(renegotiate(&mut r, "A").is_empty());
-    let fx = offer(&mut r, "A", &[("audio", "0", "a"), ("video", "1", "v")], &[]);
+    let fx = offer(
+        &mut r,
+        "A",
+        &[("audio", "0", "a"), ("video", "1", "v")],
+        &[],
+    );
     let p = plan(&fx);
     assert_eq!(
         p.publish,
@@ -302,7 +309,10 @@ fn leaving_publisher_is_removed_from_subscribers_in_order() {
     answer(&mut r, "B");
     connected(&mut r, "B");
     let fx = r.leave(&id("A"));
-    assert_eq!(kinds(&fx, "B"), ["tracksRemoved", "endpointRemoved", "offerData"]);
+    assert_eq!(
+        kinds(&fx, "B"),
+        ["tracksRemoved", "endpointRemoved", "offerData"]
+    );
     match events(&fx, "B")[2] {
         // tracksTypes never decrease: the inactive m-lines still count.
         ServerEvent::OfferData { audio, video, .. } => assert_eq!((*audio, *video), (1, 1)),
@@ -328,7 +338,10 @@ fn track_removed_while_subscriber_round_in_flight_is_removed_after_its_answer() 
     // A stops its camera while B's answer is being built.
     renegotiate(&mut r, "A");
     let fx = offer(&mut r, "A", &[("audio", "0", "a")], &[]);
-    assert!(kinds(&fx, "B").is_empty(), "B must not hear of an unmapped track yet");
+    assert!(
+        kinds(&fx, "B").is_empty(),
+        "B must not hear of an unmapped track yet"
+    );
     let fx = answer(&mut r, "B");
     assert_eq!(kinds(&fx, "B"), ["sdpAnswer", "tracksRemoved"]);
     match events(&fx, "B")[0] {

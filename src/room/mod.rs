@@ -10,7 +10,9 @@
 
 pub mod actor;
 pub mod core;
+pub mod media;
 pub mod peer;
+pub mod pipeline_backend;
 pub mod registry;
 pub mod track;
 
@@ -138,7 +140,14 @@ impl RoomHandle {
     /// Adds a peer and waits for the room's verdict.
     pub async fn join(&self, peer: PeerId, outbound: PeerSender) -> Result<(), JoinError> {
         let (reply, rx) = oneshot::channel();
-        if !self.send(RoomCommand::Join { peer, outbound, reply }).await {
+        if !self
+            .send(RoomCommand::Join {
+                peer,
+                outbound,
+                reply,
+            })
+            .await
+        {
             return Err(JoinError::Closing);
         }
         rx.await.unwrap_or(Err(JoinError::Closing))

@@ -1,0 +1,34 @@
+//! The seam between a room and its media engine.
+//!
+//! The room actor executes [`PipelineCommand`]s through a [`MediaBackend`] and receives
+//! [`PipelineEvent`]s on a channel. The production backend is `lamina_pipelines::RoomPipeline`;
+//! tests of the signalling layer may use their own.
+
+use tokio::sync::mpsc;
+
+use lamina_pipelines::PipelineEvent;
+
+use super::core::PipelineCommand;
+use super::RoomId;
+
+/// A room's media engine as seen from the room actor. Calls must return quickly: blocking
+/// GStreamer work belongs on the engine's own threads.
+pub trait MediaBackend: Send {
+    /// Executes one command; an error concerns only the command's peer.
+    fn execute(&mut self, cmd: PipelineCommand) -> Result<(), String>;
+    /// The media graph in Graphviz dot, if the backend has one.
+    fn dot(&self) -> Option<String>;
+    /// Number of elements in the media graph (for leak checks and metrics).
+    fn element_count(&self) -> usize;
+    /// Tears the engine down (without blocking the caller).
+    fn shutdown(self: Box<Self>);
+}
+
+/// A started backend and the receiver of its events.
+pub type StartedBackend = (
+    Box<dyn MediaBackend>,
+    mpsc::UnboundedReceiver<PipelineEvent>,
+);
+
+/// Creates the media backend of a room.
+pub type BackendFactory = dyn Fn(&RoomId) -> Result<StartedBackend, String> + Send + Sync;
