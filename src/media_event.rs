@@ -147,7 +147,12 @@ fn decode_value(value: &Value, depth: u8) -> Result<ClientEvent, DecodeError> {
             let index = field(data, "candidate", "sdpMLineIndex")?
                 .as_u64()
                 .filter(|i| *i < 1024)
-                .ok_or_else(|| bad("candidate", "sdpMLineIndex must be a small unsigned integer"))?;
+                .ok_or_else(|| {
+                    bad(
+                        "candidate",
+                        "sdpMLineIndex must be a small unsigned integer",
+                    )
+                })?;
             Ok(ClientEvent::Candidate {
                 candidate,
                 sdp_mline_index: index as u32,
@@ -557,7 +562,10 @@ mod tests {
         let v = e.to_json();
         assert_eq!(v["type"], "tracksAdded");
         assert_eq!(v["data"]["trackIdToMetadata"]["A:1"]["type"], "audio");
-        assert_eq!(v["data"]["tracks"]["A:1"]["simulcastConfig"]["enabled"], false);
+        assert_eq!(
+            v["data"]["tracks"]["A:1"]["simulcastConfig"]["enabled"],
+            false
+        );
         let c = ServerEvent::Candidate {
             candidate: "candidate:1".into(),
             sdp_mline_index: 0,
