@@ -10,6 +10,7 @@
 //! The media graph lives in the `lamina-pipelines` crate, the GStreamer elements in
 //! `lamina-elements`.
 
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod media_event;

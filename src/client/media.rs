@@ -1,0 +1,71 @@
+//! GStreamer branches of the client participant: test sources that feed its webrtcbin and
+//! decoders that count what arrives.
+
+use gst::prelude::*;
+
+/// Payload type the client offers for VP8.
+pub const VP8_PT: u32 = 96;
+/// Payload type the client offers for Opus.
+pub const OPUS_PT: u32 = 111;
+
+/// RTP caps the client offers for a kind.
+pub fn rtp_caps(video: bool) -> gst::Caps {
+    if video {
+        gst::Caps::builder("application/x-rtp")
+            .field("media", "video")
+            .field("encoding-name", "VP8")
+            .field("payload", VP8_PT as i32)
+            .field("clock-rate", 90000i32)
+            .field("rtcp-fb-nack", true)
+            .field("rtcp-fb-nack-pli", true)
+            .field("rtcp-fb-ccm-fir", true)
+            .build()
+    } else {
+        gst::Caps::builder("application/x-rtp")
+            .field("media", "audio")
+            .field("encoding-name", "OPUS")
+            .field("payload", OPUS_PT as i32)
+            .field("clock-rate", 48000i32)
+            .field("encoding-params", "2")
+            .build()
+    }
+}
+
+/// A live encoded test source ending in an RTP payloader; `pattern` picks the video pattern.
+/// Video keyframes come only on request (and every 30 s), so the server's keyframe requests
+/// are what makes a new subscriber's video start.
+pub fn source(video: bool, pattern: &str) -> Result<gst::Bin, String> {
+    let desc = if video {
+        format!(
+            "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width=320,height=240,framerate=15/1 \
+             ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist=450 target-bitrate=300000 \
+             ! rtpvp8pay pt={VP8_PT} mtu=1200 picture-id-mode=15-bit"
+        )
+    } else {
+        format!(
+            "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=48000,channels=2 \
+             ! opusenc ! rtpopuspay pt={OPUS_PT}"
+        )
+    };
+    gst::parse::bin_from_description(&desc, true).map_err(|e| e.to_string())
+}
+
+/// A decoding sink for a received RTP stream; `on_frame` runs for every decoded buffer.
+pub fn decoder(
+    video: bool,
+    on_frame: impl Fn() + Send + Sync + 'static,
+) -> Result<gst::Bin, String> {
+    let desc = if video {
+        "rtpvp8depay ! vp8dec ! fakesink name=sink sync=false async=false"
+    } else {
+        "rtpopusdepay ! opusdec ! fakesink name=sink sync=false async=false"
+    };
+    let bin = gst::parse::bin_from_description(desc, true).map_err(|e| e.to_string())?;
+    let sink = bin.by_name("sink").ok_or("decoder bin has no sink")?;
+    let pad = sink.static_pad("sink").ok_or("fakesink has no sink pad")?;
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        on_frame();
+        gst::PadProbeReturn::Ok
+    });
+    Ok(bin)
+}
