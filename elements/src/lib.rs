@@ -1,11 +1,27 @@
 //! # lamina-elements: the GStreamer plugin `lamina`
 //!
-//! Placeholder until the forwarder lands.
+//! Lamina's own elements, registered under the plugin name `lamina`:
+//!
+//! - [`forwarder`]: `laminaforwarder`, the selective RTP forwarder that sits between one
+//!   publisher's track and its subscribers (gating, PT/SSRC/seq/timestamp rewriting, flow-error
+//!   isolation, throttled keyframe requests).
+//!
+//! The same code is used two ways: the server links this crate and calls
+//! [`plugin_register_static`] once after `gst::init()`, and the cdylib `libgstlamina.so` can be
+//! loaded by the GStreamer tools for debugging:
+//! `GST_PLUGIN_PATH=target/debug gst-inspect-1.0 laminaforwarder`.
+//!
+//! Elements own only per-stream state; they know nothing about rooms, peers or tokio. Their API
+//! is properties and action signals.
 
 use gst::glib;
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    Ok(())
+pub mod forwarder;
+
+pub use forwarder::{LaminaForwarder, LaminaForwarderPad};
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    forwarder::register(plugin)
 }
 
 gst::plugin_define!(
@@ -19,4 +35,3 @@ gst::plugin_define!(
     env!("CARGO_PKG_REPOSITORY"),
     env!("BUILD_REL_DATE")
 );
-

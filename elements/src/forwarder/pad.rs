@@ -1,0 +1,278 @@
+//! `GstLaminaForwarderPad`: one request src pad of `laminaforwarder`, i.e. one subscriber.
+//!
+//! The pad owns its settings (`active`, `pt`, `ssrc`) and its per-subscriber rewriting state in
+//! one mutex, [`LaminaForwarderPad::state`] (last in the element's lock order, see `imp.rs`).
+//! It never holds that mutex across a push, an event send, a sticky-event store or a notify.
+
+use std::sync::{LazyLock, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::caps::forwarded_caps;
+use super::imp::{lock, CAT};
+use super::rewrite::{Input, Rewriter};
+
+/// Pad property: whether buffers are forwarded to this pad.
+pub(super) const PROP_ACTIVE: &str = "active";
+/// Pad property: payload type to write (0 = keep).
+pub(super) const PROP_PT: &str = "pt";
+/// Pad property: SSRC to write (0 = keep).
+pub(super) const PROP_SSRC: &str = "ssrc";
+
+const DEFAULT_ACTIVE: bool = false;
+const DEFAULT_PT: u32 = 0;
+const DEFAULT_SSRC: u32 = 0;
+const MAX_PT: u32 = 127;
+
+#[derive(Debug, Clone, Copy)]
+struct PadSettings {
+    active: bool,
+    pt: u32,
+    ssrc: u32,
+}
+
+impl Default for PadSettings {
+    fn default() -> Self {
+        Self {
+            active: DEFAULT_ACTIVE,
+            pt: DEFAULT_PT,
+            ssrc: DEFAULT_SSRC,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PadState {
+    settings: PadSettings,
+    rewriter: Rewriter,
+    /// Last input caps this pad was told about (used to re-store caps from a property setter).
+    input_caps: Option<gst::Caps>,
+    /// The rewritten caps must be pushed (again) before the next buffer. Set by the `pt`/`ssrc`
+    /// setters and for new pads; cleared only by the streaming thread when it pushes them.
+    caps_dirty: bool,
+    /// Flow errors already logged at warning level for this pad.
+    logged_errors: Vec<gst::FlowError>,
+}
+
+impl Default for PadState {
+    fn default() -> Self {
+        Self {
+            settings: PadSettings::default(),
+            rewriter: Rewriter::new(),
+            input_caps: None,
+            caps_dirty: true,
+            logged_errors: Vec::new(),
+        }
+    }
+}
+
+impl PadState {
+    fn caps_event(&self, input_caps: &gst::CapsRef) -> gst::Event {
+        let caps = forwarded_caps(input_caps, self.settings.pt, self.settings.ssrc);
+        gst::event::Caps::new(&caps)
+    }
+}
+
+/// What the streaming thread must do for one active pad and one input packet.
+#[derive(Debug)]
+pub(super) struct Plan {
+    /// Rewritten caps to push before the buffer, if they changed.
+    pub caps: Option<gst::Event>,
+    /// Payload type to write, `None` to keep.
+    pub pt: Option<u8>,
+    /// SSRC to write.
+    pub ssrc: u32,
+    /// Sequence number to write.
+    pub seq: u16,
+    /// RTP timestamp to write.
+    pub ts: u32,
+    /// Whether the buffer starts a new output mapping (set DISCONT).
+    pub discont: bool,
+}
+
+/// Implementation of [`super::LaminaForwarderPad`].
+#[derive(Debug, Default)]
+pub struct LaminaForwarderPad {
+    state: Mutex<PadState>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for LaminaForwarderPad {
+    const NAME: &'static str = "GstLaminaForwarderPad";
+    type Type = super::LaminaForwarderPad;
+    type ParentType = gst::Pad;
+}
+
+impl ObjectImpl for LaminaForwarderPad {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecBoolean::builder(PROP_ACTIVE)
+                    .nick("Active")
+                    .blurb(
+                        "Forward buffers to this pad; while false the pad is gated and gets \
+                         only events. Turning it on requests a keyframe upstream (throttled)",
+                    )
+                    .default_value(DEFAULT_ACTIVE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_PT)
+                    .nick("Payload type")
+                    .blurb("RTP payload type written into forwarded packets and caps (0 = keep)")
+                    .maximum(MAX_PT)
+                    .default_value(DEFAULT_PT)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_SSRC)
+                    .nick("SSRC")
+                    .blurb("RTP SSRC written into forwarded packets and caps (0 = keep)")
+                    .default_value(DEFAULT_SSRC)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        match pspec.name() {
+            PROP_ACTIVE => {
+                let active = value.get::<bool>().expect("type checked upstream");
+                let activated = {
+                    let mut state = lock(&self.state);
+                    let was = state.settings.active;
+                    state.settings.active = active;
+                    if active && !was {
+                        state.rewriter.mark_gap();
+                    }
+                    active && !was
+                };
+                gst::debug!(CAT, imp = self, "active = {active}");
+                if activated {
+                    if let Some(element) = self.forwarder() {
+                        element.imp().keyframe_for_new_subscriber(&self.obj());
+                    }
+                }
+            }
+            PROP_PT | PROP_SSRC => {
+                let v = value.get::<u32>().expect("type checked upstream");
+                let caps_event = {
+                    let mut state = lock(&self.state);
+                    let old = state.settings;
+                    if pspec.name() == PROP_PT {
+                        state.settings.pt = v;
+                    } else {
+                        state.settings.ssrc = v;
+                    }
+                    let changed = old.pt != state.settings.pt || old.ssrc != state.settings.ssrc;
+                    if changed {
+                        state.caps_dirty = true;
+                    }
+                    match (&state.input_caps, changed) {
+                        (Some(caps), true) => Some(state.caps_event(caps)),
+                        _ => None,
+                    }
+                };
+                gst::debug!(CAT, imp = self, "{} = {v}", pspec.name());
+                if let Some(event) = caps_event {
+                    // Re-store now so `caps` is right at once; the streaming thread pushes the
+                    // authoritative version before the next buffer (`caps_dirty`).
+                    if let Err(err) = self.obj().store_sticky_event(&event) {
+                        gst::debug!(CAT, imp = self, "caps not stored: {err:?}");
+                    }
+                }
+            }
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = lock(&self.state).settings;
+        match pspec.name() {
+            PROP_ACTIVE => settings.active.to_value(),
+            PROP_PT => settings.pt.to_value(),
+            PROP_SSRC => settings.ssrc.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for LaminaForwarderPad {}
+
+impl PadImpl for LaminaForwarderPad {}
+
+impl LaminaForwarderPad {
+    fn forwarder(&self) -> Option<super::LaminaForwarder> {
+        self.obj()
+            .parent()
+            .and_then(|p| p.downcast::<super::LaminaForwarder>().ok())
+    }
+
+    /// Records new input caps and returns the rewritten CAPS event to push on this pad.
+    pub(super) fn input_caps_changed(&self, input_caps: &gst::Caps) -> gst::Event {
+        let mut state = lock(&self.state);
+        state.input_caps = Some(input_caps.clone());
+        state.caps_event(input_caps)
+    }
+
+    /// Sets the initial input caps of a new pad; returns the rewritten CAPS event to replay.
+    pub(super) fn set_input_caps(&self, input_caps: Option<gst::Caps>) -> Option<gst::Event> {
+        let mut state = lock(&self.state);
+        state.input_caps = input_caps;
+        state.input_caps.as_ref().map(|c| state.caps_event(c))
+    }
+
+    /// Decides what to do with one input packet; `None` when the pad is gated or the packet is
+    /// stale for this pad. `input_caps` are the sink pad's current caps.
+    pub(super) fn plan(&self, input: &Input, input_caps: Option<&gst::Caps>) -> Option<Plan> {
+        let mut state = lock(&self.state);
+        if !state.settings.active {
+            return None;
+        }
+        let out = state.rewriter.rewrite(input)?;
+        let caps = match input_caps {
+            Some(c) if state.caps_dirty => {
+                state.caps_dirty = false;
+                state.input_caps = Some(c.clone());
+                Some(state.caps_event(c))
+            }
+            _ => None,
+        };
+        let settings = state.settings;
+        Some(Plan {
+            caps,
+            pt: (settings.pt != 0).then(|| u8::try_from(settings.pt).unwrap_or(127)),
+            ssrc: if settings.ssrc != 0 {
+                settings.ssrc
+            } else {
+                input.ssrc
+            },
+            seq: out.seq,
+            ts: out.ts,
+            discont: out.resynced,
+        })
+    }
+
+    /// The input `(ssrc, seq)` behind an output sequence number, for retransmission requests.
+    pub(super) fn input_for(&self, out_seq: u16) -> Option<(u32, u16)> {
+        lock(&self.state).rewriter.input_for(out_seq)
+    }
+
+    /// Returns true the first time `err` is seen on this pad (so it is logged once).
+    pub(super) fn first_flow_error(&self, err: gst::FlowError) -> bool {
+        let mut state = lock(&self.state);
+        if state.logged_errors.contains(&err) {
+            false
+        } else {
+            state.logged_errors.push(err);
+            true
+        }
+    }
+
+    /// Forgets which flow errors were logged (on a restart of the element).
+    pub(super) fn reset_logged_errors(&self) {
+        lock(&self.state).logged_errors.clear();
+    }
+}
