@@ -17,25 +17,42 @@ pub fn start(room: &RoomId, config: PipelineConfig) -> Result<StartedBackend, St
 }
 
 struct Backend {
-    #[allow(dead_code)]
     pipeline: RoomPipeline,
 }
 
 impl MediaBackend for Backend {
     fn execute(&mut self, cmd: PipelineCommand) -> Result<(), String> {
         match cmd {
-            PipelineCommand::AddPeer(_) | PipelineCommand::RemovePeer(_) => Ok(()),
-            _ => Err("media engine not available yet".into()),
+            PipelineCommand::AddPeer(peer) => self.pipeline.add_peer(&peer).map_err(|e| e.to_string()),
+            PipelineCommand::RemovePeer(peer) => {
+                self.pipeline.remove_peer(&peer);
+                Ok(())
+            }
+            PipelineCommand::HandleOffer { peer, plan } => self
+                .pipeline
+                .handle_offer(&peer, plan)
+                .map_err(|e| e.to_string()),
+            PipelineCommand::AddCandidate {
+                peer,
+                mline,
+                candidate,
+            } => {
+                self.pipeline.add_remote_candidate(&peer, mline, &candidate);
+                Ok(())
+            }
         }
     }
 
     fn dot(&self) -> Option<String> {
-        None
+        Some(self.pipeline.dot())
     }
 
     fn element_count(&self) -> usize {
-        0
+        self.pipeline.element_count()
     }
 
-    fn shutdown(self: Box<Self>) {}
+    fn shutdown(self: Box<Self>) {
+        // The media thread tears the graph down; nothing here waits for it.
+        drop(self.pipeline.shutdown());
+    }
 }
