@@ -1,13 +1,17 @@
-//! [`RoomPipeline`]: the GStreamer pipeline of one room.
-//!
-//! CONTRACT (to be implemented): see the doc comments on each item.
+//! [`RoomPipeline`]: the handle the room actor holds on its room's media graph.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
 
-use tokio::sync::mpsc;
+use gst::prelude::*;
+use tokio::sync::{mpsc, oneshot};
 
+use crate::engine::{Cmd, Engine};
 use crate::event::PipelineEvent;
 use crate::ids::{PeerId, TrackId};
+use crate::peer_bin::IceSettings;
 
 /// Settings of a room pipeline.
 #[derive(Debug, Clone)]
@@ -18,7 +22,7 @@ pub struct PipelineConfig {
     pub ice_addresses: Vec<IpAddr>,
     /// UDP port range of webrtcbin's ICE sockets (`0, 0` = any).
     pub ice_port_range: (u16, u16),
-    /// Jitterbuffer latency of the server-side webrtcbins, in milliseconds.
+    /// Jitterbuffer latency of the server-side webrtcbins, in milliseconds (20–50 advised).
     pub latency_ms: u32,
 }
 
@@ -43,6 +47,9 @@ pub enum PipelineError {
     /// The peer is unknown to this pipeline.
     #[error("unknown peer {0}")]
     UnknownPeer(PeerId),
+    /// The peer was already added.
+    #[error("peer {0} already exists")]
+    DuplicatePeer(PeerId),
     /// The pipeline no longer runs.
     #[error("room pipeline is closed")]
     Closed,
@@ -51,17 +58,162 @@ pub enum PipelineError {
     Gst(String),
 }
 
-/// The media graph of one room. Placeholder until the media engine lands.
+/// The media graph of one room: a handle on the room's media thread.
+///
+/// Every method returns at once (it only posts a command), so it may be called from a tokio
+/// task. Results arrive as [`PipelineEvent`]s. Dropping the handle shuts the room down like
+/// [`RoomPipeline::shutdown`].
+#[derive(Debug)]
 pub struct RoomPipeline {
-    _events: mpsc::UnboundedSender<PipelineEvent>,
+    cmd: std_mpsc::Sender<Cmd>,
+    pipeline: gst::Pipeline,
+    peers: HashSet<PeerId>,
+    bus_stop: Arc<AtomicBool>,
+    shut: bool,
 }
 
 impl RoomPipeline {
-    /// Creates the pipeline and the receiver of its events.
+    /// Creates the room's pipeline (PLAYING), its media thread and its bus watcher, and the
+    /// receiver of its events. Calls `gst::init`.
     pub fn new(
-        _config: PipelineConfig,
+        config: PipelineConfig,
     ) -> Result<(Self, mpsc::UnboundedReceiver<PipelineEvent>), PipelineError> {
+        gst::init().map_err(|e| PipelineError::Gst(e.to_string()))?;
+        for factory in ["webrtcbin", crate::forwarder::FACTORY] {
+            if gst::ElementFactory::find(factory).is_none() {
+                return Err(PipelineError::MissingElement(factory.into()));
+            }
+        }
         let (tx, rx) = mpsc::unbounded_channel();
-        Ok((Self { _events: tx }, rx))
+        let pipeline = gst::Pipeline::with_name(&config.name);
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| PipelineError::Gst(e.to_string()))?;
+        let (cmd_tx, cmd_rx) = std_mpsc::channel();
+        let ice = IceSettings {
+            addresses: config.ice_addresses.clone(),
+            port_range: config.ice_port_range,
+            latency_ms: config.latency_ms,
+        };
+        let bus_stop = Arc::new(AtomicBool::new(false));
+        let fail = |e: std::io::Error| {
+            let _ = pipeline.set_state(gst::State::Null);
+            PipelineError::Gst(format!("cannot spawn thread: {e}"))
+        };
+        crate::bus::spawn(pipeline.clone(), cmd_tx.clone(), tx.clone(), bus_stop.clone())
+            .map_err(fail)?;
+        let (engine_pipeline, engine_cmd) = (pipeline.clone(), cmd_tx.clone());
+        if let Err(e) = std::thread::Builder::new()
+            .name(format!("media-{}", config.name))
+            .spawn(move || Engine::new(engine_pipeline, ice, tx, engine_cmd).run(cmd_rx))
+        {
+            bus_stop.store(true, Ordering::Release);
+            return Err(fail(e));
+        }
+        Ok((
+            Self {
+                cmd: cmd_tx,
+                pipeline,
+                peers: HashSet::new(),
+                bus_stop,
+                shut: false,
+            },
+            rx,
+        ))
+    }
+
+    fn post(&self, cmd: Cmd) -> Result<(), PipelineError> {
+        self.cmd.send(cmd).map_err(|_| PipelineError::Closed)
+    }
+
+    /// Adds a participant: a `peer-<id>` bin with its webrtcbin. Failures to build it arrive
+    /// as `PeerFailed`.
+    pub fn add_peer(&mut self, peer: &PeerId) -> Result<(), PipelineError> {
+        if self.peers.contains(peer) {
+            return Err(PipelineError::DuplicatePeer(peer.clone()));
+        }
+        self.post(Cmd::AddPeer(peer.clone()))?;
+        self.peers.insert(peer.clone());
+        Ok(())
+    }
+
+    /// Removes a participant and everything it published or received (safe order). Unknown
+    /// peers are ignored. No event follows.
+    pub fn remove_peer(&mut self, peer: &PeerId) {
+        if self.peers.remove(peer) {
+            let _ = self.post(Cmd::RemovePeer(peer.clone()));
+        }
+    }
+
+    /// Answers an offer according to `plan`. The result arrives as `AnswerReady` or
+    /// `NegotiationFailed`; one offer per peer at a time.
+    pub fn handle_offer(&mut self, peer: &PeerId, plan: OfferPlan) -> Result<(), PipelineError> {
+        if !self.peers.contains(peer) {
+            return Err(PipelineError::UnknownPeer(peer.clone()));
+        }
+        self.post(Cmd::Offer(peer.clone(), plan))
+    }
+
+    /// Passes a trickled remote candidate (`candidate:` line) to the peer's webrtcbin. Empty
+    /// strings (end of candidates) and unknown peers are ignored.
+    pub fn add_remote_candidate(&mut self, peer: &PeerId, mline: u32, candidate: &str) {
+        if candidate.trim().is_empty() || !self.peers.contains(peer) {
+            return;
+        }
+        let _ = self.post(Cmd::RemoteCandidate(
+            peer.clone(),
+            mline,
+            candidate.to_owned(),
+        ));
+    }
+
+    /// Asks the publisher of `track` for a keyframe (deduplicated by the forwarder).
+    pub fn request_keyframe(&self, track: &TrackId) {
+        let _ = self.post(Cmd::RequestKeyframe(track.clone()));
+    }
+
+    /// The pipeline graph in Graphviz dot.
+    pub fn dot(&self) -> String {
+        self.pipeline
+            .debug_to_dot_data(gst::DebugGraphDetails::all())
+            .to_string()
+    }
+
+    /// Number of elements in the pipeline, recursively (for leak checks).
+    pub fn element_count(&self) -> usize {
+        self.pipeline.iterate_recurse().into_iter().count()
+    }
+
+    /// Packets forwarded so far by the forwarder of `track`, if it exists.
+    pub fn forwarded_packets(&self, track: &TrackId) -> Option<u64> {
+        let fwd = self
+            .pipeline
+            .by_name(&crate::forwarder::element_name(track))?;
+        fwd.find_property("forwarded-packets")?;
+        Some(fwd.property::<u64>("forwarded-packets"))
+    }
+
+    /// Peers currently added.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.peers.iter()
+    }
+
+    /// Tears the room down on its media thread (peers in the safe order, then the pipeline to
+    /// NULL) and returns at once. The receiver resolves when the pipeline is NULL.
+    pub fn shutdown(mut self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.shut = true;
+        let _ = self.post(Cmd::Shutdown(Some(tx)));
+        self.bus_stop.store(true, Ordering::Release);
+        rx
+    }
+}
+
+impl Drop for RoomPipeline {
+    fn drop(&mut self) {
+        if !self.shut {
+            let _ = self.cmd.send(Cmd::Shutdown(None));
+            self.bus_stop.store(true, Ordering::Release);
+        }
     }
 }

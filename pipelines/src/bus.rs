@@ -1,0 +1,84 @@
+//! The one bus watcher of a room pipeline: a thread popping the bus with a timeout.
+//!
+//! Errors whose source lies inside `peer-<id>` become [`Cmd::PeerError`] (the media thread
+//! removes that peer and reports `PeerFailed`); any other error is `RoomFailed`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use gst::prelude::*;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::engine::Cmd;
+use crate::event::PipelineEvent;
+use crate::ids::PeerId;
+
+/// The peer whose bin contains `obj`, if any (walks up to the child of the pipeline).
+pub(crate) fn owning_peer(obj: &gst::Object, pipeline: &gst::Pipeline) -> Option<PeerId> {
+    let mut cur = obj.clone();
+    loop {
+        let parent = cur.parent()?;
+        if parent.as_ptr() == pipeline.upcast_ref::<gst::Object>().as_ptr() {
+            return cur.name().strip_prefix("peer-").map(PeerId::from);
+        }
+        cur = parent;
+    }
+}
+
+/// Starts the watcher thread; it ends when `stop` is set.
+pub(crate) fn spawn(
+    pipeline: gst::Pipeline,
+    cmd: Sender<Cmd>,
+    events: UnboundedSender<PipelineEvent>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let bus = pipeline.bus().expect("a pipeline always has a bus");
+    std::thread::Builder::new()
+        .name(format!("bus-{}", pipeline.name()))
+        .spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
+                    continue;
+                };
+                handle(&pipeline, &msg, &cmd, &events);
+            }
+        })
+}
+
+fn handle(
+    pipeline: &gst::Pipeline,
+    msg: &gst::Message,
+    cmd: &Sender<Cmd>,
+    events: &UnboundedSender<PipelineEvent>,
+) {
+    use gst::MessageView;
+    match msg.view() {
+        MessageView::Error(err) => {
+            let reason = format!(
+                "{}: {} ({})",
+                msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                err.error(),
+                err.debug().unwrap_or_default()
+            );
+            tracing::warn!(%reason, "pipeline error");
+            match msg.src().and_then(|s| owning_peer(s, pipeline)) {
+                Some(peer) => {
+                    let _ = cmd.send(Cmd::PeerError { peer, reason });
+                }
+                None => {
+                    let _ = events.send(PipelineEvent::RoomFailed { reason });
+                }
+            }
+        }
+        MessageView::Warning(w) => {
+            tracing::debug!(
+                src = %msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                "pipeline warning: {}",
+                w.error()
+            );
+        }
+        _ => {}
+    }
+}
+

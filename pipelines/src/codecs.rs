@@ -1,0 +1,218 @@
+//! RTP caps for the transceivers webrtcbin answers with.
+//!
+//! Lamina answers exactly one codec per m-line, with the payload type the client offered:
+//! VP8 for video, Opus for audio. webrtcbin 1.22 builds the answer from the transceiver caps, so
+//! those caps carry everything the answer must contain: `rtcp-fb-*` fields for the feedback we
+//! want, `extmap-<id>` fields for the header extensions we keep (it drops every extmap that is
+//! not in the caps), and, on sending m-lines, a fixed `ssrc`.
+
+use gst_sdp::SDPMediaRef;
+
+use crate::ids::TrackKind;
+
+/// Header extension: transport-wide congestion control sequence numbers.
+pub(crate) const EXT_TWCC: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+/// Header extension: client-to-mixer audio level.
+pub(crate) const EXT_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// Feedback kept on the publisher (receiving) side.
+const PUBLISH_FB: &[&str] = &[
+    "rtcp-fb-nack-pli",
+    "rtcp-fb-ccm-fir",
+    "rtcp-fb-transport-cc",
+];
+/// Feedback kept on the subscriber (sending) side: keyframe requests only.
+const SUBSCRIBE_FB: &[&str] = &["rtcp-fb-nack-pli", "rtcp-fb-ccm-fir"];
+
+/// The codec a published track carries, as chosen from its publisher's offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Codec {
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Upper-case encoding name (`VP8`, `OPUS`).
+    pub encoding_name: String,
+    /// RTP clock rate.
+    pub clock_rate: i32,
+}
+
+/// Media kind of an SDP m-line, if audio or video.
+pub(crate) fn media_kind(media: &SDPMediaRef) -> Option<TrackKind> {
+    match media.media() {
+        Some("audio") => Some(TrackKind::Audio),
+        Some("video") => Some(TrackKind::Video),
+        _ => None,
+    }
+}
+
+fn supported(kind: TrackKind, name: &str, clock_rate: i32) -> bool {
+    match kind {
+        TrackKind::Video => name.eq_ignore_ascii_case("VP8") && clock_rate == 90000,
+        TrackKind::Audio => name.eq_ignore_ascii_case("OPUS") && clock_rate == 48000,
+    }
+}
+
+/// The offered formats of an m-line as (pt, caps structure named `application/x-rtp`).
+fn offered_formats(media: &SDPMediaRef) -> Vec<(i32, gst::Structure)> {
+    media
+        .formats()
+        .filter_map(|f| f.parse::<i32>().ok())
+        .filter_map(|pt| {
+            let caps = media.caps_from_media(pt)?;
+            let mut s = caps.structure(0)?.to_owned();
+            s.set_name("application/x-rtp");
+            Some((pt, s))
+        })
+        .collect()
+}
+
+fn codec_of(kind: TrackKind, s: &gst::StructureRef) -> Option<Codec> {
+    let name = s.get::<&str>("encoding-name").ok()?;
+    let clock_rate = s.get::<i32>("clock-rate").ok()?;
+    supported(kind, name, clock_rate).then(|| Codec {
+        kind,
+        encoding_name: name.to_ascii_uppercase(),
+        clock_rate,
+    })
+}
+
+/// Keeps only the RTP basics, the fmtp parameters and the listed feedback fields.
+fn filter_fields(s: &mut gst::Structure, keep_fb: &[&str]) {
+    let drop: Vec<String> = s
+        .fields()
+        .filter(|f| {
+            (f.starts_with("rtcp-fb-") && !keep_fb.contains(&f.as_str()))
+                || f.starts_with("extmap-")
+                || f.starts_with("a-")
+                || f.starts_with("rid-")
+                || *f == "ssrc"
+        })
+        .map(|f| f.to_string())
+        .collect();
+    for f in drop {
+        s.remove_field(f.as_str());
+    }
+}
+
+/// `a=extmap` lines of an m-line (and of the session) as (id, uri).
+fn extmaps<'a>(
+    media: &'a SDPMediaRef,
+    session: &'a gst_sdp::SDPMessageRef,
+) -> impl Iterator<Item = (u32, &'a str)> + 'a {
+    media
+        .attributes()
+        .chain(session.attributes())
+        .filter(|a| a.key() == "extmap")
+        .filter_map(|a| {
+            let mut parts = a.value()?.split_whitespace();
+            let id = parts.next()?.split('/').next()?.parse::<u32>().ok()?;
+            Some((id, parts.next()?))
+        })
+}
+
+/// Caps for `add-transceiver(recvonly, caps)` on a client's sendonly m-line: the first supported
+/// codec of the offer with the offer's PT, keyframe/TWCC feedback and the TWCC/audio-level
+/// extmaps under the offer's ids. `None` when the m-line offers no supported codec.
+pub(crate) fn publisher_caps(
+    media: &SDPMediaRef,
+    session: &gst_sdp::SDPMessageRef,
+) -> Option<(Codec, gst::Caps)> {
+    let kind = media_kind(media)?;
+    let (_, mut s, codec) = offered_formats(media)
+        .into_iter()
+        .find_map(|(pt, s)| codec_of(kind, &s).map(|c| (pt, s, c)))?;
+    filter_fields(&mut s, PUBLISH_FB);
+    for (id, uri) in extmaps(media, session) {
+        let keep = uri == EXT_TWCC || (kind == TrackKind::Audio && uri == EXT_AUDIO_LEVEL);
+        if keep {
+            s.set(format!("extmap-{id}").as_str(), uri);
+        }
+    }
+    Some((codec, gst::Caps::builder_full().structure(s).build()))
+}
+
+/// Caps for the `codec-preferences` of a sending (subscriber) m-line: the offered format of
+/// `codec` with the subscriber's PT, keyframe feedback, and the fixed `ssrc` we forward with.
+/// Returns (pt, caps), or `None` when the subscriber did not offer that codec.
+pub(crate) fn subscriber_caps(
+    media: &SDPMediaRef,
+    codec: &Codec,
+    ssrc: u32,
+) -> Option<(u32, gst::Caps)> {
+    if media_kind(media)? != codec.kind {
+        return None;
+    }
+    let (pt, mut s) = offered_formats(media)
+        .into_iter()
+        .find(|(_, s)| codec_of(codec.kind, s).as_ref() == Some(codec))?;
+    filter_fields(&mut s, SUBSCRIBE_FB);
+    s.set("ssrc", ssrc);
+    Some((pt as u32, gst::Caps::builder_full().structure(s).build()))
+}
+
+/// Caps that make webrtcbin answer an m-line `inactive`: its first offered format, nothing else.
+pub(crate) fn inactive_caps(media: &SDPMediaRef) -> Option<gst::Caps> {
+    let (_, mut s) = offered_formats(media).into_iter().next()?;
+    filter_fields(&mut s, &[]);
+    Some(gst::Caps::builder_full().structure(s).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0 1\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 100\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\n\
+a=rtpmap:96 H264/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+a=rtpmap:100 VP8/90000\r\na=rtcp-fb:100 nack\r\na=rtcp-fb:100 nack pli\r\na=rtcp-fb:100 goog-remb\r\n";
+
+    fn parse() -> gst_sdp::SDPMessage {
+        gst::init().unwrap();
+        gst_sdp::SDPMessage::parse_buffer(OFFER.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn publisher_audio_keeps_pt_fb_and_extmaps() {
+        let sdp = parse();
+        let media = sdp.media(0).unwrap();
+        let (codec, caps) = publisher_caps(media, &sdp).unwrap();
+        assert_eq!(codec.encoding_name, "OPUS");
+        let s = caps.structure(0).unwrap();
+        assert_eq!(s.get::<i32>("payload").unwrap(), 111);
+        assert!(s.has_field("rtcp-fb-transport-cc"));
+        assert_eq!(s.get::<&str>("extmap-1").unwrap(), EXT_AUDIO_LEVEL);
+        assert_eq!(s.get::<&str>("extmap-3").unwrap(), EXT_TWCC);
+        assert!(!s.has_field("extmap-4"));
+    }
+
+    #[test]
+    fn subscriber_video_picks_offered_vp8_pt() {
+        let sdp = parse();
+        let media = sdp.media(1).unwrap();
+        let vp8 = Codec {
+            kind: TrackKind::Video,
+            encoding_name: "VP8".into(),
+            clock_rate: 90000,
+        };
+        let (pt, caps) = subscriber_caps(media, &vp8, 4242).unwrap();
+        assert_eq!(pt, 100);
+        let s = caps.structure(0).unwrap();
+        assert_eq!(s.get::<u32>("ssrc").unwrap(), 4242);
+        assert!(s.has_field("rtcp-fb-nack-pli"));
+        assert!(!s.has_field("rtcp-fb-nack"));
+        assert!(!s.has_field("rtcp-fb-goog-remb"));
+        let opus = Codec {
+            kind: TrackKind::Audio,
+            encoding_name: "OPUS".into(),
+            clock_rate: 48000,
+        };
+        assert!(subscriber_caps(media, &opus, 1).is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! Thin wrapper around one `laminaforwarder` element (`fwd-<track>`): one RTP sink fed by the
+//! publisher's webrtcbin, one request pad `src_%u` per subscriber m-line.
+//!
+//! The element's API (from `elements/`): request-pad properties `active` (gate; false until
+//! the subscriber is connected; switching it on requests a keyframe), `pt` and `ssrc` (rewrite
+//! targets); action signal `request-keyframe`; element property `forwarded-packets`.
+
+use gst::prelude::*;
+
+use crate::ids::TrackId;
+
+/// GStreamer factory name of the forwarder.
+pub const FACTORY: &str = "laminaforwarder";
+
+/// Pipeline element name of a track's forwarder.
+pub fn element_name(track: &TrackId) -> String {
+    format!("fwd-{track}")
+}
+
+/// One track's forwarder element.
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarder {
+    element: gst::Element,
+}
+
+impl Forwarder {
+    /// Creates `fwd-<track>` (not yet in a bin).
+    pub(crate) fn new(track: &TrackId) -> Result<Self, crate::PipelineError> {
+        let element = gst::ElementFactory::make(FACTORY)
+            .name(element_name(track))
+            .build()
+            .map_err(|_| crate::PipelineError::MissingElement(FACTORY.into()))?;
+        Ok(Self { element })
+    }
+
+    /// The element.
+    pub(crate) fn element(&self) -> &gst::Element {
+        &self.element
+    }
+
+    /// The RTP sink pad.
+    pub(crate) fn sink_pad(&self) -> gst::Pad {
+        self.element
+            .static_pad("sink")
+            .expect("laminaforwarder has an always sink pad")
+    }
+
+    /// Requests an inactive output pad rewriting to `pt`/`ssrc`.
+    pub(crate) fn request_src(&self, pt: u32, ssrc: u32) -> Option<gst::Pad> {
+        let pad = self.element.request_pad_simple("src_%u")?;
+        pad.set_property("pt", pt);
+        pad.set_property("ssrc", ssrc);
+        pad.set_property("active", false);
+        Some(pad)
+    }
+
+    /// Opens or closes the gate of one output. Opening requests a keyframe from the publisher.
+    pub(crate) fn set_active(pad: &gst::Pad, active: bool) {
+        pad.set_property("active", active);
+    }
+
+    /// Asks the publisher for a keyframe (deduplicated by the element).
+    pub(crate) fn request_keyframe(&self) {
+        self.element.emit_by_name::<()>("request-keyframe", &[]);
+    }
+
+    /// Detaches one output in the safe order: gate closed, unlink from inside an IDLE probe
+    /// (never waits for an in-flight push), then release the request pad.
+    pub(crate) fn release_src(&self, pad: &gst::Pad) {
+        Self::set_active(pad, false);
+        crate::teardown::unlink_when_idle(pad);
+        self.element.release_request_pad(pad);
+    }
+}

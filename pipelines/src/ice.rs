@@ -1,0 +1,48 @@
+//! ICE helpers: the libnice restart workaround and ufrag extraction.
+//!
+//! webrtcbin 1.22 applies a remote ICE restart (new ice-ufrag/pwd) to libnice with
+//! `set_remote_credentials` only; libnice then keeps the old candidate pair, because the new
+//! one has the same priority (notes Part 2 §0). Calling `nice_agent_restart_stream` on the
+//! `NiceAgent` behind the webrtcbin before `set-remote-description` makes libnice drop the old
+//! remote candidates and check list, so it re-checks and selects the new pair.
+
+use glib::prelude::*;
+use glib::translate::ToGlibPtr;
+
+#[link(name = "nice")]
+unsafe extern "C" {
+    fn nice_agent_restart_stream(
+        agent: *mut glib::gobject_ffi::GObject,
+        stream_id: u32,
+    ) -> glib::ffi::gboolean;
+}
+
+/// With `bundle-policy=max-bundle` webrtcbin has exactly one ICE stream, id 1.
+pub(crate) const BUNDLE_STREAM_ID: u32 = 1;
+
+/// The `NiceAgent` behind a webrtcbin's `ice-agent` (a `GstWebRTCNice`), if it exposes one.
+pub(crate) fn nice_agent(ice: &gst_webrtc::WebRTCICE) -> Option<glib::Object> {
+    ice.find_property("agent")?;
+    ice.property::<Option<glib::Object>>("agent")
+}
+
+/// Restarts ICE stream `stream_id` of a `NiceAgent`: new local credentials, remote candidates
+/// and check list dropped. Returns libnice's result.
+pub(crate) fn restart_stream(agent: &glib::Object, stream_id: u32) -> bool {
+    if agent.type_().name() != "NiceAgent" {
+        return false;
+    }
+    let ptr: *mut glib::gobject_ffi::GObject = agent.to_glib_none().0;
+    // SAFETY: `agent` is a live NiceAgent (type checked above) and we hold a reference for the
+    // duration of the call; libnice takes its own agent lock internally.
+    unsafe { nice_agent_restart_stream(ptr, stream_id) != 0 }
+}
+
+/// The first `a=ice-ufrag` of an SDP (session level, else the first media that has one).
+pub(crate) fn ufrag(sdp: &gst_sdp::SDPMessageRef) -> Option<String> {
+    if let Some(u) = sdp.attribute_val("ice-ufrag") {
+        return Some(u.to_owned());
+    }
+    sdp.medias()
+        .find_map(|m| m.attribute_val("ice-ufrag").map(str::to_owned))
+}

@@ -1,0 +1,254 @@
+//! [`PeerBin`]: one participant's `peer-<id>` bin with its webrtcbin and the signal glue.
+//!
+//! Callbacks connected here run on GStreamer threads (webrtcbin's pc thread, libnice, streaming
+//! threads). They do O(1) work: post a [`Cmd`] to the room's media thread, or — `pad-added` of a
+//! publisher's RTP src pad only — ghost the pad and link it to the track's already existing
+//! forwarder, because data flows right after the handler returns and an unlinked pad would stop
+//! the stream. They capture the webrtcbin weakly; their handler ids are disconnected on removal.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+use gst_webrtc::prelude::*;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::codecs::Codec;
+use crate::engine::Cmd;
+use crate::event::PipelineEvent;
+use crate::ids::{PeerId, TrackId};
+use crate::PipelineError;
+
+/// Bin name of a peer: `peer-<id>`.
+pub fn bin_name(peer: &PeerId) -> String {
+    format!("peer-{peer}")
+}
+
+/// Where a publisher's m-line goes: the forwarder sink of its track.
+#[derive(Debug)]
+pub(crate) struct PublishSlot {
+    pub track: TrackId,
+    pub codec: Codec,
+    pub fwd_sink: gst::Pad,
+    /// `TrackPublished` was sent.
+    pub announced: bool,
+}
+
+/// State shared between the media thread and the peer's GStreamer callbacks.
+/// Lock order: this is the only lock; never held across a GStreamer call.
+#[derive(Debug)]
+pub(crate) struct PeerShared {
+    pub peer: PeerId,
+    pub cmd: Sender<Cmd>,
+    pub events: UnboundedSender<PipelineEvent>,
+    /// m-line index → forwarder of the track published there.
+    pub publish: Mutex<HashMap<u32, PublishSlot>>,
+}
+
+/// A peer's bin, webrtcbin and ICE objects, as owned by the media thread.
+#[derive(Debug)]
+pub(crate) struct PeerBin {
+    pub bin: gst::Bin,
+    pub webrtc: gst::Element,
+    /// Kept alive on purpose: webrtcbin misbehaves when its agent's last ref goes (notes §6.1).
+    pub _ice: gst_webrtc::WebRTCICE,
+    /// The `NiceAgent` behind `ice`, for the ICE-restart workaround.
+    pub nice: Option<glib::Object>,
+    pub shared: Arc<PeerShared>,
+    handlers: Vec<glib::SignalHandlerId>,
+}
+
+/// ICE settings of a room.
+#[derive(Debug, Clone)]
+pub(crate) struct IceSettings {
+    pub addresses: Vec<IpAddr>,
+    pub port_range: (u16, u16),
+    pub latency_ms: u32,
+}
+
+impl PeerBin {
+    /// Builds `peer-<id>` (not yet added to the pipeline) and connects its callbacks.
+    pub(crate) fn new(
+        peer: &PeerId,
+        ice: &IceSettings,
+        cmd: Sender<Cmd>,
+        events: UnboundedSender<PipelineEvent>,
+    ) -> Result<Self, PipelineError> {
+        let bin = gst::Bin::builder().name(bin_name(peer)).build();
+        let webrtc = gst::ElementFactory::make("webrtcbin")
+            .name("webrtcbin")
+            .property_from_str("bundle-policy", "max-bundle")
+            .property("latency", ice.latency_ms)
+            .build()
+            .map_err(|_| PipelineError::MissingElement("webrtcbin".into()))?;
+        bin.add(&webrtc)
+            .map_err(|e| PipelineError::Gst(e.to_string()))?;
+
+        let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        for addr in &ice.addresses {
+            agent.emit_add_local_ip_address(&addr.to_string());
+        }
+        let (min, max) = ice.port_range;
+        if (min, max) != (0, 0) {
+            agent.set_min_rtp_port(u32::from(min));
+            agent.set_max_rtp_port(u32::from(max));
+        }
+        if agent.find_property("ice-tcp").is_some() {
+            agent.set_property("ice-tcp", false);
+        }
+        let nice = crate::ice::nice_agent(&agent);
+
+        let shared = Arc::new(PeerShared {
+            peer: peer.clone(),
+            cmd,
+            events,
+            publish: Mutex::new(HashMap::new()),
+        });
+        let handlers = connect_callbacks(&webrtc, &shared);
+        Ok(Self {
+            bin,
+            webrtc,
+            _ice: agent,
+            nice,
+            shared,
+            handlers,
+        })
+    }
+
+    /// Disconnects every callback (before teardown, so nothing fires into a dying peer).
+    pub(crate) fn disconnect(&mut self) {
+        for id in self.handlers.drain(..) {
+            self.webrtc.disconnect(id);
+        }
+    }
+}
+
+fn connect_callbacks(webrtc: &gst::Element, shared: &Arc<PeerShared>) -> Vec<glib::SignalHandlerId> {
+    let mut ids = Vec::new();
+
+    let sh = shared.clone();
+    ids.push(webrtc.connect("on-ice-candidate", false, move |values| {
+        let mline = values.get(1).and_then(|v| v.get::<u32>().ok());
+        let cand = values.get(2).and_then(|v| v.get::<String>().ok());
+        if let (Some(mline), Some(candidate)) = (mline, cand) {
+            let _ = sh.cmd.send(Cmd::LocalCandidate {
+                peer: sh.peer.clone(),
+                mline,
+                candidate,
+            });
+        }
+        None
+    }));
+
+    let sh = shared.clone();
+    ids.push(webrtc.connect_notify(Some("connection-state"), move |w, _| {
+        let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+        let _ = sh.cmd.send(Cmd::ConnectionState {
+            peer: sh.peer.clone(),
+            state,
+        });
+    }));
+
+    let sh = shared.clone();
+    ids.push(webrtc.connect_notify(Some("ice-connection-state"), move |w, _| {
+        let state = w.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state");
+        tracing::debug!(peer = %sh.peer, ?state, "ice-connection-state");
+    }));
+
+    let sh = shared.clone();
+    ids.push(webrtc.connect_pad_added(move |w, pad| on_pad_added(&sh, w, pad)));
+
+    let sh = shared.clone();
+    ids.push(webrtc.connect_pad_removed(move |_, pad| {
+        if pad.direction() == gst::PadDirection::Src {
+            let _ = sh.cmd.send(Cmd::SrcPadRemoved {
+                peer: sh.peer.clone(),
+                pad: pad.name().to_string(),
+            });
+        }
+    }));
+    ids
+}
+
+/// Streaming thread: a publisher's RTP src pad appeared. Ghost it and link it to the forwarder
+/// of the track published on its m-line (created by the media thread before the answer).
+fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
+    if pad.direction() != gst::PadDirection::Src {
+        return;
+    }
+    let Some(bin) = webrtc.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) else {
+        return;
+    };
+    let mline = pad
+        .property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver")
+        .map(|t| t.mlineindex());
+    let target = {
+        let mut map = shared.publish.lock().unwrap_or_else(|e| e.into_inner());
+        mline.and_then(|m| map.get_mut(&m)).map(|slot| {
+            let first = !slot.announced;
+            slot.announced = true;
+            (slot.track.clone(), slot.codec.clone(), slot.fwd_sink.clone(), first)
+        })
+    };
+    let Some((track, codec, fwd_sink, first)) = target else {
+        tracing::warn!(peer = %shared.peer, pad = %pad.name(), ?mline, "RTP for no published track: discarding");
+        discard(&bin, pad);
+        return;
+    };
+    let ghost = match gst::GhostPad::builder_with_target(pad) {
+        Ok(b) => b.name(pad.name()).build(),
+        Err(e) => {
+            tracing::error!(peer = %shared.peer, "cannot ghost {}: {e}", pad.name());
+            return;
+        }
+    };
+    let _ = ghost.set_active(true);
+    if bin.add_pad(&ghost).is_err() {
+        tracing::error!(peer = %shared.peer, "cannot add ghost pad {}", pad.name());
+        return;
+    }
+    if let Some(old) = fwd_sink.peer() {
+        // The publisher switched SSRC on this m-line: the newest stream wins.
+        let _ = old.unlink(&fwd_sink);
+    }
+    if let Err(e) = ghost.link(&fwd_sink) {
+        tracing::error!(peer = %shared.peer, %track, "cannot link to forwarder: {e:?}");
+        return;
+    }
+    tracing::debug!(peer = %shared.peer, %track, pad = %pad.name(), "publisher pad linked");
+    if first {
+        let codec_name = pad
+            .current_caps()
+            .and_then(|c| {
+                c.structure(0)
+                    .and_then(|s| s.get::<String>("encoding-name").ok())
+            })
+            .unwrap_or(codec.encoding_name);
+        let _ = shared.events.send(PipelineEvent::TrackPublished {
+            peer: shared.peer.clone(),
+            track,
+            kind: codec.kind,
+            codec: codec_name,
+        });
+    }
+}
+
+/// Links an unexpected src pad to a fakesink inside the peer's bin, so that its stream does
+/// not return NOT_LINKED into webrtcbin's shared receive path.
+fn discard(bin: &gst::Bin, pad: &gst::Pad) {
+    let Ok(sink) = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+    else {
+        return;
+    };
+    if bin.add(&sink).is_ok() {
+        let _ = sink.sync_state_with_parent();
+        if let Some(sinkpad) = sink.static_pad("sink") {
+            let _ = pad.link(&sinkpad);
+        }
+    }
+}
