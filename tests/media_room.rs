@@ -1,0 +1,263 @@
+//! Media through a real server: webrtcbin participants speak the Phoenix + media-event protocol
+//! over WebSocket to Lamina on 127.0.0.1 and count the frames they decode.
+//!
+//! The tests of this file run one at a time (they share two cores with their encoders).
+
+mod support;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use lamina::client::{Participant, ParticipantConfig, ParticipantState};
+use lamina::room::{RoomCommand, RoomId};
+use lamina::server::Server;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn url(server: &Server) -> String {
+    format!("ws://{}/socket/websocket", server.addr)
+}
+
+async fn join(server: &Server, room: &str, name: &str, audio: bool, video: bool) -> Participant {
+    Participant::join(ParticipantConfig {
+        url: url(server),
+        room: room.into(),
+        name: name.into(),
+        audio,
+        video,
+    })
+    .await
+    .expect("participant joins")
+}
+
+/// True when `s` decodes `min` frames of every track of each endpoint in `from`, and each of
+/// them publishes `tracks_each` tracks.
+fn decodes_all(s: &ParticipantState, from: &[&str], tracks_each: usize, min: u64) -> bool {
+    from.iter().all(|e| s.playing(e, min) == tracks_each)
+}
+
+async fn wait_decoding(p: &Participant, from: &[&str], tracks_each: usize) -> ParticipantState {
+    p.wait_until("remote media decoded", MEDIA_TIMEOUT, |s| {
+        decodes_all(s, from, tracks_each, 10)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{}: {e}", p.id))
+}
+
+async fn describe(server: &Server, room: &str) -> serde_json::Value {
+    let handle = server.rooms.get(&RoomId(room.into())).expect("room runs");
+    let (reply, rx) = oneshot::channel();
+    assert!(handle.send(RoomCommand::Describe { reply }).await);
+    rx.await.expect("room answers")
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_exchange_audio_and_video() {
+    let _serial = serial();
+    let server = support::spawn_server(|_| {}).await;
+    let a = join(&server, "two", "A", true, true).await;
+    let b = join(&server, "two", "B", true, true).await;
+    let sa = wait_decoding(&a, &[&b.id], 2).await;
+    let sb = wait_decoding(&b, &[&a.id], 2).await;
+    assert_eq!(sa.endpoints[&b.id]["displayName"], "B");
+    assert_eq!(sb.endpoints[&a.id]["displayName"], "A");
+    assert!(sa.errors.is_empty() && sb.errors.is_empty(), "{:?} {:?}", sa.errors, sb.errors);
+    a.leave().await;
+    b.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_peers_each_decode_the_two_others() {
+    let _serial = serial();
+    let server = support::spawn_server(|_| {}).await;
+    let a = join(&server, "three", "A", true, true).await;
+    let b = join(&server, "three", "B", true, true).await;
+    let c = join(&server, "three", "C", true, true).await;
+    wait_decoding(&a, &[&b.id, &c.id], 2).await;
+    wait_decoding(&b, &[&a.id, &c.id], 2).await;
+    wait_decoding(&c, &[&a.id, &b.id], 2).await;
+    for p in [a, b, c] {
+        p.leave().await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_decodes_its_first_remote_frame_quickly() {
+    let _serial = serial();
+    let server = support::spawn_server(|_| {}).await;
+    let a = join(&server, "late", "A", true, true).await;
+    let b = join(&server, "late", "B", true, true).await;
+    wait_decoding(&a, &[&b.id], 2).await;
+    wait_decoding(&b, &[&a.id], 2).await;
+    // A's encoder now only makes keyframes on request: the late joiner needs the server's.
+    let start = Instant::now();
+    let c = join(&server, "late", "C", false, false).await;
+    let s = c
+        .wait_until("first remote video frame", MEDIA_TIMEOUT, |s| {
+            s.tracks
+                .values()
+                .any(|t| t.metadata["type"] == "camera" && t.frames > 0)
+        })
+        .await
+        .unwrap();
+    let first = s
+        .tracks
+        .values()
+        .filter(|t| t.metadata["type"] == "camera")
+        .filter_map(|t| t.first_frame)
+        .min()
+        .unwrap();
+    let ms = (first - start).as_millis();
+    println!("[metric] late_joiner_first_frame_ms={ms}");
+    assert!(ms < 1000, "late joiner waited {ms} ms for its first frame");
+    wait_decoding(&c, &[&a.id, &b.id], 2).await;
+    for p in [a, b, c] {
+        p.leave().await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_share_added_and_removed_mid_call() {
+    let _serial = serial();
+    let server = support::spawn_server(|_| {}).await;
+    let a = join(&server, "share", "A", true, true).await;
+    let b = join(&server, "share", "B", true, true).await;
+    wait_decoding(&b, &[&a.id], 2).await;
+    a.add_video_track(json!({"type": "screensharing", "active": true}));
+    let s = b
+        .wait_until("screen share decoded", MEDIA_TIMEOUT, |s| {
+            s.tracks
+                .values()
+                .any(|t| t.metadata["type"] == "screensharing" && t.frames >= 10)
+        })
+        .await
+        .unwrap();
+    let share = s
+        .tracks
+        .iter()
+        .find(|(_, t)| t.metadata["type"] == "screensharing")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    assert!(share.starts_with(&format!("{}:", a.id)));
+    a.remove_track(&share);
+    b.wait_until("screen share removed", MEDIA_TIMEOUT, |s| {
+        !s.tracks.contains_key(&share)
+    })
+    .await
+    .unwrap();
+    // The camera and microphone keep flowing.
+    let before = b.snapshot().playing(&a.id, 0);
+    assert_eq!(before, 2);
+    let frames = b.snapshot().total_frames();
+    b.wait_until("media still flowing", MEDIA_TIMEOUT, |s| {
+        s.total_frames() > frames + 30
+    })
+    .await
+    .unwrap();
+    a.leave().await;
+    b.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_leaving_does_not_interrupt_the_others() {
+    let _serial = serial();
+    let server = support::spawn_server(|_| {}).await;
+    let a = join(&server, "leave", "A", true, true).await;
+    let b = join(&server, "leave", "B", true, true).await;
+    let c = join(&server, "leave", "C", true, true).await;
+    wait_decoding(&a, &[&b.id, &c.id], 2).await;
+    wait_decoding(&b, &[&a.id, &c.id], 2).await;
+    let c_id = c.id.clone();
+    let frames_a = a.snapshot().tracks.clone();
+    c.leave().await;
+    let left = Instant::now();
+    a.wait_until("C removed", MEDIA_TIMEOUT, |s| !s.endpoints.contains_key(&c_id))
+        .await
+        .unwrap();
+    println!("[metric] endpoint_removed_after_leave_ms={}", left.elapsed().as_millis());
+    // A and B keep decoding each other for two more seconds, without a gap over 500 ms.
+    let target = frames_a
+        .iter()
+        .filter(|(_, t)| t.endpoint == b.id)
+        .map(|(_, t)| t.frames)
+        .sum::<u64>()
+        + 40;
+    let s = a
+        .wait_until("B still decoding", MEDIA_TIMEOUT, |s| {
+            s.tracks
+                .values()
+                .filter(|t| t.endpoint == b.id)
+                .map(|t| t.frames)
+                .sum::<u64>()
+                > target
+        })
+        .await
+        .unwrap();
+    for t in s.tracks.values().filter(|t| t.endpoint == b.id) {
+        assert!(t.max_gap < Duration::from_millis(500), "gap {:?}", t.max_gap);
+    }
+    a.leave().await;
+    b.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_leave_cycles_return_to_baseline() {
+    let _serial = serial();
+    let server = support::spawn_server(|_| {}).await;
+    let a = join(&server, "cycles", "A", true, true).await;
+    // Let A's own round settle before taking the baseline.
+    a.wait_until("A answered", MEDIA_TIMEOUT, |s| s.answers >= 1)
+        .await
+        .unwrap();
+    let elements = |v: serde_json::Value| v["elements"].as_u64().unwrap_or(0);
+    let mut base_elements = 0;
+    let mut base_threads = 0;
+    for cycle in 0..10 {
+        let b = join(&server, "cycles", "B", true, true).await;
+        wait_decoding(&b, &[&a.id], 2).await;
+        b.leave().await;
+        a.wait_until("B gone", MEDIA_TIMEOUT, |s| s.endpoints.is_empty())
+            .await
+            .unwrap();
+        // Teardown runs on the room's media thread: wait for the counts to settle.
+        let deadline = Instant::now() + MEDIA_TIMEOUT;
+        loop {
+            let e = elements(describe(&server, "cycles").await);
+            let t = threads();
+            if cycle == 0 {
+                base_elements = e;
+                base_threads = t;
+                break;
+            }
+            if e == base_elements && t <= base_threads + 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cycle {cycle}: elements {e} (baseline {base_elements}), threads {t} (baseline {base_threads})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    println!("[metric] baseline_elements={base_elements} baseline_threads={base_threads}");
+    a.leave().await;
+    server.stop().await;
+}
