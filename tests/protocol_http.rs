@@ -94,7 +94,14 @@ async fn unknown_paths_are_404() {
     let web = WebDir::new();
     let dir = web.0.clone();
     let server = spawn_server(move |c| c.web_dir = dir).await;
-    for path in ["/nope", "/room", "/room/a/b", "/health/x", "/socket", "/index.html"] {
+    for path in [
+        "/nope",
+        "/room",
+        "/room/a/b",
+        "/health/x",
+        "/socket",
+        "/index.html",
+    ] {
         let (status, _) = http_get(server.addr, path).await;
         assert_eq!(status, 404, "{path}");
     }

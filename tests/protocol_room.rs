@@ -49,9 +49,13 @@ async fn connect_peer(addr: std::net::SocketAddr, topic: &str, name: &str) -> Pe
 
 fn is_uuid(s: &str) -> bool {
     s.len() == 36
-        && s.chars()
-            .enumerate()
-            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+        && s.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 async fn endpoint_removed(p: &mut Peer, id: &str) {
@@ -126,9 +130,7 @@ async fn leave_removes_the_peer_for_the_others() {
         .push(&b.join_ref, &b.topic, "phx_leave", json!({}))
         .await;
     assert_eq!(b.client.reply(&r).await.status(), "ok");
-    b.client
-        .next_frame_where(|f| f.event == "phx_close")
-        .await;
+    b.client.next_frame_where(|f| f.event == "phx_close").await;
     endpoint_removed(&mut a, &b.id).await;
     server.stop().await;
 }
@@ -142,17 +144,18 @@ async fn disconnect_media_event_closes_the_channel() {
     b.client
         .media_event(&b.join_ref, &b.topic, json!({"type": "disconnect"}))
         .await;
-    let close = b
-        .client
-        .next_frame_where(|f| f.event == "phx_close")
-        .await;
+    let close = b.client.next_frame_where(|f| f.event == "phx_close").await;
     assert_eq!(close.join_ref.as_deref(), Some(b.join_ref.as_str()));
     assert_eq!(close.topic, b.topic);
     endpoint_removed(&mut a, &b.id).await;
     // The channel is gone on the server too.
     let r = b
         .client
-        .media_event(&b.join_ref, &b.topic, json!({"type": "connect", "data": {"metadata": {}}}))
+        .media_event(
+            &b.join_ref,
+            &b.topic,
+            json!({"type": "connect", "data": {"metadata": {}}}),
+        )
         .await;
     assert_eq!(
         b.client.reply(&r).await.response(),
@@ -169,10 +172,7 @@ async fn rejoin_on_the_same_socket_replaces_the_peer() {
     a.client.media_event_of_type("endpointAdded").await;
     let old_id = b.id.clone();
     let new_ref = b.client.send_join("room:rejoin").await;
-    let close = b
-        .client
-        .next_frame_where(|f| f.event == "phx_close")
-        .await;
+    let close = b.client.next_frame_where(|f| f.event == "phx_close").await;
     assert_eq!(close.join_ref.as_deref(), Some(b.join_ref.as_str()));
     assert_eq!(b.client.reply(&new_ref).await.status(), "ok");
     endpoint_removed(&mut a, &old_id).await;
@@ -205,7 +205,11 @@ async fn rooms_are_isolated() {
     assert_eq!(others.len(), 1);
     assert_eq!(others[0]["id"], a.id.as_str());
     let added = a.client.media_event_of_type("endpointAdded").await;
-    assert_eq!(added["data"]["id"], c.id.as_str(), "Bob is not announced to Alice");
+    assert_eq!(
+        added["data"]["id"],
+        c.id.as_str(),
+        "Bob is not announced to Alice"
+    );
     server.stop().await;
 }
 
