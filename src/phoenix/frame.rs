@@ -274,14 +274,15 @@ impl Frame {
 
     /// The JSON text of this frame.
     pub fn encode(&self) -> String {
-        let value = Value::Array(vec![
-            self.join_ref.clone().map_or(Value::Null, Value::String),
-            self.reference.clone().map_or(Value::Null, Value::String),
-            Value::String(self.topic.clone()),
-            Value::String(self.event.clone()),
-            Value::Object(self.payload.clone()),
-        ]);
-        value.to_string()
+        // A tuple serializes as a JSON array; `None` as `null`.
+        let fields = (
+            &self.join_ref,
+            &self.reference,
+            &self.topic,
+            &self.event,
+            &self.payload,
+        );
+        serde_json::to_string(&fields).expect("a frame of strings and a JSON map always serializes")
     }
 }
 
