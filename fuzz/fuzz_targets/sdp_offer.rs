@@ -1,0 +1,10 @@
+//! The SDP offer summary must never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = lamina::sdp::summarize(text);
+    }
+});
