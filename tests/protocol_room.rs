@@ -244,3 +244,19 @@ async fn garbage_media_events_do_not_break_the_room() {
     assert!(b.connected["data"]["otherEndpoints"].is_array());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn room_shutdown_closes_the_channels() {
+    let server = spawn_server(|_| {}).await;
+    let mut a = connect_peer(server.addr, "room:shutdown", "Alice").await;
+    for room in server.rooms.handles() {
+        assert!(room.send(lamina::room::RoomCommand::Shutdown).await);
+    }
+    let error = a.client.media_event_of_type("error").await;
+    assert!(error["data"]["message"].is_string(), "{error}");
+    let close = a.client.next_frame_where(|f| f.event == "phx_close").await;
+    assert_eq!(close.join_ref.as_deref(), Some(a.join_ref.as_str()));
+    // The channel is forgotten: a new join on the same socket starts a fresh room.
+    a.client.join_ok("room:shutdown").await;
+    server.stop().await;
+}

@@ -223,6 +223,108 @@ async fn room_stopped(room: &RoomHandle) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::phoenix::frame::decode;
+    use crate::phoenix::transport::{spawn_writer, WsOut};
+    use crate::room::RoomCommand;
+
+    /// Runs a relay for `room:r` with join ref `"7"`; returns the room's sender for the peer,
+    /// the frames written to the socket and the ended notifications.
+    fn relay_fixture(
+        room: RoomHandle,
+    ) -> (
+        mpsc::Sender<PeerOutbound>,
+        mpsc::UnboundedReceiver<WsOut>,
+        mpsc::Receiver<ChannelEnded>,
+    ) {
+        let (written_tx, written) = mpsc::unbounded_channel();
+        let sink = futures_util::sink::unfold(written_tx, |tx, out: WsOut| async move {
+            let _ = tx.send(out);
+            Ok::<_, std::convert::Infallible>(tx)
+        });
+        let (outbox, _writer) = spawn_writer(Box::pin(sink), 16);
+        let (peer_tx, peer_rx) = mpsc::channel(16);
+        let (ended_tx, ended) = mpsc::channel(4);
+        tokio::spawn(relay(
+            peer_rx,
+            outbox,
+            "room:r".into(),
+            Some("7".into()),
+            room,
+            ended_tx,
+        ));
+        (peer_tx, written, ended)
+    }
+
+    async fn next_frame(written: &mut mpsc::UnboundedReceiver<WsOut>) -> Frame {
+        match written.recv().await {
+            Some(WsOut::Text(t)) => decode(&t, usize::MAX).unwrap(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    fn room() -> (RoomHandle, mpsc::Receiver<RoomCommand>) {
+        let (tx, rx) = mpsc::channel(4);
+        (RoomHandle::new(RoomId("r".into()), tx), rx)
+    }
+
+    #[tokio::test]
+    async fn relays_media_events_as_pushes_with_the_join_ref() {
+        let (handle, _commands) = room();
+        let (peer, mut written, _ended) = relay_fixture(handle);
+        peer.send(PeerOutbound::MediaEvent("{\"type\":\"x\"}".into()))
+            .await
+            .unwrap();
+        let f = next_frame(&mut written).await;
+        assert_eq!(f.join_ref.as_deref(), Some("7"));
+        assert_eq!(f.reference, None);
+        assert_eq!(f.topic, "room:r");
+        assert_eq!(f.event, "mediaEvent");
+        assert_eq!(f.payload.get("data"), Some(&json!("{\"type\":\"x\"}")));
+    }
+
+    #[tokio::test]
+    async fn closed_by_the_room_sends_phx_close() {
+        let (handle, _commands) = room();
+        let (peer, mut written, mut ended) = relay_fixture(handle);
+        peer.send(PeerOutbound::Closed {
+            error: Some("kicked".into()),
+        })
+        .await
+        .unwrap();
+        let f = next_frame(&mut written).await;
+        assert_eq!(f.event, "phx_close");
+        assert_eq!(f.join_ref.as_deref(), Some("7"));
+        assert_eq!(
+            ended.recv().await,
+            Some(ChannelEnded {
+                topic: "room:r".into(),
+                join_ref: Some("7".into())
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn stopped_room_sends_phx_error() {
+        let (handle, commands) = room();
+        let (peer, mut written, mut ended) = relay_fixture(handle);
+        drop(commands);
+        drop(peer);
+        let f = next_frame(&mut written).await;
+        assert_eq!(f.event, "phx_error");
+        assert_eq!(f.payload.get("reason"), Some(&json!("channel_crash")));
+        assert!(ended.recv().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn peer_queue_dropped_by_a_live_room_ends_the_relay_quietly() {
+        let (handle, _commands) = room();
+        let (peer, mut written, mut ended) = relay_fixture(handle);
+        drop(peer);
+        // The relay ends without a frame and without an ended notification: both channels
+        // close once it has dropped its ends.
+        assert_eq!(ended.recv().await, None);
+        assert_eq!(written.recv().await, None);
+    }
 
     #[test]
     fn room_ids() {

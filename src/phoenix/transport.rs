@@ -158,12 +158,17 @@ async fn write_loop<Si>(
     Si: Sink<WsOut> + Unpin + Send + 'static,
     Si::Error: Display,
 {
-    let close = loop {
+    // A dropped abort handle only means nobody will abort any more.
+    let mut can_abort = true;
+    let close = 'outer: loop {
         let msg = tokio::select! {
             biased;
-            close = &mut abort_rx => match close {
+            close = &mut abort_rx, if can_abort => match close {
                 Ok(close) => break Some(close),
-                Err(_) => break None,
+                Err(_) => {
+                    can_abort = false;
+                    continue;
+                }
             },
             msg = rx.recv() => msg,
         };
@@ -171,16 +176,23 @@ async fn write_loop<Si>(
             None => break None,
             Some(WsOut::Close(close)) => break Some(close),
             Some(text @ WsOut::Text(_)) => {
-                tokio::select! {
-                    biased;
-                    close = &mut abort_rx => match close {
-                        Ok(close) => break Some(close),
-                        Err(_) => break None,
-                    },
-                    res = sink.send(text) => if let Err(e) = res {
-                        tracing::debug!(error = %e, "websocket write failed");
-                        return;
-                    },
+                let send = sink.send(text);
+                tokio::pin!(send);
+                loop {
+                    tokio::select! {
+                        biased;
+                        close = &mut abort_rx, if can_abort => match close {
+                            Ok(close) => break 'outer Some(close),
+                            Err(_) => can_abort = false,
+                        },
+                        res = &mut send => {
+                            if let Err(e) = res {
+                                tracing::debug!(error = %e, "websocket write failed");
+                                return;
+                            }
+                            break;
+                        }
+                    }
                 }
             }
         }
