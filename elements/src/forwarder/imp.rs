@@ -19,6 +19,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use super::keyframe::{KeyUnitRequest, Throttle, FORCE_KEY_UNIT};
 use super::pad::Plan;
 use super::rewrite::Input;
 
@@ -45,8 +46,6 @@ const SIGNAL_REQUEST_KEYFRAME: &str = "request-keyframe";
 
 const DEFAULT_KEYFRAME_MIN_INTERVAL_MS: u32 = 500;
 
-/// Structure name of `gst_video` (upstream) force-key-unit events.
-const FORCE_KEY_UNIT: &str = "GstForceKeyUnit";
 /// Structure name of the upstream retransmission request of rtpjitterbuffer/rtpsession.
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
 
@@ -70,7 +69,7 @@ struct State {
     clock_rate: Option<u32>,
     is_audio: bool,
     segment: gst::FormattedSegment<gst::ClockTime>,
-    last_keyframe_request: Option<Instant>,
+    keyframe_throttle: Throttle,
     invalid_rtp_logged: bool,
     /// Next index for `src_%u` when the caller does not name the pad.
     next_pad_index: u32,
@@ -103,23 +102,6 @@ pub struct LaminaForwarder {
     stats: Stats,
 }
 
-/// An upstream force-key-unit event as `gst_video_event_new_upstream_force_key_unit` builds it.
-fn force_key_unit_event(
-    running_time: Option<gst::ClockTime>,
-    all_headers: bool,
-    count: u32,
-) -> gst::Event {
-    let s = gst::Structure::builder(FORCE_KEY_UNIT)
-        .field(
-            "running-time",
-            running_time.map_or(u64::MAX, gst::ClockTime::nseconds),
-        )
-        .field("all-headers", all_headers)
-        .field("count", count)
-        .build();
-    gst::event::CustomUpstream::new(s)
-}
-
 /// Header fields the forwarder needs from an input packet, or `None` if it is not valid RTP.
 fn rtp_header(buffer: &gst::BufferRef) -> Option<(u32, u16, u32)> {
     let rtp = gst_rtp::RTPBuffer::from_buffer_readable(buffer).ok()?;
@@ -146,11 +128,7 @@ fn rewrite_buffer(mut buffer: gst::Buffer, plan: &Plan) -> Result<gst::Buffer, g
 
 /// Events a src pad received from downstream that the forwarder handles itself.
 enum UpstreamEvent {
-    KeyUnit {
-        running_time: Option<gst::ClockTime>,
-        all_headers: bool,
-        count: u32,
-    },
+    KeyUnit(KeyUnitRequest),
     Retransmission(gst::Structure),
     Other,
 }
@@ -234,8 +212,10 @@ impl LaminaForwarder {
             };
             let Some(out) = out else { break };
             if let Some(caps) = &plan.caps {
-                // A failure here shows up again as the push result below.
-                pad.push_event(caps.clone());
+                if pad.current_caps().as_ref() != Some(caps) {
+                    // A failure here shows up again as the push result below.
+                    pad.push_event(gst::event::Caps::new(caps));
+                }
             }
             let out = match rewrite_buffer(out, &plan) {
                 Ok(out) => out,
@@ -328,7 +308,9 @@ impl LaminaForwarder {
             gst::QueryViewMut::Caps(q) => {
                 let templ = pad.pad_template_caps();
                 let caps = match q.filter() {
-                    Some(filter) => filter.intersect_with_mode(&templ, gst::CapsIntersectMode::First),
+                    Some(filter) => {
+                        filter.intersect_with_mode(&templ, gst::CapsIntersectMode::First)
+                    }
                     None => templ,
                 };
                 q.set_result(&caps);
@@ -351,7 +333,9 @@ impl LaminaForwarder {
                     .current_caps()
                     .unwrap_or_else(|| pad.pad_template_caps());
                 let caps = match q.filter() {
-                    Some(filter) => filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+                    Some(filter) => {
+                        filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First)
+                    }
                     None => caps,
                 };
                 q.set_result(&caps);
@@ -364,15 +348,9 @@ impl LaminaForwarder {
     fn src_event(&self, pad: &super::LaminaForwarderPad, event: gst::Event) -> bool {
         let kind = match event.view() {
             gst::EventView::CustomUpstream(ev) => match ev.structure() {
-                Some(s) if s.name() == FORCE_KEY_UNIT => UpstreamEvent::KeyUnit {
-                    running_time: s
-                        .get::<u64>("running-time")
-                        .ok()
-                        .filter(|t| *t != u64::MAX)
-                        .map(gst::ClockTime::from_nseconds),
-                    all_headers: s.get::<bool>("all-headers").unwrap_or(false),
-                    count: s.get::<u32>("count").unwrap_or(0),
-                },
+                Some(s) if s.name() == FORCE_KEY_UNIT => {
+                    KeyUnitRequest::parse(s).map_or(UpstreamEvent::Other, UpstreamEvent::KeyUnit)
+                }
                 Some(s) if s.name() == RETRANSMISSION_REQUEST => {
                     UpstreamEvent::Retransmission(s.to_owned())
                 }
@@ -381,24 +359,21 @@ impl LaminaForwarder {
             _ => UpstreamEvent::Other,
         };
         match kind {
-            UpstreamEvent::KeyUnit {
-                running_time,
-                all_headers,
-                count,
-            } => {
-                // A fresh event: the subscriber side may have added its (rewritten) ssrc/payload.
-                let fku = force_key_unit_event(running_time, all_headers, count);
-                self.send_keyframe_request(fku, pad.name().as_str());
+            UpstreamEvent::KeyUnit(request) => {
+                // Re-built: the subscriber side may have added its (rewritten) ssrc/payload.
+                self.send_keyframe_request(request, pad.name().as_str());
                 true
             }
             UpstreamEvent::Retransmission(mut s) => {
-                let out_seq = s.get::<u32>("seqnum").ok().and_then(|v| u16::try_from(v).ok());
+                let out_seq = s
+                    .get::<u32>("seqnum")
+                    .ok()
+                    .and_then(|v| u16::try_from(v).ok());
                 match out_seq.and_then(|seq| pad.imp().input_for(seq)) {
                     Some((ssrc, seq)) => {
                         s.set("seqnum", u32::from(seq));
                         s.set("ssrc", ssrc);
-                        self.sinkpad
-                            .push_event(gst::event::CustomUpstream::new(s))
+                        self.sinkpad.push_event(gst::event::CustomUpstream::new(s))
                     }
                     None => false,
                 }
@@ -409,20 +384,12 @@ impl LaminaForwarder {
 
     /// Sends a force-key-unit event upstream unless one went out less than
     /// `keyframe-min-interval` ago; returns whether it was sent.
-    fn send_keyframe_request(&self, event: gst::Event, reason: &str) -> bool {
+    fn send_keyframe_request(&self, request: KeyUnitRequest, reason: &str) -> bool {
         let interval =
             Duration::from_millis(u64::from(lock(&self.settings).keyframe_min_interval_ms));
-        let allowed = {
-            let mut state = lock(&self.state);
-            let now = Instant::now();
-            match state.last_keyframe_request {
-                Some(last) if now.duration_since(last) < interval => false,
-                _ => {
-                    state.last_keyframe_request = Some(now);
-                    true
-                }
-            }
-        };
+        let allowed = lock(&self.state)
+            .keyframe_throttle
+            .allow(Instant::now(), interval);
         if !allowed {
             self.stats
                 .keyframe_requests_dropped
@@ -432,7 +399,7 @@ impl LaminaForwarder {
         }
         self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
         gst::debug!(CAT, imp = self, "requesting keyframe upstream ({reason})");
-        if !self.sinkpad.push_event(event) {
+        if !self.sinkpad.push_event(request.to_event()) {
             gst::debug!(CAT, imp = self, "keyframe request not handled upstream");
         }
         true
@@ -445,7 +412,7 @@ impl LaminaForwarder {
             return;
         }
         let reason = format!("{} activated", pad.name());
-        self.send_keyframe_request(force_key_unit_event(None, false, 0), &reason);
+        self.send_keyframe_request(KeyUnitRequest::default(), &reason);
     }
 
     /// Replays the sink pad's sticky events onto a new src pad, with its rewritten caps.
@@ -566,10 +533,12 @@ impl ObjectImpl for LaminaForwarder {
             vec![glib::subclass::Signal::builder(SIGNAL_REQUEST_KEYFRAME)
                 .action()
                 .class_handler(|args| {
-                    let element = args.first().and_then(|v| v.get::<super::LaminaForwarder>().ok());
+                    let element = args
+                        .first()
+                        .and_then(|v| v.get::<super::LaminaForwarder>().ok());
                     if let Some(element) = element {
                         element.imp().send_keyframe_request(
-                            force_key_unit_event(None, false, 0),
+                            KeyUnitRequest::default(),
                             SIGNAL_REQUEST_KEYFRAME,
                         );
                     }
@@ -662,7 +631,9 @@ impl ElementImpl for LaminaForwarder {
             let mut state = lock(&self.state);
             match name {
                 Some(name) => {
-                    let Some(index) = name.strip_prefix("src_").and_then(|i| i.parse::<u32>().ok())
+                    let Some(index) = name
+                        .strip_prefix("src_")
+                        .and_then(|i| i.parse::<u32>().ok())
                     else {
                         gst::warning!(CAT, imp = self, "invalid pad name {name}");
                         return None;
@@ -749,7 +720,7 @@ impl ElementImpl for LaminaForwarder {
 
 impl ChildProxyImpl for LaminaForwarder {
     fn children_count(&self) -> u32 {
-        u32::try_from(self.obj().num_pads()).unwrap_or(u32::MAX)
+        u32::from(self.obj().num_pads())
     }
 
     fn child_by_name(&self, name: &str) -> Option<glib::Object> {

@@ -60,6 +60,7 @@ use gst::prelude::*;
 
 mod caps;
 mod imp;
+mod keyframe;
 mod pad;
 pub mod rewrite;
 

@@ -78,8 +78,8 @@ impl PadState {
 /// What the streaming thread must do for one active pad and one input packet.
 #[derive(Debug)]
 pub(super) struct Plan {
-    /// Rewritten caps to push before the buffer, if they changed.
-    pub caps: Option<gst::Event>,
+    /// Rewritten caps to push before the buffer unless the pad already has them.
+    pub caps: Option<gst::Caps>,
     /// Payload type to write, `None` to keep.
     pub pt: Option<u8>,
     /// SSRC to write.
@@ -236,7 +236,7 @@ impl LaminaForwarderPad {
             Some(c) if state.caps_dirty => {
                 state.caps_dirty = false;
                 state.input_caps = Some(c.clone());
-                Some(state.caps_event(c))
+                Some(forwarded_caps(c, state.settings.pt, state.settings.ssrc))
             }
             _ => None,
         };

@@ -180,7 +180,9 @@ fn ts_gap(last_rt: Option<u64>, now_rt: Option<u64>, clock_rate: Option<u32>) ->
     match (last_rt, now_rt, rate) {
         (Some(last), Some(now), Some(rate)) if now > last => {
             let ticks = u128::from(now - last) * u128::from(rate) / 1_000_000_000;
-            u32::try_from(ticks).unwrap_or(MAX_TS_GAP).clamp(1, MAX_TS_GAP)
+            u32::try_from(ticks)
+                .unwrap_or(MAX_TS_GAP)
+                .clamp(1, MAX_TS_GAP)
         }
         (_, _, Some(rate)) => (rate / 1000 * FALLBACK_GAP_MS).max(1),
         _ => 1,
@@ -223,7 +225,10 @@ mod tests {
             out(&mut r, pkt(1, 65534, u32::MAX - 10, None)),
             (65534, u32::MAX - 10, true)
         );
-        assert_eq!(out(&mut r, pkt(1, 65535, u32::MAX, None)), (65535, u32::MAX, false));
+        assert_eq!(
+            out(&mut r, pkt(1, 65535, u32::MAX, None)),
+            (65535, u32::MAX, false)
+        );
         assert_eq!(out(&mut r, pkt(1, 0, 2989, None)), (0, 2989, false));
         assert_eq!(out(&mut r, pkt(1, 1, 5989, None)), (1, 5989, false));
     }
@@ -238,7 +243,10 @@ mod tests {
         let (seq, ts, resynced) = out(&mut r, pkt(1, 512, 777_000, Some(3 * SEC)));
         assert_eq!((seq, ts, resynced), (12, 1000 + 180_000, true));
         // The new mapping holds for the following packets.
-        assert_eq!(out(&mut r, pkt(1, 513, 780_000, Some(3 * SEC))), (13, 184_000, false));
+        assert_eq!(
+            out(&mut r, pkt(1, 513, 780_000, Some(3 * SEC))),
+            (13, 184_000, false)
+        );
     }
 
     #[test]
@@ -255,10 +263,7 @@ mod tests {
         };
         r.rewrite(&no_rate);
         r.mark_gap();
-        let next = Input {
-            seq: 99,
-            ..no_rate
-        };
+        let next = Input { seq: 99, ..no_rate };
         assert_eq!(r.rewrite(&next).map(|o| (o.seq, o.ts)), Some((11, 1001)));
     }
 
@@ -268,8 +273,14 @@ mod tests {
         out(&mut r, pkt(1, 65535, u32::MAX - 100, Some(SEC)));
         // New source with unrelated numbering, 20 ms later.
         let (seq, ts, resynced) = out(&mut r, pkt(2, 3000, 42, Some(SEC + SEC / 50)));
-        assert_eq!((seq, ts, resynced), (0, (u32::MAX - 100).wrapping_add(1800), true));
-        assert_eq!(out(&mut r, pkt(2, 3001, 3042, None)), (1, ts.wrapping_add(3000), false));
+        assert_eq!(
+            (seq, ts, resynced),
+            (0, (u32::MAX - 100).wrapping_add(1800), true)
+        );
+        assert_eq!(
+            out(&mut r, pkt(2, 3001, 3042, None)),
+            (1, ts.wrapping_add(3000), false)
+        );
     }
 
     #[test]
@@ -281,7 +292,7 @@ mod tests {
         // Just inside the dropout window: kept as loss.
         let mut r = Rewriter::new();
         out(&mut r, pkt(1, 100, 1000, None));
-        assert_eq!(out(&mut r, pkt(1, 100 + MAX_DROPOUT, 1000, None)).2, false);
+        assert!(!out(&mut r, pkt(1, 100 + MAX_DROPOUT, 1000, None)).2);
         // A big backward jump is a restart too.
         let mut r = Rewriter::new();
         out(&mut r, pkt(1, 5000, 1000, None));
