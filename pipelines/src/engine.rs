@@ -398,6 +398,7 @@ impl Engine {
                 .publish
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
+                .slots
                 .remove(&t.mline);
         }
         if publisher_leaving {

@@ -140,6 +140,14 @@ impl Engine {
         call(&webrtc, "set-remote-description", Some(&offer.to_value()))?;
 
         // 3. Every m-line, in order.
+        if let Some(p) = self.peers.get(peer) {
+            let mut map = p.pb.shared.publish.lock().unwrap_or_else(|e| e.into_inner());
+            for (idx, media) in sdp.medias().enumerate() {
+                for ssrc in announced_ssrcs(media) {
+                    map.ssrcs.insert(ssrc, idx as u32);
+                }
+            }
+        }
         let mut added_links = false;
         for (idx, media) in sdp.medias().enumerate() {
             let mline = idx as u32;
@@ -292,20 +300,22 @@ impl Engine {
         }
         let transceiver =
             webrtc.emit_by_name::<WebRTCRTPTransceiver>("add-transceiver", &[&Dir::Recvonly, &caps]);
+        let pt = caps
+            .structure(0)
+            .and_then(|s| s.get::<i32>("payload").ok())
+            .unwrap_or(-1) as u32;
         if let Some(p) = self.peers.get(peer) {
-            p.pb.shared
-                .publish
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(
-                    mline,
-                    PublishSlot {
-                        track: track.clone(),
-                        codec: codec.clone(),
-                        fwd_sink: fwd.sink_pad(),
-                        announced: false,
-                    },
-                );
+            let mut map = p.pb.shared.publish.lock().unwrap_or_else(|e| e.into_inner());
+            map.slots.insert(
+                mline,
+                PublishSlot {
+                    track: track.clone(),
+                    codec: codec.clone(),
+                    pt,
+                    fwd_sink: fwd.sink_pad(),
+                    announced: false,
+                },
+            );
         }
         self.tracks.insert(
             track.clone(),
@@ -413,6 +423,15 @@ impl Engine {
             }
         }
     }
+}
+
+/// SSRCs announced with `a=ssrc:<ssrc> ...` on an m-line.
+fn announced_ssrcs(media: &SDPMediaRef) -> Vec<u32> {
+    media
+        .attributes()
+        .filter(|a| a.key() == "ssrc")
+        .filter_map(|a| a.value()?.split_whitespace().next()?.parse().ok())
+        .collect()
 }
 
 /// A transceiver that makes webrtcbin answer an m-line `inactive` (and keeps later unlocked

@@ -31,9 +31,42 @@ pub fn bin_name(peer: &PeerId) -> String {
 pub(crate) struct PublishSlot {
     pub track: TrackId,
     pub codec: Codec,
+    /// The payload type the client sends with on this m-line.
+    pub pt: u32,
     pub fwd_sink: gst::Pad,
     /// `TrackPublished` was sent.
     pub announced: bool,
+}
+
+/// The publishing side of a peer, as seen by `pad-added`.
+#[derive(Debug, Default)]
+pub(crate) struct PublishMap {
+    /// m-line index → slot.
+    pub slots: HashMap<u32, PublishSlot>,
+    /// SSRCs the offers announced (`a=ssrc`) → m-line index.
+    pub ssrcs: HashMap<u32, u32>,
+}
+
+impl PublishMap {
+    /// The m-line a received stream belongs to. webrtcbin 1.22 reports m-line 0 for an SSRC the
+    /// offer did not announce, so the transceiver is only the last resort: announced SSRC
+    /// first, then a payload type used by exactly one published m-line, then the transceiver.
+    fn resolve(&self, ssrc: Option<u32>, pt: Option<u32>, transceiver: Option<u32>) -> Option<u32> {
+        if let Some(m) = ssrc.and_then(|s| self.ssrcs.get(&s)) {
+            return Some(*m);
+        }
+        if let Some(pt) = pt {
+            let mut by_pt = self.slots.iter().filter(|(_, s)| s.pt == pt);
+            if let (Some((m, _)), None) = (by_pt.next(), by_pt.next()) {
+                return Some(*m);
+            }
+        }
+        transceiver.filter(|m| {
+            self.slots
+                .get(m)
+                .is_some_and(|s| pt.is_none_or(|pt| s.pt == pt))
+        })
+    }
 }
 
 /// State shared between the media thread and the peer's GStreamer callbacks.
@@ -43,8 +76,8 @@ pub(crate) struct PeerShared {
     pub peer: PeerId,
     pub cmd: Sender<Cmd>,
     pub events: UnboundedSender<PipelineEvent>,
-    /// m-line index → forwarder of the track published there.
-    pub publish: Mutex<HashMap<u32, PublishSlot>>,
+    /// Where the peer's received streams go.
+    pub publish: Mutex<PublishMap>,
 }
 
 /// A peer's bin, webrtcbin and ICE objects, as owned by the media thread.
@@ -104,7 +137,7 @@ impl PeerBin {
             peer: peer.clone(),
             cmd,
             events,
-            publish: Mutex::new(HashMap::new()),
+            publish: Mutex::new(PublishMap::default()),
         });
         let handlers = connect_callbacks(&webrtc, &shared);
         Ok(Self {
@@ -181,19 +214,32 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
     let Some(bin) = webrtc.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) else {
         return;
     };
-    let mline = pad
+    let transceiver = pad
         .property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver")
         .map(|t| t.mlineindex());
+    let caps = pad.current_caps();
+    let field = |name: &str| {
+        caps.as_ref()
+            .and_then(|c| c.structure(0))
+            .and_then(|s| s.get::<u32>(name).ok().or_else(|| s.get::<i32>(name).ok().map(|v| v as u32)))
+    };
+    let (ssrc, pt) = (field("ssrc"), field("payload"));
     let target = {
         let mut map = shared.publish.lock().unwrap_or_else(|e| e.into_inner());
-        mline.and_then(|m| map.get_mut(&m)).map(|slot| {
+        let mline = map.resolve(ssrc, pt, transceiver);
+        mline.and_then(|m| map.slots.get_mut(&m)).and_then(|slot| {
+            // One stream per m-line: a second one (new SSRC) is discarded, never swapped in,
+            // so the first one can never end up unlinked.
+            if slot.fwd_sink.peer().is_some() {
+                return None;
+            }
             let first = !slot.announced;
             slot.announced = true;
-            (slot.track.clone(), slot.codec.clone(), slot.fwd_sink.clone(), first)
+            Some((slot.track.clone(), slot.codec.clone(), slot.fwd_sink.clone(), first))
         })
     };
     let Some((track, codec, fwd_sink, first)) = target else {
-        tracing::warn!(peer = %shared.peer, pad = %pad.name(), ?mline, "RTP for no published track: discarding");
+        tracing::warn!(peer = %shared.peer, pad = %pad.name(), ?transceiver, ?ssrc, ?pt, "RTP for no free published track: discarding");
         discard(&bin, pad);
         return;
     };
@@ -209,12 +255,10 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
         tracing::error!(peer = %shared.peer, "cannot add ghost pad {}", pad.name());
         return;
     }
-    if let Some(old) = fwd_sink.peer() {
-        // The publisher switched SSRC on this m-line: the newest stream wins.
-        let _ = old.unlink(&fwd_sink);
-    }
     if let Err(e) = ghost.link(&fwd_sink) {
         tracing::error!(peer = %shared.peer, %track, "cannot link to forwarder: {e:?}");
+        let _ = bin.remove_pad(&ghost);
+        discard(&bin, pad);
         return;
     }
     tracing::debug!(peer = %shared.peer, %track, pad = %pad.name(), "publisher pad linked");
