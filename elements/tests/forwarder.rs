@@ -409,6 +409,8 @@ fn key_unit_requests_from_two_pads_are_throttled_to_one() {
 #[test]
 fn request_keyframe_signal_sends_one_throttled_request() {
     let el = forwarder();
+    // Far longer than the test, so timing cannot matter.
+    el.set_property("keyframe-min-interval", 60_000u32);
     let mut h = publisher(&el, VP8_CAPS);
     el.emit_by_name::<()>("request-keyframe", &[]);
     el.emit_by_name::<()>("request-keyframe", &[]);
@@ -633,6 +635,10 @@ fn gst_launch_forwards_through_the_plugin_to_eos() {
         output.status.success() && stdout.contains("Got EOS from element"),
         "gst-launch failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
+    );
+    assert!(
+        !stderr.contains("CRITICAL") && !stderr.contains("WARNING"),
+        "no GLib criticals or warnings expected:\n{stderr}"
     );
     assert!(
         stdout.contains("GstLaminaForwarderPad:src_0: caps = application/x-rtp")
