@@ -110,3 +110,33 @@ async fn unknown_paths_are_404() {
     assert_eq!(status, 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn debug_endpoints_are_off_by_default() {
+    let server = spawn_server(|_| {}).await;
+    let (status, _) = http_get(server.addr, "/debug/rooms").await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn debug_endpoints_list_rooms() {
+    let server = spawn_server(|c| c.debug_endpoints = true).await;
+    let (status, body) = http_get(server.addr, "/debug/rooms").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "[]");
+    let mut c = support::PhoenixClient::connect(server.addr).await;
+    c.join_ok("room:dbg").await;
+    let (status, body) = http_get(server.addr, "/debug/rooms").await;
+    assert_eq!(status, 200);
+    let rooms: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(rooms[0]["id"], "dbg", "{body}");
+    let (status, _) = http_get(server.addr, "/debug/rooms/nope/pipeline.dot").await;
+    assert_eq!(status, 404);
+    let (status, body) = http_get(server.addr, "/debug/rooms/dbg/pipeline.dot").await;
+    assert!(
+        status == 200 && body.contains("digraph") || status == 404,
+        "{status} {body}"
+    );
+    server.stop().await;
+}

@@ -3,7 +3,9 @@
 //! - [`routes`]: the route table and the rejection → status mapping.
 //! - [`ws`]: `/socket/websocket`, adapting warp's WebSocket to [`crate::phoenix::socket::run`].
 //! - [`web`]: the built browser client from `config.web_dir`.
+//! - [`debug`]: room snapshots and pipeline graphs (only with `--debug-endpoints`).
 
+pub mod debug;
 pub mod routes;
 pub mod web;
 pub mod ws;

@@ -7,6 +7,7 @@
 //! | `GET /` | `index.html` of the web client (503 when it is not built) |
 //! | `GET /room/<id>` | `room.html` (the client reads the room id from the URL) |
 //! | `GET /assets/…` | files under `web_dir/assets` (no path traversal) |
+//! | `GET /debug/rooms`, `GET /debug/rooms/<id>/pipeline.dot` | with `--debug-endpoints` only |
 //! | anything else | 404 |
 
 use std::convert::Infallible;
@@ -14,7 +15,7 @@ use std::convert::Infallible;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::{web, ws, AppState};
+use super::{debug, web, ws, AppState};
 
 /// All routes of the server.
 pub fn routes(
@@ -27,6 +28,7 @@ pub fn routes(
     health
         .or(ws::route(state.clone()))
         .or(web::routes(&state.config.web_dir))
+        .or(debug::routes(state.clone()))
         .recover(recover)
 }
 
