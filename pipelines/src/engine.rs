@@ -404,11 +404,18 @@ impl Engine {
         if publisher_leaving {
             return Some(t.fwd);
         }
-        if t.fwd.sink_pad().peer().is_some() {
-            // The publisher's pad may still carry data: keep a sink for it until it goes.
-            self.retired.insert(track.clone(), (t.publisher, t.fwd));
-        } else {
+        let detached = match (t.fwd.sink_pad().peer(), self.peers.get(&t.publisher)) {
+            (None, _) => true,
+            (Some(ghost), Some(p)) => crate::teardown::divert_to_discard(&p.pb.bin, &ghost),
+            (Some(_), None) => false,
+        };
+        if detached {
             crate::teardown::remove_element(self.pipeline.upcast_ref(), t.fwd.element());
+        } else {
+            // The publisher's pad is busy or gone strange: keep the forwarder as its sink until
+            // the pad is removed or the publisher leaves.
+            tracing::warn!(%track, "publisher pad not idle: forwarder retired, not removed");
+            self.retired.insert(track.clone(), (t.publisher, t.fwd));
         }
         None
     }

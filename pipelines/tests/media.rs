@@ -4,6 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use lamina_pipelines::TrackId;
 use support::{Harness, Watchdog};
 
 const T: Duration = Duration::from_secs(10);
@@ -14,29 +15,104 @@ fn two_peers_exchange_audio_and_video() {
     let _s = support::serial();
     let _w = Watchdog::new("two_peers_exchange_audio_and_video", 60);
     let mut h = Harness::new("two-peers");
-    h.join("a", true);
-    h.round("a", &[], None, false);
-    assert!(h.wait(T, |h| h.tracks_of("a").len() == 2), "a's tracks not published");
-
-    h.join("b", true);
-    let a_tracks = h.tracks_of("a");
-    h.round("b", &a_tracks, None, false);
-    assert!(h.wait(T, |h| h.tracks_of("b").len() == 2), "b's tracks not published");
-    let b_tracks = h.tracks_of("b");
-    h.round("a", &b_tracks, None, true);
-
-    for (who, tracks) in [("a", &b_tracks), ("b", &a_tracks)] {
-        for t in tracks.iter() {
-            let n = if h.is_video(t) { 15 } else { 20 };
-            assert!(h.wait_media(who, t, n, T), "{who} got no media of {t}");
-        }
-    }
+    h.join_mesh("a");
+    h.join_mesh("b");
+    h.assert_all_receive(15);
     assert!(h.failures.is_empty(), "{:?}", h.failures);
+
+    // The answer to A's last offer: its own m-lines recvonly with TWCC kept, B's sendonly.
     let answer = &h.answers["a"];
     assert!(answer.contains("a=sendonly"), "{answer}");
     assert!(answer.contains("a=recvonly"), "{answer}");
     assert!(answer.contains(support::client::TWCC), "TWCC extmap dropped: {answer}");
-    let _ = Instant::now();
-    let done = h.room.shutdown();
-    assert!(done.blocking_recv().is_ok());
+    assert!(answer.contains("a=ssrc:"), "{answer}");
+    for t in h.tracks_of("b") {
+        assert!(h.room.forwarded_packets(&t).unwrap() > 0);
+    }
+    assert!(h.room.dot().contains("fwd-a:video"));
+    assert!(h.room.shutdown().blocking_recv().is_ok());
+}
+
+/// Three peers, everybody decodes the two others.
+#[test]
+fn three_peers_each_decode_the_two_others() {
+    let _s = support::serial();
+    let _w = Watchdog::new("three_peers_each_decode_the_two_others", 90);
+    let mut h = Harness::new("three-peers");
+    for n in ["a", "b", "c"] {
+        h.join_mesh(n);
+    }
+    h.assert_all_receive(15);
+    assert!(h.failures.is_empty(), "{:?}", h.failures);
+    assert!(h.room.shutdown().blocking_recv().is_ok());
+}
+
+/// C joins a running call and decodes A's video within a second of joining.
+#[test]
+fn late_joiner_decodes_first_frame_within_a_second() {
+    let _s = support::serial();
+    let _w = Watchdog::new("late_joiner_decodes_first_frame_within_a_second", 60);
+    let mut h = Harness::new("late-joiner");
+    h.join_mesh("a");
+    h.join_mesh("b");
+    h.assert_all_receive(5);
+
+    let started = Instant::now();
+    h.join("c", false);
+    let want: Vec<TrackId> = {
+        let mut v: Vec<TrackId> = h.published.keys().cloned().collect();
+        v.sort();
+        v
+    };
+    h.round("c", &want, None, false);
+    let answered = started.elapsed();
+    let a_video = h.tracks_of("a").into_iter().find(|t| h.is_video(t)).unwrap();
+    assert!(h.wait(T, |h| h.received("c", &a_video) > 0), "c got no frame");
+    let ml = h.mline_of("c", &a_video).unwrap();
+    let first = h.members["c"].client.stats(ml).first_at.unwrap() - started;
+    println!("late joiner: answer after {answered:?}, first decoded frame after {first:?}");
+    assert!(first < Duration::from_secs(1), "first frame after {first:?}");
+    assert!(h.failures.is_empty(), "{:?}", h.failures);
+    assert!(h.room.shutdown().blocking_recv().is_ok());
+}
+
+/// A adds a screen share (third sendonly m-line) mid-call; B receives it on a new m-line; A
+/// stops it (m-line inactive); B's next round answers that m-line inactive while A's camera
+/// keeps flowing.
+#[test]
+fn screen_share_added_then_removed() {
+    let _s = support::serial();
+    let _w = Watchdog::new("screen_share_added_then_removed", 90);
+    let mut h = Harness::new("screen-share");
+    h.join_mesh("a");
+    h.join_mesh("b");
+    h.assert_all_receive(5);
+
+    h.members.get_mut("a").unwrap().client.add_screen();
+    let offered = h.round("a", &h.tracks_of("b"), None, true);
+    let screen_mid = offered.last().unwrap().mid.clone();
+    assert!(offered.last().unwrap().sendonly);
+    let screen = Harness::track_id("a", &screen_mid);
+    assert!(h.wait(T, |h| h.published.contains_key(&screen)), "screen not published");
+
+    let mut want: Vec<TrackId> = h.tracks_of("a");
+    want.sort();
+    h.round("b", &want, None, true);
+    assert!(h.wait_media("b", &screen, 10, T), "b got no screen frames");
+    let screen_mline = h.mline_of("b", &screen).unwrap();
+
+    // Stop sharing.
+    h.members.get_mut("a").unwrap().client.remove_screen();
+    h.round("a", &h.tracks_of("b"), None, true);
+    let want: Vec<TrackId> = h.tracks_of("a").into_iter().filter(|t| *t != screen).collect();
+    h.round("b", &want, None, true);
+    let answer = h.answers["b"].clone();
+    let sdp = gst_sdp::SDPMessage::parse_buffer(answer.as_bytes()).unwrap();
+    let m = sdp.media(screen_mline).unwrap();
+    assert!(m.attributes().any(|a| a.key() == "inactive"), "{answer}");
+    assert!(h.room.forwarded_packets(&screen).is_none(), "screen forwarder still there");
+    let a_video = h.tracks_of("a").into_iter().find(|t| h.is_video(t) && *t != screen).unwrap();
+    assert!(h.wait_media("b", &a_video, 10, T), "b's camera stream stopped");
+    assert!(h.failures.is_empty(), "{:?}", h.failures);
+    assert!(h.room.shutdown().blocking_recv().is_ok());
 }

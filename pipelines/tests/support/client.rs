@@ -55,6 +55,7 @@ pub struct Client {
     pub stats: Stats,
     pub nice: glib::Object,
     restarts: u32,
+    screen: Option<(gst::Element, gst::Pad)>,
 }
 
 fn wait_promise(webrtc: &gst::Element, signal: &str, arg: &glib::Value) -> Option<gst::Structure> {
@@ -193,7 +194,50 @@ impl Client {
             stats,
             nice,
             restarts: 0,
+            screen: None,
         }
+    }
+
+    /// Starts a screen share: one more sendonly VP8 m-line (on the next offer).
+    pub fn add_screen(&mut self) {
+        let bin = gst::parse::bin_from_description(
+            "videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=240,framerate=10/1 ! \
+             vp8enc deadline=1 keyframe-max-dist=2000 ! rtpvp8pay pt=96 mtu=1200",
+            true,
+        )
+        .unwrap();
+        self.pipeline.add(&bin).unwrap();
+        let sink = self.webrtc.request_pad_simple("sink_%u").unwrap();
+        let tr = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+        tr.set_direction(Dir::Sendonly);
+        tr.set_codec_preferences(Some(
+            &gst::Caps::builder("application/x-rtp")
+                .field("media", "video")
+                .field("encoding-name", "VP8")
+                .field("clock-rate", 90000i32)
+                .field("payload", 96i32)
+                .field("rtcp-fb-nack-pli", true)
+                .build(),
+        ));
+        bin.static_pad("src").unwrap().link(&sink).unwrap();
+        bin.sync_state_with_parent().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sink.current_caps().is_none() {
+            assert!(Instant::now() < deadline, "screen source has no caps");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.screen = Some((bin.upcast(), sink));
+    }
+
+    /// Stops the screen share like `removeTrack`: the sender stops, the m-line goes inactive.
+    pub fn remove_screen(&mut self) {
+        let (bin, sink) = self.screen.take().unwrap();
+        let tr = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+        tr.set_direction(Dir::Inactive);
+        let src = bin.static_pad("src").unwrap();
+        let _ = src.unlink(&sink);
+        bin.set_state(gst::State::Null).unwrap();
+        self.pipeline.remove(&bin).unwrap();
     }
 
     /// Adds a recvonly transceiver (VP8 PT 100 / Opus PT 101: deliberately not the publishers'

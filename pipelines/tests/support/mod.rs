@@ -25,6 +25,7 @@ pub fn init() {
     INIT.call_once(|| {
         gst::init().unwrap();
         gstlamina::plugin_register_static().unwrap();
+        lamina_pipelines::prewarm();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -340,6 +341,56 @@ impl Harness {
         let base = self.received(name, track);
         let (name, track) = (name.to_owned(), track.clone());
         self.wait(timeout, move |h| h.received(&name, &track) >= base + n)
+    }
+}
+
+impl Harness {
+    /// Joins `name` (publishing camera + microphone) into a room where everybody receives
+    /// everybody: the newcomer's round subscribes all published tracks, then every other
+    /// member renegotiates (with an ICE restart, like the Membrane client) to get the
+    /// newcomer's tracks.
+    pub fn join_mesh(&mut self, name: &str) {
+        self.join(name, true);
+        let others: Vec<TrackId> = self.published.keys().cloned().collect();
+        let mut want = others;
+        want.sort();
+        self.round(name, &want, None, false);
+        let n = name.to_owned();
+        assert!(
+            self.wait(Duration::from_secs(10), |h| h.tracks_of(&n).len() == 2),
+            "{name}'s tracks not published"
+        );
+        let members: Vec<String> = self.members.keys().filter(|m| *m != name).cloned().collect();
+        for m in members {
+            let mut want: Vec<TrackId> = self
+                .published
+                .iter()
+                .filter(|(_, (p, _))| p.as_str() != m)
+                .map(|(t, _)| t.clone())
+                .collect();
+            want.sort();
+            self.round(&m, &want, None, true);
+        }
+    }
+
+    /// Every member gets at least `n` more video frames and audio buffers of every other
+    /// member's tracks.
+    pub fn assert_all_receive(&mut self, n: u64) {
+        let names: Vec<String> = self.members.keys().cloned().collect();
+        for who in &names {
+            let tracks: Vec<TrackId> = self
+                .published
+                .iter()
+                .filter(|(_, (p, _))| p.as_str() != who)
+                .map(|(t, _)| t.clone())
+                .collect();
+            for t in tracks {
+                assert!(
+                    self.wait_media(who, &t, n, Duration::from_secs(10)),
+                    "{who} got no media of {t}"
+                );
+            }
+        }
     }
 }
 
