@@ -50,8 +50,6 @@ pub struct Client {
     cand_rx: Receiver<(u32, String)>,
     /// Our own candidates seen so far (re-trickled after an ICE restart, as a new generation).
     pub own_candidates: Vec<(u32, String)>,
-    /// The server's candidates, re-added after our own ICE restart (remote ufrag unchanged).
-    pub remote_candidates: Vec<(u32, String)>,
     pub stats: Stats,
     pub nice: glib::Object,
     restarts: u32,
@@ -190,7 +188,6 @@ impl Client {
             webrtc,
             cand_rx,
             own_candidates: Vec::new(),
-            remote_candidates: Vec::new(),
             stats,
             nice,
             restarts: 0,
@@ -302,23 +299,14 @@ impl Client {
         text
     }
 
-    /// Applies the server's answer; after an own ICE restart, re-adds the server's candidates
-    /// (a browser keeps them when the remote ufrag did not change).
-    pub fn set_answer(&mut self, sdp: &str, restarted: bool) {
+    /// Applies the server's answer.
+    pub fn set_answer(&mut self, sdp: &str) {
         let sdp = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).unwrap();
         let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
         wait_promise(&self.webrtc, "set-remote-description", &desc.to_value());
-        if restarted {
-            for (m, c) in self.remote_candidates.clone() {
-                self.webrtc.emit_by_name::<()>("add-ice-candidate", &[&m, &c]);
-            }
-        }
     }
 
-    pub fn add_candidate(&mut self, mline: u32, cand: &str, remember: bool) {
-        if remember {
-            self.remote_candidates.push((mline, cand.to_owned()));
-        }
+    pub fn add_candidate(&mut self, mline: u32, cand: &str) {
         self.webrtc
             .emit_by_name::<()>("add-ice-candidate", &[&mline, &cand]);
     }

@@ -92,6 +92,8 @@ pub struct Harness {
     pub failures: Vec<PipelineEvent>,
     pub hook: Option<CandidateHook>,
     pub log: Vec<(Instant, PipelineEvent)>,
+    /// The server's candidates per peer, as emitted (before the hook).
+    pub server_candidates: HashMap<String, Vec<(u32, String)>>,
 }
 
 pub fn config(name: &str) -> PipelineConfig {
@@ -116,6 +118,7 @@ impl Harness {
             failures: Vec::new(),
             hook: None,
             log: Vec::new(),
+            server_candidates: HashMap::new(),
         }
     }
 
@@ -129,13 +132,11 @@ impl Harness {
                     mline,
                     candidate,
                 } => {
-                    let c = match &mut self.hook {
-                        Some(h) => h(Direction::ToClient, peer.as_str(), &candidate),
-                        None => Some(candidate),
-                    };
-                    if let (Some(m), Some(c)) = (self.members.get_mut(peer.as_str()), c) {
-                        m.client.add_candidate(mline, &c, true);
-                    }
+                    self.server_candidates
+                        .entry(peer.to_string())
+                        .or_default()
+                        .push((mline, candidate.clone()));
+                    self.to_client(peer.as_str(), mline, &candidate);
                 }
                 PipelineEvent::AnswerReady { peer, sdp } => {
                     self.answers.insert(peer.to_string(), sdp);
@@ -168,6 +169,16 @@ impl Harness {
                     self.room.add_remote_candidate(&PeerId::from(name.as_str()), mline, &c);
                 }
             }
+        }
+    }
+
+    fn to_client(&mut self, name: &str, mline: u32, candidate: &str) {
+        let c = match &mut self.hook {
+            Some(h) => h(Direction::ToClient, name, candidate),
+            None => Some(candidate.to_owned()),
+        };
+        if let (Some(m), Some(c)) = (self.members.get_mut(name), c) {
+            m.client.add_candidate(mline, &c);
         }
     }
 
@@ -298,8 +309,15 @@ impl Harness {
         );
         let answer = self.answers[name].clone();
         let m = self.members.get_mut(name).unwrap();
-        m.client.set_answer(&answer, restart);
+        m.client.set_answer(&answer);
         if restart {
+            // The client's own restart dropped the server's candidates: a browser keeps them
+            // (the server's ufrag did not change), so add them again.
+            let server = self.server_candidates.get(name).cloned().unwrap_or_default();
+            for (mline, c) in server {
+                self.to_client(name, mline, &c);
+            }
+            let m = self.members.get_mut(name).unwrap();
             // New generation of the client's candidates (same addresses).
             let own = m.client.own_candidates.clone();
             for (mline, c) in own {
