@@ -126,8 +126,10 @@ export function setTileStream(id: string, stream: MediaStream | null): void {
   const tile = tileEl(id);
   if (!tile) return;
   const video = tile.querySelector("video") as HTMLVideoElement;
-  if (video.srcObject !== stream) video.srcObject = stream;
-  if (stream) play(video);
+  // A stream without tracks never gets data: as srcObject it would hold the page's load event.
+  const src = stream && stream.getTracks().length > 0 ? stream : null;
+  if (video.srcObject !== src) video.srcObject = src;
+  if (src) play(video);
 }
 
 /** Retries playback of every tile (after a user gesture). */

@@ -1,0 +1,75 @@
+// Starts the Lamina server binary on 127.0.0.1:0 and finds its address in the log.
+//
+// The server logs (tracing fmt) a line containing `lamina listening` and `addr=127.0.0.1:PORT`.
+
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+
+import { REPO_DIR, WEB_DIST } from "./util.mjs";
+
+export const LAMINA_BIN = resolve(REPO_DIR, process.env.LAMINA_BIN || "target/release/lamina");
+
+// Strip ANSI colour codes that tracing may add.
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+export async function startLamina({ timeout = 20000, extraArgs = [] } = {}) {
+  if (!existsSync(LAMINA_BIN)) throw new Error(`server binary not found: ${LAMINA_BIN} (set LAMINA_BIN)`);
+  if (!existsSync(resolve(WEB_DIST, "room.html"))) throw new Error(`web client not built: ${WEB_DIST}`);
+  const args = ["--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0", "--web-dir", WEB_DIST, ...extraArgs];
+  const child = spawn(LAMINA_BIN, args, {
+    cwd: REPO_DIR,
+    env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG || "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines = [];
+  let resolveAddr;
+  let rejectAddr;
+  const addrPromise = new Promise((res, rej) => {
+    resolveAddr = res;
+    rejectAddr = rej;
+  });
+  const onData = (buf) => {
+    for (const raw of buf.toString().split("\n")) {
+      const line = raw.replace(ANSI, "").trimEnd();
+      if (!line) continue;
+      lines.push(line);
+      if (lines.length > 5000) lines.shift();
+      if (process.env.LAMINA_E2E_SERVER_LOG) console.log(`[lamina] ${line}`);
+      if (line.includes("lamina listening")) {
+        const m = line.match(/addr=([0-9.]+:\d+)/);
+        if (m) resolveAddr(m[1]);
+      }
+    }
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  child.on("exit", (code, signal) => rejectAddr(new Error(`lamina exited early (code ${code}, signal ${signal})`)));
+  child.on("error", (err) => rejectAddr(err));
+
+  const timer = setTimeout(() => rejectAddr(new Error(`no "lamina listening" line within ${timeout} ms`)), timeout);
+  let addr;
+  try {
+    addr = await addrPromise;
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw new Error(`${err.message}\n--- server log ---\n${lines.slice(-40).join("\n")}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  return {
+    addr,
+    url: `http://${addr}`,
+    child,
+    /** Last lines of the server log (for failure messages). */
+    tail: (n = 40) => lines.slice(-n).join("\n"),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
