@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lamina::client::{Participant, ParticipantConfig, ParticipantState};
@@ -16,9 +15,9 @@ use tokio::sync::oneshot;
 
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 fn url(server: &Server) -> String {
@@ -66,7 +65,7 @@ fn threads() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_exchange_audio_and_video() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = support::spawn_server(|_| {}).await;
     let a = join(&server, "two", "A", true, true).await;
     let b = join(&server, "two", "B", true, true).await;
@@ -82,7 +81,7 @@ async fn two_peers_exchange_audio_and_video() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_peers_each_decode_the_two_others() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = support::spawn_server(|_| {}).await;
     let a = join(&server, "three", "A", true, true).await;
     let b = join(&server, "three", "B", true, true).await;
@@ -98,7 +97,7 @@ async fn three_peers_each_decode_the_two_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_joiner_decodes_its_first_remote_frame_quickly() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = support::spawn_server(|_| {}).await;
     let a = join(&server, "late", "A", true, true).await;
     let b = join(&server, "late", "B", true, true).await;
@@ -134,7 +133,7 @@ async fn late_joiner_decodes_its_first_remote_frame_quickly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screen_share_added_and_removed_mid_call() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = support::spawn_server(|_| {}).await;
     let a = join(&server, "share", "A", true, true).await;
     let b = join(&server, "share", "B", true, true).await;
@@ -177,7 +176,7 @@ async fn screen_share_added_and_removed_mid_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_leaving_does_not_interrupt_the_others() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = support::spawn_server(|_| {}).await;
     let a = join(&server, "leave", "A", true, true).await;
     let b = join(&server, "leave", "B", true, true).await;
@@ -220,7 +219,7 @@ async fn peer_leaving_does_not_interrupt_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_leave_cycles_return_to_baseline() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = support::spawn_server(|_| {}).await;
     let a = join(&server, "cycles", "A", true, true).await;
     // Let A's own round settle before taking the baseline.
