@@ -38,6 +38,8 @@ export interface TileStats {
   endpointId: string | null;
   displayName: string;
   trackIds: string[];
+  /** The tile's <video> element is playing (not paused, has data). */
+  playing: boolean;
   video: InboundStats | null;
   audio: InboundStats | null;
 }
@@ -108,6 +110,35 @@ function tileColour(tileId: string): [number, number, number] | null {
   return [Math.round(r / px), Math.round(g / px), Math.round(b / px)];
 }
 
+/**
+ * Dominant frequency (Hz) of the audio a tile plays, measured with an AnalyserNode over
+ * `windowMs` (to check that each tile plays its owner's test tone). Null without audio.
+ */
+async function tileTone(tileId: string, windowMs = 400): Promise<number | null> {
+  const video = document.querySelector<HTMLVideoElement>(`.tile[data-tile-id="${CSS.escape(tileId)}"] video`);
+  const stream = video && video.srcObject instanceof MediaStream ? video.srcObject : null;
+  const track = stream?.getAudioTracks()[0];
+  if (!track) return null;
+  const ac = new AudioContext();
+  try {
+    const src = ac.createMediaStreamSource(new MediaStream([track]));
+    const analyser = ac.createAnalyser();
+    analyser.fftSize = 4096;
+    analyser.smoothingTimeConstant = 0.5;
+    src.connect(analyser);
+    await ac.resume();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const data = new Float32Array(analyser.frequencyBinCount);
+    analyser.getFloatFrequencyData(data);
+    let best = 0;
+    for (let i = 1; i < data.length; i++) if (data[i] > data[best]) best = i;
+    if (!Number.isFinite(data[best]) || data[best] < -90) return null; // silence
+    return (best * ac.sampleRate) / analyser.fftSize;
+  } finally {
+    void ac.close();
+  }
+}
+
 export function installTestHooks(getRoom: () => Room | null): void {
   const api = {
     get room() {
@@ -127,6 +158,7 @@ export function installTestHooks(getRoom: () => Room | null): void {
         signalingState: pc.signalingState,
       })),
     tileColour,
+    tileTone,
     /** Per remote tile: who it is and what it receives (inbound-rtp via the track ids). */
     async stats(): Promise<TileStats[]> {
       const room = getRoom();
@@ -143,6 +175,7 @@ export function installTestHooks(getRoom: () => Room | null): void {
             endpointId: t.endpointId,
             displayName: t.name,
             trackIds: t.trackIds,
+            playing: t.playing,
             video: null,
             audio: null,
           };

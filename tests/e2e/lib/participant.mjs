@@ -89,6 +89,10 @@ export class Participant {
     return this.eval(() => window.lamina.timings());
   }
 
+  tileTone(tileId) {
+    return this.eval((id) => window.lamina.tileTone(id), tileId);
+  }
+
   tileColour(tileId) {
     return this.eval((id) => window.lamina.tileColour(id), tileId);
   }
@@ -141,6 +145,7 @@ export async function waitForMedia(p, expected, { timeout = 30000, minFrames = 1
           continue;
         }
         const t = matches[0];
+        if ((e.video || e.audio) && !t.playing) problems.push(`${tileName} not playing`);
         if (e.video) {
           const b = base.get(key(t, "video"));
           const grown = t.video && b ? t.video.framesDecoded - b.framesDecoded : 0;
@@ -194,4 +199,21 @@ export async function waitForTileColour(p, name, hue, { tol = 45, timeout = 1000
     err.message += ` (got ${JSON.stringify(got)})`;
     throw err;
   });
+  return got;
+}
+
+/** Checks that the tile showing `name` in `p` plays a tone of `hz` (±tol Hz). */
+export async function waitForTileTone(p, name, hz, { tol = 25, timeout = 10000 } = {}) {
+  let got = null;
+  await waitFor(`${p.name}: tile ${name} tone ~${hz} Hz`, async () => {
+    const tiles = await p.remoteTiles();
+    const t = tiles.find((x) => x.kind === "remote" && x.name === name);
+    if (!t) return false;
+    got = await p.tileTone(t.id);
+    return got !== null && Math.abs(got - hz) <= tol;
+  }, { timeout, interval: 100 }).catch((err) => {
+    err.message += ` (got ${got} Hz)`;
+    throw err;
+  });
+  return got;
 }
