@@ -57,7 +57,9 @@ fn handle(
         MessageView::Error(err) => {
             let reason = format!(
                 "{}: {} ({})",
-                msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                msg.src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default(),
                 err.error(),
                 err.debug().unwrap_or_default()
             );
@@ -82,3 +84,33 @@ fn handle(
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_inside_a_peer_bin_belong_to_that_peer() {
+        gst::init().unwrap();
+        let pipeline = gst::Pipeline::with_name("room");
+        let bin = gst::Bin::builder().name("peer-alice:1").build();
+        let inner = gst::Bin::new();
+        let deep = gst::ElementFactory::make("identity").build().unwrap();
+        inner.add(&deep).unwrap();
+        bin.add(&inner).unwrap();
+        let fwd = gst::ElementFactory::make("identity")
+            .name("fwd-t")
+            .build()
+            .unwrap();
+        pipeline.add_many([bin.upcast_ref(), &fwd]).unwrap();
+        assert_eq!(
+            owning_peer(deep.upcast_ref(), &pipeline),
+            Some(PeerId::from("alice:1"))
+        );
+        assert_eq!(
+            owning_peer(bin.upcast_ref(), &pipeline),
+            Some(PeerId::from("alice:1"))
+        );
+        assert_eq!(owning_peer(fwd.upcast_ref(), &pipeline), None);
+        assert_eq!(owning_peer(pipeline.upcast_ref(), &pipeline), None);
+    }
+}

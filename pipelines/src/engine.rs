@@ -228,8 +228,10 @@ impl Engine {
     }
 
     pub(crate) fn schedule_activation(&mut self, peer: &PeerId) {
-        self.timers
-            .push((Instant::now() + ACTIVATE_AFTER_ANSWER, Timer::Activate(peer.clone())));
+        self.timers.push((
+            Instant::now() + ACTIVATE_AFTER_ANSWER,
+            Timer::Activate(peer.clone()),
+        ));
     }
 
     pub(crate) fn schedule_restart_grace(&mut self, peer: &PeerId, round: u64) {
@@ -247,7 +249,9 @@ impl Engine {
             match timer {
                 Timer::Activate(peer) => self.activate_links(&peer),
                 Timer::RestartGrace(peer, round) => {
-                    let Some(p) = self.peers.get_mut(&peer) else { continue };
+                    let Some(p) = self.peers.get_mut(&peer) else {
+                        continue;
+                    };
                     if p.round == round && p.awaiting_connected && p.conn == ConnState::Connected {
                         tracing::warn!(%peer, "ICE restart left the state connected; reporting it");
                         p.awaiting_connected = false;
@@ -298,7 +302,9 @@ impl Engine {
     }
 
     fn local_candidate(&mut self, peer: &PeerId, mline: u32, candidate: String) {
-        let Some(p) = self.peers.get_mut(peer) else { return };
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
         if p.answered {
             self.emit(PipelineEvent::LocalCandidate {
                 peer: peer.clone(),
@@ -311,7 +317,9 @@ impl Engine {
     }
 
     fn connection_state(&mut self, peer: &PeerId, state: ConnState) {
-        let Some(p) = self.peers.get_mut(peer) else { return };
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
         let previous = std::mem::replace(&mut p.conn, state);
         tracing::debug!(%peer, ?previous, ?state, "connection-state");
         match state {
@@ -333,7 +341,9 @@ impl Engine {
 
     /// Opens every link the peer receives (each opening requests a keyframe).
     pub(crate) fn activate_links(&mut self, peer: &PeerId) {
-        let Some(p) = self.peers.get(peer) else { return };
+        let Some(p) = self.peers.get(peer) else {
+            return;
+        };
         if p.conn != ConnState::Connected {
             return;
         }
@@ -348,8 +358,12 @@ impl Engine {
     }
 
     fn src_pad_removed(&mut self, peer: &PeerId, pad: &str) {
-        let Some(p) = self.peers.get(peer) else { return };
-        let Some(ghost) = p.pb.bin.static_pad(pad) else { return };
+        let Some(p) = self.peers.get(peer) else {
+            return;
+        };
+        let Some(ghost) = p.pb.bin.static_pad(pad) else {
+            return;
+        };
         let fwd_sink = ghost.peer();
         let _ = ghost.set_active(false);
         let _ = p.pb.bin.remove_pad(&ghost);
@@ -372,7 +386,11 @@ impl Engine {
 
     /// Closes one subscriber link in the safe order; the m-line's sink pad stays.
     pub(crate) fn unlink_slot(&mut self, sub: &PeerId, mline: u32) {
-        let link = match self.peers.get_mut(sub).and_then(|p| p.mlines.get_mut(&mline)) {
+        let link = match self
+            .peers
+            .get_mut(sub)
+            .and_then(|p| p.mlines.get_mut(&mline))
+        {
             Some(MLine::Subscribe(slot)) => slot.link.take(),
             _ => None,
         };
@@ -387,8 +405,18 @@ impl Engine {
     /// Stops forwarding a track: releases its subscriber pads, then removes (or retires) its
     /// forwarder. `publisher_leaving`: the publisher's bin goes to NULL next, remove directly
     /// after that (the caller does).
-    pub(crate) fn unpublish(&mut self, track: &TrackId, publisher_leaving: bool) -> Option<Forwarder> {
-        let subs: Vec<(PeerId, u32)> = self.tracks.get(track)?.subscribers.iter().cloned().collect();
+    pub(crate) fn unpublish(
+        &mut self,
+        track: &TrackId,
+        publisher_leaving: bool,
+    ) -> Option<Forwarder> {
+        let subs: Vec<(PeerId, u32)> = self
+            .tracks
+            .get(track)?
+            .subscribers
+            .iter()
+            .cloned()
+            .collect();
         for (sub, mline) in subs {
             self.unlink_slot(&sub, mline);
         }
@@ -437,10 +465,7 @@ impl Engine {
             .filter(|(_, t)| &t.publisher == peer)
             .map(|(id, _)| id.clone())
             .collect();
-        let mut fwds: Vec<Forwarder> = own
-            .iter()
-            .filter_map(|t| self.unpublish(t, true))
-            .collect();
+        let mut fwds: Vec<Forwarder> = own.iter().filter_map(|t| self.unpublish(t, true)).collect();
         let retired: Vec<TrackId> = self
             .retired
             .iter()
@@ -452,7 +477,9 @@ impl Engine {
                 fwds.push(f);
             }
         }
-        let Some(mut p) = self.peers.remove(peer) else { return };
+        let Some(mut p) = self.peers.remove(peer) else {
+            return;
+        };
         p.pb.disconnect();
         // 3: the webrtcbin to NULL flushes its sink pads and stops its streaming threads.
         if p.pb.bin.set_state(gst::State::Null).is_err() {

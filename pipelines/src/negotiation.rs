@@ -92,7 +92,7 @@ impl Engine {
     /// Handles one offer; always ends with `AnswerReady` or `NegotiationFailed`.
     pub(crate) fn offer(&mut self, peer: &PeerId, plan: OfferPlan) {
         match self.try_offer(peer, &plan) {
-            Ok(sdp) => self.answered(peer, sdp),
+            Ok((sdp, added_links)) => self.answered(peer, sdp, added_links),
             Err(reason) => {
                 tracing::warn!(%peer, %reason, "negotiation failed");
                 self.emit(PipelineEvent::NegotiationFailed {
@@ -103,7 +103,7 @@ impl Engine {
         }
     }
 
-    fn try_offer(&mut self, peer: &PeerId, plan: &OfferPlan) -> Result<String, String> {
+    fn try_offer(&mut self, peer: &PeerId, plan: &OfferPlan) -> Result<(String, bool), String> {
         let sdp = gst_sdp::SDPMessage::parse_buffer(plan.sdp.as_bytes())
             .map_err(|_| "offer SDP does not parse".to_string())?;
         let p = self
@@ -117,11 +117,10 @@ impl Engine {
         let ufrag = crate::ice::ufrag(&sdp);
         let restarted = match (&p.last_ufrag, &ufrag) {
             (Some(old), Some(new)) if old != new => {
-                let ok = p
-                    .pb
-                    .nice
-                    .as_ref()
-                    .is_some_and(|a| crate::ice::restart_stream(a, crate::ice::BUNDLE_STREAM_ID));
+                let ok =
+                    p.pb.nice.as_ref().is_some_and(|a| {
+                        crate::ice::restart_stream(a, crate::ice::BUNDLE_STREAM_ID)
+                    });
                 tracing::debug!(%peer, ok, "remote ICE restart: nice_agent_restart_stream");
                 true
             }
@@ -141,7 +140,11 @@ impl Engine {
 
         // 3. Every m-line, in order.
         if let Some(p) = self.peers.get(peer) {
-            let mut map = p.pb.shared.publish.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map =
+                p.pb.shared
+                    .publish
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
             for (idx, media) in sdp.medias().enumerate() {
                 for ssrc in announced_ssrcs(media) {
                     map.ssrcs.insert(ssrc, idx as u32);
@@ -166,26 +169,28 @@ impl Engine {
             .sdp()
             .as_text()
             .map_err(|_| "answer does not serialize".to_string())?;
-        self.check_answer(peer, &answer.sdp());
+        self.check_answer(peer, answer.sdp());
         if let Some(p) = self.peers.get_mut(peer) {
-            p.awaiting_connected = restarted || p.conn != gst_webrtc::WebRTCPeerConnectionState::Connected;
+            p.awaiting_connected =
+                restarted || p.conn != gst_webrtc::WebRTCPeerConnectionState::Connected;
         }
         if restarted {
             let round = self.peers.get(peer).map_or(0, |p| p.round);
             self.schedule_restart_grace(peer, round);
         }
-        let _ = added_links;
-        Ok(text)
+        Ok((text, added_links))
     }
 
     /// AnswerReady, then the candidates gathered so far, then (if the round needs no ICE
-    /// work) PeerConnected.
-    fn answered(&mut self, peer: &PeerId, sdp: String) {
+    /// work) PeerConnected and, when links were added, their activation shortly after.
+    fn answered(&mut self, peer: &PeerId, sdp: String, added_links: bool) {
         self.emit(PipelineEvent::AnswerReady {
             peer: peer.clone(),
             sdp,
         });
-        let Some(p) = self.peers.get_mut(peer) else { return };
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
         p.answered = true;
         let queued = std::mem::take(&mut p.queued_candidates);
         let connected_now = !p.awaiting_connected;
@@ -198,7 +203,9 @@ impl Engine {
         }
         if connected_now {
             self.emit(PipelineEvent::PeerConnected { peer: peer.clone() });
-            self.schedule_activation(peer);
+            if added_links {
+                self.schedule_activation(peer);
+            }
         }
     }
 
@@ -229,7 +236,8 @@ impl Engine {
                 (MLine::Inactive(Some(transceiver)), false)
             }
             (Some(MLine::Subscribe(slot)), want) => {
-                let same = matches!((&slot.link, &want), (Some(l), Want::Subscribe(t)) if &l.track == t);
+                let same =
+                    matches!((&slot.link, &want), (Some(l), Want::Subscribe(t)) if &l.track == t);
                 if same {
                     (MLine::Subscribe(slot), false)
                 } else {
@@ -237,13 +245,17 @@ impl Engine {
                         .get_mut(peer)
                         .map(|p| p.mlines.insert(mline, MLine::Subscribe(slot)));
                     self.unlink_slot(peer, mline);
-                    let Some(MLine::Subscribe(slot)) =
-                        self.peers.get_mut(peer).and_then(|p| p.mlines.remove(&mline))
+                    let Some(MLine::Subscribe(slot)) = self
+                        .peers
+                        .get_mut(peer)
+                        .and_then(|p| p.mlines.remove(&mline))
                     else {
                         unreachable!("slot was just put back");
                     };
                     match want {
-                        Want::Subscribe(t) => self.subscribe(peer, mline, media, t, Some(slot), webrtc),
+                        Want::Subscribe(t) => {
+                            self.subscribe(peer, mline, media, t, Some(slot), webrtc)
+                        }
                         _ => {
                             slot.transceiver.set_direction(Dir::Inactive);
                             (MLine::Subscribe(slot), false)
@@ -259,7 +271,9 @@ impl Engine {
                 tracing::warn!(%peer, mline, %t, "publishing on a former inactive m-line: unsupported");
                 (MLine::Inactive(tr), false)
             }
-            (None, Want::Publish(t)) => (self.publish(peer, webrtc, mline, media, session, t), false),
+            (None, Want::Publish(t)) => {
+                (self.publish(peer, webrtc, mline, media, session, t), false)
+            }
             (None, Want::Inactive) => (MLine::Inactive(add_inactive(webrtc, media)), false),
         };
         if let Some(p) = self.peers.get_mut(peer) {
@@ -293,19 +307,25 @@ impl Engine {
                 return MLine::Inactive(add_inactive(webrtc, media));
             }
         };
-        if self.pipeline.add(fwd.element()).is_err() || fwd.element().sync_state_with_parent().is_err() {
+        if self.pipeline.add(fwd.element()).is_err()
+            || fwd.element().sync_state_with_parent().is_err()
+        {
             tracing::error!(%peer, %track, "cannot start forwarder");
             let _ = self.pipeline.remove(fwd.element());
             return MLine::Inactive(add_inactive(webrtc, media));
         }
-        let transceiver =
-            webrtc.emit_by_name::<WebRTCRTPTransceiver>("add-transceiver", &[&Dir::Recvonly, &caps]);
+        let transceiver = webrtc
+            .emit_by_name::<WebRTCRTPTransceiver>("add-transceiver", &[&Dir::Recvonly, &caps]);
         let pt = caps
             .structure(0)
             .and_then(|s| s.get::<i32>("payload").ok())
             .unwrap_or(-1) as u32;
         if let Some(p) = self.peers.get(peer) {
-            let mut map = p.pb.shared.publish.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map =
+                p.pb.shared
+                    .publish
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
             map.slots.insert(
                 mline,
                 PublishSlot {
@@ -342,10 +362,13 @@ impl Engine {
         webrtc: &gst::Element,
     ) -> (MLine, bool) {
         let ssrc = self.next_ssrc();
-        let found = self.tracks.get(&track).map(|t| (t.codec.clone(), t.publisher.clone()));
-        let prepared = found.as_ref().and_then(|(codec, _)| {
-            codecs::subscriber_caps(media, codec, ssrc).map(|(pt, caps)| (pt, caps))
-        });
+        let found = self
+            .tracks
+            .get(&track)
+            .map(|t| (t.codec.clone(), t.publisher.clone()));
+        let prepared = found
+            .as_ref()
+            .and_then(|(codec, _)| codecs::subscriber_caps(media, codec, ssrc));
         let Some(((pt, caps), (_, publisher))) = prepared.zip(found) else {
             tracing::warn!(%peer, mline, %track, "unknown track or codec not offered: inactive");
             return match slot {
@@ -394,7 +417,10 @@ impl Engine {
         let name = format!("sink_{mline}");
         let sink = webrtc.request_pad_simple(&name)?;
         let transceiver = sink.property::<Option<WebRTCRTPTransceiver>>("transceiver")?;
-        let ghost = gst::GhostPad::builder_with_target(&sink).ok()?.name(name).build();
+        let ghost = gst::GhostPad::builder_with_target(&sink)
+            .ok()?
+            .name(name)
+            .build();
         let _ = ghost.set_active(true);
         if bin.add_pad(&ghost).is_err() {
             webrtc.release_request_pad(&sink);
@@ -411,7 +437,9 @@ impl Engine {
     /// Logs answer m-lines whose direction is not what we prepared (webrtcbin 1.22 answers
     /// `inactive` silently when a transceiver was not matched).
     fn check_answer(&self, peer: &PeerId, answer: &gst_sdp::SDPMessageRef) {
-        let Some(p) = self.peers.get(peer) else { return };
+        let Some(p) = self.peers.get(peer) else {
+            return;
+        };
         for (idx, media) in answer.medias().enumerate() {
             let expected = match p.mlines.get(&(idx as u32)) {
                 Some(MLine::Publish { .. }) => "recvonly",

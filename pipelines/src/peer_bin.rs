@@ -158,7 +158,10 @@ impl PeerBin {
     }
 }
 
-fn connect_callbacks(webrtc: &gst::Element, shared: &Arc<PeerShared>) -> Vec<glib::SignalHandlerId> {
+fn connect_callbacks(
+    webrtc: &gst::Element,
+    shared: &Arc<PeerShared>,
+) -> Vec<glib::SignalHandlerId> {
     let mut ids = Vec::new();
 
     let sh = shared.clone();
@@ -176,19 +179,23 @@ fn connect_callbacks(webrtc: &gst::Element, shared: &Arc<PeerShared>) -> Vec<gli
     }));
 
     let sh = shared.clone();
-    ids.push(webrtc.connect_notify(Some("connection-state"), move |w, _| {
-        let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
-        let _ = sh.cmd.send(Cmd::ConnectionState {
-            peer: sh.peer.clone(),
-            state,
-        });
-    }));
+    ids.push(
+        webrtc.connect_notify(Some("connection-state"), move |w, _| {
+            let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+            let _ = sh.cmd.send(Cmd::ConnectionState {
+                peer: sh.peer.clone(),
+                state,
+            });
+        }),
+    );
 
     let sh = shared.clone();
-    ids.push(webrtc.connect_notify(Some("ice-connection-state"), move |w, _| {
-        let state = w.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state");
-        tracing::debug!(peer = %sh.peer, ?state, "ice-connection-state");
-    }));
+    ids.push(
+        webrtc.connect_notify(Some("ice-connection-state"), move |w, _| {
+            let state = w.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state");
+            tracing::debug!(peer = %sh.peer, ?state, "ice-connection-state");
+        }),
+    );
 
     let sh = shared.clone();
     ids.push(webrtc.connect_pad_added(move |w, pad| on_pad_added(&sh, w, pad)));
@@ -219,9 +226,11 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
         .map(|t| t.mlineindex());
     let caps = pad.current_caps();
     let field = |name: &str| {
-        caps.as_ref()
-            .and_then(|c| c.structure(0))
-            .and_then(|s| s.get::<u32>(name).ok().or_else(|| s.get::<i32>(name).ok().map(|v| v as u32)))
+        caps.as_ref().and_then(|c| c.structure(0)).and_then(|s| {
+            s.get::<u32>(name)
+                .ok()
+                .or_else(|| s.get::<i32>(name).ok().map(|v| v as u32))
+        })
     };
     let (ssrc, pt) = (field("ssrc"), field("payload"));
     let target = {
@@ -235,7 +244,12 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
             }
             let first = !slot.announced;
             slot.announced = true;
-            Some((slot.track.clone(), slot.codec.clone(), slot.fwd_sink.clone(), first))
+            Some((
+                slot.track.clone(),
+                slot.codec.clone(),
+                slot.fwd_sink.clone(),
+                first,
+            ))
         })
     };
     let Some((track, codec, fwd_sink, first)) = target else {

@@ -100,12 +100,29 @@ impl RoomPipeline {
             let _ = pipeline.set_state(gst::State::Null);
             PipelineError::Gst(format!("cannot spawn thread: {e}"))
         };
-        crate::bus::spawn(pipeline.clone(), cmd_tx.clone(), tx.clone(), bus_stop.clone())
-            .map_err(fail)?;
+        crate::bus::spawn(
+            pipeline.clone(),
+            cmd_tx.clone(),
+            tx.clone(),
+            bus_stop.clone(),
+        )
+        .map_err(fail)?;
         let (engine_pipeline, engine_cmd) = (pipeline.clone(), cmd_tx.clone());
         if let Err(e) = std::thread::Builder::new()
             .name(format!("media-{}", config.name))
-            .spawn(move || Engine::new(engine_pipeline, ice, tx, engine_cmd).run(cmd_rx))
+            .spawn(move || {
+                let failed = tx.clone();
+                let pipeline = engine_pipeline.clone();
+                let engine = Engine::new(engine_pipeline, ice, tx, engine_cmd);
+                let run = std::panic::AssertUnwindSafe(move || engine.run(cmd_rx));
+                if std::panic::catch_unwind(run).is_err() {
+                    // A bug: the room cannot go on, but the process can.
+                    let _ = pipeline.set_state(gst::State::Null);
+                    let _ = failed.send(PipelineEvent::RoomFailed {
+                        reason: "media thread panicked".into(),
+                    });
+                }
+            })
         {
             bus_stop.store(true, Ordering::Release);
             return Err(fail(e));

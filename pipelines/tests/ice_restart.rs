@@ -32,7 +32,8 @@ struct Relay {
 impl Relay {
     fn new() -> Self {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         let r = Relay {
             addr: sock.local_addr().unwrap(),
             server: Arc::default(),
@@ -51,7 +52,9 @@ impl Relay {
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
                 if cut.load(Ordering::Relaxed) {
                     continue;
                 }
@@ -117,7 +120,10 @@ fn hook_for(relay: &Relay) -> support::CandidateHook {
 #[test]
 fn server_follows_the_clients_new_candidate_pair_after_ice_restart() {
     let _s = support::serial();
-    let _w = Watchdog::new("server_follows_the_clients_new_candidate_pair_after_ice_restart", 90);
+    let _w = Watchdog::new(
+        "server_follows_the_clients_new_candidate_pair_after_ice_restart",
+        90,
+    );
     let mut h = Harness::new("ice-restart");
     h.join_mesh("a");
     let a_tracks = h.tracks_of("a");
@@ -127,7 +133,10 @@ fn server_follows_the_clients_new_candidate_pair_after_ice_restart() {
     h.hook = Some(hook_for(&relay1));
     h.join("b", false);
     h.round("b", &a_tracks, None, false);
-    assert!(h.wait_media("b", &a_video, 10, T), "b got no video via relay 1");
+    assert!(
+        h.wait_media("b", &a_video, 10, T),
+        "b got no video via relay 1"
+    );
     assert!(relay1.bytes_to_client() > 0);
 
     // Round 2: B restarts ICE; its new "allocation" is relay 2.
@@ -144,7 +153,10 @@ fn server_follows_the_clients_new_candidate_pair_after_ice_restart() {
     // The old path dies: media must keep coming through the new one only.
     relay1.cut.store(true, Ordering::Relaxed);
     let before = relay2.bytes_to_client();
-    assert!(h.wait_media("b", &a_video, 20, T), "b lost video after the old path died");
+    assert!(
+        h.wait_media("b", &a_video, 20, T),
+        "b lost video after the old path died"
+    );
     assert!(relay2.bytes_to_client() > before);
     let ml = h.mline_of("b", &a_video).unwrap();
     println!(

@@ -58,11 +58,17 @@ fn peer_leaving_does_not_disturb_the_others() {
             let ml = h.mline_of(who, &t).unwrap();
             let gap = h.members[who].client.stats(ml).max_gap;
             println!("{who} <- {t}: largest gap {gap:?}");
-            assert!(gap < Duration::from_millis(500), "{who} <- {t}: gap {gap:?}");
+            assert!(
+                gap < Duration::from_millis(500),
+                "{who} <- {t}: gap {gap:?}"
+            );
         }
     }
     for t in &c_tracks {
-        assert!(h.room.forwarded_packets(t).is_none(), "{t}'s forwarder left behind");
+        assert!(
+            h.room.forwarded_packets(t).is_none(),
+            "{t}'s forwarder left behind"
+        );
     }
     assert!(!h.room.dot().contains("peer-c"));
     assert!(h.failures.is_empty(), "{:?}", h.failures);
@@ -77,7 +83,11 @@ fn ten_join_leave_cycles_leave_no_threads_or_elements() {
     let _w = Watchdog::new("ten_join_leave_cycles_leave_no_threads_or_elements", 150);
     let mut h = Harness::new("cycles");
     h.join_mesh("a");
-    let a_video = h.tracks_of("a").into_iter().find(|t| h.is_video(t)).unwrap();
+    let a_video = h
+        .tracks_of("a")
+        .into_iter()
+        .find(|t| h.is_video(t))
+        .unwrap();
     // Warm-up cycle (thread pools, plugin state), then the baseline.
     let cycle = |h: &mut Harness, i: usize, print: bool| {
         let base_threads = thread_count();
@@ -85,10 +95,16 @@ fn ten_join_leave_cycles_leave_no_threads_or_elements() {
         h.join("c", true);
         let want = h.tracks_of("a");
         h.round("c", &want, None, false);
-        assert!(h.wait(T, |h| h.received("c", &a_video) > 0), "cycle {i}: no frame");
+        assert!(
+            h.wait(T, |h| h.received("c", &a_video) > 0),
+            "cycle {i}: no frame"
+        );
         let ml = h.mline_of("c", &a_video).unwrap();
         let first = h.members["c"].client.stats(ml).first_at.unwrap() - started;
-        assert!(h.wait(T, |h| h.tracks_of("c").len() == 2), "cycle {i}: c not published");
+        assert!(
+            h.wait(T, |h| h.tracks_of("c").len() == 2),
+            "cycle {i}: c not published"
+        );
         let joined = thread_count();
         if print {
             println!(

@@ -24,7 +24,10 @@ fn two_peers_exchange_audio_and_video() {
     let answer = &h.answers["a"];
     assert!(answer.contains("a=sendonly"), "{answer}");
     assert!(answer.contains("a=recvonly"), "{answer}");
-    assert!(answer.contains(support::client::TWCC), "TWCC extmap dropped: {answer}");
+    assert!(
+        answer.contains(support::client::TWCC),
+        "TWCC extmap dropped: {answer}"
+    );
     assert!(answer.contains("a=ssrc:"), "{answer}");
     for t in h.tracks_of("b") {
         assert!(h.room.forwarded_packets(&t).unwrap() > 0);
@@ -66,12 +69,22 @@ fn late_joiner_decodes_first_frame_within_a_second() {
     };
     h.round("c", &want, None, false);
     let answered = started.elapsed();
-    let a_video = h.tracks_of("a").into_iter().find(|t| h.is_video(t)).unwrap();
-    assert!(h.wait(T, |h| h.received("c", &a_video) > 0), "c got no frame");
+    let a_video = h
+        .tracks_of("a")
+        .into_iter()
+        .find(|t| h.is_video(t))
+        .unwrap();
+    assert!(
+        h.wait(T, |h| h.received("c", &a_video) > 0),
+        "c got no frame"
+    );
     let ml = h.mline_of("c", &a_video).unwrap();
     let first = h.members["c"].client.stats(ml).first_at.unwrap() - started;
     println!("late joiner: answer after {answered:?}, first decoded frame after {first:?}");
-    assert!(first < Duration::from_secs(1), "first frame after {first:?}");
+    assert!(
+        first < Duration::from_secs(1),
+        "first frame after {first:?}"
+    );
     assert!(h.failures.is_empty(), "{:?}", h.failures);
     assert!(h.room.shutdown().blocking_recv().is_ok());
 }
@@ -93,7 +106,10 @@ fn screen_share_added_then_removed() {
     let screen_mid = offered.last().unwrap().mid.clone();
     assert!(offered.last().unwrap().sendonly);
     let screen = Harness::track_id("a", &screen_mid);
-    assert!(h.wait(T, |h| h.published.contains_key(&screen)), "screen not published");
+    assert!(
+        h.wait(T, |h| h.published.contains_key(&screen)),
+        "screen not published"
+    );
 
     let mut want: Vec<TrackId> = h.tracks_of("a");
     want.sort();
@@ -104,15 +120,78 @@ fn screen_share_added_then_removed() {
     // Stop sharing.
     h.members.get_mut("a").unwrap().client.remove_screen();
     h.round("a", &h.tracks_of("b"), None, true);
-    let want: Vec<TrackId> = h.tracks_of("a").into_iter().filter(|t| *t != screen).collect();
+    let want: Vec<TrackId> = h
+        .tracks_of("a")
+        .into_iter()
+        .filter(|t| *t != screen)
+        .collect();
     h.round("b", &want, None, true);
     let answer = h.answers["b"].clone();
     let sdp = gst_sdp::SDPMessage::parse_buffer(answer.as_bytes()).unwrap();
     let m = sdp.media(screen_mline).unwrap();
     assert!(m.attributes().any(|a| a.key() == "inactive"), "{answer}");
-    assert!(h.room.forwarded_packets(&screen).is_none(), "screen forwarder still there");
-    let a_video = h.tracks_of("a").into_iter().find(|t| h.is_video(t) && *t != screen).unwrap();
-    assert!(h.wait_media("b", &a_video, 10, T), "b's camera stream stopped");
+    assert!(
+        h.room.forwarded_packets(&screen).is_none(),
+        "screen forwarder still there"
+    );
+    let a_video = h
+        .tracks_of("a")
+        .into_iter()
+        .find(|t| h.is_video(t) && *t != screen)
+        .unwrap();
+    assert!(
+        h.wait_media("b", &a_video, 10, T),
+        "b's camera stream stopped"
+    );
     assert!(h.failures.is_empty(), "{:?}", h.failures);
+    assert!(h.room.shutdown().blocking_recv().is_ok());
+}
+
+/// B subscribes to A's tracks right after A's answer, before any of A's media reached the
+/// server (forwarders exist from the answer on); B still decodes A.
+#[test]
+fn subscribing_before_the_publishers_media_arrived() {
+    let _s = support::serial();
+    let _w = Watchdog::new("subscribing_before_the_publishers_media_arrived", 60);
+    let mut h = Harness::new("early-subscribe");
+    h.join("a", true);
+    h.join("b", false);
+    let offered = h.round("a", &[], None, false);
+    let a_tracks: Vec<TrackId> = offered
+        .iter()
+        .filter(|m| m.sendonly)
+        .map(|m| Harness::track_id("a", &m.mid))
+        .collect();
+    let published_before = h.published.len();
+    h.round("b", &a_tracks, None, false);
+    println!(
+        "tracks published when b's round ended: {published_before} before, {} after",
+        h.published.len()
+    );
+    for t in &a_tracks {
+        let n = if h.is_video(t) { 10 } else { 20 };
+        assert!(h.wait_media("b", t, n, T), "b got no media of {t}");
+    }
+    assert!(h.failures.is_empty(), "{:?}", h.failures);
+    assert!(h.room.shutdown().blocking_recv().is_ok());
+}
+
+/// The ICE port range of the config is applied to the server's candidates.
+#[test]
+fn ice_port_range_is_applied() {
+    let _s = support::serial();
+    let _w = Watchdog::new("ice_port_range_is_applied", 60);
+    support::init();
+    let mut config = support::config("port-range");
+    config.ice_port_range = (41000, 41050);
+    let (room, events) = lamina_pipelines::RoomPipeline::new(config).unwrap();
+    let mut h = Harness::with_room(room, events);
+    h.join_mesh("a");
+    let cands = &h.server_candidates["a"];
+    assert!(!cands.is_empty());
+    for (_, c) in cands {
+        let port: u16 = c.split_whitespace().nth(5).unwrap().parse().unwrap();
+        assert!((41000..=41050).contains(&port), "{c}");
+    }
     assert!(h.room.shutdown().blocking_recv().is_ok());
 }

@@ -109,8 +109,7 @@ impl Client {
             for (i, (bin, caps)) in [(audio, acaps), (video, vcaps)].into_iter().enumerate() {
                 pipeline.add(&bin).unwrap();
                 let sink = webrtc.request_pad_simple(&format!("sink_{i}")).unwrap();
-                let tr = sink
-                    .property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+                let tr = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
                 tr.set_direction(Dir::Sendonly);
                 tr.set_codec_preferences(Some(&caps));
                 bin.static_pad("src").unwrap().link(&sink).unwrap();
@@ -179,7 +178,10 @@ impl Client {
         // their SSRCs (a=ssrc), which the server uses to map streams to m-lines.
         let deadline = Instant::now() + Duration::from_secs(5);
         while sinks.iter().any(|p| p.current_caps().is_none()) {
-            assert!(Instant::now() < deadline, "client {name}: no caps on its sources");
+            assert!(
+                Instant::now() < deadline,
+                "client {name}: no caps on its sources"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         Self {
@@ -258,15 +260,22 @@ impl Client {
                 .build()
         };
         self.webrtc
-            .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("add-transceiver", &[&Dir::Recvonly, &caps]);
+            .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                "add-transceiver",
+                &[&Dir::Recvonly, &caps],
+            );
     }
 
     /// Creates the offer and sets it locally. With `restart`, does what a browser's
     /// `restartIce()` does: libnice restarts the stream (remote candidates dropped) and the
     /// offer carries fresh ice-ufrag/pwd, which set-local-description applies to libnice.
     pub fn create_offer(&mut self, restart: bool) -> String {
-        let reply = wait_promise(&self.webrtc, "create-offer", &None::<gst::Structure>.to_value())
-            .unwrap();
+        let reply = wait_promise(
+            &self.webrtc,
+            "create-offer",
+            &None::<gst::Structure>.to_value(),
+        )
+        .unwrap();
         let offer = reply
             .get::<gst_webrtc::WebRTCSessionDescription>("offer")
             .unwrap();
@@ -302,7 +311,8 @@ impl Client {
     /// Applies the server's answer.
     pub fn set_answer(&mut self, sdp: &str) {
         let sdp = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).unwrap();
-        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
+        let desc =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
         wait_promise(&self.webrtc, "set-remote-description", &desc.to_value());
     }
 
@@ -319,7 +329,12 @@ impl Client {
     }
 
     pub fn stats(&self, mline: u32) -> MlineStats {
-        self.stats.lock().unwrap().get(&mline).cloned().unwrap_or_default()
+        self.stats
+            .lock()
+            .unwrap()
+            .get(&mline)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn reset_gaps(&self) {

@@ -94,6 +94,8 @@ pub struct Harness {
     pub log: Vec<(Instant, PipelineEvent)>,
     /// The server's candidates per peer, as emitted (before the hook).
     pub server_candidates: HashMap<String, Vec<(u32, String)>>,
+    /// Kinds of tracks as the room learns them from the publishers' offers (true = video).
+    pub kinds: HashMap<TrackId, bool>,
 }
 
 pub fn config(name: &str) -> PipelineConfig {
@@ -109,6 +111,10 @@ impl Harness {
     pub fn new(name: &str) -> Self {
         init();
         let (room, events) = RoomPipeline::new(config(name)).unwrap();
+        Self::with_room(room, events)
+    }
+
+    pub fn with_room(room: RoomPipeline, events: UnboundedReceiver<PipelineEvent>) -> Self {
         Self {
             room,
             events,
@@ -119,6 +125,7 @@ impl Harness {
             hook: None,
             log: Vec::new(),
             server_candidates: HashMap::new(),
+            kinds: HashMap::new(),
         }
     }
 
@@ -136,7 +143,7 @@ impl Harness {
                         .entry(peer.to_string())
                         .or_default()
                         .push((mline, candidate.clone()));
-                    self.to_client(peer.as_str(), mline, &candidate);
+                    self.send_to_client(peer.as_str(), mline, &candidate);
                 }
                 PipelineEvent::AnswerReady { peer, sdp } => {
                     self.answers.insert(peer.to_string(), sdp);
@@ -159,20 +166,26 @@ impl Harness {
         }
         let names: Vec<String> = self.members.keys().cloned().collect();
         for name in names {
-            let cands = self.members.get_mut(&name).unwrap().client.take_candidates();
+            let cands = self
+                .members
+                .get_mut(&name)
+                .unwrap()
+                .client
+                .take_candidates();
             for (mline, c) in cands {
                 let c = match &mut self.hook {
                     Some(h) => h(Direction::ToServer, &name, &c),
                     None => Some(c),
                 };
                 if let Some(c) = c {
-                    self.room.add_remote_candidate(&PeerId::from(name.as_str()), mline, &c);
+                    self.room
+                        .add_remote_candidate(&PeerId::from(name.as_str()), mline, &c);
                 }
             }
         }
     }
 
-    fn to_client(&mut self, name: &str, mline: u32, candidate: &str) {
+    fn send_to_client(&mut self, name: &str, mline: u32, candidate: &str) {
         let c = match &mut self.hook {
             Some(h) => h(Direction::ToClient, name, candidate),
             None => Some(candidate.to_owned()),
@@ -236,6 +249,9 @@ impl Harness {
     }
 
     pub fn is_video(&self, track: &TrackId) -> bool {
+        if let Some(v) = self.kinds.get(track) {
+            return *v;
+        }
         self.published
             .get(track)
             .is_some_and(|(_, c)| c.eq_ignore_ascii_case("VP8"))
@@ -274,8 +290,11 @@ impl Harness {
         let mut publish = Vec::new();
         for ml in &mlines {
             m.mlines.insert(ml.mid.clone(), ml.mline);
-            if ml.sendonly && m.publish && publish_mids.is_none_or(|p| p.contains(&ml.mid.as_str())) {
-                publish.push((ml.mid.clone(), Self::track_id(name, &ml.mid)));
+            if ml.sendonly && m.publish && publish_mids.is_none_or(|p| p.contains(&ml.mid.as_str()))
+            {
+                let t = Self::track_id(name, &ml.mid);
+                self.kinds.insert(t.clone(), ml.video);
+                publish.push((ml.mid.clone(), t));
             }
             if ml.recvonly && !m.recv.contains_key(&ml.mid) && !m.used.contains(&ml.mid) {
                 // A fresh recvonly m-line: give it the next new track of its kind.
@@ -286,8 +305,11 @@ impl Harness {
             }
         }
         assert!(new.is_empty(), "not enough recvonly m-lines for {new:?}");
-        let subscribe: Vec<(String, Option<TrackId>)> =
-            m.recv.iter().map(|(mid, t)| (mid.clone(), t.clone())).collect();
+        let subscribe: Vec<(String, Option<TrackId>)> = m
+            .recv
+            .iter()
+            .map(|(mid, t)| (mid.clone(), t.clone()))
+            .collect();
         let connected_before = m.connected;
         m.rounds += 1;
         let peer = PeerId::from(name);
@@ -313,9 +335,13 @@ impl Harness {
         if restart {
             // The client's own restart dropped the server's candidates: a browser keeps them
             // (the server's ufrag did not change), so add them again.
-            let server = self.server_candidates.get(name).cloned().unwrap_or_default();
+            let server = self
+                .server_candidates
+                .get(name)
+                .cloned()
+                .unwrap_or_default();
             for (mline, c) in server {
-                self.to_client(name, mline, &c);
+                self.send_to_client(name, mline, &c);
             }
             let m = self.members.get_mut(name).unwrap();
             // New generation of the client's candidates (same addresses).
@@ -331,7 +357,8 @@ impl Harness {
             }
         }
         assert!(
-            self.wait(Duration::from_secs(10), |h| h.members[&n].connected > connected_before),
+            self.wait(Duration::from_secs(10), |h| h.members[&n].connected
+                > connected_before),
             "{name} not connected after round"
         );
         mlines
@@ -340,11 +367,7 @@ impl Harness {
     /// mline on which `name` receives `track`.
     pub fn mline_of(&self, name: &str, track: &TrackId) -> Option<u32> {
         let m = &self.members[name];
-        let mid = m
-            .recv
-            .iter()
-            .find(|(_, t)| t.as_ref() == Some(track))?
-            .0;
+        let mid = m.recv.iter().find(|(_, t)| t.as_ref() == Some(track))?.0;
         m.mlines.get(mid).copied()
     }
 
@@ -378,7 +401,12 @@ impl Harness {
             self.wait(Duration::from_secs(10), |h| h.tracks_of(&n).len() == 2),
             "{name}'s tracks not published"
         );
-        let members: Vec<String> = self.members.keys().filter(|m| *m != name).cloned().collect();
+        let members: Vec<String> = self
+            .members
+            .keys()
+            .filter(|m| *m != name)
+            .cloned()
+            .collect();
         for m in members {
             let mut want: Vec<TrackId> = self
                 .published
