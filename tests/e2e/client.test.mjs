@@ -271,3 +271,54 @@ test("nothing published (video=0&audio=0): joins receive-only", async () => {
     await srv.stop();
   }
 });
+
+test("vadNotification toggles the speaking indicator of the owner's tile", async () => {
+  const srv = await answeringServer([bob]);
+  const { context, page } = await openRoom(srv, "vad", "Me");
+  try {
+    await waitFor("Bob's tile", async () => (await tiles(page)).some((t) => t.name === "Bob" && t.mic === "on"));
+    const c = srv.clients[0];
+    c.pushMediaEvent({ type: "custom", data: { type: "vadNotification", data: { trackId: "ep-bob:a", status: "speech" } } });
+    await waitFor("Bob speaking", async () => (await tiles(page)).find((t) => t.name === "Bob")?.speaking === true);
+    assert.ok(await page.$('.tile.speaking[data-endpoint-id="ep-bob"]'));
+    c.pushMediaEvent({ type: "custom", data: { type: "vadNotification", data: { trackId: "ep-bob:a", status: "silence" } } });
+    await waitFor("Bob silent", async () => (await tiles(page)).find((t) => t.name === "Bob")?.speaking === false);
+  } finally {
+    await context.close();
+    await srv.stop();
+  }
+});
+
+test("server error media event: banner, and the client sends disconnect", async () => {
+  const srv = await answeringServer();
+  const { context, page } = await openRoom(srv, "err", "Me");
+  try {
+    await waitFor("connected", async () => (await state(page)) === "connected");
+    const c = srv.clients[0];
+    c.pushMediaEvent({ type: "error", data: { message: "Room is full" } });
+    await waitFor("error banner", async () => /Room is full/.test(await page.textContent("#error-banner")));
+    await waitFor("disconnect sent", () => c.mediaEvents.some((e) => e.type === "disconnect"));
+  } finally {
+    await context.close();
+    await srv.stop();
+  }
+});
+
+test("unknown or out-of-order media events do not break the page", async () => {
+  const srv = await answeringServer([bob]);
+  const { context, page } = await openRoom(srv, "junk", "Me");
+  try {
+    await waitFor("Bob's tile", async () => (await tiles(page)).some((t) => t.name === "Bob"));
+    const c = srv.clients[0];
+    c.pushMediaEvent({ type: "somethingNew", data: {} });
+    c.pushMediaEvent({ type: "trackUpdated", data: { endpointId: "ep-nobody", trackId: "x", metadata: {} } });
+    c.send([c.joinRef, null, c.topic, "mediaEvent", { data: "not json" }]);
+    c.send([c.joinRef, null, c.topic, "mediaEvent", { data: { not: "a string" } }]);
+    c.pushMediaEvent({ type: "endpointAdded", data: { id: "ep-dan", type: "webrtc", metadata: { displayName: "Dan" } } });
+    await waitFor("Dan's tile after the junk", async () => (await tiles(page)).some((t) => t.name === "Dan"));
+    assert.equal(await state(page), "connected");
+  } finally {
+    await context.close();
+    await srv.stop();
+  }
+});

@@ -551,16 +551,27 @@ export class Room {
     const lt = this.local.screen;
     if (!lt) return;
     this.local.screen = null;
-    if (lt.trackId && this.state === "connected") {
-      try {
-        this.webrtc.removeTrack(lt.trackId);
-      } catch (err) {
-        console.warn("lamina: removeTrack failed", err);
-      }
-    }
+    if (lt.trackId && this.state === "connected") this.removeLocalTrack(lt.trackId, 0);
     lt.track.stop();
     ui.removeTile(LOCAL_SCREEN_TILE_ID);
     this.renderControls();
+  }
+
+  /**
+   * `removeTrack` throws (without changing the library's state) while the track has no sender
+   * yet, i.e. before the first negotiation created the peer connection: retry a little later.
+   */
+  private removeLocalTrack(trackId: string, attempt: number): void {
+    if (this.state !== "connected") return;
+    try {
+      this.webrtc.removeTrack(trackId);
+    } catch (err) {
+      if (attempt >= 40) {
+        console.warn("lamina: removeTrack failed", err);
+        return;
+      }
+      window.setTimeout(() => this.removeLocalTrack(trackId, attempt + 1), 250);
+    }
   }
 
   unlockAudio(): void {
