@@ -61,6 +61,8 @@ pub(crate) enum Cmd {
 #[derive(Debug)]
 enum Timer {
     Activate(PeerId),
+    /// A keyframe request for a newly opened link was throttled: ask again.
+    Keyframe(TrackId),
     RestartGrace(PeerId, u64),
 }
 
@@ -248,6 +250,11 @@ impl Engine {
         for (_, timer) in due {
             match timer {
                 Timer::Activate(peer) => self.activate_links(&peer),
+                Timer::Keyframe(track) => {
+                    if let Some(t) = self.tracks.get(&track) {
+                        t.fwd.request_keyframe();
+                    }
+                }
                 Timer::RestartGrace(peer, round) => {
                     let Some(p) = self.peers.get_mut(&peer) else {
                         continue;
@@ -339,7 +346,9 @@ impl Engine {
         }
     }
 
-    /// Opens every link the peer receives (each opening requests a keyframe).
+    /// Opens every link the peer receives. Opening requests a keyframe; when the forwarder's
+    /// throttle swallowed that request (another subscriber opened just before, and the
+    /// keyframe it got may already be gone), a retry is scheduled after the throttle interval.
     pub(crate) fn activate_links(&mut self, peer: &PeerId) {
         let Some(p) = self.peers.get(peer) else {
             return;
@@ -347,14 +356,20 @@ impl Engine {
         if p.conn != ConnState::Connected {
             return;
         }
+        let mut retries = Vec::new();
         for m in p.mlines.values() {
             if let MLine::Subscribe(SubSlot {
                 link: Some(link), ..
             }) = m
             {
-                Forwarder::set_active(&link.fwd_pad, true);
+                if let Some(t) = self.tracks.get(&link.track) {
+                    if let Some(after) = t.fwd.open(&link.fwd_pad) {
+                        retries.push((Instant::now() + after, Timer::Keyframe(link.track.clone())));
+                    }
+                }
             }
         }
+        self.timers.extend(retries);
     }
 
     fn src_pad_removed(&mut self, peer: &PeerId, pad: &str) {
@@ -501,6 +516,7 @@ impl Engine {
         }
         self.timers.retain(|(_, t)| match t {
             Timer::Activate(x) | Timer::RestartGrace(x, _) => x != peer,
+            Timer::Keyframe(_) => true,
         });
         tracing::debug!(%peer, "peer removed");
     }

@@ -59,6 +59,29 @@ impl Forwarder {
         pad.set_property("active", active);
     }
 
+    /// Opens a gated output; returns, when the element's keyframe throttle swallowed the
+    /// keyframe request that opening makes, how long until a retry can pass it.
+    pub(crate) fn open(&self, pad: &gst::Pad) -> Option<std::time::Duration> {
+        if pad.property::<bool>("active") {
+            return None;
+        }
+        let dropped = self.stat("keyframe-requests-dropped");
+        Self::set_active(pad, true);
+        if self.stat("keyframe-requests-dropped") > dropped {
+            let ms = self.element.property::<u32>("keyframe-min-interval");
+            return Some(std::time::Duration::from_millis(u64::from(ms) + 20));
+        }
+        None
+    }
+
+    fn stat(&self, name: &str) -> u64 {
+        if self.element.find_property(name).is_some() {
+            self.element.property::<u64>(name)
+        } else {
+            0
+        }
+    }
+
     /// Asks the publisher for a keyframe (deduplicated by the element).
     pub(crate) fn request_keyframe(&self) {
         self.element.emit_by_name::<()>("request-keyframe", &[]);
