@@ -9,41 +9,55 @@
 //!
 //! ## Contract
 //!
+//! - Register the elements first (`gstlamina::plugin_register_static()`): [`RoomPipeline::new`]
+//!   fails with [`PipelineError::MissingElement`] without `laminaforwarder`.
 //! - The server always answers: the room calls [`RoomPipeline::handle_offer`] with an
-//!   [`OfferPlan`] (which of the client's m-lines it publishes, which remote track goes on each
-//!   of its receiving m-lines). One offer per peer at a time.
-//! - Events of one peer, in order, per round: `AnswerReady`, then the `LocalCandidate`s
-//!   gathered so far (later ones follow as they come), then `PeerConnected` once the transport
-//!   is connected *for this round* (immediately when it already was and the offer kept its
-//!   ICE credentials; after ICE/DTLS (re)connects otherwise, e.g. after an ICE restart). The
-//!   room starts the next round for a peer only after that `PeerConnected` (protocol.md 3.5).
-//!   `TrackPublished` fires when a published track's first RTP arrives. `NegotiationFailed`
-//!   ends a round without an answer; `PeerFailed` means the pipeline already removed the peer.
-//! - A track can be subscribed once its publisher's round was answered (its forwarder exists
-//!   from then on); a subscription to an unknown track, or in a codec the subscriber did not
-//!   offer, is answered `inactive`.
-//! - Forwarding to a subscriber m-line starts (gate opened, keyframe requested) when the
-//!   subscriber is connected: on every transition to `connected`, and about 150 ms after an
-//!   answer that found the transport connected.
-//!
-//! ## Threading
+//!   [`OfferPlan`] (which of the client's `sendonly` m-lines it publishes, which remote track
+//!   goes on each `recvonly` m-line). One round per peer at a time.
+//! - Events of one peer, per round, in this order:
+//!   1. `AnswerReady` (or `NegotiationFailed`, which ends the round);
+//!   2. the `LocalCandidate`s gathered before the first answer; later ones follow as they are
+//!      gathered (webrtcbin gathers once, on the first answer, and never re-emits);
+//!   3. `PeerConnected`: the transport is connected *for this round*. Emitted right after the
+//!      answer when the transport already was connected and the offer kept its ICE ufrag;
+//!      otherwise at the next transition to `connected` (first ICE/DTLS connection, or after
+//!      an ICE restart: connected → connecting → connected). If an ICE-restart round never
+//!      leaves `connected`, it is emitted after 3 s. **The room starts the next round of a
+//!      peer only after this event** (protocol.md 3.5).
+//! - `TrackPublished` fires once per track, when its first RTP reaches the server (the codec
+//!   is the negotiated encoding name, `VP8`/`OPUS`). A track can be subscribed as soon as its
+//!   publisher's `AnswerReady` was emitted (its forwarder exists from then on); a
+//!   subscription to an unknown track, or in a codec the subscriber did not offer, is answered
+//!   `inactive`.
+//! - `PeerFailed` (ICE/DTLS failed, or an error inside `peer-<id>`): the pipeline already
+//!   removed that peer. `RoomFailed`: close the room.
+//! - Forwarding to a subscriber m-line starts when the subscriber is connected: on every
+//!   transition to `connected`, and 150 ms after an answer that added links on an already
+//!   connected transport. Opening a link requests a keyframe from the publisher.
+//! - Removing a peer releases everything it published or received. The subscribers' m-lines
+//!   that carried its tracks stop getting data; answer them `inactive` (subscribe `None`) in
+//!   their next round.
 //!
 //! ```text
-//!  room task (tokio)          media thread (std, one per room)      GStreamer threads
-//!  RoomPipeline::method ──Cmd──▶ executes commands in order  ◀──Cmd── on-ice-candidate,
-//!        ▲                       (promises, state changes,           connection-state,
-//!        │                        links, teardown)                   pad-removed, bus thread
-//!        └──────── PipelineEvent (unbounded, non-blocking send) ◀── media thread, pad-added
+//!  room                      RoomPipeline (media thread)              webrtcbin / forwarder
+//!  join A ──add_peer(A)────▶ peer-A bin + webrtcbin (PLAYING)
+//!  A offers (sendonly a,v)
+//!       ──handle_offer(A)──▶ set-remote; add-transceiver(recvonly) per
+//!                            m-line; fwd-<a>, fwd-<v> created; answer
+//!       ◀─AnswerReady, LocalCandidate*─┘
+//!       ──add_remote_candidate──▶ ...                         ICE/DTLS connected
+//!       ◀─PeerConnected(A)                                    first RTP: pad-added →
+//!       ◀─TrackPublished(a), (v) ◀────────────────────────────── linked to fwd-<track>
+//!  join B, B offers (recvonly a,v)
+//!       ──handle_offer(B)──▶ sink_<k> + sendonly + codec-prefs(PT, ssrc)
+//!                            + msid; fwd pad (pt, ssrc, inactive) linked
+//!       ◀─AnswerReady, LocalCandidate*, ... PeerConnected(B) ─▶ fwd pads active
+//!                                                               (keyframe request)
+//!  A leaves ─remove_peer(A)─▶ fwd pads → B released (IDLE unlink), peer-A → NULL,
+//!                             forwarders removed, bin removed
+//!  B re-offers (restartIce) ──handle_offer(B, subscribe None)──▶ nice restart_stream,
+//!                             m-lines answered inactive ... PeerConnected(B)
 //! ```
-//!
-//! - Methods of [`RoomPipeline`] only post a command and return: safe on tokio workers.
-//! - All graph changes happen on the media thread, except one: `pad-added` of a publisher's
-//!   RTP pad ghosts it and links it to the track's existing forwarder right away (data flows
-//!   as soon as the handler returns).
-//! - Callbacks capture no webrtcbin strongly and are disconnected when the peer is removed; no
-//!   lock is held across a GStreamer call.
-//! - Removal follows the safe order of the notes (forwarder pads released, then the peer's
-//!   webrtcbin to NULL, then its forwarders, pads and bin).
 //!
 //! ## Example
 //!
@@ -70,12 +84,13 @@ pub mod forwarder;
 mod ice;
 pub mod ids;
 mod negotiation;
-pub mod peer_bin;
+mod peer_bin;
 pub mod room_pipeline;
 mod teardown;
 
 pub use event::PipelineEvent;
 pub use ids::{PeerId, TrackId, TrackKind};
+pub use peer_bin::bin_name;
 pub use room_pipeline::{OfferPlan, PipelineConfig, PipelineError, RoomPipeline};
 
 /// Pays the one-time costs of the first webrtcbin of the process (plugin loading, DTLS

@@ -1,7 +1,7 @@
-//! [`PeerBin`]: one participant's `peer-<id>` bin with its webrtcbin and the signal glue.
+//! `PeerBin`: one participant's `peer-<id>` bin with its webrtcbin and the signal glue.
 //!
 //! Callbacks connected here run on GStreamer threads (webrtcbin's pc thread, libnice, streaming
-//! threads). They do O(1) work: post a [`Cmd`] to the room's media thread, or — `pad-added` of a
+//! threads). They do O(1) work: post a `Cmd` to the room's media thread, or — `pad-added` of a
 //! publisher's RTP src pad only — ghost the pad and link it to the track's already existing
 //! forwarder, because data flows right after the handler returns and an unlinked pad would stop
 //! the stream. They capture the webrtcbin weakly; their handler ids are disconnected on removal.
