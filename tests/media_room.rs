@@ -73,7 +73,12 @@ async fn two_peers_exchange_audio_and_video() {
     let sb = wait_decoding(&b, &[&a.id], 2).await;
     assert_eq!(sa.endpoints[&b.id]["displayName"], "B");
     assert_eq!(sb.endpoints[&a.id]["displayName"], "A");
-    assert!(sa.errors.is_empty() && sb.errors.is_empty(), "{:?} {:?}", sa.errors, sb.errors);
+    assert!(
+        sa.errors.is_empty() && sb.errors.is_empty(),
+        "{:?} {:?}",
+        sa.errors,
+        sb.errors
+    );
     a.leave().await;
     b.leave().await;
     server.stop().await;
@@ -187,10 +192,15 @@ async fn peer_leaving_does_not_interrupt_the_others() {
     let frames_a = a.snapshot().tracks.clone();
     c.leave().await;
     let left = Instant::now();
-    a.wait_until("C removed", MEDIA_TIMEOUT, |s| !s.endpoints.contains_key(&c_id))
-        .await
-        .unwrap();
-    println!("[metric] endpoint_removed_after_leave_ms={}", left.elapsed().as_millis());
+    a.wait_until("C removed", MEDIA_TIMEOUT, |s| {
+        !s.endpoints.contains_key(&c_id)
+    })
+    .await
+    .unwrap();
+    println!(
+        "[metric] endpoint_removed_after_leave_ms={}",
+        left.elapsed().as_millis()
+    );
     // A and B keep decoding each other for two more seconds, without a gap over 500 ms.
     let target = frames_a
         .iter()
@@ -210,7 +220,11 @@ async fn peer_leaving_does_not_interrupt_the_others() {
         .await
         .unwrap();
     for t in s.tracks.values().filter(|t| t.endpoint == b.id) {
-        assert!(t.max_gap < Duration::from_millis(500), "gap {:?}", t.max_gap);
+        assert!(
+            t.max_gap < Duration::from_millis(500),
+            "gap {:?}",
+            t.max_gap
+        );
     }
     a.leave().await;
     b.leave().await;

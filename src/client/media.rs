@@ -16,7 +16,6 @@ pub fn rtp_caps(video: bool) -> gst::Caps {
             .field("encoding-name", "VP8")
             .field("payload", VP8_PT as i32)
             .field("clock-rate", 90000i32)
-            .field("rtcp-fb-nack", true)
             .field("rtcp-fb-nack-pli", true)
             .field("rtcp-fb-ccm-fir", true)
             .build()
@@ -43,7 +42,7 @@ pub fn source(video: bool, pattern: &str) -> Result<gst::Bin, String> {
         )
     } else {
         format!(
-            "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=48000,channels=2 \
+            "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=48000,channels=1 \
              ! opusenc ! rtpopuspay pt={OPUS_PT}"
         )
     };

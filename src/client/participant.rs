@@ -518,6 +518,7 @@ impl Session {
             .emit_by_name::<()>("set-local-description", &[&offer, &promise]);
         let _ = fut.await;
         let sdp = offer.sdp().as_text().map_err(|e| e.to_string())?;
+        tracing::trace!(id = %self.id, %sdp, "client offer");
         let mut mids = serde_json::Map::new();
         let mut metadata = serde_json::Map::new();
         for t in &self.own {
@@ -542,6 +543,7 @@ impl Session {
 
     async fn answer(&mut self, data: &Value) -> Result<(), String> {
         let sdp = data["sdp"].as_str().ok_or("answer without sdp")?;
+        tracing::trace!(id = %self.id, %sdp, "client got answer");
         {
             let mut s = lock(&self.state);
             s.answers += 1;
