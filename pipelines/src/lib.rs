@@ -76,6 +76,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod bus;
 mod codecs;
 mod engine;
