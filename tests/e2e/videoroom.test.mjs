@@ -185,6 +185,11 @@ scenario("e. leave button and tab close remove the tile for the others", async (
   });
   metric("tab_close_tile_removed_ms", Date.now() - t1);
   assert.equal((await b.remoteTiles()).length, 0);
+
+  // "Rejoin" on Alice's page: same name (remembered by the page), media flows again.
+  await a.click("#rejoin-link");
+  await a.waitConnected();
+  await Promise.all([waitForMedia(b, [remote("Alice")]), waitForMedia(a, [remote("Bob")])]);
 });
 
 scenario("f. camera only, mic only and nothing: others see exactly what is published", async () => {
@@ -242,4 +247,35 @@ scenario("g. two rooms at once do not see each other", async () => {
     const counts = await Promise.all([a, b, c, d].map(async (p) => (await p.remoteTiles()).length));
     return counts.every((n) => n === 1);
   }, { duration: 1500, interval: 250 });
+});
+
+scenario("h. a full room refuses one more participant with a clear message", async () => {
+  const small = await startLamina({ extraArgs: ["--max-peers-per-room", "2"] });
+  try {
+    const room = roomName("full");
+    const url = small.url;
+    const a = await Participant.open(browser, url, { room, name: "Alice" });
+    open.add(a);
+    const b = await Participant.open(browser, url, { room, name: "Bob" });
+    open.add(b);
+    await Promise.all([a, b].map((p) => p.waitConnected()));
+    const c = await Participant.open(browser, url, { room, name: "Carol" });
+    open.add(c);
+    await waitFor("Carol refused", async () => (await c.state()) === "failed");
+    const errors = await c.errors();
+    assert.ok(errors.some((e) => /full/i.test(e)), JSON.stringify(errors));
+    assert.ok(await c.page.isVisible("#error-banner"));
+    await holdsFor("Carol never shows up and stays out", async () => {
+      const tiles = [...(await a.remoteTiles()), ...(await b.remoteTiles())];
+      return !tiles.some((t) => t.name === "Carol") && (await c.state()) === "failed";
+    }, { duration: 2500, interval: 250 });
+    await Promise.all([waitForMedia(a, [remote("Bob")]), waitForMedia(b, [remote("Alice")])]);
+  } catch (err) {
+    err.message += `\n--- small server log (tail) ---\n${small.tail(40)}`;
+    throw err;
+  } finally {
+    await Promise.all([...open].map((p) => p.close()));
+    open.clear();
+    await small.stop();
+  }
 });
