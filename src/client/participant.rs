@@ -526,8 +526,12 @@ impl Session {
                 continue;
             }
             metadata.insert(t.id.clone(), t.metadata.clone());
-            if let Some(mid) = t.transceiver.mid() {
-                mids.insert(mid.to_string(), json!(t.id));
+            // webrtcbin 1.22 assigns mids only once the answer is applied; in the offer the
+            // transceiver is named by its `a=ssrc … msid:<stream> <transceiver name>` line.
+            let mid = mid_of_transceiver(&sdp, t.transceiver.name().as_str())
+                .or_else(|| t.transceiver.mid().map(|m| m.to_string()));
+            if let Some(mid) = mid {
+                mids.insert(mid, json!(t.id));
             }
         }
         self.sig.send(
@@ -567,5 +571,31 @@ impl Session {
             .emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
         let _ = fut.await;
         Ok(())
+    }
+}
+
+/// The mid of the m-line whose `a=ssrc` msid names `transceiver`.
+fn mid_of_transceiver(sdp: &str, transceiver: &str) -> Option<String> {
+    let mut mid = None;
+    let mut found = false;
+    for line in sdp.lines().map(|l| l.trim_end_matches('\r')) {
+        if line.starts_with("m=") {
+            if found {
+                return mid;
+            }
+            mid = None;
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.to_owned());
+        } else if line.starts_with("a=ssrc:")
+            && line.contains(" msid:")
+            && line.split_whitespace().last() == Some(transceiver)
+        {
+            found = true;
+        }
+    }
+    if found {
+        mid
+    } else {
+        None
     }
 }
