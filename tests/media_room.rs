@@ -25,12 +25,24 @@ fn url(server: &Server) -> String {
 }
 
 async fn join(server: &Server, room: &str, name: &str, audio: bool, video: bool) -> Participant {
+    join_with(server, room, name, audio, video, true).await
+}
+
+async fn join_with(
+    server: &Server,
+    room: &str,
+    name: &str,
+    audio: bool,
+    video: bool,
+    receive: bool,
+) -> Participant {
     Participant::join(ParticipantConfig {
         url: url(server),
         room: room.into(),
         name: name.into(),
         audio,
         video,
+        receive,
     })
     .await
     .expect("participant joins")
@@ -57,10 +69,25 @@ async fn describe(server: &Server, room: &str) -> serde_json::Value {
     rx.await.expect("room answers")
 }
 
+/// Threads of this process that belong to GStreamer or the server (the test runtime's own
+/// blocking-pool threads come and go and are not counted).
 fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
+    thread_names()
+        .iter()
+        .filter(|n| !n.starts_with("tokio-runtime") && !n.starts_with("join_leave"))
+        .count()
+}
+
+fn thread_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,42 +262,57 @@ async fn peer_leaving_does_not_interrupt_the_others() {
 async fn join_leave_cycles_return_to_baseline() {
     let _serial = serial().await;
     let server = support::spawn_server(|_| {}).await;
-    let a = join(&server, "cycles", "A", true, true).await;
+    // A publishes without receiving, so every thread created per cycle in this process is the
+    // server's or B's (a receiving client keeps a jitterbuffer per SSRC it ever got).
+    let a = join_with(&server, "cycles", "A", true, true, false).await;
     // Let A's own round settle before taking the baseline.
     a.wait_until("A answered", MEDIA_TIMEOUT, |s| s.answers >= 1)
         .await
         .unwrap();
     let elements = |v: serde_json::Value| v["elements"].as_u64().unwrap_or(0);
-    let mut base_elements = 0;
-    let mut base_threads = 0;
+    let mut base: Option<(u64, usize)> = None;
+    let mut peak_elements = 0;
     for cycle in 0..10 {
         let b = join(&server, "cycles", "B", true, true).await;
         wait_decoding(&b, &[&a.id], 2).await;
+        peak_elements = peak_elements.max(elements(describe(&server, "cycles").await));
         b.leave().await;
         a.wait_until("B gone", MEDIA_TIMEOUT, |s| s.endpoints.is_empty())
             .await
             .unwrap();
         // Teardown runs on the room's media thread: wait for the counts to settle.
         let deadline = Instant::now() + MEDIA_TIMEOUT;
+        let mut last = (0, 0);
+        let mut stable_since = Instant::now();
         loop {
-            let e = elements(describe(&server, "cycles").await);
-            let t = threads();
-            if cycle == 0 {
-                base_elements = e;
-                base_threads = t;
-                break;
+            let now = (elements(describe(&server, "cycles").await), threads());
+            match base {
+                // The first cycle sets the baseline once the counts stop moving for a second
+                // (A's own streams are fully built by then).
+                None if now == last && stable_since.elapsed() > Duration::from_secs(1) => {
+                    base = Some(now);
+                    break;
+                }
+                None => {}
+                Some((e, t)) if now.0 == e && now.1 <= t => break,
+                Some((e, t)) => assert!(
+                    Instant::now() < deadline,
+                    "cycle {cycle}: elements {} (baseline {e}), threads {} (baseline {t}): {:?}",
+                    now.0,
+                    now.1,
+                    thread_names()
+                ),
             }
-            if e == base_elements && t <= base_threads + 2 {
-                break;
+            if now != last {
+                last = now;
+                stable_since = Instant::now();
             }
-            assert!(
-                Instant::now() < deadline,
-                "cycle {cycle}: elements {e} (baseline {base_elements}), threads {t} (baseline {base_threads})"
-            );
+            assert!(Instant::now() < deadline, "counts never settled: {now:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    println!("[metric] baseline_elements={base_elements} baseline_threads={base_threads}");
+    let (base_elements, base_threads) = base.expect("baseline taken");
+    println!("[metric] baseline_elements={base_elements} peak_elements={peak_elements} baseline_threads={base_threads}");
     a.leave().await;
     server.stop().await;
 }

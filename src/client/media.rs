@@ -30,20 +30,22 @@ pub fn rtp_caps(video: bool) -> gst::Caps {
     }
 }
 
-/// A live encoded test source ending in an RTP payloader; `pattern` picks the video pattern.
+/// A live encoded test source ending in an RTP payloader with a fixed `ssrc` (so the offer's
+/// `a=ssrc` lines never depend on whether caps already flowed); `pattern` picks the video
+/// pattern.
 /// Video keyframes come only on request (and every 30 s), so the server's keyframe requests
 /// are what makes a new subscriber's video start.
-pub fn source(video: bool, pattern: &str) -> Result<gst::Bin, String> {
+pub fn source(video: bool, pattern: &str, ssrc: u32) -> Result<gst::Bin, String> {
     let desc = if video {
         format!(
             "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width=320,height=240,framerate=15/1 \
              ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist=450 target-bitrate=300000 \
-             ! rtpvp8pay pt={VP8_PT} mtu=1200 picture-id-mode=15-bit"
+             ! rtpvp8pay pt={VP8_PT} ssrc={ssrc} mtu=1200 picture-id-mode=15-bit"
         )
     } else {
         format!(
             "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=48000,channels=1 \
-             ! opusenc ! rtpopuspay pt={OPUS_PT}"
+             ! opusenc ! rtpopuspay pt={OPUS_PT} ssrc={ssrc}"
         )
     };
     gst::parse::bin_from_description(&desc, true).map_err(|e| e.to_string())

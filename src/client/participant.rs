@@ -26,6 +26,9 @@ pub struct ParticipantConfig {
     pub audio: bool,
     /// Publish a camera-like VP8 track.
     pub video: bool,
+    /// Receive the others' tracks (add the recvonly m-lines `offerData` asks for). A client
+    /// that receives nothing offers no recvonly m-line at all.
+    pub receive: bool,
 }
 
 /// A remote track as this participant sees it.
@@ -186,6 +189,7 @@ impl Participant {
             state: state.clone(),
             own: Vec::new(),
             recv: (0, 0),
+            receive: config.receive,
         };
         if config.audio {
             session.add_track(false, json!({"type": "audio", "active": true}));
@@ -351,6 +355,8 @@ struct Session {
     own: Vec<OwnTrack>,
     /// Recvonly transceivers created so far (audio, video).
     recv: (usize, usize),
+    /// Whether to add recvonly transceivers at all.
+    receive: bool,
 }
 
 impl Session {
@@ -360,7 +366,8 @@ impl Session {
         } else {
             "ball"
         };
-        let Ok(source) = media::source(video, pattern) else {
+        let ssrc = rand_ssrc();
+        let Ok(source) = media::source(video, pattern, ssrc) else {
             return;
         };
         let Some(sink) = self.webrtc.request_pad_simple("sink_%u") else {
@@ -371,7 +378,9 @@ impl Session {
             return;
         };
         transceiver.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
-        transceiver.set_property("codec-preferences", media::rtp_caps(video));
+        let mut caps = media::rtp_caps(video);
+        caps.make_mut().set("ssrc", ssrc);
+        transceiver.set_property("codec-preferences", caps);
         let _ = self.pipeline.add(&source);
         if let Some(src) = source.static_pad("src") {
             let _ = src.link(&sink);
@@ -487,6 +496,7 @@ impl Session {
 
     async fn offer(&mut self, audio: usize, video: usize) -> Result<(), String> {
         // The Membrane client adds recvonly transceivers up to the asked counts, audio first.
+        let (audio, video) = if self.receive { (audio, video) } else { (0, 0) };
         for (want, is_video) in [(audio, false), (video, true)] {
             let have = if is_video { self.recv.1 } else { self.recv.0 };
             for _ in have..want {
@@ -598,4 +608,9 @@ fn mid_of_transceiver(sdp: &str, transceiver: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+fn rand_ssrc() -> u32 {
+    let b = *uuid::Uuid::new_v4().as_bytes();
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]]) | 1
 }

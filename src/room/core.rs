@@ -503,19 +503,23 @@ impl RoomCore {
         if !p.connected || !p.pending || p.round != RoundState::Idle {
             return;
         }
+        // Per kind: m-lines holding a track plus tracks still waiting for one, but never fewer
+        // than the client already has (free m-lines are reused, counts never shrink).
         let assigned = |t: &TrackId| p.slots.iter().any(|s| s.track.as_ref() == Some(t));
-        let mut audio = p
-            .slots
-            .iter()
-            .filter(|s| s.kind == TrackKind::Audio)
-            .count();
-        let mut video = p.slots.len() - audio;
-        for a in p.announced.iter().filter(|a| !assigned(&a.track)) {
-            match a.kind {
-                TrackKind::Audio => audio += 1,
-                TrackKind::Video => video += 1,
-            }
-        }
+        let need = |kind: TrackKind| {
+            let occupied = p
+                .slots
+                .iter()
+                .filter(|s| s.kind == kind && s.track.is_some())
+                .count();
+            let waiting = p
+                .announced
+                .iter()
+                .filter(|a| a.kind == kind && !assigned(&a.track))
+                .count();
+            occupied + waiting
+        };
+        let (audio, video) = (need(TrackKind::Audio), need(TrackKind::Video));
         let audio = audio.max(p.offered.0);
         let video = video.max(p.offered.1);
         p.offered = (audio, video);
@@ -692,7 +696,7 @@ impl RoomCore {
                 .iter_mut()
                 .find(|s| s.mid == m.mid)
                 .expect("slot ensured");
-            if slot.track.is_none() && !slot.used {
+            if slot.track.is_none() && !slot.removed {
                 if let Some((track, removed)) = free {
                     slot.track = Some(track);
                     slot.removed = removed;

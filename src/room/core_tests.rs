@@ -532,3 +532,42 @@ fn disconnect_event_and_pipeline_failure_remove_the_peer() {
     assert_eq!(kinds(&fx, "A"), ["endpointRemoved"]);
     assert_eq!(r.peer_count(), 1);
 }
+
+#[test]
+fn freed_slots_carry_later_tracks() {
+    let mut r = room();
+    publisher(&mut r, "A");
+    connect(&mut r, "B", "Bob");
+    offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
+    answer(&mut r, "B");
+    connected(&mut r, "B");
+    // A leaves; B's m-lines go inactive.
+    r.leave(&id("A"));
+    offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
+    answer(&mut r, "B");
+    connected(&mut r, "B");
+    // C publishes: B gets the same two m-lines back, carrying C's tracks.
+    connect(&mut r, "C", "Carol");
+    renegotiate(&mut r, "C");
+    offer(
+        &mut r,
+        "C",
+        &[("audio", "0", "a"), ("video", "1", "v")],
+        &[],
+    );
+    let fx = answer(&mut r, "C");
+    assert_eq!(kinds(&fx, "B"), ["tracksAdded", "offerData"]);
+    match events(&fx, "B")[1] {
+        // No new m-line is asked for: the freed ones are reused.
+        ServerEvent::OfferData { audio, video, .. } => assert_eq!((*audio, *video), (1, 1)),
+        e => panic!("{e:?}"),
+    }
+    let fx = offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
+    assert_eq!(
+        plan(&fx).subscribe,
+        vec![
+            ("0".to_string(), Some(TrackId::new("C:a"))),
+            ("1".to_string(), Some(TrackId::new("C:v")))
+        ]
+    );
+}

@@ -23,7 +23,9 @@ struct Backend {
 impl MediaBackend for Backend {
     fn execute(&mut self, cmd: PipelineCommand) -> Result<(), String> {
         match cmd {
-            PipelineCommand::AddPeer(peer) => self.pipeline.add_peer(&peer).map_err(|e| e.to_string()),
+            PipelineCommand::AddPeer(peer) => {
+                self.pipeline.add_peer(&peer).map_err(|e| e.to_string())
+            }
             PipelineCommand::RemovePeer(peer) => {
                 self.pipeline.remove_peer(&peer);
                 Ok(())
