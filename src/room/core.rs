@@ -503,14 +503,15 @@ impl RoomCore {
         if !p.connected || !p.pending || p.round != RoundState::Idle {
             return;
         }
-        // Per kind: m-lines holding a track plus tracks still waiting for one, but never fewer
-        // than the client already has (free m-lines are reused, counts never shrink).
+        // Per kind: m-lines that hold or held a track (never reused, as in Membrane: webrtcbin
+        // 1.22 moves a re-activated m-line to a new DTLS transport) plus tracks still waiting
+        // for one; never fewer than the client already has.
         let assigned = |t: &TrackId| p.slots.iter().any(|s| s.track.as_ref() == Some(t));
         let need = |kind: TrackKind| {
             let occupied = p
                 .slots
                 .iter()
-                .filter(|s| s.kind == kind && s.track.is_some())
+                .filter(|s| s.kind == kind && (s.track.is_some() || s.used))
                 .count();
             let waiting = p
                 .announced
@@ -696,7 +697,7 @@ impl RoomCore {
                 .iter_mut()
                 .find(|s| s.mid == m.mid)
                 .expect("slot ensured");
-            if slot.track.is_none() && !slot.removed {
+            if slot.track.is_none() && !slot.used {
                 if let Some((track, removed)) = free {
                     slot.track = Some(track);
                     slot.removed = removed;

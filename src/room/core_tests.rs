@@ -534,40 +534,41 @@ fn disconnect_event_and_pipeline_failure_remove_the_peer() {
 }
 
 #[test]
-fn freed_slots_carry_later_tracks() {
+fn freed_slots_are_not_reused() {
     let mut r = room();
     publisher(&mut r, "A");
     connect(&mut r, "B", "Bob");
     offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
     answer(&mut r, "B");
     connected(&mut r, "B");
-    // A leaves; B's m-lines go inactive.
+    // A leaves; B's m-lines go inactive for good.
     r.leave(&id("A"));
     offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
     answer(&mut r, "B");
     connected(&mut r, "B");
-    // C publishes: B gets the same two m-lines back, carrying C's tracks.
+    // C publishes: B is asked for two more m-lines, and C's tracks go there.
     connect(&mut r, "C", "Carol");
     renegotiate(&mut r, "C");
-    offer(
-        &mut r,
-        "C",
-        &[("audio", "0", "a"), ("video", "1", "v")],
-        &[],
-    );
+    offer(&mut r, "C", &[("audio", "0", "a"), ("video", "1", "v")], &[]);
     let fx = answer(&mut r, "C");
     assert_eq!(kinds(&fx, "B"), ["tracksAdded", "offerData"]);
     match events(&fx, "B")[1] {
-        // No new m-line is asked for: the freed ones are reused.
-        ServerEvent::OfferData { audio, video, .. } => assert_eq!((*audio, *video), (1, 1)),
+        ServerEvent::OfferData { audio, video, .. } => assert_eq!((*audio, *video), (2, 2)),
         e => panic!("{e:?}"),
     }
-    let fx = offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
+    let fx = offer(
+        &mut r,
+        "B",
+        &[],
+        &[("audio", "0"), ("video", "1"), ("audio", "2"), ("video", "3")],
+    );
     assert_eq!(
         plan(&fx).subscribe,
         vec![
-            ("0".to_string(), Some(TrackId::new("C:a"))),
-            ("1".to_string(), Some(TrackId::new("C:v")))
+            ("0".to_string(), None),
+            ("1".to_string(), None),
+            ("2".to_string(), Some(TrackId::new("C:a"))),
+            ("3".to_string(), Some(TrackId::new("C:v")))
         ]
     );
 }

@@ -23,9 +23,9 @@ pub struct Track {
 
 /// One of a subscriber's recvonly m-lines, and the remote track it carries.
 ///
-/// A slot whose track went away is answered `inactive`, and once the client was told
-/// (`tracksRemoved`) it may carry a later track again. Membrane never reuses m-lines; we do, so a
-/// long-lived peer in a room with churn keeps a bounded SDP and a bounded set of webrtcbin pads.
+/// Slots are never reused once they carried a track (as in Membrane): a removed track's m-line
+/// stays `inactive`. Reusing them would bound the SDP of long-lived peers, but webrtcbin 1.22
+/// answers a re-activated m-line with a new DTLS fingerprint, which breaks the session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slot {
     /// The subscriber's mid.
