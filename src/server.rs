@@ -49,6 +49,11 @@ impl Server {
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     gst::init()?;
     gstlamina::plugin_register_static()?;
+    // The first webrtcbin of a process pays ~0.5 s for its DTLS certificate: pay it now, not
+    // on the first join.
+    let warm = std::time::Instant::now();
+    tokio::task::spawn_blocking(lamina_pipelines::prewarm).await?;
+    tracing::debug!(elapsed = ?warm.elapsed(), "media engine pre-warmed");
     let config = Arc::new(config);
     let secret = config
         .turn_secret
