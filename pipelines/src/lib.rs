@@ -82,6 +82,7 @@ mod bus;
 mod codecs;
 mod engine;
 pub mod event;
+pub mod fault;
 pub mod forwarder;
 mod ice;
 pub mod ids;
@@ -91,6 +92,7 @@ pub mod room_pipeline;
 mod teardown;
 
 pub use event::PipelineEvent;
+pub use fault::Fault;
 pub use ids::{PeerId, TrackId, TrackKind};
 pub use peer_bin::bin_name;
 pub use room_pipeline::{OfferPlan, PipelineConfig, PipelineError, RoomPipeline};

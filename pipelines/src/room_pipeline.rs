@@ -189,6 +189,12 @@ impl RoomPipeline {
         let _ = self.post(Cmd::RequestKeyframe(track.clone()));
     }
 
+    /// Posts a real bus error for `fault`, as a failing element would (failure-isolation
+    /// tests; see [`crate::fault`]). The outcome arrives as `PeerFailed` or `RoomFailed`.
+    pub fn inject_fault(&self, fault: &crate::Fault) -> Result<(), PipelineError> {
+        crate::fault::inject(&self.pipeline, fault)
+    }
+
     /// The pipeline graph in Graphviz dot.
     pub fn dot(&self) -> String {
         self.pipeline
