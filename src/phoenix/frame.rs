@@ -135,11 +135,14 @@ pub fn decode(text: &str, max_bytes: usize) -> Result<Frame, FrameError> {
 }
 
 /// Reads the refs and topic of a malformed frame, if its `ref` (2nd element) is a string.
-/// Call only on frames within the size limit.
+/// Only the first three elements are read, so a frame whose payload is too deep, truncated or
+/// otherwise broken can still be answered. Call only on frames within the size limit.
 pub fn recover(text: &str) -> Option<Recovered> {
-    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(text) else {
-        return None;
-    };
+    let mut items = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(text);
+    // Fails by design once the visitor stops early (or at the first broken element): what was
+    // read before is kept.
+    let _ = serde::Deserializer::deserialize_seq(&mut de, Head(&mut items));
     let reference = items.get(1)?.as_str()?.to_owned();
     let str_at = |i: usize| items.get(i).and_then(Value::as_str).map(str::to_owned);
     Some(Recovered {
@@ -147,6 +150,27 @@ pub fn recover(text: &str) -> Option<Recovered> {
         reference,
         topic: str_at(2),
     })
+}
+
+/// Visitor reading the first three elements of a frame array into the vector.
+struct Head<'a>(&'a mut Vec<Value>);
+
+impl<'de> serde::de::Visitor<'de> for Head<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a frame array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while self.0.len() < 3 {
+            match seq.next_element::<Value>()? {
+                Some(v) => self.0.push(v),
+                None => break,
+            }
+        }
+        Ok(())
+    }
 }
 
 fn opt_string(v: Value, field: &'static str) -> Result<Option<String>, FrameError> {
@@ -382,6 +406,18 @@ mod tests {
         assert_eq!(recover(r#"[null,7,"t","e",{}]"#), None);
         assert_eq!(recover("nope"), None);
         assert_eq!(recover(r#"{"ref":"1"}"#), None);
+        // Whatever follows the topic does not matter.
+        let deep = format!(
+            r#"["3","8","room:a","e",{{"x":{}{}}}]"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert_eq!(recover(&deep).map(|r| r.reference), Some("8".into()));
+        assert_eq!(
+            recover(r#"[null,"9","room:a","e",{"x":"#).map(|r| r.reference),
+            Some("9".into())
+        );
+        assert_eq!(recover(r#"[null,"9"#), None);
     }
 
     /// Compares as JSON values, so the key order of objects does not matter.
