@@ -64,6 +64,13 @@ fn handle(
                 err.debug().unwrap_or_default()
             );
             tracing::warn!(%reason, "pipeline error");
+            if let Some(branch) = msg
+                .src()
+                .and_then(|s| crate::recording::owning_branch(s, pipeline))
+            {
+                let _ = cmd.send(Cmd::BranchError { branch, reason });
+                return;
+            }
             match msg.src().and_then(|s| owning_peer(s, pipeline)) {
                 Some(peer) => {
                     let _ = cmd.send(Cmd::PeerError { peer, reason });

@@ -56,6 +56,15 @@ pub(crate) enum Cmd {
         peer: PeerId,
         reason: String,
     },
+    /// Recordings (`recording.rs`).
+    Recording(crate::recording::Op),
+    /// Taps (`tap.rs`).
+    Tap(crate::tap::Op),
+    /// Bus error inside a `rec-…` or `tap-…` branch: drop that branch only.
+    BranchError {
+        branch: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug)]
@@ -129,6 +138,8 @@ pub(crate) struct Engine {
     pub tracks: HashMap<TrackId, Track>,
     /// Forwarders of unpublished tracks whose publisher pad still exists.
     pub retired: HashMap<TrackId, (PeerId, Forwarder)>,
+    pub recordings: crate::recording::Recordings,
+    pub taps: crate::tap::Taps,
     timers: Vec<(Instant, Timer)>,
     ssrc_seed: u64,
 }
@@ -150,6 +161,8 @@ impl Engine {
             peers: HashMap::new(),
             tracks: HashMap::new(),
             retired: HashMap::new(),
+            recordings: Default::default(),
+            taps: Default::default(),
             timers: Vec::new(),
             ssrc_seed,
         }
@@ -187,7 +200,10 @@ impl Engine {
         match cmd {
             Cmd::AddPeer(peer) => self.add_peer(peer),
             Cmd::RemovePeer(peer) => self.remove_peer(&peer),
-            Cmd::Offer(peer, plan) => self.offer(&peer, plan),
+            Cmd::Offer(peer, plan) => {
+                self.offer(&peer, plan);
+                crate::recording::sync_all(self);
+            }
             Cmd::RemoteCandidate(peer, mline, cand) => {
                 if let Some(p) = self.peers.get(&peer) {
                     p.pb.webrtc
@@ -211,6 +227,12 @@ impl Engine {
                     self.remove_peer(&peer);
                     self.emit(PipelineEvent::PeerFailed { peer, reason });
                 }
+            }
+            Cmd::Recording(op) => crate::recording::handle(self, op),
+            Cmd::Tap(op) => crate::tap::handle(self, op),
+            Cmd::BranchError { branch, reason } => {
+                crate::recording::branch_failed(self, &branch, &reason);
+                crate::tap::branch_failed(self, &branch);
             }
             Cmd::Shutdown(_) => unreachable!("handled in run"),
         }
@@ -425,6 +447,8 @@ impl Engine {
         track: &TrackId,
         publisher_leaving: bool,
     ) -> Option<Forwarder> {
+        crate::recording::track_gone(self, track);
+        crate::tap::track_gone(self, track);
         let subs: Vec<(PeerId, u32)> = self
             .tracks
             .get(track)?
@@ -522,6 +546,8 @@ impl Engine {
     }
 
     fn shutdown(&mut self) {
+        crate::recording::shutdown(self);
+        crate::tap::shutdown(self);
         let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
         for peer in peers {
             self.remove_peer(&peer);

@@ -88,14 +88,18 @@ mod ice;
 pub mod ids;
 mod negotiation;
 mod peer_bin;
+pub mod recording;
 pub mod room_pipeline;
+pub mod tap;
 mod teardown;
 
 pub use event::PipelineEvent;
 pub use fault::Fault;
 pub use ids::{PeerId, TrackId, TrackKind};
 pub use peer_bin::bin_name;
+pub use recording::{RecordedFile, RecordingError, RecordingInfo, RecordingRequest};
 pub use room_pipeline::{OfferPlan, PipelineConfig, PipelineError, RoomPipeline};
+pub use tap::{TapError, TapInfo};
 
 /// Pays the one-time costs of the first webrtcbin of the process (plugin loading, DTLS
 /// certificate generation, about 0.5 s) so the first real join does not. Blocking: call it

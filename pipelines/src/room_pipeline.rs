@@ -139,7 +139,7 @@ impl RoomPipeline {
         ))
     }
 
-    fn post(&self, cmd: Cmd) -> Result<(), PipelineError> {
+    pub(crate) fn post(&self, cmd: Cmd) -> Result<(), PipelineError> {
         self.cmd.send(cmd).map_err(|_| PipelineError::Closed)
     }
 
