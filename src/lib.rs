@@ -10,6 +10,7 @@
 //! The media graph lives in the `lamina-pipelines` crate, the GStreamer elements in
 //! `lamina-elements`.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod http;

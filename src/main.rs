@@ -1,19 +1,24 @@
-//! The `lamina` binary: parses the configuration, starts the server, stops on SIGINT/SIGTERM.
+//! The `lamina` binary: parses the command line; without a subcommand it starts the server
+//! (stopping on SIGINT/SIGTERM), `lamina publish` publishes GStreamer fragments into a room.
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use lamina::config::Config;
+use lamina::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("LAMINA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    let config = Config::parse();
+    if let Some(Command::Publish(args)) = cli.command {
+        return Ok(lamina::client::publish::run(args, wait_for_signal()).await?);
+    }
+    let config = cli.server;
     let server = lamina::server::start(config).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -51,6 +51,79 @@ pub fn source(video: bool, pattern: &str, ssrc: u32) -> Result<gst::Bin, String>
     gst::parse::bin_from_description(&desc, true).map_err(|e| e.to_string())
 }
 
+/// Why a custom source description cannot be published.
+#[derive(Debug, thiserror::Error)]
+pub enum CustomSourceError {
+    /// `gst::parse` refused the description.
+    #[error("cannot parse the pipeline fragment: {0}")]
+    Parse(String),
+    /// The fragment's last element is not an RTP payloader.
+    #[error("the fragment must end in an RTP payloader (e.g. rtpvp8pay, rtpopuspay), not {0}")]
+    NoPayloader(String),
+    /// The payloader produces another codec than the room forwards for this kind.
+    #[error("the payloader {element} does not produce {expected} RTP (the room forwards VP8 video and Opus audio)")]
+    Codec {
+        /// The payloader's element name.
+        element: String,
+        /// The encoding the kind requires.
+        expected: &'static str,
+    },
+    /// The participant has stopped.
+    #[error("the participant has left")]
+    Closed,
+}
+
+/// A source bin from a gst-launch style `description` that must end in an RTP payloader for
+/// the room's codec of that kind (VP8 for video, Opus for audio). The payloader's `pt` is set
+/// to the client's payload type and its `ssrc` to `ssrc` (fixed, so the offer's `a=ssrc` line
+/// never depends on caps having flowed). The bin's unlinked src pad is ghosted as `src`.
+pub fn custom_source(
+    video: bool,
+    description: &str,
+    ssrc: u32,
+) -> Result<gst::Bin, CustomSourceError> {
+    let bin = gst::parse::bin_from_description(description, true)
+        .map_err(|e| CustomSourceError::Parse(e.to_string()))?;
+    let last = bin
+        .static_pad("src")
+        .and_then(|p| p.downcast::<gst::GhostPad>().ok())
+        .and_then(|g| g.target())
+        .and_then(|t| t.parent_element())
+        .ok_or_else(|| CustomSourceError::NoPayloader("nothing with a free src pad".into()))?;
+    let factory = last.factory();
+    let name = factory
+        .as_ref()
+        .map(|f| f.name().to_string())
+        .unwrap_or_else(|| last.name().to_string());
+    let is_payloader = factory
+        .as_ref()
+        .and_then(|f| f.metadata(gst::ELEMENT_METADATA_KLASS))
+        .is_some_and(|k| k.contains("Payloader"));
+    if !is_payloader {
+        return Err(CustomSourceError::NoPayloader(name));
+    }
+    let expected = if video { "VP8" } else { "OPUS" };
+    let wanted = gst::Caps::builder("application/x-rtp")
+        .field("encoding-name", expected)
+        .build();
+    let produces = last
+        .static_pad("src")
+        .is_some_and(|pad| pad.pad_template_caps().can_intersect(&wanted));
+    if !produces {
+        return Err(CustomSourceError::Codec {
+            element: name,
+            expected,
+        });
+    }
+    if last.find_property("pt").is_some() {
+        last.set_property("pt", if video { VP8_PT } else { OPUS_PT });
+    }
+    if last.find_property("ssrc").is_some() {
+        last.set_property("ssrc", ssrc);
+    }
+    Ok(bin)
+}
+
 /// A decoding sink for a received RTP stream; `on_frame` runs for every decoded buffer.
 pub fn decoder(
     video: bool,

@@ -8,7 +8,9 @@
 
 mod media;
 mod participant;
+pub mod publish;
 mod signalling;
 
+pub use media::CustomSourceError;
 pub use participant::{Participant, ParticipantConfig, ParticipantState, RemoteTrack};
 pub use signalling::{Signalling, SignallingError};

@@ -89,7 +89,18 @@ impl ParticipantState {
 }
 
 enum Command {
-    AddTrack { video: bool, metadata: Value },
+    AddTrack {
+        video: bool,
+        metadata: Value,
+    },
+    /// A source built by the caller (custom description), with its fixed SSRC and track id.
+    AddSource {
+        video: bool,
+        source: gst::Bin,
+        ssrc: u32,
+        id: String,
+        metadata: Value,
+    },
     RemoveTrack(String),
 }
 
@@ -210,6 +221,9 @@ impl Participant {
                     }
                     Some(cmd) = cmd_rx.recv() => match cmd {
                         Command::AddTrack { video, metadata } => session.add_track(video, metadata),
+                        Command::AddSource { video, source, ssrc, id, metadata } => {
+                            session.add_source(video, source, ssrc, id, metadata)
+                        }
                         Command::RemoveTrack(id) => session.remove_track(&id),
                     },
                 }
@@ -259,6 +273,36 @@ impl Participant {
             video: true,
             metadata,
         });
+    }
+
+    /// Publishes a track whose media comes from a gst-launch style pipeline `description`
+    /// ending in an RTP payloader (VP8 for `video`, Opus otherwise), e.g.
+    /// `"videotestsrc is-live=true ! vp8enc deadline=1 ! rtpvp8pay"`. The payloader's `pt` and
+    /// `ssrc` are set by the participant. Returns the new track's id.
+    pub fn add_custom_track(
+        &self,
+        description: &str,
+        video: bool,
+        metadata: Value,
+    ) -> Result<String, media::CustomSourceError> {
+        let ssrc = rand_ssrc();
+        let source = media::custom_source(video, description, ssrc)?;
+        let id = format!("{}:{}", self.id, uuid::Uuid::new_v4());
+        self.commands
+            .send(Command::AddSource {
+                video,
+                source,
+                ssrc,
+                id: id.clone(),
+                metadata,
+            })
+            .map_err(|_| media::CustomSourceError::Closed)?;
+        Ok(id)
+    }
+
+    /// False once the connection to the server is gone (or the participant left).
+    pub fn is_connected(&self) -> bool {
+        !self.task.is_finished()
     }
 
     /// Stops publishing a track (its m-line becomes inactive).
@@ -370,6 +414,20 @@ impl Session {
         let Ok(source) = media::source(video, pattern, ssrc) else {
             return;
         };
+        let id = format!("{}:{}", self.id, uuid::Uuid::new_v4());
+        self.add_source(video, source, ssrc, id, metadata);
+    }
+
+    /// Links `source` (ending in a payloader sending with `ssrc`) to a new sendonly m-line and
+    /// asks the server for a negotiation round.
+    fn add_source(
+        &mut self,
+        video: bool,
+        source: gst::Bin,
+        ssrc: u32,
+        id: String,
+        metadata: Value,
+    ) {
         let Some(sink) = self.webrtc.request_pad_simple("sink_%u") else {
             tracing::warn!("client webrtcbin refused a sink pad");
             return;
@@ -386,7 +444,6 @@ impl Session {
             let _ = src.link(&sink);
         }
         let _ = source.sync_state_with_parent();
-        let id = format!("{}:{}", self.id, uuid::Uuid::new_v4());
         self.own.push(OwnTrack {
             id,
             metadata,
