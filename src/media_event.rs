@@ -14,6 +14,10 @@ use serde_json::{json, Map, Value};
 /// Largest accepted SDP text, in bytes.
 pub const MAX_SDP_BYTES: usize = 256 * 1024;
 
+/// Largest accepted endpoint or track metadata (as JSON text), in bytes. The server relays
+/// metadata to every other peer and lists it to each newcomer, so it must stay small.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
 /// A media event sent by a client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
@@ -118,15 +122,15 @@ fn decode_value(value: &Value, depth: u8) -> Result<ClientEvent, DecodeError> {
     match kind {
         "custom" if depth == 0 => decode_value(data.ok_or(DecodeError::NoType)?, 1),
         "connect" => Ok(ClientEvent::Connect {
-            metadata: field(data, "connect", "metadata")?.clone(),
+            metadata: metadata(data, "connect", "metadata")?,
         }),
         "disconnect" => Ok(ClientEvent::Disconnect),
         "updateEndpointMetadata" => Ok(ClientEvent::UpdateEndpointMetadata {
-            metadata: field(data, "updateEndpointMetadata", "metadata")?.clone(),
+            metadata: metadata(data, "updateEndpointMetadata", "metadata")?,
         }),
         "updateTrackMetadata" => Ok(ClientEvent::UpdateTrackMetadata {
             track_id: string(data, "updateTrackMetadata", "trackId")?,
-            metadata: field(data, "updateTrackMetadata", "trackMetadata")?.clone(),
+            metadata: metadata(data, "updateTrackMetadata", "trackMetadata")?,
         }),
         "enableTrackEncoding" | "disableTrackEncoding" => {
             let event = if kind == "enableTrackEncoding" {
@@ -181,7 +185,12 @@ fn decode_offer(data: Option<&Value>) -> Result<ClientEvent, DecodeError> {
     }
     let track_metadata = match data.and_then(|d| d.get("trackIdToTrackMetadata")) {
         None | Some(Value::Null) => BTreeMap::new(),
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Some(Value::Object(m)) => {
+            if m.values().any(too_large) {
+                return Err(bad(E, &metadata_too_large()));
+            }
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
         Some(_) => return Err(bad(E, "trackIdToTrackMetadata must be an object")),
     };
     let mids = field(data, E, "midToTrackId")?
@@ -216,6 +225,37 @@ fn field<'a>(
     data.and_then(Value::as_object)
         .and_then(|d| d.get(name))
         .ok_or_else(|| bad(event, &format!("missing field \"{name}\"")))
+}
+
+/// A metadata field, at most [`MAX_METADATA_BYTES`] long as JSON.
+fn metadata(data: Option<&Value>, event: &'static str, name: &str) -> Result<Value, DecodeError> {
+    let value = field(data, event, name)?;
+    if too_large(value) {
+        return Err(bad(event, &metadata_too_large()));
+    }
+    Ok(value.clone())
+}
+
+fn metadata_too_large() -> String {
+    format!("metadata is too large (limit {MAX_METADATA_BYTES} bytes)")
+}
+
+/// True when `value` as JSON text exceeds [`MAX_METADATA_BYTES`] (stops writing at the limit).
+fn too_large(value: &Value) -> bool {
+    struct Budget(usize);
+    impl std::io::Write for Budget {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self
+                .0
+                .checked_sub(buf.len())
+                .ok_or(std::io::ErrorKind::WriteZero)?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Budget(MAX_METADATA_BYTES), value).is_err()
 }
 
 fn string(data: Option<&Value>, event: &'static str, name: &str) -> Result<String, DecodeError> {
@@ -551,6 +591,23 @@ mod tests {
         let bad_mid = json!({"type":"custom","data":{"type":"sdpOffer","data":{
             "sdpOffer":{"type":"offer","sdp":"v=0"},"midToTrackId":{"0":5}}}});
         assert!(decode(&bad_mid.to_string()).is_err());
+    }
+
+    #[test]
+    fn refuses_oversized_metadata() {
+        let big = "n".repeat(MAX_METADATA_BYTES);
+        let just = "n".repeat(MAX_METADATA_BYTES - 2);
+        let connect = |name: &str| json!({"type":"connect","data":{"metadata":name}}).to_string();
+        assert!(decode(&connect(&just)).is_ok());
+        let err = decode(&connect(&big)).unwrap_err().to_string();
+        assert!(err.contains("metadata is too large"), "{err}");
+        let update =
+            json!({"type":"updateTrackMetadata","data":{"trackId":"t","trackMetadata":[big]}});
+        assert!(decode(&update.to_string()).is_err());
+        let offer = json!({"type":"custom","data":{"type":"sdpOffer","data":{
+            "sdpOffer":{"type":"offer","sdp":"v=0"},"midToTrackId":{},
+            "trackIdToTrackMetadata":{"t":{"x":big}}}}});
+        assert!(decode(&offer.to_string()).is_err());
     }
 
     #[test]
