@@ -135,29 +135,55 @@ async fn late_joiner_decodes_its_first_remote_frame_quickly() {
     let b = join(&server, "late", "B", true, true).await;
     wait_decoding(&a, &[&b.id], 2).await;
     wait_decoding(&b, &[&a.id], 2).await;
-    // A's encoder now only makes keyframes on request: the late joiner needs the server's.
-    let start = Instant::now();
-    let c = join(&server, "late", "C", false, false).await;
-    let s = c
-        .wait_until("first remote video frame", MEDIA_TIMEOUT, |s| {
-            s.tracks
-                .values()
-                .any(|t| t.metadata["type"] == "camera" && t.frames > 0)
+    // A's and B's encoders make keyframes only on request (or every 30 s): a late joiner
+    // sees video quickly only if the server asks the publishers for one. Three late joins;
+    // the median must be under a second (one slow join on a loaded machine is tolerated).
+    let mut times = Vec::new();
+    let mut all_times = Vec::new();
+    for round in 0..3 {
+        let start = Instant::now();
+        let c = join(&server, "late", &format!("C{round}"), false, false).await;
+        let s = c
+            .wait_until("first remote video frame", MEDIA_TIMEOUT, |s| {
+                s.tracks
+                    .values()
+                    .filter(|t| t.metadata["type"] == "camera")
+                    .count()
+                    == 2
+                    && s.tracks
+                        .values()
+                        .filter(|t| t.metadata["type"] == "camera")
+                        .all(|t| t.frames > 0)
+            })
+            .await
+            .unwrap();
+        let firsts: Vec<Instant> = s
+            .tracks
+            .values()
+            .filter(|t| t.metadata["type"] == "camera")
+            .filter_map(|t| t.first_frame)
+            .collect();
+        let first = *firsts.iter().min().unwrap();
+        let all = *firsts.iter().max().unwrap();
+        times.push((first - start).as_millis());
+        all_times.push((all - start).as_millis());
+        wait_decoding(&c, &[&a.id, &b.id], 2).await;
+        c.leave().await;
+        a.wait_until("late joiner gone", MEDIA_TIMEOUT, |s| {
+            s.endpoints.len() == 1
         })
         .await
         .unwrap();
-    let first = s
-        .tracks
-        .values()
-        .filter(|t| t.metadata["type"] == "camera")
-        .filter_map(|t| t.first_frame)
-        .min()
-        .unwrap();
-    let ms = (first - start).as_millis();
-    println!("[metric] late_joiner_first_frame_ms={ms}");
-    assert!(ms < 1000, "late joiner waited {ms} ms for its first frame");
-    wait_decoding(&c, &[&a.id, &b.id], 2).await;
-    for p in [a, b, c] {
+    }
+    println!("[metric] late_joiner_first_frame_ms={times:?} all_remote_videos_ms={all_times:?}");
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert!(
+        sorted[1] < 1000,
+        "median late-joiner first frame {} ms ({times:?})",
+        sorted[1]
+    );
+    for p in [a, b] {
         p.leave().await;
     }
     server.stop().await;
