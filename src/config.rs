@@ -42,7 +42,7 @@ pub struct Config {
 
     /// Shared secret of TURN REST credentials (random per start when unset).
     #[arg(long, env = "LAMINA_TURN_SECRET", hide_env_values = true)]
-    pub turn_secret: Option<String>,
+    pub turn_secret: Option<Secret>,
 
     /// Lifetime of the TURN credentials handed to each peer, in seconds.
     #[arg(long, env = "LAMINA_TURN_TTL_SECS", default_value_t = 86400)]
@@ -96,6 +96,87 @@ pub struct Config {
     /// Serve the debugging endpoints under `/debug/` (room listing, pipeline graphs).
     #[arg(long, env = "LAMINA_DEBUG_ENDPOINTS")]
     pub debug_endpoints: bool,
+
+    /// HS256 secret of room access tokens. When set, `phx_join` on `room:<id>` must carry
+    /// `{"token": "<JWT>"}` with claims `room` (the room id), `name` (display name) and `exp`;
+    /// other joins are refused with reason `unauthorized`. The token's `name` replaces the
+    /// `displayName` of the endpoint metadata the client sends.
+    #[arg(long, env = "LAMINA_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Accept WebSocket upgrades only with this `Origin` header (e.g. `https://meet.example.org`;
+    /// repeatable, the environment variable takes a comma-separated list). When set, upgrades
+    /// with any other Origin, or none, get 403. Unset: any origin.
+    #[arg(
+        long = "allowed-origin",
+        env = "LAMINA_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// PEM certificate chain; with `--tls-key` the listen address serves HTTPS and WSS only.
+    #[arg(
+        long,
+        env = "LAMINA_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(
+        long,
+        env = "LAMINA_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Log format: `text` for people, `json` (one JSON object per line) for log shipping.
+    /// The level filter comes from `LAMINA_LOG` (default `info`).
+    #[arg(long, env = "LAMINA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (fields, spans, timestamp, level).
+    Json,
+}
+
+/// A secret option value: its `Debug` never shows it, and it has no `Display`, so it cannot
+/// slip into a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for the code that uses it (never for logs).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
 }
 
 impl Config {

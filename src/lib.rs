@@ -10,11 +10,13 @@
 //! The media graph lives in the `lamina-pipelines` crate, the GStreamer elements in
 //! `lamina-elements`.
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod http;
 pub mod media_event;
+pub mod metrics;
 pub mod phoenix;
 pub mod room;
 pub mod sdp;

@@ -5,16 +5,12 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use lamina::cli::{Cli, Command};
+use lamina::config::LogFormat;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("LAMINA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    init_logs(cli.server.log_format);
     if let Some(Command::Publish(args)) = cli.command {
         return Ok(lamina::client::publish::run(args, wait_for_signal()).await?);
     }
@@ -24,6 +20,19 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down");
     server.stop().await;
     Ok(())
+}
+
+/// Logs to stdout as text or JSON lines (`--log-format`); the filter comes from `LAMINA_LOG`
+/// (default `info`).
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("LAMINA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
 }
 
 async fn wait_for_signal() {

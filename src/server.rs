@@ -1,49 +1,105 @@
-//! Wiring: starts the TURN server, the rooms registry and the HTTP server.
+//! Wiring: starts the TURN server, the rooms registry and the HTTP(S) server, and stops them.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use lamina_pipelines::PipelineConfig;
 
+use crate::auth::RoomTokens;
 use crate::config::Config;
 use crate::http::{routes, AppState};
+use crate::metrics::{Scraper, SharedTurn};
 use crate::room::core::Limits;
-use crate::room::{actor, pipeline_backend, Rooms};
+use crate::room::{actor, pipeline_backend, RoomCommand, Rooms};
 use crate::turn::{AllowedPeers, TurnConfig, TurnServer};
 use crate::turn_grant::RestTurnGrant;
 
+/// How long [`Server::stop`] waits for the rooms to close (their pipelines reaching NULL).
+pub const ROOMS_STOP_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long [`Server::stop`] waits for the WebSockets to close.
+pub const SOCKETS_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long [`Server::stop`] waits for the HTTP server to finish.
+pub const HTTP_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A running server.
 pub struct Server {
-    /// The address HTTP/WebSocket listens on.
+    /// The address HTTP/WebSocket (or HTTPS/WSS with TLS) listens on.
     pub addr: SocketAddr,
+    /// True when the listen address serves HTTPS/WSS.
+    pub tls: bool,
     /// The address browsers reach TURN at.
     pub turn_addr: SocketAddr,
     /// The rooms registry (for tests and debugging).
     pub rooms: Rooms,
-    turn: Option<TurnServer>,
+    /// Gathers the `/metrics` values (for tests).
+    pub metrics: Arc<Scraper>,
+    turn: SharedTurn,
     shutdown: Option<oneshot::Sender<()>>,
+    sockets_stop: CancellationToken,
+    sockets: TaskTracker,
     task: JoinHandle<()>,
 }
 
 impl Server {
-    /// Closes every room, stops accepting connections and waits for the HTTP server to finish.
+    /// Stops the server, each step bounded in time: stop accepting connections; close every
+    /// room (peers get an `error` media event "server shutting down" and `phx_close`) and wait
+    /// for the room pipelines to reach NULL; close every WebSocket (1001); wait for the HTTP
+    /// server; close TURN.
     pub async fn stop(mut self) {
-        for room in self.rooms.handles() {
-            room.send(crate::room::RoomCommand::Shutdown).await;
-        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = (&mut self.task).await;
-        if let Some(turn) = self.turn.take() {
+        self.sockets_stop.cancel();
+        self.sockets.close();
+        // Twice: a room started by a join racing with the first pass is closed by the second.
+        for _ in 0..2 {
+            let rooms = self.rooms.handles();
+            let stops = rooms.iter().map(|room| async move {
+                let _ = tokio::time::timeout(ROOMS_STOP_TIMEOUT, async {
+                    room.send(RoomCommand::Shutdown).await;
+                    room.stopped().await;
+                })
+                .await;
+            });
+            futures_util::future::join_all(stops).await;
+        }
+        let left = self.rooms.len();
+        if left > 0 {
+            tracing::warn!(rooms = left, "rooms did not stop in time");
+        }
+        if tokio::time::timeout(SOCKETS_STOP_TIMEOUT, self.sockets.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                sockets = self.sockets.len(),
+                "websockets did not close in time"
+            );
+        }
+        if tokio::time::timeout(HTTP_STOP_TIMEOUT, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP server did not stop in time");
+            self.task.abort();
+        }
+        let turn = self.turn.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(turn) = turn {
             turn.close().await;
         }
+        tracing::info!("server stopped");
     }
 }
+
+type ServeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Starts a server with `config`; returns once it listens.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
@@ -57,7 +113,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let config = Arc::new(config);
     let secret = config
         .turn_secret
-        .clone()
+        .as_ref()
+        .map(|s| s.expose().to_owned())
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
 
     let (turn, turn_addr) = match config.external_turn {
@@ -81,6 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             (Some(turn), public)
         }
     };
+    let turn: SharedTurn = Arc::new(Mutex::new(turn));
 
     let pipeline_config = PipelineConfig {
         name: String::new(),
@@ -101,23 +159,52 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         backend: Box::new(move |room| pipeline_backend::start(room, pipeline_config.clone())),
     });
     let rooms = Rooms::new(config.max_rooms, actor::spawner(ctx));
+    let metrics = Arc::new(Scraper::new(rooms.clone(), turn.clone()));
     let state = AppState {
         config: config.clone(),
         rooms: rooms.clone(),
+        tokens: config
+            .jwt_secret
+            .as_ref()
+            .map(|s| Arc::new(RoomTokens::new(s))),
+        shutdown: CancellationToken::new(),
+        sockets: TaskTracker::new(),
+        metrics: metrics.clone(),
     };
+    let (sockets_stop, sockets) = (state.shutdown.clone(), state.sockets.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let (addr, fut) =
-        warp::serve(routes(state)).try_bind_with_graceful_shutdown(config.listen, async {
-            let _ = rx.await;
-        })?;
-    tracing::info!(%addr, "lamina listening");
+    let signal = async {
+        let _ = rx.await;
+    };
+    let (addr, fut, tls): (SocketAddr, ServeFuture, bool) =
+        match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let (addr, fut) = warp::serve(routes(state))
+                    .tls()
+                    .cert_path(cert)
+                    .key_path(key)
+                    .try_bind_with_graceful_shutdown(config.listen, signal)?;
+                (addr, Box::pin(fut), true)
+            }
+            (None, None) => {
+                let (addr, fut) = warp::serve(routes(state))
+                    .try_bind_with_graceful_shutdown(config.listen, signal)?;
+                (addr, Box::pin(fut), false)
+            }
+            _ => anyhow::bail!("--tls-cert and --tls-key must be given together"),
+        };
+    tracing::info!(%addr, tls, "lamina listening");
     let task = tokio::spawn(fut);
     Ok(Server {
         addr,
+        tls,
         turn_addr,
         rooms,
+        metrics,
         turn,
         shutdown: Some(tx),
+        sockets_stop,
+        sockets,
         task,
     })
 }

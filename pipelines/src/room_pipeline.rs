@@ -216,6 +216,15 @@ impl RoomPipeline {
         Some(fwd.property::<u64>("forwarded-packets"))
     }
 
+    /// Bytes forwarded so far by the forwarder of `track`, if it exists.
+    pub fn forwarded_bytes(&self, track: &TrackId) -> Option<u64> {
+        let fwd = self
+            .pipeline
+            .by_name(&crate::forwarder::element_name(track))?;
+        fwd.find_property("forwarded-bytes")?;
+        Some(fwd.property::<u64>("forwarded-bytes"))
+    }
+
     /// Peers currently added.
     pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
         self.peers.iter()

@@ -1,7 +1,8 @@
-//! HTTP layer: warp routes for the WebSocket, the web client and health.
+//! HTTP layer: warp routes for the WebSocket, the web client, health and metrics.
 //!
 //! - [`routes`]: the route table and the rejection → status mapping.
-//! - [`ws`]: `/socket/websocket`, adapting warp's WebSocket to [`crate::phoenix::socket::run`].
+//! - [`ws`]: `/socket/websocket`, adapting warp's WebSocket to [`crate::phoenix::socket::run`]
+//!   (with the `--allowed-origin` check).
 //! - [`web`]: the built browser client from `config.web_dir`.
 //! - [`debug`]: room snapshots and pipeline graphs (only with `--debug-endpoints`).
 
@@ -12,7 +13,12 @@ pub mod ws;
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::RoomTokens;
 use crate::config::Config;
+use crate::metrics::Scraper;
 use crate::room::Rooms;
 
 pub use routes::routes;
@@ -24,4 +30,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The rooms registry.
     pub rooms: Rooms,
+    /// Verifier of room access tokens (with `--jwt-secret`).
+    pub tokens: Option<Arc<RoomTokens>>,
+    /// Cancelled when the server stops; every socket then closes.
+    pub shutdown: CancellationToken,
+    /// Tracks the running WebSocket tasks, so the server can wait for them when it stops.
+    pub sockets: TaskTracker,
+    /// Gathers `/metrics`.
+    pub metrics: Arc<Scraper>,
 }

@@ -2,8 +2,9 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `GET /socket/websocket[?vsn=2.0.0]` | Phoenix socket (other `vsn` → 400) |
+//! | `GET /socket/websocket[?vsn=2.0.0]` | Phoenix socket (other `vsn` → 400; `Origin` not allowed → 403) |
 //! | `GET /health` | 200 `ok` |
+//! | `GET /metrics` | Prometheus text format (see [`crate::metrics`]) |
 //! | `GET /` | `index.html` of the web client (503 when it is not built) |
 //! | `GET /room/<id>` | `room.html` (the client reads the room id from the URL) |
 //! | `GET /assets/…` | files under `web_dir/assets` (no path traversal) |
@@ -25,7 +26,22 @@ pub fn routes(
         .and(warp::path::end())
         .and(warp::get())
         .map(|| "ok");
+    let scraper = state.metrics.clone();
+    let metrics = warp::path("metrics")
+        .and(warp::path::end())
+        .and(warp::get())
+        .then(move || {
+            let scraper = scraper.clone();
+            async move {
+                warp::reply::with_header(
+                    scraper.render().await,
+                    "content-type",
+                    crate::metrics::CONTENT_TYPE,
+                )
+            }
+        });
     health
+        .or(metrics)
         .or(ws::route(state.clone()))
         .or(web::routes(&state.config.web_dir))
         .or(debug::routes(state.clone()))
@@ -38,6 +54,8 @@ async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallib
         (StatusCode::NOT_FOUND, "not found".to_owned())
     } else if let Some(e) = rejection.find::<ws::BadRequest>() {
         (StatusCode::BAD_REQUEST, e.to_string())
+    } else if let Some(e) = rejection.find::<ws::ForbiddenOrigin>() {
+        (StatusCode::FORBIDDEN, e.to_string())
     } else if let Some(e) = rejection.find::<warp::ws::MissingConnectionUpgrade>() {
         (StatusCode::BAD_REQUEST, e.to_string())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {

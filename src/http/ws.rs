@@ -1,4 +1,9 @@
 //! `GET /socket/websocket`: the Phoenix socket over warp's WebSocket.
+//!
+//! With `--allowed-origin`, an upgrade whose `Origin` header is not one of the listed origins
+//! (compared case-insensitively, without a trailing `/`), or has none, is refused with 403:
+//! browsers always send `Origin`, so this stops other sites from opening sockets in their
+//! visitors' name; non-browser clients must send one of the allowed origins.
 
 use std::collections::HashMap;
 
@@ -23,6 +28,29 @@ pub enum BadRequest {
 
 impl warp::reject::Reject for BadRequest {}
 
+/// A WebSocket upgrade from an origin that `--allowed-origin` does not list (403).
+#[derive(Debug, thiserror::Error)]
+#[error("origin not allowed")]
+pub struct ForbiddenOrigin;
+
+impl warp::reject::Reject for ForbiddenOrigin {}
+
+/// An origin in the form origins are compared in: lower case, no trailing `/`.
+pub fn normalize_origin(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Whether an upgrade with this `Origin` header may proceed: always when `allowed` is empty.
+pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(origin) = origin.map(normalize_origin) else {
+        return false;
+    };
+    allowed.iter().any(|a| normalize_origin(a) == origin)
+}
+
 /// The largest message warp reads, given our own frame limit: twice the limit, so a moderately
 /// oversized frame is read whole and refused with a clean 1009 close by the socket; beyond this
 /// warp stops reading at the frame header (the socket still answers 1009, best effort).
@@ -43,18 +71,40 @@ pub fn route(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Re
             }
         })
         .untuple_one()
+        .and(origin_filter(state.config.allowed_origins.clone()))
         .and(warp::ws())
         .map(move |upgrade: warp::ws::Ws| {
             let limit = transport_limit(state.config.max_frame_bytes);
             let ctx = SocketContext {
                 config: state.config.clone(),
                 rooms: state.rooms.clone(),
+                tokens: state.tokens.clone(),
+                shutdown: state.shutdown.clone(),
             };
+            let sockets = state.sockets.clone();
             upgrade
                 .max_message_size(limit)
                 .max_frame_size(limit)
-                .on_upgrade(move |ws| serve(ws, ctx))
+                .on_upgrade(move |ws| sockets.track_future(serve(ws, ctx)))
         })
+}
+
+/// Refuses upgrades from origins not in `allowed` (when it is not empty).
+fn origin_filter(allowed: Vec<String>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    let allowed = std::sync::Arc::new(allowed);
+    warp::header::optional::<String>("origin")
+        .and_then(move |origin: Option<String>| {
+            let allowed = allowed.clone();
+            async move {
+                if origin_allowed(&allowed, origin.as_deref()) {
+                    Ok(())
+                } else {
+                    tracing::info!(origin = ?origin, "websocket upgrade refused: origin not allowed");
+                    Err(warp::reject::custom(ForbiddenOrigin))
+                }
+            }
+        })
+        .untuple_one()
 }
 
 /// Runs the Phoenix socket on an upgraded connection.
@@ -92,5 +142,25 @@ fn read_error(e: warp::Error) -> WsReadError {
         WsReadError::TooBig
     } else {
         WsReadError::Other(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["https://Meet.Example.org/".to_owned()];
+        assert!(origin_allowed(&[], None));
+        assert!(origin_allowed(&[], Some("https://evil.example")));
+        assert!(origin_allowed(&allowed, Some("https://meet.example.org")));
+        assert!(!origin_allowed(&allowed, Some("http://meet.example.org")));
+        assert!(!origin_allowed(
+            &allowed,
+            Some("https://meet.example.org:8443")
+        ));
+        assert!(!origin_allowed(&allowed, Some("null")));
+        assert!(!origin_allowed(&allowed, None));
     }
 }

@@ -75,18 +75,20 @@ pub struct RoomChannel {
 }
 
 impl RoomChannel {
-    /// Joins the room of `topic` as a new peer whose outbound queue holds `queue` messages.
+    /// Joins the room of `topic` as a new peer whose outbound queue holds `queue` messages;
+    /// with `display_name` the room enforces it in the peer's endpoint metadata.
     /// Call [`RoomChannel::start_relay`] once the join reply is queued.
     pub async fn join(
         topic: &str,
         join_ref: Option<String>,
         rooms: &Rooms,
         queue: usize,
+        display_name: Option<String>,
     ) -> Result<Self, ChannelError> {
         let id = room_id(topic)?;
         let peer = PeerId::new(uuid::Uuid::new_v4().to_string());
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let room = rooms.join(&id, peer.clone(), tx).await?;
+        let room = rooms.join_as(&id, peer.clone(), tx, display_name).await?;
         tracing::debug!(%peer, room = %id, "peer joined");
         Ok(Self {
             topic: topic.to_owned(),

@@ -6,9 +6,16 @@
 //! - a message exceeds `max_frame_bytes` (1009),
 //! - nothing arrives for `idle_timeout_secs` (1001, so clients reconnect),
 //! - the client keeps flooding beyond ten times the rate limit (1008),
-//! - the outbound queue is full because the client does not read (1008).
+//! - the outbound queue is full because the client does not read (1008),
+//! - the server stops (1001 "server shutting down", once its channels have been closed by
+//!   their rooms or after [`SHUTDOWN_CHANNELS_TIMEOUT`]).
 //!
-//! When the socket ends, every channel leaves its room.
+//! When the socket ends, every channel leaves its room. Each end is counted in the
+//! `lamina_ws_disconnects_total` metric by reason.
+//!
+//! With room access tokens (`--jwt-secret`), a `phx_join` whose payload lacks a valid token for
+//! the room is refused with `{"reason": "unauthorized"}`; the token's name is then enforced as
+//! the peer's display name.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -19,21 +26,31 @@ use futures_util::{Sink, Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::channel::{is_room_topic, ChannelEnded, RoomChannel};
+use super::channel::{is_room_topic, room_id, ChannelEnded, ChannelError, RoomChannel};
 use super::frame::{
     self, Frame, FrameError, ReplyStatus, HEARTBEAT, PHOENIX_TOPIC, PHX_JOIN, PHX_LEAVE,
 };
 use super::rate::{Decision, RateLimiter};
 use super::transport::{spawn_writer, CloseFrame, Outbox, Queued, WsIn, WsOut, WsReadError};
+use crate::auth::RoomTokens;
 use crate::config::Config;
-use crate::room::Rooms;
+use crate::metrics::{self, DisconnectReason as Reason, JoinRefusal};
+use crate::room::{JoinError, Rooms};
 
 /// Most channels one socket may join (Phoenix's default).
 pub const MAX_CHANNELS: usize = 100;
 
 /// How long to keep reading after sending a close frame, waiting for the client's close.
 const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a stopping server lets a socket wait for its rooms to close its channels (so the
+/// clients see the rooms' last events before the close frame).
+pub const SHUTDOWN_CHANNELS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Reason of the close frame sent when the server stops.
+pub const SHUTDOWN_REASON: &str = "server shutting down";
 
 /// What a socket needs from the server.
 #[derive(Clone)]
@@ -42,6 +59,10 @@ pub struct SocketContext {
     pub config: Arc<Config>,
     /// Where room channels join.
     pub rooms: Rooms,
+    /// Verifier of room access tokens; `None` when joins need no token.
+    pub tokens: Option<Arc<RoomTokens>>,
+    /// Cancelled when the server stops: the socket closes with 1001.
+    pub shutdown: CancellationToken,
 }
 
 /// Serves one Phoenix socket over a WebSocket split into `stream` and `sink`; returns when the
@@ -55,6 +76,8 @@ where
     let (outbox, writer) = spawn_writer(sink, ctx.config.outbound_queue);
     let (ended_tx, mut ended_rx) = mpsc::channel(MAX_CHANNELS + 1);
     let idle = ctx.config.idle_timeout();
+    let shutdown = ctx.shutdown.clone();
+    let mut stopping: Option<Instant> = None;
     let mut socket = Socket {
         limiter: RateLimiter::new(ctx.config.max_events_per_sec, std::time::Instant::now()),
         ctx,
@@ -70,32 +93,52 @@ where
             _ = outbox.overflowed() => break End::Overflow,
             Some(ended) = ended_rx.recv() => {
                 socket.channel_ended(ended);
+                if stopping.is_some() && socket.channels.is_empty() {
+                    break shutdown_close();
+                }
                 continue;
             }
+            _ = shutdown.cancelled(), if stopping.is_none() => {
+                if socket.channels.is_empty() {
+                    break shutdown_close();
+                }
+                // The rooms are closing the channels: let their last events through first.
+                stopping = Some(Instant::now() + SHUTDOWN_CHANNELS_TIMEOUT);
+                continue;
+            }
+            _ = tokio::time::sleep_until(stopping.unwrap_or(deadline)), if stopping.is_some() => {
+                break shutdown_close();
+            }
             _ = tokio::time::sleep_until(deadline) => {
-                break End::Close(CloseFrame::new(CloseFrame::GOING_AWAY, "idle timeout"));
+                break End::Close(
+                    CloseFrame::new(CloseFrame::GOING_AWAY, "idle timeout"),
+                    Reason::IdleTimeout,
+                );
             }
             msg = stream.next() => msg,
         };
         deadline = Instant::now() + idle;
         match msg {
-            None | Some(Ok(WsIn::Close)) => break End::Gone,
-            Some(Err(WsReadError::TooBig)) => break End::Close(too_big()),
+            None | Some(Ok(WsIn::Close)) => break End::Gone(Reason::ClientClosed),
+            Some(Err(WsReadError::TooBig)) => break End::Close(too_big(), Reason::TooBig),
             Some(Err(WsReadError::Other(e))) => {
                 tracing::debug!(error = %e, "websocket read failed");
-                break End::Gone;
+                break End::Gone(Reason::TransportError);
             }
             Some(Ok(WsIn::Binary(len))) => {
                 tracing::debug!(len, "binary frame refused");
-                break End::Close(CloseFrame::new(
-                    CloseFrame::UNSUPPORTED_DATA,
-                    "binary frames are not supported",
-                ));
+                break End::Close(
+                    CloseFrame::new(
+                        CloseFrame::UNSUPPORTED_DATA,
+                        "binary frames are not supported",
+                    ),
+                    Reason::BinaryFrame,
+                );
             }
             Some(Ok(WsIn::Control)) => {}
             Some(Ok(WsIn::Text(text))) => {
-                if let Some(close) = socket.on_text(&text).await {
-                    break End::Close(close);
+                if let Some((close, reason)) = socket.on_text(&text).await {
+                    break End::Close(close, reason);
                 }
             }
         }
@@ -103,9 +146,13 @@ where
 
     match &end {
         End::Overflow => tracing::info!("client does not read: outbound queue full, closing"),
-        End::Close(c) => tracing::debug!(code = c.code, reason = %c.reason, "closing socket"),
-        End::Gone => tracing::debug!("socket closed by client"),
+        End::Close(c, _) => tracing::debug!(code = c.code, reason = %c.reason, "closing socket"),
+        End::Gone(reason) => tracing::debug!(reason = reason.as_str(), "socket closed"),
     }
+    metrics::socket_closed(match &end {
+        End::Overflow => Reason::QueueFull,
+        End::Close(_, reason) | End::Gone(reason) => *reason,
+    });
     let close = match end {
         End::Overflow => {
             // The queue is full: skip it and close at once.
@@ -115,13 +162,13 @@ where
             ));
             None
         }
-        End::Close(close) => {
+        End::Close(close, _) => {
             if outbox.send_raw(WsOut::Close(close.clone())) == Queued::No {
                 let _ = writer.abort_with.send(close.clone());
             }
             Some(close)
         }
-        End::Gone => None,
+        End::Gone(_) => None,
     };
     socket.leave_all().await;
     drop(socket);
@@ -150,15 +197,22 @@ where
 
 enum End {
     /// Close with this frame after what is already queued.
-    Close(CloseFrame),
+    Close(CloseFrame, Reason),
     /// The client does not read.
     Overflow,
     /// The client closed or the connection failed.
-    Gone,
+    Gone(Reason),
 }
 
 fn too_big() -> CloseFrame {
     CloseFrame::new(CloseFrame::TOO_BIG, "message too big")
+}
+
+fn shutdown_close() -> End {
+    End::Close(
+        CloseFrame::new(CloseFrame::GOING_AWAY, SHUTDOWN_REASON),
+        Reason::ServerShutdown,
+    )
 }
 
 /// Reader-side state of one socket.
@@ -172,10 +226,10 @@ struct Socket {
 
 impl Socket {
     /// Handles one text message; `Some` closes the socket.
-    async fn on_text(&mut self, text: &str) -> Option<CloseFrame> {
+    async fn on_text(&mut self, text: &str) -> Option<(CloseFrame, Reason)> {
         let decoded = frame::decode(text, self.ctx.config.max_frame_bytes);
         if let Err(FrameError::TooLarge { .. }) = decoded {
-            return Some(too_big());
+            return Some((too_big(), Reason::TooBig));
         }
         match self.limiter.check(std::time::Instant::now()) {
             Decision::Allow => {}
@@ -184,9 +238,9 @@ impl Socket {
                 return None;
             }
             Decision::Disconnect => {
-                return Some(CloseFrame::new(
-                    CloseFrame::POLICY_VIOLATION,
-                    "rate limit exceeded",
+                return Some((
+                    CloseFrame::new(CloseFrame::POLICY_VIOLATION, "rate limit exceeded"),
+                    Reason::RateLimited,
                 ))
             }
         }
@@ -254,12 +308,21 @@ impl Socket {
                 response,
             )
         };
+        let display_name = match self.authorize(&frame) {
+            Ok(name) => name,
+            Err(()) => {
+                metrics::join_refused(JoinRefusal::Unauthorized);
+                self.send(&reply(ReplyStatus::Error, frame::reason("unauthorized")));
+                return;
+            }
+        };
         if let Some(old) = self.channels.remove(&frame.topic) {
             tracing::debug!(topic = %frame.topic, "duplicate join: closing the old channel");
             let close = Frame::close(old.join_ref().map(str::to_owned), old.topic());
             old.leave().await;
             self.send(&close);
         } else if self.channels.len() >= MAX_CHANNELS {
+            metrics::join_refused(JoinRefusal::TooManyChannels);
             self.send(&reply(
                 ReplyStatus::Error,
                 frame::reason("too many channels joined"),
@@ -267,7 +330,15 @@ impl Socket {
             return;
         }
         let queue = self.ctx.config.outbound_queue;
-        match RoomChannel::join(&frame.topic, join_ref.clone(), &self.ctx.rooms, queue).await {
+        let joined = RoomChannel::join(
+            &frame.topic,
+            join_ref.clone(),
+            &self.ctx.rooms,
+            queue,
+            display_name,
+        )
+        .await;
+        match joined {
             Ok(mut channel) => {
                 self.send(&reply(ReplyStatus::Ok, json!({})));
                 channel.start_relay(self.outbox.clone(), self.ended_tx.clone());
@@ -275,7 +346,31 @@ impl Socket {
             }
             Err(e) => {
                 tracing::debug!(topic = %frame.topic, error = %e, "join refused");
+                metrics::join_refused(match &e {
+                    ChannelError::InvalidRoomId => JoinRefusal::InvalidRoom,
+                    ChannelError::Join(JoinError::RoomFull) => JoinRefusal::RoomFull,
+                    ChannelError::Join(JoinError::TooManyRooms) => JoinRefusal::TooManyRooms,
+                    ChannelError::Join(_) => JoinRefusal::Unavailable,
+                });
                 self.send(&reply(ReplyStatus::Error, frame::reason(&e.to_string())));
+            }
+        }
+    }
+
+    /// Checks the join's access token when tokens are required; returns the display name to
+    /// enforce. The token itself is never logged.
+    fn authorize(&self, frame: &Frame) -> Result<Option<String>, ()> {
+        let Some(tokens) = &self.ctx.tokens else {
+            return Ok(None);
+        };
+        let verified = room_id(&frame.topic)
+            .map_err(|_| crate::auth::AuthError::WrongRoom)
+            .and_then(|room| tokens.verify_join(&frame.payload, &room));
+        match verified {
+            Ok(claims) => Ok(Some(claims.name)),
+            Err(e) => {
+                tracing::info!(topic = %frame.topic, reason = %e, "join refused: unauthorized");
+                Err(())
             }
         }
     }

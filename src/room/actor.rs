@@ -4,18 +4,28 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use super::core::{Effect, Limits, PipelineCommand, RoomCore, TurnProvider};
 use super::media::{BackendFactory, MediaBackend};
+use super::peer::RoundState;
 use super::registry::RoomSpawner;
-use super::{JoinError, PeerOutbound, PeerSender, RoomCommand, RoomHandle, RoomId, Rooms};
-use crate::media_event::{self, ServerEvent};
+use super::stats::ForwardTally;
+use super::{
+    JoinError, PeerOutbound, PeerSender, RoomCommand, RoomHandle, RoomId, RoomStats, Rooms,
+};
+use crate::media_event::{self, ClientEvent, ServerEvent};
+use crate::metrics::{self, NegotiationFailure};
 use crate::PeerId;
 use lamina_pipelines::PipelineEvent;
+
+/// How long a stopping room waits for its media engine to be torn down (pipeline NULL).
+pub const ENGINE_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What every room actor shares.
 pub struct RoomContext {
@@ -35,12 +45,19 @@ pub fn spawner(ctx: Arc<RoomContext>) -> Box<RoomSpawner> {
 /// Starts the actor of room `id`.
 pub fn spawn(id: RoomId, ctx: Arc<RoomContext>, rooms: Rooms) -> RoomHandle {
     let (tx, rx) = mpsc::channel::<RoomCommand>(1024);
-    let handle = RoomHandle::new(id.clone(), tx);
+    let (done_tx, done) = watch::channel(());
+    let handle = RoomHandle::with_done(id.clone(), tx, done);
     let me = handle.clone();
-    tokio::spawn(async move {
-        run(id, ctx, rx).await;
-        rooms.remove(&me);
-    });
+    // Every line logged by the room (its core included) carries the room id.
+    let span = tracing::info_span!("room", room = %id);
+    tokio::spawn(
+        async move {
+            run(id, ctx, rx).await;
+            rooms.remove(&me);
+            drop(done_tx);
+        }
+        .instrument(span),
+    );
     handle
 }
 
@@ -51,6 +68,7 @@ struct Actor {
     backend: Option<Box<dyn MediaBackend>>,
     timers: mpsc::UnboundedSender<(PeerId, u64)>,
     closing: bool,
+    forwarded: ForwardTally,
 }
 
 async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomCommand>) {
@@ -70,6 +88,7 @@ async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomComma
         backend,
         timers,
         closing: false,
+        forwarded: ForwardTally::default(),
     };
     tracing::info!(room = %id, "room started");
     while !actor.closing {
@@ -80,10 +99,19 @@ async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomComma
             },
             Some(ev) = events.recv() => {
                 tracing::debug!(room = %id, event = ?short(&ev), "pipeline event");
+                if matches!(ev, PipelineEvent::NegotiationFailed { .. }) {
+                    metrics::negotiation_failed(NegotiationFailure::AnswerFailed);
+                }
                 let fx = actor.core.pipeline_event(ev);
                 actor.apply(fx);
             }
             Some((peer, round)) = timer_rx.recv() => {
+                let waiting = actor.core.peer(&peer).is_some_and(|p| {
+                    p.round_no == round && p.round == RoundState::AwaitingConnected
+                });
+                if waiting {
+                    metrics::negotiation_failed(NegotiationFailure::ConnectTimeout);
+                }
                 let fx = actor.core.round_timeout(&peer, round);
                 actor.apply(fx);
             }
@@ -95,10 +123,18 @@ async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomComma
             error: Some("room closed".into()),
         });
     }
+    actor.refresh_forwarded();
+    let (packets, bytes) = actor.forwarded.total();
+    metrics::forwarded_retired(packets, bytes);
     if let Some(b) = actor.backend.take() {
-        b.shutdown();
+        if tokio::time::timeout(ENGINE_STOP_TIMEOUT, b.shutdown_wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(room = %id, "media engine did not stop in time");
+        }
     }
-    tracing::info!(room = %id, "room closed");
+    tracing::info!(room = %id, packets, bytes, "room closed");
 }
 
 /// A room whose engine failed: answer joins with an error until the registry forgets it.
@@ -122,17 +158,34 @@ impl Actor {
             RoomCommand::Join {
                 peer,
                 outbound,
+                display_name,
                 reply,
             } => {
                 let res = self.core.join(peer.clone());
                 if res.is_ok() {
                     tracing::info!(room = %self.id, %peer, "peer joined");
+                    if let Some(name) = display_name {
+                        self.core.enforce_display_name(&peer, name);
+                    }
                     self.senders.insert(peer, outbound);
                 }
                 let _ = reply.send(res);
             }
             RoomCommand::MediaEvent { peer, data } => {
                 let fx = match media_event::decode(&data) {
+                    Ok(ev @ ClientEvent::SdpOffer { .. }) => {
+                        let fx = self.core.client_event(&peer, ev);
+                        // An offer the core refused leaves the round idle without a command.
+                        if self
+                            .core
+                            .peer(&peer)
+                            .is_some_and(|p| p.round == RoundState::Idle)
+                            && !fx.iter().any(|f| matches!(f, Effect::Pipeline(_)))
+                        {
+                            metrics::negotiation_failed(NegotiationFailure::InvalidOffer);
+                        }
+                        fx
+                    }
                     Ok(ev) => self.core.client_event(&peer, ev),
                     Err(e) => {
                         tracing::warn!(room = %self.id, %peer, error = %e, "bad media event");
@@ -150,6 +203,16 @@ impl Actor {
             }
             RoomCommand::Describe { reply } => {
                 let _ = reply.send(self.describe());
+            }
+            RoomCommand::Stats { reply } => {
+                self.refresh_forwarded();
+                let (forwarded_packets, forwarded_bytes) = self.forwarded.total();
+                let _ = reply.send(RoomStats {
+                    peers: self.core.peer_count(),
+                    tracks: self.core.tracks().count(),
+                    forwarded_packets,
+                    forwarded_bytes,
+                });
             }
             RoomCommand::Dot { reply } => {
                 let _ = reply.send(self.backend.as_ref().and_then(|b| b.dot()));
@@ -217,7 +280,23 @@ impl Actor {
         }
     }
 
+    /// Reads the forwarders' counters (before commands that may remove forwarders, so their
+    /// last packets are counted, and for stats queries).
+    fn refresh_forwarded(&mut self) {
+        let Some(backend) = self.backend.as_ref() else {
+            return;
+        };
+        let tracks = self.core.tracks().map(|t| t.id.clone());
+        self.forwarded.refresh(tracks, |t| backend.forwarded(t));
+    }
+
     fn pipeline(&mut self, cmd: PipelineCommand) {
+        if matches!(
+            cmd,
+            PipelineCommand::RemovePeer(_) | PipelineCommand::HandleOffer { .. }
+        ) {
+            self.refresh_forwarded();
+        }
         let Some(backend) = self.backend.as_mut() else {
             return;
         };
@@ -230,6 +309,7 @@ impl Actor {
         if let Err(reason) = backend.execute(cmd) {
             tracing::warn!(room = %self.id, %peer, %reason, "pipeline command failed");
             let ev = if is_offer {
+                metrics::negotiation_failed(NegotiationFailure::Refused);
                 PipelineEvent::NegotiationFailed { peer, reason }
             } else {
                 PipelineEvent::PeerFailed { peer, reason }

@@ -175,6 +175,29 @@ impl RoomCore {
         Ok(())
     }
 
+    /// Enforces `name` as the `displayName` of the peer's endpoint metadata: whatever the
+    /// client sends in `connect` or `updateEndpointMetadata`, others see this name (other
+    /// metadata fields pass unchanged; metadata that is not an object becomes
+    /// `{"displayName": name}`).
+    pub fn enforce_display_name(&mut self, peer: &PeerId, name: String) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.display_name = Some(name);
+        }
+    }
+
+    /// The metadata with the peer's enforced display name, if it has one.
+    fn enforced(&self, peer: &PeerId, metadata: Value) -> Value {
+        let Some(name) = self.peers.get(peer).and_then(|p| p.display_name.clone()) else {
+            return metadata;
+        };
+        let mut map = match metadata {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        map.insert("displayName".into(), Value::String(name));
+        Value::Object(map)
+    }
+
     /// A media event that could not be decoded.
     pub fn reject(&mut self, peer: &PeerId, message: String) -> Vec<Effect> {
         if self.peers.contains_key(peer) {
@@ -360,6 +383,7 @@ impl RoomCore {
             fx.push(error(from, "already connected"));
             return;
         }
+        let metadata = self.enforced(from, metadata);
         let others: Vec<PeerId> = self.connected_others(from).collect();
         let mut infos = Vec::new();
         let mut announce = Vec::new();
@@ -425,6 +449,7 @@ impl RoomCore {
     }
 
     fn update_endpoint_metadata(&mut self, from: &PeerId, metadata: Value, fx: &mut Vec<Effect>) {
+        let metadata = self.enforced(from, metadata);
         let p = self.peers.get_mut(from).expect("caller checked peer");
         if p.metadata == metadata {
             return;

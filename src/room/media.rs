@@ -4,9 +4,9 @@
 //! [`PipelineEvent`]s on a channel. The production backend is `lamina_pipelines::RoomPipeline`;
 //! tests of the signalling layer may use their own.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use lamina_pipelines::PipelineEvent;
+use lamina_pipelines::{PipelineEvent, TrackId};
 
 use super::core::PipelineCommand;
 use super::RoomId;
@@ -22,6 +22,18 @@ pub trait MediaBackend: Send {
     fn element_count(&self) -> usize;
     /// Tears the engine down (without blocking the caller).
     fn shutdown(self: Box<Self>);
+    /// Tears the engine down like [`MediaBackend::shutdown`]; the receiver resolves once it is
+    /// down (the pipeline is NULL).
+    fn shutdown_wait(self: Box<Self>) -> oneshot::Receiver<()> {
+        self.shutdown();
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(());
+        rx
+    }
+    /// Packets and bytes forwarded so far by the forwarder of `track`, if it exists.
+    fn forwarded(&self, _track: &TrackId) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// A started backend and the receiver of its events.

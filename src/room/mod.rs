@@ -14,9 +14,10 @@ pub mod media;
 pub mod peer;
 pub mod pipeline_backend;
 pub mod registry;
+pub mod stats;
 pub mod track;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::PeerId;
 
@@ -75,6 +76,9 @@ pub enum RoomCommand {
         peer: PeerId,
         /// Where the room sends this peer's messages.
         outbound: PeerSender,
+        /// Display name the room enforces in the peer's endpoint metadata (from its access
+        /// token), if any.
+        display_name: Option<String>,
         /// Join outcome.
         reply: oneshot::Sender<Result<(), JoinError>>,
     },
@@ -100,8 +104,26 @@ pub enum RoomCommand {
         /// Reply channel; `None` if the room has no pipeline.
         reply: oneshot::Sender<Option<String>>,
     },
+    /// Counters for metrics.
+    Stats {
+        /// Reply channel.
+        reply: oneshot::Sender<RoomStats>,
+    },
     /// Close the room: tell every peer, tear the pipeline down, stop the actor.
     Shutdown,
+}
+
+/// A room's counters, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomStats {
+    /// Peers (joined channels).
+    pub peers: usize,
+    /// Published tracks.
+    pub tracks: usize,
+    /// Packets forwarded by this room's forwarders since it started.
+    pub forwarded_packets: u64,
+    /// Bytes forwarded by this room's forwarders since it started.
+    pub forwarded_bytes: u64,
 }
 
 /// Clonable handle to a running room actor.
@@ -109,12 +131,35 @@ pub enum RoomCommand {
 pub struct RoomHandle {
     id: RoomId,
     tx: mpsc::Sender<RoomCommand>,
+    done: Option<watch::Receiver<()>>,
 }
 
 impl RoomHandle {
     /// Wraps the command sender of a room actor.
     pub fn new(id: RoomId, tx: mpsc::Sender<RoomCommand>) -> Self {
-        Self { id, tx }
+        Self { id, tx, done: None }
+    }
+
+    /// Like [`RoomHandle::new`], for an actor that drops the sender of `done` when it has
+    /// finished (media engine torn down included): see [`RoomHandle::stopped`].
+    pub fn with_done(id: RoomId, tx: mpsc::Sender<RoomCommand>, done: watch::Receiver<()>) -> Self {
+        Self {
+            id,
+            tx,
+            done: Some(done),
+        }
+    }
+
+    /// Completes once the actor has finished: with [`RoomHandle::with_done`] after its media
+    /// engine is torn down, otherwise once it stops taking commands.
+    pub async fn stopped(&self) {
+        match &self.done {
+            Some(done) => {
+                let mut done = done.clone();
+                while done.changed().await.is_ok() {}
+            }
+            None => self.tx.closed().await,
+        }
     }
 
     /// The room's id.
@@ -139,11 +184,23 @@ impl RoomHandle {
 
     /// Adds a peer and waits for the room's verdict.
     pub async fn join(&self, peer: PeerId, outbound: PeerSender) -> Result<(), JoinError> {
+        self.join_as(peer, outbound, None).await
+    }
+
+    /// Adds a peer whose endpoint `displayName` the room enforces (when `Some`), and waits for
+    /// the room's verdict.
+    pub async fn join_as(
+        &self,
+        peer: PeerId,
+        outbound: PeerSender,
+        display_name: Option<String>,
+    ) -> Result<(), JoinError> {
         let (reply, rx) = oneshot::channel();
         if !self
             .send(RoomCommand::Join {
                 peer,
                 outbound,
+                display_name,
                 reply,
             })
             .await

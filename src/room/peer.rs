@@ -58,6 +58,8 @@ pub struct Peer {
     pub early_candidates: Vec<(String, u32)>,
     /// Server candidates produced before the first answer.
     pub local_candidates: Vec<(String, u32)>,
+    /// `displayName` enforced in this peer's metadata (from its room access token).
+    pub display_name: Option<String>,
 }
 
 impl Peer {
@@ -80,6 +82,7 @@ impl Peer {
             answer_map: BTreeMap::new(),
             early_candidates: Vec::new(),
             local_candidates: Vec::new(),
+            display_name: None,
         }
     }
 

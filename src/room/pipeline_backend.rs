@@ -1,6 +1,7 @@
 //! The production [`MediaBackend`]: a `lamina_pipelines::RoomPipeline` per room.
 
-use lamina_pipelines::{PipelineConfig, RoomPipeline};
+use lamina_pipelines::{PipelineConfig, RoomPipeline, TrackId};
+use tokio::sync::oneshot;
 
 use super::core::PipelineCommand;
 use super::media::{MediaBackend, StartedBackend};
@@ -56,5 +57,16 @@ impl MediaBackend for Backend {
     fn shutdown(self: Box<Self>) {
         // The media thread tears the graph down; nothing here waits for it.
         drop(self.pipeline.shutdown());
+    }
+
+    fn shutdown_wait(self: Box<Self>) -> oneshot::Receiver<()> {
+        self.pipeline.shutdown()
+    }
+
+    fn forwarded(&self, track: &TrackId) -> Option<(u64, u64)> {
+        Some((
+            self.pipeline.forwarded_packets(track)?,
+            self.pipeline.forwarded_bytes(track)?,
+        ))
     }
 }

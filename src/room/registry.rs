@@ -83,10 +83,24 @@ impl Rooms {
         peer: PeerId,
         outbound: PeerSender,
     ) -> Result<RoomHandle, JoinError> {
+        self.join_as(id, peer, outbound, None).await
+    }
+
+    /// Like [`Rooms::join`], with a display name the room enforces (from an access token).
+    pub async fn join_as(
+        &self,
+        id: &RoomId,
+        peer: PeerId,
+        outbound: PeerSender,
+        display_name: Option<String>,
+    ) -> Result<RoomHandle, JoinError> {
         // A room that is closing refuses joins; its entry is then replaced by a fresh room.
         for _ in 0..3 {
             let handle = self.get_or_create(id)?;
-            match handle.join(peer.clone(), outbound.clone()).await {
+            let joined = handle
+                .join_as(peer.clone(), outbound.clone(), display_name.clone())
+                .await;
+            match joined {
                 Ok(()) => return Ok(handle),
                 Err(JoinError::Closing) => self.remove(&handle),
                 Err(e) => return Err(e),
