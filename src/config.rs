@@ -97,6 +97,15 @@ pub struct Config {
     #[arg(long, env = "LAMINA_DEBUG_ENDPOINTS")]
     pub debug_endpoints: bool,
 
+    /// Serve the recording API (`/rooms/<id>/recordings`) even without `--debug-endpoints`.
+    /// It is an operator API: keep it off on servers reachable by participants.
+    #[arg(long, env = "LAMINA_RECORDING_API")]
+    pub recording_api: bool,
+
+    /// Directory recordings are written to (one subdirectory per recording).
+    #[arg(long, env = "LAMINA_RECORDINGS_DIR", default_value = "recordings")]
+    pub recordings_dir: PathBuf,
+
     /// HS256 secret of room access tokens. When set, `phx_join` on `room:<id>` must carry
     /// `{"token": "<JWT>"}` with claims `room` (the room id), `name` (display name) and `exp`;
     /// other joins are refused with reason `unauthorized`. The token's `name` replaces the

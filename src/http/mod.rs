@@ -7,6 +7,7 @@
 //! - [`debug`]: room snapshots and pipeline graphs (only with `--debug-endpoints`).
 
 pub mod debug;
+pub mod recordings;
 pub mod routes;
 pub mod web;
 pub mod ws;

@@ -8,7 +8,8 @@
 //! | `GET /` | `index.html` of the web client (503 when it is not built) |
 //! | `GET /room/<id>` | `room.html` (the client reads the room id from the URL) |
 //! | `GET /assets/…` | files under `web_dir/assets` (no path traversal) |
-//! | `GET /debug/rooms`, `GET /debug/rooms/<id>/pipeline.dot` | with `--debug-endpoints` only |
+//! | `GET /debug/rooms`, `GET /debug/rooms/<id>/pipeline.{dot,svg}`, `POST/DELETE /debug/rooms/<id>/tracks/<track>/tap` | with `--debug-endpoints` only |
+//! | `POST/GET/DELETE /rooms/<id>/recordings[/<rec>]` | with `--debug-endpoints` or `--recording-api` |
 //! | anything else | 404 |
 
 use std::convert::Infallible;
@@ -16,7 +17,7 @@ use std::convert::Infallible;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::{debug, web, ws, AppState};
+use super::{debug, recordings, web, ws, AppState};
 
 /// All routes of the server.
 pub fn routes(
@@ -45,6 +46,7 @@ pub fn routes(
         .or(ws::route(state.clone()))
         .or(web::routes(&state.config.web_dir))
         .or(debug::routes(state.clone()))
+        .or(recordings::routes(state.clone()))
         .recover(recover)
 }
 

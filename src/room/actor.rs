@@ -217,6 +217,10 @@ impl Actor {
             RoomCommand::Dot { reply } => {
                 let _ = reply.send(self.backend.as_ref().and_then(|b| b.dot()));
             }
+            RoomCommand::Tool(op) => match self.backend.as_ref() {
+                Some(b) => b.tool(op),
+                None => op.refuse("room has no media pipeline"),
+            },
             RoomCommand::Shutdown => {
                 for (_, s) in self.senders.drain() {
                     let _ = s.try_send(PeerOutbound::MediaEvent(
@@ -326,6 +330,7 @@ impl Actor {
             .map(|p| {
                 json!({
                     "id": p.id.as_str(),
+                    "bin": lamina_pipelines::bin_name(&p.id),
                     "metadata": p.metadata,
                     "connected": p.connected,
                     "round": format!("{:?}", p.round),
@@ -341,7 +346,8 @@ impl Actor {
             .core
             .tracks()
             .map(|t| {
-                json!({"id": t.id.as_str(), "owner": t.owner.as_str(), "kind": t.kind.as_str(),
+                json!({"id": t.id.as_str(), "owner": t.owner.as_str(),
+                       "forwarder": lamina_pipelines::forwarder::element_name(&t.id), "kind": t.kind.as_str(),
                        "metadata": t.metadata, "announced": t.announced})
             })
             .collect();

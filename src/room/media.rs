@@ -22,6 +22,11 @@ pub trait MediaBackend: Send {
     fn element_count(&self) -> usize;
     /// Tears the engine down (without blocking the caller).
     fn shutdown(self: Box<Self>);
+    /// Runs an operator tool (recording, tap) without blocking; backends without a media
+    /// graph refuse it.
+    fn tool(&self, op: super::tools::ToolOp) {
+        op.refuse("this room has no media pipeline");
+    }
     /// Tears the engine down like [`MediaBackend::shutdown`]; the receiver resolves once it is
     /// down (the pipeline is NULL).
     fn shutdown_wait(self: Box<Self>) -> oneshot::Receiver<()> {

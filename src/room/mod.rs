@@ -14,6 +14,7 @@ pub mod media;
 pub mod peer;
 pub mod pipeline_backend;
 pub mod registry;
+pub mod tools;
 pub mod stats;
 pub mod track;
 
@@ -109,6 +110,8 @@ pub enum RoomCommand {
         /// Reply channel.
         reply: oneshot::Sender<RoomStats>,
     },
+    /// An operator tool on the room's media graph (recordings, taps).
+    Tool(tools::ToolOp),
     /// Close the room: tell every peer, tear the pipeline down, stop the actor.
     Shutdown,
 }

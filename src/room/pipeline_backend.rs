@@ -54,6 +54,10 @@ impl MediaBackend for Backend {
         self.pipeline.element_count()
     }
 
+    fn tool(&self, op: super::tools::ToolOp) {
+        super::tools::run(&self.pipeline, op);
+    }
+
     fn shutdown(self: Box<Self>) {
         // The media thread tears the graph down; nothing here waits for it.
         drop(self.pipeline.shutdown());
