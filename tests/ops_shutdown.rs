@@ -183,3 +183,64 @@ async fn sigterm_closes_rooms_and_sockets_then_exits_zero() {
     assert_eq!(joined["fields"]["room"], "bye");
     assert!(joined["fields"]["peer"].is_string(), "{joined}");
 }
+
+/// Names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+/// `Server::stop` while media flows: the participants are told, the room's media thread ends
+/// (it ends only after the pipeline is NULL) and the stop stays well within its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_with_live_media_tears_the_pipeline_down() {
+    use lamina::client::{Participant, ParticipantConfig};
+    let server = support::spawn_server(|_| {}).await;
+    let join = |name: &str| {
+        Participant::join(ParticipantConfig {
+            url: format!("ws://{}/socket/websocket", server.addr),
+            room: "stopme".into(),
+            name: name.into(),
+            audio: true,
+            video: true,
+            receive: true,
+        })
+    };
+    let a = join("A").await.expect("A joins");
+    let b = join("B").await.expect("B joins");
+    for (p, other) in [(&a, &b.id), (&b, &a.id)] {
+        p.wait_until("remote media decoded", Duration::from_secs(20), |s| {
+            s.playing(other, 10) == 2
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", p.id));
+    }
+    assert!(thread_names().iter().any(|n| n == "media-stopme"));
+
+    let rooms = server.rooms.clone();
+    let started = Instant::now();
+    server.stop().await;
+    let took = started.elapsed();
+    println!("stop took {took:?}");
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    assert!(rooms.is_empty());
+    assert!(
+        !thread_names().iter().any(|n| n == "media-stopme"),
+        "media thread still running: {:?}",
+        thread_names()
+    );
+    for p in [&a, &b] {
+        p.wait_until("told of the shutdown", Duration::from_secs(5), |s| {
+            s.errors.iter().any(|e| e.contains("server shutting down"))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", p.id));
+    }
+    a.leave().await;
+    b.leave().await;
+}

@@ -6,6 +6,7 @@
 //! - a message exceeds `max_frame_bytes` (1009),
 //! - nothing arrives for `idle_timeout_secs` (1001, so clients reconnect),
 //! - the client keeps flooding beyond ten times the rate limit (1008),
+//! - more than [`MAX_MALFORMED_FRAMES`] frames were not Phoenix frames (1002),
 //! - the outbound queue is full because the client does not read (1008),
 //! - the server stops (1001 "server shutting down", once its channels have been closed by
 //!   their rooms or after [`SHUTDOWN_CHANNELS_TIMEOUT`]).
@@ -42,8 +43,16 @@ use crate::room::{JoinError, Rooms};
 /// Most channels one socket may join (Phoenix's default).
 pub const MAX_CHANNELS: usize = 100;
 
+/// Malformed frames a socket may send before it is closed. Those with a readable ref get an
+/// error reply; the others cannot be answered, so a client sending only garbage would otherwise
+/// never learn anything.
+pub const MAX_MALFORMED_FRAMES: usize = 16;
+
 /// How long to keep reading after sending a close frame, waiting for the client's close.
 const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The same wait when the server stops (browsers answer within a round trip).
+const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// How long a stopping server lets a socket wait for its rooms to close its channels (so the
 /// clients see the rooms' last events before the close frame).
@@ -84,6 +93,7 @@ where
         outbox: outbox.clone(),
         channels: HashMap::new(),
         ended_tx,
+        malformed: 0,
     };
 
     let mut deadline = Instant::now() + idle;
@@ -162,21 +172,26 @@ where
             ));
             None
         }
-        End::Close(close, _) => {
+        End::Close(close, reason) => {
             if outbox.send_raw(WsOut::Close(close.clone())) == Queued::No {
-                let _ = writer.abort_with.send(close.clone());
+                let _ = writer.abort_with.send(close);
             }
-            Some(close)
+            // A stopping server waits less for the answer to its close frame.
+            Some(if reason == Reason::ServerShutdown {
+                SHUTDOWN_DRAIN_TIMEOUT
+            } else {
+                CLOSE_DRAIN_TIMEOUT
+            })
         }
         End::Gone(_) => None,
     };
     socket.leave_all().await;
     drop(socket);
     drop(outbox);
-    if close.is_some() {
+    if let Some(drain) = close {
         // Read until the client answers the close frame, so the connection ends cleanly and
         // the close frame is not lost to a TCP reset.
-        let _ = tokio::time::timeout(CLOSE_DRAIN_TIMEOUT, async {
+        let _ = tokio::time::timeout(drain, async {
             while let Some(Ok(msg)) = stream.next().await {
                 if msg == WsIn::Close {
                     break;
@@ -222,6 +237,8 @@ struct Socket {
     channels: HashMap<String, RoomChannel>,
     ended_tx: mpsc::Sender<ChannelEnded>,
     limiter: RateLimiter,
+    /// Malformed frames received so far.
+    malformed: usize,
 }
 
 impl Socket {
@@ -249,6 +266,13 @@ impl Socket {
             Err(e) => {
                 tracing::debug!(error = %e, "malformed frame");
                 self.reply_to_invalid(text, None, "malformed frame");
+                self.malformed += 1;
+                if self.malformed > MAX_MALFORMED_FRAMES {
+                    return Some((
+                        CloseFrame::new(CloseFrame::PROTOCOL_ERROR, "too many malformed frames"),
+                        Reason::Malformed,
+                    ));
+                }
             }
         }
         None
