@@ -63,11 +63,13 @@ pub enum DisconnectReason {
     BinaryFrame,
     /// The server is stopping.
     ServerShutdown,
+    /// Too many frames that were not Phoenix frames.
+    Malformed,
 }
 
 impl DisconnectReason {
     /// Every reason, for pre-registering the label values.
-    pub const ALL: [DisconnectReason; 8] = [
+    pub const ALL: [DisconnectReason; 9] = [
         Self::ClientClosed,
         Self::TransportError,
         Self::IdleTimeout,
@@ -76,6 +78,7 @@ impl DisconnectReason {
         Self::TooBig,
         Self::BinaryFrame,
         Self::ServerShutdown,
+        Self::Malformed,
     ];
 
     /// The `reason` label value.
@@ -89,6 +92,7 @@ impl DisconnectReason {
             Self::TooBig => "too_big",
             Self::BinaryFrame => "binary_frame",
             Self::ServerShutdown => "server_shutdown",
+            Self::Malformed => "malformed_frames",
         }
     }
 }
