@@ -1,0 +1,185 @@
+//! A synthetic participant of a Lamina room: Lamina's real protocol (Phoenix channel +
+//! Membrane media events, through [`lamina::client::Signalling`]) driving a str0m peer that
+//! behaves like the Membrane browser client: it always offers, with sendonly m-lines for its
+//! own tracks and as many recvonly m-lines as `offerData` asks for.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lamina::client::Signalling;
+use serde_json::{json, Value};
+use str0m::media::{Direction, MediaKind};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::metrics::Shared;
+use crate::peer::{ask, PeerCmd, PeerHandle, Publish};
+use crate::BenchError;
+
+/// A participant in a Lamina room.
+pub struct LaminaPeer {
+    /// Its one peer connection (publishes and receives).
+    pub peer: PeerHandle,
+    /// When the join started (before the WebSocket opened).
+    pub join_started: Instant,
+    sig: Signalling,
+    task: JoinHandle<()>,
+}
+
+impl LaminaPeer {
+    /// Joins `room` on the server at `url` (`ws://…/socket/websocket`), publishing audio and
+    /// video when `publish` is set, receiving everyone else's tracks.
+    pub async fn join(
+        url: &str,
+        room: &str,
+        name: &str,
+        ip: IpAddr,
+        publish: Option<Publish>,
+        shared: Arc<Shared>,
+    ) -> Result<Self, BenchError> {
+        let join_started = Instant::now();
+        let (sig, mut events) = Signalling::connect(url, room)
+            .await
+            .map_err(|e| BenchError::Join(format!("lamina {name}: {e}")))?;
+        let publishing = publish.is_some();
+        let peer = PeerHandle::start(ip, publish, shared).await?;
+        sig.send(json!({"type": "connect", "data": {"metadata": {"displayName": name}}}));
+        let id = loop {
+            match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+                Ok(Some(ev)) if ev["type"] == "connected" => {
+                    break ev["data"]["id"].as_str().unwrap_or_default().to_owned()
+                }
+                Ok(Some(_)) => {}
+                _ => return Err(BenchError::Join(format!("lamina {name}: no `connected`"))),
+            }
+        };
+        if publishing {
+            sig.send(json!({"type": "custom", "data": {"type": "renegotiateTracks"}}));
+        }
+        let mut session = Session {
+            id,
+            sig: sig.clone(),
+            cmd: peer.cmd.clone(),
+            publishing,
+            own: BTreeMap::new(),
+            recv: (0, 0),
+        };
+        let task = tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if let Err(e) = session.event(ev).await {
+                    tracing::warn!(id = %session.id, "lamina participant: {e}");
+                }
+            }
+        });
+        Ok(Self {
+            peer,
+            join_started,
+            sig,
+            task,
+        })
+    }
+
+    /// Leaves the room (closes the channel and the peer connection).
+    pub fn leave(self) {
+        self.sig.close();
+        self.task.abort();
+    }
+}
+
+struct Session {
+    id: String,
+    sig: Signalling,
+    cmd: mpsc::UnboundedSender<PeerCmd>,
+    publishing: bool,
+    /// Own tracks: mid → (track id, metadata).
+    own: BTreeMap<String, (String, Value)>,
+    /// Receive m-lines so far (audio, video).
+    recv: (usize, usize),
+}
+
+impl Session {
+    async fn event(&mut self, ev: Value) -> Result<(), String> {
+        let ev = if ev["type"] == "custom" {
+            ev["data"].clone()
+        } else {
+            ev
+        };
+        let data = &ev["data"];
+        match ev["type"].as_str().unwrap_or_default() {
+            "offerData" => {
+                let audio = data["tracksTypes"]["audio"].as_u64().unwrap_or(0) as usize;
+                let video = data["tracksTypes"]["video"].as_u64().unwrap_or(0) as usize;
+                self.offer(audio, video).await
+            }
+            "sdpAnswer" => {
+                let sdp = data["sdp"].as_str().ok_or("answer without sdp")?.to_owned();
+                ask(&self.cmd, |r| PeerCmd::Answer(sdp, r)).await
+            }
+            "candidate" => {
+                if let Some(c) = data["candidate"].as_str() {
+                    let _ = self.cmd.send(PeerCmd::Candidate(c.to_owned()));
+                }
+                Ok(())
+            }
+            "error" => Err(format!("server error: {data}")),
+            _ => Ok(()),
+        }
+    }
+
+    async fn offer(&mut self, audio: usize, video: usize) -> Result<(), String> {
+        let mut add = Vec::new();
+        let first = self.publishing && self.own.is_empty();
+        if first {
+            add.push((MediaKind::Audio, Direction::SendOnly));
+            add.push((MediaKind::Video, Direction::SendOnly));
+        }
+        for _ in self.recv.0..audio {
+            add.push((MediaKind::Audio, Direction::RecvOnly));
+        }
+        for _ in self.recv.1..video {
+            add.push((MediaKind::Video, Direction::RecvOnly));
+        }
+        self.recv = (self.recv.0.max(audio), self.recv.1.max(video));
+        let (sdp, mids) = ask(&self.cmd, |r| PeerCmd::Offer(add, r)).await?;
+        if first {
+            for (mid, kind) in mids.iter().zip(["audio", "camera"]) {
+                let track = format!("{}:{}", self.id, uuid_like());
+                self.own
+                    .insert(mid.clone(), (track, json!({"type": kind, "active": true})));
+            }
+        }
+        let metadata: serde_json::Map<String, Value> = self
+            .own
+            .values()
+            .map(|(t, m)| (t.clone(), m.clone()))
+            .collect();
+        let mid_to_track: serde_json::Map<String, Value> = self
+            .own
+            .iter()
+            .map(|(mid, (t, _))| (mid.clone(), json!(t)))
+            .collect();
+        self.sig.send(
+            json!({"type": "custom", "data": {"type": "sdpOffer", "data": {
+                "sdpOffer": {"type": "offer", "sdp": sdp},
+                "trackIdToTrackMetadata": metadata,
+                "trackIdToTrackBitrates": {},
+                "midToTrackId": mid_to_track,
+            }}}),
+        );
+        Ok(())
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:08x}-{:04x}-4000-8000-{:012x}",
+        std::process::id(),
+        n & 0xffff,
+        n
+    )
+}

@@ -1,0 +1,342 @@
+//! `lamina-bench`: starts N synthetic WebRTC participants (str0m peers replaying pre-encoded
+//! VP8 + Opus) in R rooms against Lamina and, for comparison, Janus VideoRoom, and measures
+//! forwarding throughput, server CPU and memory, loss, server-added delay and late-joiner
+//! first-frame time. See `bench/README.md`.
+
+mod chart;
+mod janus;
+mod lamina;
+mod media;
+mod metrics;
+mod peer;
+mod report;
+mod rtp;
+mod scenario;
+mod servers;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use clap::Parser;
+
+use scenario::{Env, RunResult, Scenario};
+use servers::ServerKind;
+
+/// Failures of a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A participant could not join.
+    #[error("join: {0}")]
+    Join(String),
+    /// A server could not start.
+    #[error("server: {0}")]
+    Server(String),
+    /// Media preparation.
+    #[error(transparent)]
+    Media(#[from] media::MediaError),
+    /// Writing results.
+    #[error("output: {0}")]
+    Output(String),
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Environment variable set inside the benchmark's own network namespace.
+const NETNS_ENV: &str = "LAMINA_BENCH_NETNS";
+/// The veth address Janus gathers ICE candidates on inside the namespace.
+const VETH_IP: &str = "198.18.0.1";
+
+/// Load generator and side-by-side benchmark of Lamina and Janus VideoRoom.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "lamina-bench")]
+struct Args {
+    /// Quick smoke run (Lamina only, one room of 3, short window): checks that media flows and
+    /// figures come out; no thresholds.
+    #[arg(long)]
+    quick: bool,
+    /// Servers to benchmark (comma separated: lamina, janus).
+    #[arg(long, value_delimiter = ',', default_value = "lamina,janus")]
+    servers: Vec<String>,
+    /// Scenarios (comma separated): room2, room4, room8 (all publish and subscribe),
+    /// fanout20 (1 publisher, 20 subscribers), ramp (growing room until loss ≥ 1 % or CPU ≥
+    /// the limit), roomN for any N.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "room2,room4,room8,fanout20,ramp"
+    )]
+    scenarios: Vec<String>,
+    /// Rooms per scenario (each with the scenario's participants).
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Measurement window in seconds.
+    #[arg(long, default_value_t = 15)]
+    measure_s: u64,
+    /// Warm-up after all streams flow, in seconds.
+    #[arg(long, default_value_t = 3)]
+    warmup_s: u64,
+    /// Late joiners per scenario (join → first decodable frame).
+    #[arg(long, default_value_t = 5)]
+    late_joins: usize,
+    /// Video bitrate of the generated VP8 loop, kbit/s.
+    #[arg(long, default_value_t = 500)]
+    video_kbps: u32,
+    /// Largest room the ramp tries.
+    #[arg(long, default_value_t = 16)]
+    ramp_max: usize,
+    /// Ramp step (participants).
+    #[arg(long, default_value_t = 2)]
+    ramp_step: usize,
+    /// Ramp stops when the server uses more CPU than this (percent of one core).
+    #[arg(long, default_value_t = 90.0)]
+    ramp_cpu_limit: f64,
+    /// Ramp stops when aggregate loss reaches this (percent).
+    #[arg(long, default_value_t = 1.0)]
+    ramp_loss_limit: f64,
+    /// Output directory (results.json, results.csv, results.md, chart.png, server logs).
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Where the pre-encoded media is kept.
+    #[arg(long, default_value = "target/bench-media")]
+    media_dir: PathBuf,
+    /// The `lamina` binary (default: next to this one).
+    #[arg(long)]
+    lamina_bin: Option<PathBuf>,
+    /// `apt-get install -y janus` first when it is missing.
+    #[arg(long)]
+    install_janus: bool,
+    /// Do not enter a private network namespace (Janus then cannot run).
+    #[arg(long)]
+    no_netns: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAMINA_BENCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut args = Args::parse();
+    if args.quick {
+        args.servers = vec!["lamina".into()];
+        args.scenarios = vec!["room3".into()];
+        args.measure_s = args.measure_s.min(6);
+        args.warmup_s = args.warmup_s.min(1);
+        args.late_joins = args.late_joins.min(2);
+    }
+    let want_janus = args.servers.iter().any(|s| s == "janus");
+    if want_janus && args.install_janus && which("janus").is_none() {
+        let st = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "janus"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()?;
+        anyhow::ensure!(st.success(), "apt-get install janus failed");
+    }
+    if want_janus && !args.no_netns && std::env::var_os(NETNS_ENV).is_none() {
+        return reexec_in_netns();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+/// Runs this same command again inside `unshare -n` with `lo` up and a veth pair holding
+/// [`VETH_IP`] (Janus does not gather on loopback); nothing can leave the namespace.
+fn reexec_in_netns() -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let script = format!(
+        "ip link set lo up && ip link add d0 type veth peer name d1 && ip addr add {VETH_IP}/32 dev d0 \
+         && ip link set d1 up && ip link set d0 up && exec \"$0\" \"$@\""
+    );
+    let st = Command::new("unshare")
+        .args(["-n", "--", "sh", "-c", &script])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(NETNS_ENV, "1")
+        .status()?;
+    std::process::exit(st.code().unwrap_or(1));
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| PathBuf::from(d).join(bin))
+        .find(|p| p.exists())
+}
+
+fn scenario(name: &str, args: &Args) -> Option<Scenario> {
+    let (publishers, subscribers) = if name == "fanout20" {
+        (1, 20)
+    } else {
+        (
+            name.strip_prefix("room")?
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 2)?,
+            0,
+        )
+    };
+    Some(Scenario {
+        name: name.to_string(),
+        rooms: args.rooms,
+        publishers,
+        subscribers,
+        late_joins: args.late_joins,
+        warmup_s: args.warmup_s,
+        measure_s: args.measure_s,
+    })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let media = media::prepare(
+        &args.media_dir,
+        media::VideoSpec {
+            kbps: args.video_kbps,
+            ..Default::default()
+        },
+    )?;
+    let lamina_bin = match &args.lamina_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("lamina"),
+    };
+    let in_netns = std::env::var_os(NETNS_ENV).is_some();
+    let env = Env {
+        video_kbps: media.video_kbps(),
+        media,
+        lamina_ip: IpAddr::from([127, 0, 0, 1]),
+        janus_ip: VETH_IP.parse()?,
+        janus_if: "d0".into(),
+        lamina_bin,
+        log_dir: args.out.join("logs"),
+    };
+    let servers: Vec<ServerKind> = args
+        .servers
+        .iter()
+        .filter_map(|s| match s.as_str() {
+            "lamina" => Some(ServerKind::Lamina),
+            "janus" => Some(ServerKind::Janus),
+            _ => None,
+        })
+        .collect();
+    eprintln!(
+        "lamina-bench: VP8 loop {:.0} kbit/s ({} frames), Opus {} packets; servers {:?}; netns {}",
+        env.video_kbps,
+        env.media.video.len(),
+        env.media.audio.len(),
+        servers,
+        in_netns
+    );
+    let mut report = report::Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        host: host_facts(),
+        video_kbps: env.video_kbps,
+        scenarios: Vec::new(),
+        results: Vec::new(),
+        ramp_max: Vec::new(),
+    };
+    for name in &args.scenarios {
+        if name == "ramp" {
+            for &kind in &servers {
+                let best = ramp(kind, &args, &env, &mut report).await;
+                report.ramp_max.push((kind.to_string(), best));
+            }
+            continue;
+        }
+        let Some(sc) = scenario(name, &args) else {
+            eprintln!("unknown scenario {name}");
+            continue;
+        };
+        for &kind in &servers {
+            eprintln!("== {kind} {name}");
+            match scenario::run(kind, &sc, &env).await {
+                Ok(r) => {
+                    eprintln!("   {}", one_line(&r));
+                    report.results.push(r);
+                }
+                Err(e) => eprintln!("   failed: {e}"),
+            }
+        }
+        report.scenarios.push(sc);
+    }
+    report::write(&report, &args.out)?;
+    if let Err(e) = chart::draw(&report.results, &args.out.join("chart.png")) {
+        eprintln!("{e}");
+    }
+    println!("{}", report::table(&report));
+    println!(
+        "(written to {}/results.{{json,csv,md}} and chart.png)",
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Grows one room until loss or CPU crosses the limits; returns the largest passing size.
+async fn ramp(kind: ServerKind, args: &Args, env: &Env, report: &mut report::Report) -> usize {
+    let mut best = 0;
+    let mut n = 2;
+    while n <= args.ramp_max {
+        let name = format!("room{n}");
+        let mut sc = match scenario(&name, args) {
+            Some(s) => s,
+            None => break,
+        };
+        sc.name = format!("ramp{n}");
+        sc.late_joins = 0;
+        eprintln!("== {kind} {}", sc.name);
+        let r = match scenario::run(kind, &sc, env).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("   failed: {e}");
+                break;
+            }
+        };
+        eprintln!("   {}", one_line(&r));
+        let pass = r.loss_total_pct < args.ramp_loss_limit
+            && r.server_cpu_pct < args.ramp_cpu_limit
+            && r.streams_flowing == r.streams_expected;
+        report.results.push(r);
+        if !pass {
+            break;
+        }
+        best = n;
+        n += args.ramp_step;
+    }
+    best
+}
+
+fn one_line(r: &RunResult) -> String {
+    format!(
+        "streams {}/{} pkt/s {:.0} CPU {:.1}% pkt/CPU-s {:.0} RSS {:.1} MiB loss {:.2}% delay p50/p99 {:.2}/{:.2} ms first frame p50 {:.0} ms{}",
+        r.streams_flowing,
+        r.streams_expected,
+        r.pkts_per_s,
+        r.server_cpu_pct,
+        r.pkts_per_cpu_s,
+        r.peak_rss_mib,
+        r.loss_total_pct,
+        r.delay_p50_ms,
+        r.delay_p99_ms,
+        r.first_frame_p50_ms,
+        if r.errors.is_empty() { String::new() } else { format!(" errors: {}", r.errors.join("; ")) }
+    )
+}
+
+fn host_facts() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "{cores} cores, kernel {}, loadavg at start {}",
+        kernel.trim(),
+        load.trim()
+    )
+}

@@ -1,0 +1,257 @@
+//! What the synthetic peers measure, shared between their tasks and the scenario runner.
+//!
+//! Server-added delay: a publisher records, when a video packet leaves its socket, the send
+//! time under the packet's [`payload_key`](crate::rtp::payload_key) in the process-wide
+//! [`SendTable`]; a subscriber looks the key up when the forwarded packet arrives at its
+//! socket. The payload is what the server never rewrites (it rewrites SSRC, sequence numbers
+//! and timestamps), and every publisher's VP8 descriptor carries its own picture-id range, so
+//! keys are unique across publishers within the table's lifetime.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a send record is kept.
+const SEND_RECORD_TTL: Duration = Duration::from_secs(3);
+/// Delay samples kept per peer and window.
+const MAX_DELAY_SAMPLES: usize = 200_000;
+
+/// Locks, ignoring poisoning (a panicking peer task must not take the others down).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Default)]
+struct SendRecords {
+    at: HashMap<u64, Instant>,
+    order: VecDeque<(Instant, u64)>,
+}
+
+/// Process-wide send times of video packets by payload key.
+#[derive(Default)]
+pub struct SendTable {
+    inner: Mutex<SendRecords>,
+}
+
+impl SendTable {
+    /// Records that the packet with `key` left its publisher at `at`.
+    pub fn insert(&self, key: u64, at: Instant) {
+        let mut r = lock(&self.inner);
+        while let Some(&(t, k)) = r.order.front() {
+            if at.saturating_duration_since(t) < SEND_RECORD_TTL {
+                break;
+            }
+            r.order.pop_front();
+            if r.at.get(&k) == Some(&t) {
+                r.at.remove(&k);
+            }
+        }
+        r.at.insert(key, at);
+        r.order.push_back((at, key));
+    }
+
+    /// When the packet with `key` was sent, if it was recorded recently.
+    pub fn get(&self, key: u64) -> Option<Instant> {
+        lock(&self.inner).at.get(&key).copied()
+    }
+}
+
+/// State shared by every peer of a run.
+#[derive(Default)]
+pub struct Shared {
+    /// Send times of video packets.
+    pub sends: SendTable,
+    /// Whether delay samples are being collected.
+    pub measuring: AtomicBool,
+}
+
+impl Shared {
+    /// A fresh shared state.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Whether the measurement window is open.
+    pub fn is_measuring(&self) -> bool {
+        self.measuring.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of one received RTP stream.
+#[derive(Debug, Clone, Default)]
+pub struct RxStream {
+    /// Video (else audio).
+    pub video: bool,
+    /// RTP packets received (duplicates included).
+    pub packets: u64,
+    /// RTP payload bytes received.
+    pub bytes: u64,
+    /// Highest extended sequence number seen.
+    pub highest: u64,
+    /// Packets with a sequence number above the previous highest (late or retransmitted
+    /// packets that fill a gap count as lost: loss is the sequence gaps as they arrive).
+    pub unique: u64,
+    /// First complete keyframe (all packets from its start to its marker, in sequence).
+    pub first_decodable: Option<Instant>,
+    /// First packet.
+    pub first_packet: Option<Instant>,
+    /// Next sequence number of a keyframe being assembled.
+    pub assembling: Option<u64>,
+}
+
+impl RxStream {
+    /// Counts one packet; returns whether it is new (not a duplicate or late arrival).
+    pub fn on_packet(
+        &mut self,
+        seq: u64,
+        len: usize,
+        marker: bool,
+        key_start: bool,
+        now: Instant,
+    ) -> bool {
+        self.packets += 1;
+        self.bytes += len as u64;
+        self.first_packet.get_or_insert(now);
+        let fresh = self.unique == 0 || seq > self.highest;
+        if fresh {
+            self.highest = seq;
+            self.unique += 1;
+        }
+        if self.video && self.first_decodable.is_none() {
+            if key_start {
+                self.assembling = Some(seq);
+            }
+            match self.assembling {
+                Some(next) if next == seq && marker => self.first_decodable = Some(now),
+                Some(next) if next == seq => self.assembling = Some(seq + 1),
+                Some(_) if !key_start => self.assembling = None,
+                _ => {}
+            }
+        }
+        fresh
+    }
+}
+
+/// Everything one peer connection measured.
+#[derive(Debug, Clone, Default)]
+pub struct PeerStats {
+    /// Received streams by SSRC.
+    pub rx: HashMap<u32, RxStream>,
+    /// Server-added delay samples in microseconds (video, while measuring).
+    pub delays_us: Vec<u32>,
+    /// Media packets sent.
+    pub tx_packets: u64,
+    /// Keyframe requests received from the server.
+    pub keyframe_requests: u64,
+    /// When ICE + DTLS came up.
+    pub connected: Option<Instant>,
+    /// Fatal error of the peer task.
+    pub error: Option<String>,
+}
+
+impl PeerStats {
+    /// Adds a delay sample (bounded).
+    pub fn add_delay(&mut self, d: Duration) {
+        if self.delays_us.len() < MAX_DELAY_SAMPLES {
+            self.delays_us
+                .push(d.as_micros().min(u128::from(u32::MAX)) as u32);
+        }
+    }
+}
+
+/// Receive totals at one instant, for differences over a window.
+#[derive(Debug, Clone, Default)]
+pub struct RxSnapshot {
+    /// (peer, ssrc) → (packets, bytes, highest, unique).
+    pub streams: HashMap<(usize, u32), (u64, u64, u64, u64)>,
+}
+
+impl RxSnapshot {
+    /// Takes a snapshot of `peers`.
+    pub fn take(peers: &[Arc<Mutex<PeerStats>>]) -> Self {
+        let mut streams = HashMap::new();
+        for (i, p) in peers.iter().enumerate() {
+            for (ssrc, s) in &lock(p).rx {
+                streams.insert((i, *ssrc), (s.packets, s.bytes, s.highest, s.unique));
+            }
+        }
+        Self { streams }
+    }
+}
+
+/// Receive figures over a window.
+#[derive(Debug, Clone, Default)]
+pub struct RxWindow {
+    /// Packets received.
+    pub packets: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Loss per stream in percent (streams that expected packets).
+    pub loss_pct: Vec<f64>,
+    /// Streams that received nothing in the window.
+    pub silent_streams: usize,
+    /// Packets missing / expected over all streams, in percent.
+    pub loss_total_pct: f64,
+}
+
+impl RxWindow {
+    /// Differences between two snapshots.
+    pub fn between(a: &RxSnapshot, b: &RxSnapshot) -> Self {
+        let mut w = RxWindow::default();
+        let (mut expected_all, mut missing_all) = (0u64, 0u64);
+        for (k, &(p1, b1, h1, u1)) in &b.streams {
+            let (p0, b0, h0, u0) = a.streams.get(k).copied().unwrap_or((0, 0, h1, 0));
+            w.packets += p1 - p0;
+            w.bytes += b1 - b0;
+            let expected = h1.saturating_sub(h0);
+            let got = u1 - u0;
+            if expected == 0 {
+                w.silent_streams += 1;
+                continue;
+            }
+            expected_all += expected;
+            missing_all += expected.saturating_sub(got);
+            w.loss_pct
+                .push(100.0 * expected.saturating_sub(got) as f64 / expected as f64);
+        }
+        if expected_all > 0 {
+            w.loss_total_pct = 100.0 * missing_all as f64 / expected_all as f64;
+        }
+        w
+    }
+}
+
+/// The `q`-quantile (0..=1) of `v` (sorted in place); 0 when empty.
+pub fn quantile<T: Copy + PartialOrd + Into<f64>>(v: &mut [T], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i.min(v.len() - 1)].into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframe_assembly_and_loss() {
+        let now = Instant::now();
+        let mut s = RxStream {
+            video: true,
+            ..Default::default()
+        };
+        s.on_packet(10, 100, false, false, now);
+        s.on_packet(11, 100, false, true, now);
+        s.on_packet(13, 100, true, false, now);
+        assert!(s.first_decodable.is_none());
+        s.on_packet(20, 100, false, true, now);
+        s.on_packet(21, 100, true, false, now);
+        assert!(s.first_decodable.is_some());
+        assert_eq!((s.highest, s.unique), (21, 5));
+        let mut v = vec![3u32, 1, 2];
+        assert_eq!(quantile(&mut v, 0.5), 2.0);
+    }
+}

@@ -1,0 +1,438 @@
+//! One synthetic WebRTC peer connection: a str0m `Rtc` in RTP mode on its own UDP socket,
+//! driven by a tokio task. It publishes the pre-encoded media on its sendonly m-lines
+//! (honouring keyframe requests by jumping to the next keyframe of the loop) and counts what
+//! arrives on the others, without decoding.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::media::MediaSet;
+use crate::metrics::{lock, PeerStats, RxStream, Shared};
+use crate::rtp;
+
+/// A request to the peer task; replies are SDP strings or errors.
+pub enum PeerCmd {
+    /// Create an offer adding these m-lines; replies with the offer and the new mids.
+    Offer(
+        Vec<(MediaKind, Direction)>,
+        oneshot::Sender<Result<(String, Vec<String>), String>>,
+    ),
+    /// Apply the answer to the last offer.
+    Answer(String, oneshot::Sender<Result<(), String>>),
+    /// Accept a remote offer; replies with the answer.
+    AcceptOffer(String, oneshot::Sender<Result<String, String>>),
+    /// A remote ICE candidate (`candidate:…` line).
+    Candidate(String),
+}
+
+/// What a peer publishes.
+#[derive(Clone)]
+pub struct Publish {
+    /// The media to replay.
+    pub media: MediaSet,
+    /// Index of the publisher in the run (spreads picture ids and loop positions).
+    pub index: u32,
+}
+
+/// A running peer connection.
+pub struct PeerHandle {
+    /// Commands to the task.
+    pub cmd: mpsc::UnboundedSender<PeerCmd>,
+    /// What it measured.
+    pub stats: Arc<Mutex<PeerStats>>,
+    task: JoinHandle<()>,
+}
+
+impl PeerHandle {
+    /// Starts a peer bound to `ip` (any port).
+    pub async fn start(
+        ip: IpAddr,
+        publish: Option<Publish>,
+        shared: Arc<Shared>,
+    ) -> std::io::Result<Self> {
+        let socket = bind(ip)?;
+        let local = socket.local_addr()?;
+        let mut rtc = RtcConfig::new()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .set_stats_interval(None)
+            .build(Instant::now());
+        let cand = Candidate::host(local, "udp").map_err(std::io::Error::other)?;
+        rtc.add_local_candidate(cand);
+        let stats = Arc::new(Mutex::new(PeerStats::default()));
+        let (cmd, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(
+            Driver {
+                rtc,
+                socket,
+                local,
+                stats: stats.clone(),
+                shared,
+                publish,
+                pending: None,
+                audio: None,
+                video: None,
+                sent_keys: HashMap::new(),
+            }
+            .run(rx),
+        );
+        Ok(Self { cmd, stats, task })
+    }
+}
+
+/// Sends a command to a peer task and waits for its reply.
+pub async fn ask<T>(
+    cmd: &mpsc::UnboundedSender<PeerCmd>,
+    make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> PeerCmd,
+) -> Result<T, String> {
+    let (tx, rx) = oneshot::channel();
+    cmd.send(make(tx))
+        .map_err(|_| "peer task ended".to_string())?;
+    match tokio::time::timeout(Duration::from_secs(10), rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err("peer task ended".into()),
+        Err(_) => Err("peer task did not answer".into()),
+    }
+}
+
+impl Drop for PeerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn bind(ip: IpAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(
+        Domain::for_address(SocketAddr::new(ip, 0)),
+        Type::DGRAM,
+        None,
+    )?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::new(ip, 0).into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// A sending track: where it is in the loop and its RTP state.
+struct TxTrack {
+    mid: Mid,
+    seq: u64,
+    pos: usize,
+    picture_id: u16,
+    want_key: bool,
+    t0: Instant,
+    ts0: u32,
+}
+
+struct Driver {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    stats: Arc<Mutex<PeerStats>>,
+    shared: Arc<Shared>,
+    publish: Option<Publish>,
+    pending: Option<SdpPendingOffer>,
+    audio: Option<TxTrack>,
+    video: Option<TxTrack>,
+    /// Own video packets not yet on the wire: seq → payload key.
+    sent_keys: HashMap<u16, u64>,
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PeerCmd>) {
+        let mut buf = vec![0u8; 2048];
+        let fps = self.publish.as_ref().map_or(30, |p| p.media.fps.max(1));
+        let mut video_tick = tokio::time::interval(Duration::from_secs(1) / fps);
+        let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
+        video_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        audio_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let deadline = match self.drain() {
+                Ok(t) => t,
+                Err(e) => {
+                    lock(&self.stats).error = Some(e);
+                    return;
+                }
+            };
+            let sleep = tokio::time::Instant::from_std(deadline.max(Instant::now()));
+            let sending = self.publish.is_some() && lock(&self.stats).connected.is_some();
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => {
+                    let now = Instant::now();
+                    if let Ok((n, source)) = r {
+                        if let Ok(contents) = buf[..n].try_into() {
+                            let input = Input::Receive(now, Receive {
+                                proto: Protocol::Udp, source, destination: self.local, contents });
+                            if self.rtc.accepts(&input) {
+                                let _ = self.rtc.handle_input(input);
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(sleep) => {
+                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+                }
+                _ = video_tick.tick(), if sending && self.video.is_some() => self.send_video(),
+                _ = audio_tick.tick(), if sending && self.audio.is_some() => self.send_audio(),
+                c = rx.recv() => match c {
+                    Some(c) => self.command(c),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Polls str0m until it wants a timeout: sends datagrams, handles events.
+    fn drain(&mut self) -> Result<Instant, String> {
+        loop {
+            match self.rtc.poll_output().map_err(|e| e.to_string())? {
+                Output::Timeout(t) => return Ok(t),
+                Output::Transmit(t) => {
+                    if let Some((_, seq)) = rtp::srtp_ids(&t.contents) {
+                        if let Some(key) = self.sent_keys.remove(&seq) {
+                            self.shared.sends.insert(key, Instant::now());
+                        }
+                    }
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(e) => self.event(e),
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Connected => {
+                lock(&self.stats).connected.get_or_insert(Instant::now());
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                tracing::debug!("peer ICE disconnected");
+            }
+            Event::KeyframeRequest(r) => {
+                lock(&self.stats).keyframe_requests += 1;
+                if let Some(v) = self.video.as_mut().filter(|v| v.mid == r.mid) {
+                    v.want_key = true;
+                }
+            }
+            Event::RtpPacket(p) => {
+                let ssrc = *p.header.ssrc;
+                let video = self
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&p.header.ssrc)
+                    .map(|s| s.mid())
+                    .and_then(|mid| self.rtc.media(mid))
+                    .is_some_and(|m| m.kind() == MediaKind::Video);
+                if p.payload.is_empty() {
+                    return;
+                }
+                let key_start = video && rtp::vp8_keyframe_start(&p.payload);
+                let mut st = lock(&self.stats);
+                let s = st.rx.entry(ssrc).or_insert_with(|| RxStream {
+                    video,
+                    ..Default::default()
+                });
+                let fresh = s.on_packet(
+                    *p.seq_no,
+                    p.payload.len(),
+                    p.header.marker,
+                    key_start,
+                    p.timestamp,
+                );
+                if fresh && video && self.shared.is_measuring() {
+                    if let Some(sent) = self.shared.sends.get(rtp::payload_key(&p.payload)) {
+                        st.add_delay(p.timestamp.saturating_duration_since(sent));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn command(&mut self, c: PeerCmd) {
+        match c {
+            PeerCmd::Offer(add, reply) => {
+                let _ = reply.send(self.offer(add));
+            }
+            PeerCmd::Answer(sdp, reply) => {
+                let r = match (SdpAnswer::from_sdp_string(&sdp), self.pending.take()) {
+                    (Ok(a), Some(p)) => self
+                        .rtc
+                        .sdp_api()
+                        .accept_answer(p, a)
+                        .map_err(|e| e.to_string()),
+                    (Err(e), _) => Err(e.to_string()),
+                    (_, None) => Err("answer without a pending offer".into()),
+                };
+                if r.is_ok() {
+                    self.bind_tracks();
+                }
+                let _ = reply.send(r);
+            }
+            PeerCmd::AcceptOffer(sdp, reply) => {
+                let r = SdpOffer::from_sdp_string(&sdp)
+                    .map_err(|e| e.to_string())
+                    .and_then(|o| {
+                        self.rtc
+                            .sdp_api()
+                            .accept_offer(o)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map(|a| a.to_sdp_string());
+                let _ = reply.send(r);
+            }
+            PeerCmd::Candidate(c) => {
+                let line = c.trim().trim_start_matches("a=");
+                if let Ok(c) = Candidate::from_sdp_string(line) {
+                    self.rtc.add_remote_candidate(c);
+                }
+            }
+        }
+    }
+
+    fn offer(&mut self, add: Vec<(MediaKind, Direction)>) -> Result<(String, Vec<String>), String> {
+        let mut api = self.rtc.sdp_api();
+        let mut mids = Vec::new();
+        for (kind, dir) in &add {
+            mids.push(api.add_media(*kind, *dir, None, None, None));
+        }
+        if !api.has_changes() {
+            // Nothing new to negotiate, but the protocol wants an offer: add one spare
+            // receive m-line (the server answers it inactive).
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        }
+        let (offer, pending) = api.apply().ok_or("no offer")?;
+        self.pending = Some(pending);
+        for ((kind, dir), mid) in add.iter().zip(&mids) {
+            if *dir == Direction::SendOnly {
+                let track = TxTrack {
+                    mid: *mid,
+                    seq: 1000 + u64::from(rand16() % 20000),
+                    pos: 0,
+                    picture_id: 0,
+                    want_key: false,
+                    t0: Instant::now(),
+                    ts0: u32::from(rand16()) << 8,
+                };
+                match kind {
+                    MediaKind::Audio => self.audio = Some(track),
+                    MediaKind::Video => self.video = Some(track),
+                }
+            }
+        }
+        self.bind_tracks();
+        Ok((
+            offer.to_sdp_string(),
+            mids.iter().map(|m| m.to_string()).collect(),
+        ))
+    }
+
+    /// Spreads the loop position and picture ids of this publisher.
+    fn bind_tracks(&mut self) {
+        let Some(p) = &self.publish else { return };
+        if let Some(v) = self.video.as_mut().filter(|v| v.picture_id == 0) {
+            v.picture_id = ((p.index * 509) % 32768) as u16 | 1;
+        }
+        if let Some(a) = self.audio.as_mut().filter(|a| a.pos == 0) {
+            a.pos = (p.index as usize * 37) % p.media.audio.len().max(1);
+        }
+    }
+
+    fn pt(&self, mid: Mid) -> Option<str0m::media::Pt> {
+        self.rtc
+            .media(mid)
+            .and_then(|m| m.remote_pts().first().copied())
+    }
+
+    fn send_video(&mut self) {
+        let Some(p) = self.publish.clone() else {
+            return;
+        };
+        let Some(mut v) = self.video.take() else {
+            return;
+        };
+        if let Some(pt) = self.pt(v.mid) {
+            if v.want_key {
+                v.pos = p.media.next_keyframe(v.pos);
+                v.want_key = false;
+            }
+            let now = Instant::now();
+            let ts = v
+                .ts0
+                .wrapping_add(((now - v.t0).as_micros() * 9 / 100) as u32);
+            let frame = &p.media.video[v.pos];
+            let payloads = rtp::vp8_packets(&frame.data, v.picture_id);
+            let last = payloads.len() - 1;
+            let mut api = self.rtc.direct_api();
+            if let Some(tx) = api.stream_tx_by_mid(v.mid, None) {
+                for (i, payload) in payloads.into_iter().enumerate() {
+                    v.seq += 1;
+                    self.sent_keys
+                        .insert(v.seq as u16, rtp::payload_key(&payload));
+                    let seq: SeqNo = v.seq.into();
+                    tx.write_rtp(
+                        RtpWrite::new(pt, seq, ts, now, payload)
+                            .marker(i == last)
+                            .nackable(true),
+                    );
+                    lock(&self.stats).tx_packets += 1;
+                }
+            }
+            v.pos = (v.pos + 1) % p.media.video.len();
+            v.picture_id = (v.picture_id + 1) & 0x7fff;
+        }
+        if self.sent_keys.len() > 4096 {
+            self.sent_keys.clear();
+        }
+        self.video = Some(v);
+    }
+
+    fn send_audio(&mut self) {
+        let Some(p) = self.publish.clone() else {
+            return;
+        };
+        let Some(mut a) = self.audio.take() else {
+            return;
+        };
+        if let Some(pt) = self.pt(a.mid) {
+            let now = Instant::now();
+            let ts = a
+                .ts0
+                .wrapping_add(((now - a.t0).as_micros() * 48 / 1000) as u32);
+            let payload = p.media.audio[a.pos].data.to_vec();
+            let mut api = self.rtc.direct_api();
+            if let Some(tx) = api.stream_tx_by_mid(a.mid, None) {
+                a.seq += 1;
+                let seq: SeqNo = a.seq.into();
+                tx.write_rtp(RtpWrite::new(pt, seq, ts, now, payload).marker(false));
+                lock(&self.stats).tx_packets += 1;
+            }
+            a.pos = (a.pos + 1) % p.media.audio.len();
+        }
+        self.audio = Some(a);
+    }
+}
+
+fn rand16() -> u16 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(7);
+    let x = t.wrapping_mul(2_654_435_761) ^ (std::process::id() << 7);
+    (x >> 9) as u16
+}

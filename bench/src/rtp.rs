@@ -1,0 +1,107 @@
+//! Small RTP and VP8 helpers for the synthetic peers: packetizing a VP8 frame (RFC 7741),
+//! reading the clear header of an outgoing SRTP packet, and recognising keyframe starts.
+
+use std::hash::Hasher;
+
+/// Largest VP8 payload chunk per RTP packet (plus a 4-byte descriptor).
+pub const MAX_CHUNK: usize = 1100;
+
+/// Splits one VP8 frame into RTP payloads: a 4-byte descriptor (X=1, S on the first chunk,
+/// I=1 with a 15-bit picture id) followed by at most [`MAX_CHUNK`] bytes of the frame.
+pub fn vp8_packets(frame: &[u8], picture_id: u16) -> Vec<Vec<u8>> {
+    let n = frame.len().div_ceil(MAX_CHUNK).max(1);
+    let chunk = frame.len().div_ceil(n).max(1);
+    frame
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, c)| {
+            let mut p = Vec::with_capacity(c.len() + 4);
+            p.push(if i == 0 { 0x90 } else { 0x80 });
+            p.push(0x80);
+            p.push(0x80 | ((picture_id >> 8) as u8 & 0x7f));
+            p.push(picture_id as u8);
+            p.extend_from_slice(c);
+            p
+        })
+        .collect()
+}
+
+/// `(ssrc, seq)` of a datagram that holds an SRTP packet (the RTP header is sent in clear);
+/// `None` for STUN, DTLS and RTCP.
+pub fn srtp_ids(datagram: &[u8]) -> Option<(u32, u16)> {
+    if datagram.len() < 12 || datagram[0] >> 6 != 2 || (192..=223).contains(&datagram[1]) {
+        return None;
+    }
+    let seq = u16::from_be_bytes([datagram[2], datagram[3]]);
+    let ssrc = u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
+    Some((ssrc, seq))
+}
+
+/// Whether a VP8 RTP payload starts a keyframe (S=1, partition 0, VP8 P bit 0).
+pub fn vp8_keyframe_start(payload: &[u8]) -> bool {
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
+    if b0 & 0x10 == 0 || b0 & 0x0f != 0 {
+        return false;
+    }
+    let mut at = 1;
+    if b0 & 0x80 != 0 {
+        let Some(&x) = payload.get(1) else {
+            return false;
+        };
+        at = 2;
+        if x & 0x80 != 0 {
+            at += if payload.get(2).is_some_and(|b| b & 0x80 != 0) {
+                2
+            } else {
+                1
+            };
+        }
+        if x & 0x40 != 0 {
+            at += 1;
+        }
+        if x & 0x30 != 0 {
+            at += 1;
+        }
+    }
+    payload.get(at).is_some_and(|b| b & 1 == 0)
+}
+
+/// A 64-bit hash of a payload: what identifies a media packet across the server, which
+/// rewrites SSRC, sequence number and timestamp but never the payload.
+pub fn payload_key(payload: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(payload);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packetizes_and_recognises_keyframes() {
+        let frame: Vec<u8> = (0..2500u32).map(|i| (i as u8) & 0xfe).collect();
+        let pkts = vp8_packets(&frame, 0x1234);
+        assert_eq!(pkts.len(), 3);
+        assert!(vp8_keyframe_start(&pkts[0]));
+        assert!(!vp8_keyframe_start(&pkts[1]));
+        let total: usize = pkts.iter().map(|p| p.len() - 4).sum();
+        assert_eq!(total, frame.len());
+        let mut delta = frame.clone();
+        delta[0] |= 1;
+        assert!(!vp8_keyframe_start(&vp8_packets(&delta, 1)[0]));
+    }
+
+    #[test]
+    fn reads_clear_srtp_header() {
+        let mut d = vec![
+            0x80, 96, 0x01, 0x02, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2,
+        ];
+        assert_eq!(srtp_ids(&d), Some((0xdeadbeef, 0x0102)));
+        d[1] = 200;
+        assert_eq!(srtp_ids(&d), None);
+        assert_eq!(srtp_ids(&[0, 1, 2]), None);
+    }
+}

@@ -1,0 +1,407 @@
+//! One measured run: a server, R rooms of P publishing participants plus S receive-only
+//! participants each, a warm-up, a measurement window, then late joiners.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::janus::{JanusConn, JanusPeer};
+use crate::lamina::LaminaPeer;
+use crate::media::MediaSet;
+use crate::metrics::{lock, quantile, PeerStats, RxSnapshot, RxWindow, Shared};
+use crate::peer::Publish;
+use crate::servers::{ProcSample, ServerKind, ServerProc};
+use crate::BenchError;
+
+/// The shape of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// Name in reports.
+    pub name: String,
+    /// Rooms.
+    pub rooms: usize,
+    /// Publishing (and subscribing) participants per room.
+    pub publishers: usize,
+    /// Receive-only participants per room.
+    pub subscribers: usize,
+    /// Late joiners measured after the window (receive-only, one at a time, room 0).
+    pub late_joins: usize,
+    /// Seconds of warm-up after every stream flows.
+    pub warmup_s: u64,
+    /// Seconds of measurement.
+    pub measure_s: u64,
+}
+
+impl Scenario {
+    /// Participants per room.
+    pub fn per_room(&self) -> usize {
+        self.publishers + self.subscribers
+    }
+
+    /// Forwarded streams (audio and video) the receivers should get in total.
+    pub fn expected_streams(&self) -> usize {
+        let per_room = self.publishers * (self.per_room() - 1) * 2;
+        per_room * self.rooms
+    }
+}
+
+/// Figures of one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunResult {
+    /// Server name.
+    pub server: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Rooms.
+    pub rooms: usize,
+    /// Participants per room.
+    pub per_room: usize,
+    /// Publishers per room.
+    pub publishers: usize,
+    /// Streams that should be forwarded / that flowed during the window.
+    pub streams_expected: usize,
+    /// Streams that received packets in the window.
+    pub streams_flowing: usize,
+    /// Seconds until every stream flowed after the first join.
+    pub setup_s: f64,
+    /// Window length in seconds.
+    pub window_s: f64,
+    /// Forwarded RTP packets per second, counted at the receivers.
+    pub pkts_per_s: f64,
+    /// Forwarded payload kbit/s at the receivers.
+    pub kbps: f64,
+    /// Server CPU seconds in the window.
+    pub server_cpu_s: f64,
+    /// Server CPU in percent of one core.
+    pub server_cpu_pct: f64,
+    /// Forwarded packets per server CPU-second.
+    pub pkts_per_cpu_s: f64,
+    /// Server peak RSS (MiB) and RSS right after start.
+    pub peak_rss_mib: f64,
+    /// RSS right after start (MiB).
+    pub idle_rss_mib: f64,
+    /// (peak - idle) / participants, MiB.
+    pub mib_per_participant: f64,
+    /// Server threads (max during the window).
+    pub threads: u64,
+    /// Per-stream loss: mean, p50 and max in percent; aggregate over all streams.
+    pub loss_mean_pct: f64,
+    /// Median stream loss.
+    pub loss_p50_pct: f64,
+    /// Worst stream loss.
+    pub loss_max_pct: f64,
+    /// Packets missing / expected over all streams.
+    pub loss_total_pct: f64,
+    /// Server-added delay p50 / p99 in ms (video packets).
+    pub delay_p50_ms: f64,
+    /// p99.
+    pub delay_p99_ms: f64,
+    /// Delay samples.
+    pub delay_samples: usize,
+    /// Late joiner: join → first complete keyframe per remote video stream, p50 / p95 ms.
+    pub first_frame_p50_ms: f64,
+    /// p95.
+    pub first_frame_p95_ms: f64,
+    /// Late-joiner streams measured / that never showed a frame within 10 s.
+    pub first_frame_samples: usize,
+    /// Late-joiner streams without a frame.
+    pub first_frame_missing: usize,
+    /// Load generator CPU in percent of one core during the window.
+    pub bench_cpu_pct: f64,
+    /// 1-minute load average at the end of the window.
+    pub loadavg: f64,
+    /// Errors seen (join failures, peer errors).
+    pub errors: Vec<String>,
+}
+
+/// A participant of either server.
+enum Participant {
+    Lamina(LaminaPeer),
+    Janus(JanusPeer),
+}
+
+impl Participant {
+    fn stats(&self) -> Vec<Arc<Mutex<PeerStats>>> {
+        match self {
+            Participant::Lamina(p) => vec![p.peer.stats.clone()],
+            Participant::Janus(p) => {
+                let mut v = vec![p.subscriber.stats.clone()];
+                v.extend(p.publisher.as_ref().map(|p| p.stats.clone()));
+                v
+            }
+        }
+    }
+
+    fn join_started(&self) -> Instant {
+        match self {
+            Participant::Lamina(p) => p.join_started,
+            Participant::Janus(p) => p.join_started,
+        }
+    }
+
+    fn leave(self) {
+        match self {
+            Participant::Lamina(p) => p.leave(),
+            Participant::Janus(p) => p.leave(),
+        }
+    }
+}
+
+/// Everything a run needs besides the scenario.
+pub struct Env {
+    /// The media to publish.
+    pub media: MediaSet,
+    /// Its measured video bitrate.
+    pub video_kbps: f64,
+    /// Address the Lamina peers bind.
+    pub lamina_ip: IpAddr,
+    /// Address the Janus peers bind (a veth address Janus gathers on).
+    pub janus_ip: IpAddr,
+    /// Interface Janus gathers on.
+    pub janus_if: String,
+    /// The `lamina` binary.
+    pub lamina_bin: std::path::PathBuf,
+    /// Where server logs go.
+    pub log_dir: std::path::PathBuf,
+}
+
+async fn join(
+    server: &ServerProc,
+    env: &Env,
+    room: usize,
+    name: &str,
+    publish: Option<Publish>,
+    shared: &Arc<Shared>,
+) -> Result<Participant, BenchError> {
+    Ok(match server.kind {
+        ServerKind::Lamina => Participant::Lamina(
+            LaminaPeer::join(
+                &server.url,
+                &format!("bench{room}"),
+                name,
+                env.lamina_ip,
+                publish,
+                shared.clone(),
+            )
+            .await?,
+        ),
+        ServerKind::Janus => Participant::Janus(
+            JanusPeer::join(
+                &server.url,
+                1000 + room as u64,
+                name,
+                env.janus_ip,
+                publish,
+                shared.clone(),
+            )
+            .await?,
+        ),
+    })
+}
+
+/// Streams with at least one packet, over `stats`.
+fn flowing(stats: &[Arc<Mutex<PeerStats>>]) -> usize {
+    stats
+        .iter()
+        .map(|s| lock(s).rx.values().filter(|r| r.packets > 0).count())
+        .sum()
+}
+
+/// Runs `sc` against a fresh `kind` server.
+pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult, BenchError> {
+    let log = env.log_dir.join(format!("{kind}-{}.log", sc.name));
+    let server = match kind {
+        ServerKind::Lamina => ServerProc::lamina(&env.lamina_bin, &log)?,
+        ServerKind::Janus => ServerProc::janus(&env.janus_if, &log)?,
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = server.sample();
+    let shared = Shared::new();
+    let mut res = RunResult {
+        server: kind.to_string(),
+        scenario: sc.name.clone(),
+        rooms: sc.rooms,
+        per_room: sc.per_room(),
+        publishers: sc.publishers,
+        streams_expected: sc.expected_streams(),
+        idle_rss_mib: mib(idle.rss),
+        ..Default::default()
+    };
+    let _admin = if kind == ServerKind::Janus {
+        let (conn, _ev) = JanusConn::connect(&server.url).await?;
+        let h = conn.attach().await?;
+        for r in 0..sc.rooms {
+            conn.create_room(h, 1000 + r as u64, sc.per_room() + sc.late_joins + 2)
+                .await?;
+        }
+        Some(conn)
+    } else {
+        None
+    };
+
+    let start = Instant::now();
+    let mut people = Vec::new();
+    let mut index = 0u32;
+    for room in 0..sc.rooms {
+        for i in 0..sc.per_room() {
+            let publish = (i < sc.publishers).then(|| {
+                index += 1;
+                Publish {
+                    media: env.media.clone(),
+                    index,
+                }
+            });
+            let name = format!("r{room}p{i}");
+            match join(&server, env, room, &name, publish, &shared).await {
+                Ok(p) => people.push(p),
+                Err(e) => res.errors.push(e.to_string()),
+            }
+        }
+    }
+    let stats: Vec<_> = people.iter().flat_map(|p| p.stats()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30 + 4 * sc.per_room() as u64);
+    while flowing(&stats) < res.streams_expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    res.setup_s = start.elapsed().as_secs_f64();
+    if flowing(&stats) < res.streams_expected {
+        res.errors.push(format!(
+            "only {} of {} streams flowing after {:.0} s",
+            flowing(&stats),
+            res.streams_expected,
+            res.setup_s
+        ));
+    }
+    tokio::time::sleep(Duration::from_secs(sc.warmup_s)).await;
+
+    // Measurement window.
+    let (s0, b0, r0, t0) = (
+        server.sample(),
+        ProcSample::read("self").unwrap_or_default(),
+        RxSnapshot::take(&stats),
+        Instant::now(),
+    );
+    shared.measuring.store(true, Ordering::Relaxed);
+    let mut threads = s0.threads;
+    while t0.elapsed() < Duration::from_secs(sc.measure_s) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        threads = threads.max(server.sample().threads);
+    }
+    shared.measuring.store(false, Ordering::Relaxed);
+    let (s1, b1, r1, wall) = (
+        server.sample(),
+        ProcSample::read("self").unwrap_or_default(),
+        RxSnapshot::take(&stats),
+        t0.elapsed().as_secs_f64(),
+    );
+    let w = RxWindow::between(&r0, &r1);
+    res.window_s = wall;
+    res.streams_flowing = w.loss_pct.len();
+    res.pkts_per_s = w.packets as f64 / wall;
+    res.kbps = w.bytes as f64 * 8.0 / wall / 1000.0;
+    res.server_cpu_s = s1.cpu_s - s0.cpu_s;
+    res.server_cpu_pct = 100.0 * res.server_cpu_s / wall;
+    res.pkts_per_cpu_s = if res.server_cpu_s > 0.0 {
+        w.packets as f64 / res.server_cpu_s
+    } else {
+        0.0
+    };
+    res.threads = threads;
+    res.bench_cpu_pct = 100.0 * (b1.cpu_s - b0.cpu_s) / wall;
+    res.loadavg = loadavg();
+    let mut loss = w.loss_pct.clone();
+    res.loss_mean_pct = if loss.is_empty() {
+        0.0
+    } else {
+        loss.iter().sum::<f64>() / loss.len() as f64
+    };
+    res.loss_p50_pct = quantile(&mut loss, 0.5);
+    res.loss_max_pct = loss.last().copied().unwrap_or(0.0);
+    res.loss_total_pct = w.loss_total_pct;
+    let mut delays: Vec<u32> = stats
+        .iter()
+        .flat_map(|s| lock(s).delays_us.clone())
+        .collect();
+    res.delay_samples = delays.len();
+    res.delay_p50_ms = quantile(&mut delays, 0.5) / 1000.0;
+    res.delay_p99_ms = quantile(&mut delays, 0.99) / 1000.0;
+    for s in &stats {
+        if let Some(e) = &lock(s).error {
+            res.errors.push(e.clone());
+        }
+    }
+
+    // Late joiners, one at a time, into room 0.
+    let mut first = Vec::new();
+    for k in 0..sc.late_joins {
+        let name = format!("late{k}");
+        let p = match join(&server, env, 0, &name, None, &shared).await {
+            Ok(p) => p,
+            Err(e) => {
+                res.errors.push(e.to_string());
+                continue;
+            }
+        };
+        let st = p.stats();
+        let until = Instant::now() + Duration::from_secs(10);
+        let decodable = |st: &[Arc<Mutex<PeerStats>>]| {
+            st.iter()
+                .map(|s| {
+                    lock(s)
+                        .rx
+                        .values()
+                        .filter(|r| r.first_decodable.is_some())
+                        .count()
+                })
+                .sum::<usize>()
+        };
+        while decodable(&st) < sc.publishers && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let began = p.join_started();
+        let got: Vec<f64> = st
+            .iter()
+            .flat_map(|s| {
+                lock(s)
+                    .rx
+                    .values()
+                    .filter_map(|r| r.first_decodable)
+                    .collect::<Vec<_>>()
+            })
+            .map(|t| (t - began).as_secs_f64() * 1000.0)
+            .collect();
+        res.first_frame_missing += sc.publishers.saturating_sub(got.len());
+        first.extend(got);
+        p.leave();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    res.first_frame_samples = first.len();
+    res.first_frame_p50_ms = quantile(&mut first.clone(), 0.5);
+    res.first_frame_p95_ms = quantile(&mut first, 0.95);
+
+    let end = server.sample();
+    res.peak_rss_mib = mib(end.peak_rss);
+    let participants = (sc.per_room() * sc.rooms).max(1) as f64;
+    res.mib_per_participant = (res.peak_rss_mib - res.idle_rss_mib).max(0.0) / participants;
+    for p in people {
+        p.leave();
+    }
+    drop(_admin);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.stop();
+    Ok(res)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,291 @@
+//! The servers under test as child processes: Lamina (the `lamina` binary) and Janus 1.1.2
+//! (Debian's `janus`, with a loopback-only configuration written into a temp dir), plus the
+//! `/proc` readings of a process: CPU seconds, resident memory, threads.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::BenchError;
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (USER_HZ, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// `/proc` readings of one process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcSample {
+    /// utime + stime in seconds.
+    pub cpu_s: f64,
+    /// Resident set size in bytes.
+    pub rss: u64,
+    /// Peak resident set size (VmHWM) in bytes.
+    pub peak_rss: u64,
+    /// Threads.
+    pub threads: u64,
+}
+
+impl ProcSample {
+    /// Reads `/proc/<pid>` (`self` for this process).
+    pub fn read(pid: &str) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Some(Self {
+            cpu_s: ticks / USER_HZ,
+            rss: field("VmRSS:") * 1024,
+            peak_rss: field("VmHWM:") * 1024,
+            threads: field("Threads:"),
+        })
+    }
+}
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ServerKind {
+    /// Lamina.
+    Lamina,
+    /// Janus VideoRoom.
+    Janus,
+}
+
+impl std::fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServerKind::Lamina => "lamina",
+            ServerKind::Janus => "janus",
+        })
+    }
+}
+
+/// A running server process, stopped on drop.
+pub struct ServerProc {
+    /// Which server.
+    pub kind: ServerKind,
+    /// Its signalling URL.
+    pub url: String,
+    child: Child,
+    _dir: Option<TempDir>,
+}
+
+impl ServerProc {
+    /// The process id, as `/proc` wants it.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Current `/proc` readings.
+    pub fn sample(&self) -> ProcSample {
+        ProcSample::read(&self.pid()).unwrap_or_default()
+    }
+
+    /// Starts Lamina from `bin`, logging into `log`.
+    pub fn lamina(bin: &Path, log: &Path) -> Result<Self, BenchError> {
+        let port = free_port()?;
+        let child = Command::new(bin)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--turn-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--max-peers-per-room", "64", "--max-events-per-sec", "2000"])
+            .args(["--web-dir", "/nonexistent"])
+            .env(
+                "LAMINA_LOG",
+                std::env::var("LAMINA_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log_file(log)?)
+            .spawn()
+            .map_err(|e| BenchError::Server(format!("{}: {e}", bin.display())))?;
+        let mut s = Self {
+            kind: ServerKind::Lamina,
+            url: format!("ws://127.0.0.1:{port}/socket/websocket"),
+            child,
+            _dir: None,
+        };
+        s.wait_port(port)?;
+        Ok(s)
+    }
+
+    /// Starts Janus with a private configuration; ICE only on `ice_if` (a veth holding
+    /// `ice_ip`), WebSocket API on 127.0.0.1.
+    pub fn janus(ice_if: &str, log: &Path) -> Result<Self, BenchError> {
+        let dir = TempDir::new("lamina-bench-janus")?;
+        let port = free_port()?;
+        write_janus_config(&dir.0, ice_if, port)?;
+        let child = Command::new("janus")
+            .arg("-C")
+            .arg(dir.0.join("janus.jcfg"))
+            .arg("-F")
+            .arg(&dir.0)
+            .args(["-o", "-N"])
+            .stdout(Stdio::null())
+            .stderr(log_file(log)?)
+            .spawn()
+            .map_err(|e| {
+                BenchError::Server(format!("janus (install with --install-janus): {e}"))
+            })?;
+        let mut s = Self {
+            kind: ServerKind::Janus,
+            url: format!("ws://127.0.0.1:{port}/"),
+            child,
+            _dir: Some(dir),
+        };
+        s.wait_port(port)?;
+        Ok(s)
+    }
+
+    fn wait_port(&mut self, port: u16) -> Result<(), BenchError> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Err(BenchError::Server(format!(
+                    "{} exited at start: {st}",
+                    self.kind
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(BenchError::Server(format!(
+                    "{} did not listen on {port}",
+                    self.kind
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Stops the server: SIGTERM, then SIGKILL after 5 s.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill").arg(self.pid()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+fn log_file(path: &Path) -> Result<std::fs::File, BenchError> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    Ok(std::fs::File::create(path)?)
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+fn free_port() -> Result<u16, BenchError> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> std::io::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where Debian puts Janus's plugins and transports.
+fn janus_lib_dir() -> PathBuf {
+    let multiarch = Path::new("/usr/lib/x86_64-linux-gnu/janus");
+    if multiarch.exists() {
+        return multiarch.to_path_buf();
+    }
+    PathBuf::from("/usr/lib/janus")
+}
+
+/// Writes `janus.jcfg`, the WebSocket transport and an empty VideoRoom configuration:
+/// only the VideoRoom plugin and the WebSocket transport load; everything else stays default.
+fn write_janus_config(dir: &Path, ice_if: &str, ws_port: u16) -> std::io::Result<()> {
+    let lib = janus_lib_dir();
+    let d = dir.display();
+    let l = lib.display();
+    std::fs::write(
+        dir.join("janus.jcfg"),
+        format!(
+            r#"general: {{
+    configs_folder = "{d}"
+    plugins_folder = "{l}/plugins"
+    transports_folder = "{l}/transports"
+    events_folder = "{l}/events"
+    loggers_folder = "{l}/loggers"
+    debug_level = 3
+    admin_secret = "bench"
+}}
+certificates: {{
+}}
+media: {{
+    rtp_port_range = "40000-44999"
+}}
+nat: {{
+    ice_enforce_list = "{ice_if}"
+    ignore_mdns = true
+}}
+plugins: {{
+    disable = "libjanus_voicemail.so,libjanus_recordplay.so,libjanus_audiobridge.so,libjanus_duktape.so,libjanus_lua.so,libjanus_nosip.so,libjanus_sip.so,libjanus_streaming.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_echotest.so"
+}}
+transports: {{
+    disable = "libjanus_rabbitmq.so,libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,libjanus_http.so"
+}}
+events: {{
+    broadcast = false
+}}
+loggers: {{
+    disable = "libjanus_jsonlog.so"
+}}
+"#
+        ),
+    )?;
+    std::fs::write(
+        dir.join("janus.transport.websockets.jcfg"),
+        format!(
+            "general: {{\n    json = \"compact\"\n    ws = true\n    ws_port = {ws_port}\n    ws_ip = \"127.0.0.1\"\n    wss = false\n}}\nadmin: {{\n    admin_ws = false\n    admin_wss = false\n}}\n"
+        ),
+    )?;
+    std::fs::write(dir.join("janus.plugin.videoroom.jcfg"), "general: {\n}\n")
+}
