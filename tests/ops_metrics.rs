@@ -62,6 +62,7 @@ async fn room_gauges_and_forwarded_counters_follow_a_media_session() {
     assert_eq!(value(&during, "lamina_published_tracks"), 4.0, "{during}");
     let packets = value(&during, "lamina_forwarded_packets_total");
     let bytes = value(&during, "lamina_forwarded_bytes_total");
+    println!("while decoding: {packets} packets, {bytes} bytes forwarded");
     assert!(packets > 0.0, "{during}");
     assert!(bytes > packets * 10.0, "{during}");
     // Forwarding goes on: the counters grow.
