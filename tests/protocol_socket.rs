@@ -212,7 +212,8 @@ async fn non_json_frame_is_ignored() {
     let mut c = PhoenixClient::connect(server.addr).await;
     c.send_text("hello, not json").await;
     c.send_text("").await;
-    c.send_text("[null,\"1\",").await;
+    // Truncated with an unreadable ref (a readable one gets a "malformed frame" reply).
+    c.send_text("[null,1,").await;
     let before = c.barrier().await;
     assert!(before.is_empty(), "no reply without a ref: {before:?}");
     server.stop().await;
