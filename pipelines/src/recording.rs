@@ -18,9 +18,9 @@
 //! duration and cues, and no streaming or media thread waits for it. A room that shuts down
 //! finalizes its recordings the same way, on its media thread, bounded.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -29,6 +29,9 @@ use tokio::sync::oneshot;
 use crate::engine::{Cmd, Engine};
 use crate::ids::{TrackId, TrackKind};
 use crate::room_pipeline::RoomPipeline;
+
+mod branch;
+use branch::{build_branch, FileStats};
 
 /// How long a stopped branch may take to write its last data and finalize its file.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -124,42 +127,6 @@ pub(crate) enum Op {
         oneshot::Sender<Result<Vec<RecordingInfo>, RecordingError>>,
     ),
     List(oneshot::Sender<Vec<RecordingInfo>>),
-}
-
-/// Shared between the media thread, the branch's pad probes and its finalizer.
-#[derive(Debug)]
-struct FileStats {
-    track: TrackId,
-    kind: TrackKind,
-    codec: String,
-    path: PathBuf,
-    frames: AtomicU64,
-    /// Running time of the first / last frame after the `-T0` offset, in ns + 1 (0 = none).
-    first: AtomicU64,
-    last: AtomicU64,
-    finished: AtomicBool,
-    error: Mutex<Option<String>>,
-}
-
-impl FileStats {
-    fn snapshot(&self) -> RecordedFile {
-        let time = |a: &AtomicU64| match a.load(Ordering::Relaxed) {
-            0 => None,
-            v => Some(Duration::from_nanos(v - 1)),
-        };
-        RecordedFile {
-            track: self.track.clone(),
-            kind: self.kind,
-            codec: self.codec.clone(),
-            path: self.path.clone(),
-            bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
-            frames: self.frames.load(Ordering::Relaxed),
-            start: time(&self.first),
-            end: time(&self.last),
-            finished: self.finished.load(Ordering::Acquire),
-            error: self.error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        }
-    }
 }
 
 /// One running branch.
@@ -417,17 +384,7 @@ fn add_branch(engine: &mut Engine, index: usize, track: &TrackId) -> Result<(), 
         kind.as_str(),
         file_safe(track.as_str())
     ));
-    let stats = Arc::new(FileStats {
-        track: track.clone(),
-        kind,
-        codec: codec.clone(),
-        path: path.clone(),
-        frames: AtomicU64::new(0),
-        first: AtomicU64::new(0),
-        last: AtomicU64::new(0),
-        finished: AtomicBool::new(false),
-        error: Mutex::new(None),
-    });
+    let stats = Arc::new(FileStats::new(track, kind, &codec, &path));
     let (bin, eos) = build_branch(&bin_name(&session.id, track), &codec, &path, &stats)?;
     let gst_err = |e: &dyn std::fmt::Display| RecordingError::Gst(e.to_string());
     let sink = bin.static_pad("sink").expect("branch has a sink ghost pad");
@@ -459,105 +416,6 @@ fn add_branch(engine: &mut Engine, index: usize, track: &TrackId) -> Result<(), 
     });
     tracing::info!(recording = %session.id, %track, path = %path.display(), "recording track");
     Ok(())
-}
-
-/// `queue ! depay [! opusparse] ! webmmux ! filesink`, ghosted `sink`; counts frames, records
-/// first/last running time and signals EOS at the file sink.
-fn build_branch(
-    name: &str,
-    codec: &str,
-    path: &Path,
-    stats: &Arc<FileStats>,
-) -> Result<(gst::Bin, mpsc::Receiver<()>), RecordingError> {
-    let make = |factory: &str| {
-        gst::ElementFactory::make(factory)
-            .build()
-            .map_err(|_| RecordingError::Gst(format!("missing GStreamer element {factory}")))
-    };
-    let queue = make("queue")?;
-    queue.set_property("max-size-buffers", 0u32);
-    queue.set_property("max-size-bytes", 0u32);
-    queue.set_property("max-size-time", 3_000_000_000u64);
-    let mut chain = vec![queue];
-    if codec.eq_ignore_ascii_case("VP8") {
-        let depay = make("rtpvp8depay")?;
-        depay.set_property("wait-for-keyframe", true);
-        depay.set_property("request-keyframe", true);
-        chain.push(depay);
-    } else if codec.eq_ignore_ascii_case("OPUS") {
-        chain.push(make("rtpopusdepay")?);
-        chain.push(make("opusparse")?);
-    } else {
-        return Err(RecordingError::Gst(format!("cannot record {codec}")));
-    }
-    let parsed = chain.last().cloned().expect("chain is not empty");
-    let mux = make("webmmux")?;
-    let sink = make("filesink")?;
-    sink.set_property("location", path.to_string_lossy().to_string());
-    sink.set_property("async", false);
-    sink.set_property("sync", false);
-    chain.push(mux);
-    chain.push(sink.clone());
-    let bin = gst::Bin::builder().name(name).build();
-    bin.add_many(&chain)
-        .map_err(|e| RecordingError::Gst(e.to_string()))?;
-    gst::Element::link_many(&chain).map_err(|e| RecordingError::Gst(e.to_string()))?;
-    let target = chain[0].static_pad("sink").expect("queue has a sink pad");
-    let ghost = gst::GhostPad::builder_with_target(&target)
-        .map_err(|e| RecordingError::Gst(e.to_string()))?
-        .name("sink")
-        .build();
-    bin.add_pad(&ghost)
-        .map_err(|e| RecordingError::Gst(e.to_string()))?;
-
-    // Frames entering the muxer: count them and keep their running time.
-    let segment = Mutex::new(gst::FormattedSegment::<gst::ClockTime>::new());
-    let s = stats.clone();
-    let mux_in = parsed.static_pad("src").expect("parser has a src pad");
-    mux_in.add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-        move |_, info| {
-            match &info.data {
-                Some(gst::PadProbeData::Event(ev)) => {
-                    if let gst::EventView::Segment(seg) = ev.view() {
-                        if let Some(seg) = seg.segment().downcast_ref::<gst::ClockTime>() {
-                            *segment.lock().unwrap_or_else(|e| e.into_inner()) = seg.clone();
-                        }
-                    }
-                }
-                Some(gst::PadProbeData::Buffer(buf)) => {
-                    let rt = buf.pts().and_then(|pts| {
-                        segment
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .to_running_time(pts)
-                    });
-                    s.frames.fetch_add(1, Ordering::Relaxed);
-                    if let Some(rt) = rt {
-                        let v = rt.nseconds() + 1;
-                        let _ =
-                            s.first
-                                .compare_exchange(0, v, Ordering::Relaxed, Ordering::Relaxed);
-                        s.last.fetch_max(v, Ordering::Relaxed);
-                    }
-                }
-                _ => {}
-            }
-            gst::PadProbeReturn::Ok
-        },
-    );
-    let (tx, rx) = mpsc::sync_channel(1);
-    let sink_pad = sink.static_pad("sink").expect("filesink has a sink pad");
-    sink_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-        if let Some(gst::PadProbeData::Event(ev)) = &info.data {
-            if ev.type_() == gst::EventType::Eos {
-                let _ = tx.try_send(());
-                return gst::PadProbeReturn::Remove;
-            }
-        }
-        gst::PadProbeReturn::Ok
-    });
-    Ok((bin, rx))
 }
 
 /// A branch detached from its forwarder and waiting for its EOS.
@@ -599,7 +457,7 @@ fn finalize(pipeline: &gst::Pipeline, pending: Vec<Pending>) {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if eos.recv_timeout(left).is_err() {
                     tracing::warn!(file = %p.stats.path.display(), "recording not finalized in time");
-                    set_error(&p.stats, "not finalized in time");
+                    p.stats.set_error("not finalized in time");
                 }
             }
             None => {
@@ -610,11 +468,6 @@ fn finalize(pipeline: &gst::Pipeline, pending: Vec<Pending>) {
         p.stats.finished.store(true, Ordering::Release);
         tracing::info!(file = %p.stats.path.display(), "recording file closed");
     }
-}
-
-fn set_error(stats: &FileStats, reason: &str) {
-    let mut e = stats.error.lock().unwrap_or_else(|e| e.into_inner());
-    e.get_or_insert_with(|| reason.to_owned());
 }
 
 /// Finalizes on a thread of its own, then runs `done`.
@@ -664,7 +517,7 @@ pub(crate) fn branch_failed(engine: &mut Engine, name: &str, reason: &str) {
         };
         let b = session.branches.remove(pos);
         tracing::warn!(recording = %session.id, track = %b.stats.track, %reason, "recording branch failed");
-        set_error(&b.stats, reason);
+        b.stats.set_error(reason);
         if let Some(t) = engine.tracks.get(&b.stats.track) {
             t.fwd.release_src(&b.fwd_pad);
         }
