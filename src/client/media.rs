@@ -124,12 +124,18 @@ pub fn custom_source(
     Ok(bin)
 }
 
-/// A decoding sink for a received RTP stream; `on_frame` runs for every decoded buffer.
+/// A decoding sink for a received RTP stream; `on_frame` runs for every decoded buffer. With
+/// `keyframe_on_loss`, lost video packets trigger a keyframe request and no frame is decoded
+/// until the keyframe arrives (what browsers do).
 pub fn decoder(
     video: bool,
+    keyframe_on_loss: bool,
     on_frame: impl Fn() + Send + Sync + 'static,
 ) -> Result<gst::Bin, String> {
-    let desc = if video {
+    let desc = if video && keyframe_on_loss {
+        "rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec \
+         ! fakesink name=sink sync=false async=false"
+    } else if video {
         "rtpvp8depay ! vp8dec ! fakesink name=sink sync=false async=false"
     } else {
         "rtpopusdepay ! opusdec ! fakesink name=sink sync=false async=false"
@@ -142,4 +148,25 @@ pub fn decoder(
         gst::PadProbeReturn::Ok
     });
     Ok(bin)
+}
+
+/// Counts the keyframes `source` (a bin ending in a video payloader) encodes: buffers without
+/// the delta-unit flag entering its payloader; `on_keyframe` runs for each.
+pub fn count_keyframes(source: &gst::Bin, on_keyframe: impl Fn() + Send + Sync + 'static) {
+    let payloader_sink = source
+        .static_pad("src")
+        .and_then(|p| p.downcast::<gst::GhostPad>().ok())
+        .and_then(|g| g.target())
+        .and_then(|t| t.parent_element())
+        .and_then(|e| e.static_pad("sink"));
+    if let Some(pad) = payloader_sink {
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &info.data {
+                if !b.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                    on_keyframe();
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
 }

@@ -7,10 +7,12 @@
 //! which is what the tests assert on.
 
 mod media;
+mod options;
 mod participant;
 pub mod publish;
 mod signalling;
 
 pub use media::CustomSourceError;
+pub use options::{CandidateDirection, CandidateFilter, ParticipantOptions};
 pub use participant::{Participant, ParticipantConfig, ParticipantState, RemoteTrack};
 pub use signalling::{Signalling, SignallingError};

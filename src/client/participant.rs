@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::media;
+use super::options::{self, CandidateDirection, ParticipantOptions};
 use super::signalling::{Signalling, SignallingError};
 
 /// What the participant publishes and where it goes.
@@ -71,6 +72,8 @@ pub struct ParticipantState {
     pub mid_to_track: BTreeMap<String, String>,
     /// Media event types received, in order.
     pub log: Vec<String>,
+    /// Keyframes encoded so far per own video track id.
+    pub sent_keyframes: BTreeMap<String, u64>,
 }
 
 impl ParticipantState {
@@ -92,6 +95,7 @@ enum Command {
     AddTrack {
         video: bool,
         metadata: Value,
+        id: String,
     },
     /// A source built by the caller (custom description), with its fixed SSRC and track id.
     AddSource {
@@ -130,6 +134,14 @@ fn lock(state: &Mutex<ParticipantState>) -> std::sync::MutexGuard<'_, Participan
 impl Participant {
     /// Joins the room, sends `connect`, and publishes the configured tracks once connected.
     pub async fn join(config: ParticipantConfig) -> Result<Participant, SignallingError> {
+        Self::join_with(config, ParticipantOptions::default()).await
+    }
+
+    /// Like [`Participant::join`], with fault-injection `options`.
+    pub async fn join_with(
+        config: ParticipantConfig,
+        options: ParticipantOptions,
+    ) -> Result<Participant, SignallingError> {
         let (signalling, mut events) = Signalling::connect(&config.url, &config.room).await?;
         let pipeline = gst::Pipeline::with_name(&format!("client-{}", config.name));
         let webrtc = gst::ElementFactory::make("webrtcbin")
@@ -153,6 +165,7 @@ impl Participant {
             answers: 0,
             mid_to_track: BTreeMap::new(),
             log: Vec::new(),
+            sent_keyframes: BTreeMap::new(),
         }));
         let (ice_tx, mut ice_rx) = mpsc::unbounded_channel::<(u32, String)>();
         webrtc.connect("on-ice-candidate", false, move |v| {
@@ -162,7 +175,7 @@ impl Participant {
             }
             None
         });
-        connect_decoders(&pipeline, &webrtc, &state);
+        connect_decoders(&pipeline, &webrtc, &state, options.keyframe_on_loss);
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| SignallingError::Connect(e.to_string()))?;
@@ -201,12 +214,15 @@ impl Participant {
             own: Vec::new(),
             recv: (0, 0),
             receive: config.receive,
+            options,
         };
         if config.audio {
-            session.add_track(false, json!({"type": "audio", "active": true}));
+            let id = format!("{id}:{}", uuid::Uuid::new_v4());
+            session.add_track(false, json!({"type": "audio", "active": true}), id);
         }
         if config.video {
-            session.add_track(true, json!({"type": "camera", "active": true}));
+            let id = format!("{id}:{}", uuid::Uuid::new_v4());
+            session.add_track(true, json!({"type": "camera", "active": true}), id);
         }
         let task = tokio::spawn(async move {
             loop {
@@ -216,11 +232,20 @@ impl Participant {
                         None => break,
                     },
                     Some((mline, c)) = ice_rx.recv() => {
+                        let c = match &session.options.candidate_filter {
+                            Some(f) => match f(CandidateDirection::ToServer, &c) {
+                                Some(c) => c,
+                                None => continue,
+                            },
+                            None => c,
+                        };
                         session.sig.send(json!({"type": "custom", "data": {"type": "candidate",
                             "data": {"candidate": c, "sdpMLineIndex": mline}}}));
                     }
                     Some(cmd) = cmd_rx.recv() => match cmd {
-                        Command::AddTrack { video, metadata } => session.add_track(video, metadata),
+                        Command::AddTrack { video, metadata, id } => {
+                            session.add_track(video, metadata, id)
+                        }
                         Command::AddSource { video, source, ssrc, id, metadata } => {
                             session.add_source(video, source, ssrc, id, metadata)
                         }
@@ -267,12 +292,16 @@ impl Participant {
         }
     }
 
-    /// Publishes one more video track (e.g. a screen share) with this metadata.
-    pub fn add_video_track(&self, metadata: Value) {
+    /// Publishes one more video track (e.g. a screen share) with this metadata; returns the
+    /// new track's id.
+    pub fn add_video_track(&self, metadata: Value) -> String {
+        let id = format!("{}:{}", self.id, uuid::Uuid::new_v4());
         let _ = self.commands.send(Command::AddTrack {
             video: true,
             metadata,
+            id: id.clone(),
         });
+        id
     }
 
     /// Publishes a track whose media comes from a gst-launch style pipeline `description`
@@ -338,6 +367,7 @@ fn connect_decoders(
     pipeline: &gst::Pipeline,
     webrtc: &gst::Element,
     state: &Arc<Mutex<ParticipantState>>,
+    keyframe_on_loss: bool,
 ) {
     let pipeline = pipeline.downgrade();
     let state = state.clone();
@@ -374,7 +404,7 @@ fn connect_decoders(
             t.first_frame.get_or_insert(now);
             t.last_frame = Some(now);
         };
-        let Ok(bin) = media::decoder(video, on_frame) else {
+        let Ok(bin) = media::decoder(video, keyframe_on_loss, on_frame) else {
             return;
         };
         if pipeline.add(&bin).is_err() {
@@ -401,10 +431,11 @@ struct Session {
     recv: (usize, usize),
     /// Whether to add recvonly transceivers at all.
     receive: bool,
+    options: ParticipantOptions,
 }
 
 impl Session {
-    fn add_track(&mut self, video: bool, metadata: Value) {
+    fn add_track(&mut self, video: bool, metadata: Value, id: String) {
         let pattern = if self.own.iter().any(|t| t.metadata["type"] == "camera") {
             "smpte"
         } else {
@@ -414,7 +445,6 @@ impl Session {
         let Ok(source) = media::source(video, pattern, ssrc) else {
             return;
         };
-        let id = format!("{}:{}", self.id, uuid::Uuid::new_v4());
         self.add_source(video, source, ssrc, id, metadata);
     }
 
@@ -439,6 +469,15 @@ impl Session {
         let mut caps = media::rtp_caps(video);
         caps.make_mut().set("ssrc", ssrc);
         transceiver.set_property("codec-preferences", caps);
+        if video {
+            let (state, track) = (self.state.clone(), id.clone());
+            media::count_keyframes(&source, move || {
+                *lock(&state)
+                    .sent_keyframes
+                    .entry(track.clone())
+                    .or_default() += 1;
+            });
+        }
         let _ = self.pipeline.add(&source);
         if let Some(src) = source.static_pad("src") {
             let _ = src.link(&sink);
@@ -542,7 +581,12 @@ impl Session {
             }
             "candidate" => {
                 let mline = data["sdpMLineIndex"].as_u64().unwrap_or(0) as u32;
-                if let Some(c) = data["candidate"].as_str() {
+                let filtered = match (&self.options.candidate_filter, data["candidate"].as_str()) {
+                    (Some(f), Some(c)) => f(CandidateDirection::FromServer, c),
+                    (None, c) => c.map(str::to_owned),
+                    _ => None,
+                };
+                if let Some(c) = filtered.as_deref() {
                     self.webrtc
                         .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
                 }
@@ -614,6 +658,12 @@ impl Session {
 
     async fn answer(&mut self, data: &Value) -> Result<(), String> {
         let sdp = data["sdp"].as_str().ok_or("answer without sdp")?;
+        let filtered = self
+            .options
+            .candidate_filter
+            .as_ref()
+            .map(|f| options::filter_sdp(sdp, f));
+        let sdp = filtered.as_deref().unwrap_or(sdp);
         tracing::trace!(id = %self.id, %sdp, "client got answer");
         {
             let mut s = lock(&self.state);

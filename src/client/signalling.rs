@@ -104,15 +104,19 @@ impl Signalling {
             Ok(Ok(Err(reason))) => return Err(SignallingError::JoinRefused(reason)),
             _ => return Err(SignallingError::Closed),
         }
-        let hb = sig.clone();
+        // The heartbeat holds the writer weakly: once every handle is dropped (a participant
+        // dropped without leaving), the writer ends and the socket closes instead of staying
+        // alive on heartbeats alone.
+        let (hb_out, hb_ref) = (sig.out.downgrade(), sig.next_ref.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(20));
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let r = hb.next_ref.fetch_add(1, Ordering::Relaxed).to_string();
+                let Some(out) = hb_out.upgrade() else { break };
+                let r = hb_ref.fetch_add(1, Ordering::Relaxed).to_string();
                 let frame = json!([null, r, "phoenix", "heartbeat", {}]).to_string();
-                if hb.out.send(Message::Text(frame)).is_err() {
+                if out.send(Message::Text(frame)).is_err() {
                     break;
                 }
             }

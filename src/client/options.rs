@@ -1,0 +1,78 @@
+//! Optional behaviour of a [`super::Participant`], for fault-injection tests: rewriting the ICE
+//! candidates that cross signalling (to route a participant's media through a lossy relay) and
+//! browser-like handling of lost video packets.
+
+use std::sync::Arc;
+
+/// Which way a candidate crosses the signalling channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandidateDirection {
+    /// One of the participant's own candidates, on its way to the server.
+    ToServer,
+    /// One of the server's candidates (trickled or in an answer), on its way to the participant.
+    FromServer,
+}
+
+/// Rewrites an ICE candidate (`candidate:<foundation> <component> UDP …`) crossing signalling;
+/// `None` drops it.
+pub type CandidateFilter = Arc<dyn Fn(CandidateDirection, &str) -> Option<String> + Send + Sync>;
+
+/// Options of [`super::Participant::join_with`]; the default is [`super::Participant::join`]'s
+/// behaviour.
+#[derive(Clone, Default)]
+pub struct ParticipantOptions {
+    /// Applied to every candidate crossing signalling, both ways.
+    pub candidate_filter: Option<CandidateFilter>,
+    /// Browser-like loss handling: a video receiver that detects lost packets asks for a
+    /// keyframe (a PLI goes to the server) and shows no frame until one arrives
+    /// (`rtpvp8depay request-keyframe=true wait-for-keyframe=true`), so undecodable frames are
+    /// not counted.
+    pub keyframe_on_loss: bool,
+}
+
+impl std::fmt::Debug for ParticipantOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParticipantOptions")
+            .field("candidate_filter", &self.candidate_filter.is_some())
+            .field("keyframe_on_loss", &self.keyframe_on_loss)
+            .finish()
+    }
+}
+
+/// Applies `filter` to the `a=candidate:` lines of an SDP text.
+pub(super) fn filter_sdp(sdp: &str, filter: &CandidateFilter) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\r', '\n']);
+        match bare.strip_prefix("a=") {
+            Some(c) if c.starts_with("candidate:") => {
+                if let Some(c) = filter(CandidateDirection::FromServer, c) {
+                    out.push_str("a=");
+                    out.push_str(&c);
+                    out.push_str(&line[bare.len()..]);
+                }
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdp_candidates_are_rewritten_or_dropped() {
+        let filter: CandidateFilter = Arc::new(|dir, c| {
+            assert_eq!(dir, CandidateDirection::FromServer);
+            (!c.contains("TCP")).then(|| c.replace("5000", "6000"))
+        });
+        let sdp = "v=0\r\na=candidate:1 1 UDP 9 127.0.0.1 5000 typ host\r\n\
+                   a=candidate:2 1 TCP 9 127.0.0.1 5001 typ host\r\na=mid:0\r\n";
+        assert_eq!(
+            filter_sdp(sdp, &filter),
+            "v=0\r\na=candidate:1 1 UDP 9 127.0.0.1 6000 typ host\r\na=mid:0\r\n"
+        );
+    }
+}
