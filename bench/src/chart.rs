@@ -12,6 +12,9 @@ use crate::BenchError;
 
 const FONT: &str = "sans-serif";
 
+/// Title, y-axis label and the figure drawn.
+type Panel = (&'static str, &'static str, fn(&RunResult) -> f64);
+
 fn out_err(e: impl std::fmt::Display) -> BenchError {
     BenchError::Output(format!("chart: {e}"))
 }
@@ -39,7 +42,7 @@ pub fn draw(results: &[RunResult], path: &Path) -> Result<(), BenchError> {
         ("lamina", RGBColor(0x1f, 0x77, 0xb4)),
         ("janus", RGBColor(0xd6, 0x27, 0x28)),
     ];
-    let panels: [(&str, &str, fn(&RunResult) -> f64); 2] = [
+    let panels: [Panel; 2] = [
         (
             "Forwarded packets per second (at receivers)",
             "pkt/s",
@@ -61,6 +64,8 @@ pub fn draw(results: &[RunResult], path: &Path) -> Result<(), BenchError> {
             .configure_mesh()
             .x_desc("participants per room (all publishing, all subscribing)")
             .y_desc(ylabel)
+            .x_labels(xmax as usize)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style((FONT, 14))
             .draw()
             .map_err(out_err)?;

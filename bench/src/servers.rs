@@ -132,7 +132,7 @@ impl ServerProc {
             .arg("-F")
             .arg(&dir.0)
             .args(["-o", "-N"])
-            .stdout(Stdio::null())
+            .stdout(log_file(log)?)
             .stderr(log_file(log)?)
             .spawn()
             .map_err(|e| {
