@@ -272,3 +272,81 @@ async fn a_call_recorded_over_http_gives_playable_files_in_sync() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_finalized_when_the_publisher_leaves_and_the_room_closes() {
+    let _serial = serial().await;
+    let dir = std::env::temp_dir().join(format!("lamina-rec-close-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let recordings_dir = dir.clone();
+    let server = support::spawn_server(move |c| {
+        c.debug_endpoints = true;
+        c.recordings_dir = recordings_dir;
+    })
+    .await;
+    let a = join(&server, "rec", "A", true, true).await;
+    let b = join(&server, "rec", "B", false, false).await;
+    wait_decoding(&b, &a.id, 2, 5).await;
+    let (status, body) = http(server.addr, "POST", "/rooms/rec/recordings", None).await;
+    assert_eq!(status, 201, "{body}");
+    let rec = json(&body);
+    let id = rec["id"].clone();
+    let progress = |min_video_frames: u64| {
+        let id = id.clone();
+        let addr = server.addr;
+        async move {
+            let list = recordings(addr).await;
+            let r = list.iter().find(|r| r["id"] == id).expect("listed").clone();
+            r["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["frames"].as_u64().unwrap() >= min_video_frames)
+                && ms(&r["duration_ms"]) >= Duration::from_secs(2)
+        }
+    };
+    assert!(support::wait_until(|| progress(10), MEDIA_TIMEOUT).await);
+    let files: Vec<std::path::PathBuf> = recordings(server.addr)
+        .await
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().into())
+        .collect();
+    assert_eq!(files.len(), 2);
+    // The publisher leaves (its tracks end their files), then the room closes.
+    a.leave().await;
+    b.leave().await;
+    assert!(
+        support::wait_until(
+            || async {
+                server
+                    .rooms
+                    .get(&lamina::room::RoomId("rec".into()))
+                    .is_none()
+            },
+            MEDIA_TIMEOUT
+        )
+        .await,
+        "the empty room closes"
+    );
+    for path in &files {
+        let video = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("video-");
+        let (duration, _) = discover(path);
+        assert!(
+            duration >= Duration::from_secs(1),
+            "{}: {duration:?}",
+            path.display()
+        );
+        decode(path, video);
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -173,6 +173,8 @@ impl Session {
 #[derive(Debug, Default)]
 pub(crate) struct Recordings {
     sessions: Vec<Session>,
+    /// Finalizer threads that may still run (joined when the room shuts down).
+    finalizers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// Bin name of a recording branch.
@@ -274,7 +276,7 @@ pub(crate) fn handle(engine: &mut Engine, op: Op) {
                     (s.info(), s.files.clone())
                 })
                 .collect();
-            spawn_finalizer(engine.pipeline.clone(), pending, move || {
+            spawn_finalizer(engine, pending, move || {
                 // Sizes and completion as finalized.
                 let out = done
                     .into_iter()
@@ -472,18 +474,22 @@ fn finalize(pipeline: &gst::Pipeline, pending: Vec<Pending>) {
 
 /// Finalizes on a thread of its own, then runs `done`.
 fn spawn_finalizer(
-    pipeline: gst::Pipeline,
+    engine: &mut Engine,
     pending: Vec<Pending>,
     done: impl FnOnce() + Send + 'static,
 ) {
+    let pipeline = engine.pipeline.clone();
     let spawned = std::thread::Builder::new()
         .name("rec-finalize".into())
         .spawn(move || {
             finalize(&pipeline, pending);
             done();
         });
-    if let Err(e) = spawned {
-        tracing::error!("cannot spawn the recording finalizer: {e}");
+    let finalizers = &mut engine.recordings.finalizers;
+    finalizers.retain(|t| !t.is_finished());
+    match spawned {
+        Ok(thread) => finalizers.push(thread),
+        Err(e) => tracing::error!("cannot spawn the recording finalizer: {e}"),
     }
 }
 
@@ -505,7 +511,7 @@ pub(crate) fn track_gone(engine: &mut Engine, track: &TrackId) {
         }
     }
     if !pending.is_empty() {
-        spawn_finalizer(engine.pipeline.clone(), pending, || {});
+        spawn_finalizer(engine, pending, || {});
     }
 }
 
@@ -542,6 +548,11 @@ pub(crate) fn shutdown(engine: &mut Engine) {
         }
     }
     finalize(&engine.pipeline, pending);
+    // Branches already stopping (stopped recordings, unpublished tracks) finish too, before
+    // the pipeline goes to NULL; each waits at most FINALIZE_TIMEOUT.
+    for thread in engine.recordings.finalizers.drain(..) {
+        let _ = thread.join();
+    }
 }
 
 /// Forgets the oldest stopped recordings beyond [`KEEP_STOPPED`].
