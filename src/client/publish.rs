@@ -25,12 +25,12 @@ pub enum PublishError {
     #[error("cannot join the room: {0}")]
     Join(#[from] SignallingError),
     /// A fragment cannot be published.
-    #[error("{kind} fragment: {source}")]
+    #[error("{kind} fragment: {error}")]
     Source {
         /// `video` or `audio`.
         kind: &'static str,
         /// The cause.
-        source: CustomSourceError,
+        error: CustomSourceError,
     },
     /// The server did not answer the offer in time, or reported an error.
     #[error("negotiation failed: {0}")]
@@ -50,9 +50,9 @@ pub async fn run(args: PublishArgs, stop: impl Future<Output = ()>) -> Result<()
     // Fail on a bad fragment before joining the room.
     for (video, desc) in [(true, &args.video), (false, &args.audio)] {
         if let Some(desc) = desc {
-            super::media::custom_source(video, desc, 1).map_err(|source| PublishError::Source {
+            super::media::custom_source(video, desc, 1).map_err(|error| PublishError::Source {
                 kind: kind(video),
-                source,
+                error,
             })?;
         }
     }
@@ -89,9 +89,9 @@ async fn publish(
         let metadata = json!({"type": if video { "camera" } else { "audio" }, "active": true});
         let id = participant
             .add_custom_track(desc, video, metadata)
-            .map_err(|source| PublishError::Source {
+            .map_err(|error| PublishError::Source {
                 kind: kind(video),
-                source,
+                error,
             })?;
         tracks.push((kind(video), id));
     }
