@@ -105,6 +105,17 @@ pub(crate) enum MLine {
     Inactive(Option<gst_webrtc::WebRTCRTPTransceiver>),
 }
 
+impl MLine {
+    /// The m-line's transceiver, if it has one.
+    pub(crate) fn transceiver(&self) -> Option<&gst_webrtc::WebRTCRTPTransceiver> {
+        match self {
+            MLine::Publish { transceiver, .. } => Some(transceiver),
+            MLine::Subscribe(slot) => Some(&slot.transceiver),
+            MLine::Inactive(t) => t.as_ref(),
+        }
+    }
+}
+
 /// Media-thread state of one peer.
 #[derive(Debug)]
 pub(crate) struct Peer {
@@ -116,6 +127,8 @@ pub(crate) struct Peer {
     pub awaiting_connected: bool,
     pub round: u64,
     pub mlines: BTreeMap<u32, MLine>,
+    /// DTLS fingerprint of the last offer: the certificate the peer presents must match.
+    pub fingerprint: Option<crate::dtls::Fingerprint>,
 }
 
 /// A published track.
@@ -326,6 +339,7 @@ impl Engine {
                 awaiting_connected: false,
                 round: 0,
                 mlines: BTreeMap::new(),
+                fingerprint: None,
             },
         );
     }
@@ -353,6 +367,23 @@ impl Engine {
         tracing::debug!(%peer, ?previous, ?state, "connection-state");
         match state {
             ConnState::Connected if previous != ConnState::Connected && p.answered => {
+                // Authenticate the peer before anything flows to it (webrtcbin does not).
+                let verified = match &p.fingerprint {
+                    Some(f) => crate::dtls::verify_peer(
+                        p.mlines.values().filter_map(MLine::transceiver),
+                        f,
+                    ),
+                    None => Err("no DTLS fingerprint was offered".into()),
+                };
+                if let Err(reason) = verified {
+                    tracing::warn!(%peer, %reason, "DTLS peer not authenticated: removing it");
+                    self.remove_peer(peer);
+                    self.emit(PipelineEvent::PeerFailed {
+                        peer: peer.clone(),
+                        reason,
+                    });
+                    return;
+                }
                 p.awaiting_connected = false;
                 self.emit(PipelineEvent::PeerConnected { peer: peer.clone() });
                 self.activate_links(peer);

@@ -29,8 +29,9 @@
 //!   publisher's `AnswerReady` was emitted (its forwarder exists from then on); a
 //!   subscription to an unknown track, or in a codec the subscriber did not offer, is answered
 //!   `inactive`.
-//! - `PeerFailed` (ICE/DTLS failed, or an error inside `peer-<id>`): the pipeline already
-//!   removed that peer. `RoomFailed`: close the room.
+//! - `PeerFailed` (ICE/DTLS failed, a DTLS certificate that does not match the offer's
+//!   `a=fingerprint`, or an error inside `peer-<id>`): the pipeline already removed that peer.
+//!   `RoomFailed`: close the room. [`Fault`] injects such errors for tests.
 //! - Forwarding to a subscriber m-line starts when the subscriber is connected: on every
 //!   transition to `connected`, and 150 ms after an answer that added links on an already
 //!   connected transport. Opening a link requests a keyframe from the publisher.
@@ -80,6 +81,7 @@
 
 mod bus;
 mod codecs;
+mod dtls;
 mod engine;
 pub mod event;
 pub mod fault;

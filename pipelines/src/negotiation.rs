@@ -106,10 +106,12 @@ impl Engine {
     fn try_offer(&mut self, peer: &PeerId, plan: &OfferPlan) -> Result<(String, bool), String> {
         let sdp = gst_sdp::SDPMessage::parse_buffer(plan.sdp.as_bytes())
             .map_err(|_| "offer SDP does not parse".to_string())?;
+        let fingerprint = crate::dtls::of_offer(&sdp)?;
         let p = self
             .peers
             .get_mut(peer)
             .ok_or_else(|| format!("unknown peer {peer}"))?;
+        p.fingerprint = Some(fingerprint);
         p.round += 1;
         let webrtc = p.pb.webrtc.clone();
 
