@@ -14,6 +14,9 @@ use serde_json::{json, Map, Value};
 /// Largest accepted SDP text, in bytes.
 pub const MAX_SDP_BYTES: usize = 256 * 1024;
 
+/// Longest accepted ICE candidate line, in bytes (browser candidates are about 150).
+pub const MAX_CANDIDATE_BYTES: usize = 512;
+
 /// Largest accepted endpoint or track metadata (as JSON text), in bytes. The server relays
 /// metadata to every other peer and lists it to each newcomer, so it must stay small.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -148,6 +151,7 @@ fn decode_value(value: &Value, depth: u8) -> Result<ClientEvent, DecodeError> {
         "sdpOffer" => decode_offer(data),
         "candidate" => {
             let candidate = string(data, "candidate", "candidate")?;
+            check_candidate(&candidate).map_err(|problem| bad("candidate", problem))?;
             let index = field(data, "candidate", "sdpMLineIndex")?
                 .as_u64()
                 .filter(|i| *i < 1024)
@@ -225,6 +229,46 @@ fn field<'a>(
     data.and_then(Value::as_object)
         .and_then(|d| d.get(name))
         .ok_or_else(|| bad(event, &format!("missing field \"{name}\"")))
+}
+
+/// Checks an ICE candidate line (RFC 8839 section 5.1) so that only well-formed candidates
+/// with an IP address reach the ICE agent: no host names (the server never resolves a name a
+/// client gives it), no control characters, at most [`MAX_CANDIDATE_BYTES`]. The empty string
+/// (end of candidates) passes.
+fn check_candidate(c: &str) -> Result<(), &'static str> {
+    if c.is_empty() {
+        return Ok(());
+    }
+    if c.len() > MAX_CANDIDATE_BYTES {
+        return Err("candidate is too long");
+    }
+    if c.chars().any(char::is_control) {
+        return Err("candidate contains control characters");
+    }
+    let body = c
+        .strip_prefix("candidate:")
+        .ok_or("candidate must start with \"candidate:\"")?;
+    let f: Vec<&str> = body.split(' ').filter(|s| !s.is_empty()).collect();
+    let [_foundation, component, transport, priority, address, port, typ, kind, ..] = f[..] else {
+        return Err(
+            "candidate must have foundation, component, transport, priority, address, port and typ",
+        );
+    };
+    let ok = component
+        .parse::<u16>()
+        .is_ok_and(|c| (1..=256).contains(&c))
+        && (transport.eq_ignore_ascii_case("udp") || transport.eq_ignore_ascii_case("tcp"))
+        && priority.parse::<u32>().is_ok()
+        && port.parse::<u16>().is_ok()
+        && typ == "typ"
+        && ["host", "srflx", "prflx", "relay"].contains(&kind);
+    if !ok {
+        return Err("malformed candidate");
+    }
+    if address.parse::<std::net::IpAddr>().is_err() {
+        return Err("candidate address must be an IP address");
+    }
+    Ok(())
 }
 
 /// A metadata field, at most [`MAX_METADATA_BYTES`] long as JSON.
@@ -591,6 +635,39 @@ mod tests {
         let bad_mid = json!({"type":"custom","data":{"type":"sdpOffer","data":{
             "sdpOffer":{"type":"offer","sdp":"v=0"},"midToTrackId":{"0":5}}}});
         assert!(decode(&bad_mid.to_string()).is_err());
+    }
+
+    #[test]
+    fn checks_candidate_lines() {
+        for good in [
+            "",
+            "candidate:842163049 1 udp 1677729535 192.0.2.7 61665 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag sXx/ network-cost 999",
+            "candidate:1 1 UDP 2122260223 127.0.0.1 50000 typ host",
+            "candidate:2 2 tcp 1518280447 ::1 9 typ host tcptype active",
+            "candidate:3 1 udp 41885439 198.51.100.1 3478 typ relay raddr 10.0.0.1 rport 5000",
+        ] {
+            assert_eq!(check_candidate(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "garbage",
+            "candidate:",
+            "a=candidate:1 1 udp 1 127.0.0.1 9 typ host",
+            "candidate:1 1 udp 1 999.999.999.999 9 typ host",
+            "candidate:1 1 udp 1 127.0.0.1 99999 typ host",
+            "candidate:1 0 udp 1 127.0.0.1 9 typ host",
+            "candidate:1 1 sctp 1 127.0.0.1 9 typ host",
+            "candidate:1 1 udp -1 127.0.0.1 9 typ host",
+            "candidate:1 1 udp 1 evil.local 9 typ host",
+            "candidate:1 1 udp 1 127.0.0.1 9 type host",
+            "candidate:1 1 udp 1 127.0.0.1 9 typ nonsense",
+            "candidate:1 1 udp 1 127.0.0.1 9 typ host\u{0}",
+            &format!(
+                "candidate:1 1 udp 1 127.0.0.1 9 typ host {}",
+                "x".repeat(600)
+            ),
+        ] {
+            assert!(check_candidate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
