@@ -71,6 +71,52 @@ pub enum SdpError {
     /// An m-line is `sendrecv`, which the Membrane protocol never uses.
     #[error("m-line {0} is sendrecv; only sendonly, recvonly or inactive are accepted")]
     SendRecv(usize),
+    /// A sending or receiving audio/video m-line offers only codecs the server cannot forward.
+    #[error("m-line {0} offers no supported codec (Opus for audio, VP8 for video)")]
+    NoSupportedCodec(usize),
+}
+
+/// What the offered formats of an m-line allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codecs {
+    /// A supported codec is offered.
+    Supported,
+    /// Every format is known (static payload type or `a=rtpmap`) and none is supported.
+    Unsupported,
+    /// Some format is neither static nor mapped: nothing can be concluded.
+    Unknown,
+}
+
+/// Classifies an m-line from its payload types and its `a=rtpmap` values (`<pt> <name>/<rate>…`).
+fn codecs(kind: Option<TrackKind>, formats: &[&str], rtpmaps: &[&str]) -> Codecs {
+    let Some(kind) = kind else {
+        return Codecs::Unknown;
+    };
+    let wanted = match kind {
+        TrackKind::Audio => "opus/48000",
+        TrackKind::Video => "vp8/90000",
+    };
+    let mut all_known = true;
+    for pt in formats {
+        let map = rtpmaps
+            .iter()
+            .filter_map(|m| m.split_once(' '))
+            .find(|(p, _)| p == pt)
+            .map(|(_, codec)| codec.to_ascii_lowercase());
+        match map {
+            Some(codec) if codec == wanted || codec.starts_with(&format!("{wanted}/")) => {
+                return Codecs::Supported
+            }
+            Some(_) => {}
+            // Static payload types (RFC 3551) are never Opus or VP8.
+            None => all_known &= pt.parse::<u8>().is_ok_and(|pt| pt < 35),
+        }
+    }
+    if all_known {
+        Codecs::Unsupported
+    } else {
+        Codecs::Unknown
+    }
 }
 
 /// Summarises an offer's text.
@@ -80,10 +126,12 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
         return Err(SdpError::NotSdp);
     }
     let mut ice_ufrag = None;
-    struct Partial {
+    struct Partial<'a> {
         kind: Option<TrackKind>,
         mid: Option<String>,
         direction: Direction,
+        formats: Vec<&'a str>,
+        rtpmaps: Vec<&'a str>,
     }
     let mut parts: Vec<Partial> = Vec::new();
     for line in lines {
@@ -91,7 +139,8 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
             if parts.len() == MAX_MLINES {
                 return Err(SdpError::TooManyMLines);
             }
-            let kind = match media.split(' ').next() {
+            let mut fields = media.split(' ');
+            let kind = match fields.next() {
                 Some("audio") => Some(TrackKind::Audio),
                 Some("video") => Some(TrackKind::Video),
                 _ => None,
@@ -100,6 +149,8 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
                 kind,
                 mid: None,
                 direction: Direction::SendRecv,
+                formats: fields.skip(2).filter(|f| !f.is_empty()).collect(),
+                rtpmaps: Vec::new(),
             });
         } else if let Some(attr) = line.strip_prefix("a=") {
             let (name, value) = attr.split_once(':').unwrap_or((attr, ""));
@@ -110,6 +161,7 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
                 ("recvonly", Some(p)) => p.direction = Direction::RecvOnly,
                 ("sendrecv", Some(p)) => p.direction = Direction::SendRecv,
                 ("inactive", Some(p)) => p.direction = Direction::Inactive,
+                ("rtpmap", Some(p)) => p.rtpmaps.push(value),
                 _ => {}
             }
         }
@@ -117,6 +169,11 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
     if parts.is_empty() {
         return Err(SdpError::NoMLines);
     }
+    // Structural errors first, then codecs.
+    let unusable = parts.iter().position(|p| {
+        matches!(p.direction, Direction::SendOnly | Direction::RecvOnly)
+            && codecs(p.kind, &p.formats, &p.rtpmaps) == Codecs::Unsupported
+    });
     let mut mlines = Vec::with_capacity(parts.len());
     for (index, p) in parts.into_iter().enumerate() {
         let mid = p.mid.ok_or(SdpError::MissingMid(index))?;
@@ -132,6 +189,9 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
             mid,
             direction: p.direction,
         });
+    }
+    if let Some(index) = unusable {
+        return Err(SdpError::NoSupportedCodec(index));
     }
     Ok(OfferSummary { ice_ufrag, mlines })
 }
@@ -177,5 +237,34 @@ mod tests {
             many.push_str(&format!("m=video 9 RTP 96\r\na=mid:{i}\r\na=recvonly\r\n"));
         }
         assert_eq!(summarize(&many), Err(SdpError::TooManyMLines));
+    }
+
+    #[test]
+    fn refuses_m_lines_offering_only_unsupported_codecs() {
+        let offer = |m: &str| format!("v=0\r\n{m}a=mid:0\r\na=recvonly\r\n");
+        // H265 only; Opus on a video m-line; static PCMU/PCMA.
+        for m in [
+            "m=video 9 UDP/TLS/RTP/SAVPF 98\r\na=rtpmap:98 H265/90000\r\n",
+            "m=video 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 0 8\r\n",
+        ] {
+            assert_eq!(
+                summarize(&offer(m)),
+                Err(SdpError::NoSupportedCodec(0)),
+                "{m}"
+            );
+        }
+        // A supported codec among others, and formats nothing is known about, pass.
+        for m in [
+            "m=video 9 UDP/TLS/RTP/SAVPF 98 96\r\na=rtpmap:98 H265/90000\r\na=rtpmap:96 vp8/90000\r\n",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 0 111\r\na=rtpmap:111 OPUS/48000/2\r\n",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 96\r\n",
+        ] {
+            assert!(summarize(&offer(m)).is_ok(), "{m}");
+        }
+        // Inactive m-lines are not checked.
+        let inactive =
+            "v=0\r\nm=video 9 RTP 98\r\na=rtpmap:98 H265/90000\r\na=mid:0\r\na=inactive\r\n";
+        assert!(summarize(inactive).is_ok());
     }
 }
