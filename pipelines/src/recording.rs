@@ -31,6 +31,8 @@ use crate::ids::{TrackId, TrackKind};
 use crate::room_pipeline::RoomPipeline;
 
 mod branch;
+pub use branch::file_safe;
+pub(crate) use branch::owning_branch;
 use branch::{build_branch, FileStats};
 
 /// How long a stopped branch may take to write its last data and finalize its file.
@@ -180,33 +182,6 @@ pub(crate) struct Recordings {
 /// Bin name of a recording branch.
 fn bin_name(id: &str, track: &TrackId) -> String {
     format!("rec-{id}-{track}")
-}
-
-/// A file-name-safe form of an id (`:` and `/` and the like become `_`).
-pub fn file_safe(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Name of the pipeline's top-level child holding `obj` when it is a recording or tap branch.
-pub(crate) fn owning_branch(obj: &gst::Object, pipeline: &gst::Pipeline) -> Option<String> {
-    let mut cur = obj.clone();
-    loop {
-        let parent = cur.parent()?;
-        if parent.as_ptr() == pipeline.upcast_ref::<gst::Object>().as_ptr() {
-            let name = cur.name();
-            return (name.starts_with("rec-") || name.starts_with("tap-"))
-                .then(|| name.to_string());
-        }
-        cur = parent;
-    }
 }
 
 impl RoomPipeline {

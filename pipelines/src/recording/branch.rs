@@ -167,3 +167,66 @@ pub(super) fn build_branch(
     });
     Ok((bin, rx))
 }
+
+/// A file-name-safe form of an id (`:` and `/` and the like become `_`).
+pub fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Name of the pipeline's top-level child holding `obj` when it is a recording or tap branch.
+pub(crate) fn owning_branch(obj: &gst::Object, pipeline: &gst::Pipeline) -> Option<String> {
+    let mut cur = obj.clone();
+    loop {
+        let parent = cur.parent()?;
+        if parent.as_ptr() == pipeline.upcast_ref::<gst::Object>().as_ptr() {
+            let name = cur.name();
+            return (name.starts_with("rec-") || name.starts_with("tap-"))
+                .then(|| name.to_string());
+        }
+        cur = parent;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(file_safe("a1b2:c-3d.e/f g"), "a1b2_c-3d.e_f_g");
+    }
+
+    #[test]
+    fn errors_inside_recording_and_tap_bins_belong_to_that_branch() {
+        gst::init().unwrap();
+        let pipeline = gst::Pipeline::with_name("room");
+        let rec = gst::Bin::builder().name("rec-r1-a:b").build();
+        let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+        rec.add(&sink).unwrap();
+        let tap = gst::Bin::builder().name("tap-a:b-5004").build();
+        let fwd = gst::ElementFactory::make("identity")
+            .name("fwd-a:b")
+            .build()
+            .unwrap();
+        pipeline
+            .add_many([rec.upcast_ref(), tap.upcast_ref(), &fwd])
+            .unwrap();
+        assert_eq!(
+            owning_branch(sink.upcast_ref(), &pipeline).as_deref(),
+            Some("rec-r1-a:b")
+        );
+        assert_eq!(
+            owning_branch(tap.upcast_ref(), &pipeline).as_deref(),
+            Some("tap-a:b-5004")
+        );
+        assert_eq!(owning_branch(fwd.upcast_ref(), &pipeline), None);
+    }
+}
