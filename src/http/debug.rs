@@ -9,6 +9,9 @@
 //! - `POST /debug/rooms/<id>/tracks/<track>/tap?port=N`: send the track's RTP to
 //!   `127.0.0.1:N` (loopback only); the answer names the caps and a `gst-launch-1.0` command
 //!   that plays it. `DELETE …/tap[?port=N]` removes the tap(s).
+//! - `POST /debug/rooms/<id>/fault?peer=<peer id>` or `?room=1`: injects a real GStreamer error
+//!   inside that peer's bin (the peer is removed with an `error`) or into the room pipeline
+//!   (the room closes) — failure-isolation tests.
 
 use std::time::Duration;
 
@@ -60,10 +63,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = R
     let untap = warp::path!("debug" / "rooms" / String / "tracks" / String / "tap")
         .and(warp::delete())
         .and(port)
-        .and(with_state)
+        .and(with_state.clone())
         .then(remove_tap);
+    let fault = warp::path!("debug" / "rooms" / String / "fault")
+        .and(warp::post())
+        .and(warp::query::<FaultQuery>())
+        .and(with_state)
+        .then(inject_fault);
     gate.untuple_one()
-        .and(rooms.or(dot).or(svg).or(tap).or(untap))
+        .and(rooms.or(dot).or(svg).or(tap).or(untap).or(fault))
 }
 
 async fn query<T>(
@@ -106,6 +114,29 @@ async fn pipeline_dot(id: String, state: AppState) -> warp::reply::Response {
             warp::reply::with_header(dot, "content-type", "text/vnd.graphviz").into_response()
         }
         None => not_found("room has no pipeline"),
+    }
+}
+
+/// `?peer=<id>` or `?room=1` of the fault route.
+#[derive(Debug, serde::Deserialize)]
+struct FaultQuery {
+    peer: Option<String>,
+    room: Option<String>,
+}
+
+async fn inject_fault(id: String, q: FaultQuery, state: AppState) -> warp::reply::Response {
+    let fault = match (q.peer, q.room.as_deref()) {
+        (Some(peer), None) => lamina_pipelines::Fault::Peer(crate::PeerId::new(peer)),
+        (None, Some("1" | "true")) => lamina_pipelines::Fault::Room,
+        _ => return error(StatusCode::BAD_REQUEST, "use ?peer=<peer id> or ?room=1"),
+    };
+    let Some(handle) = state.rooms.get(&RoomId(id)) else {
+        return error(StatusCode::NOT_FOUND, "no such room");
+    };
+    match query(&handle, |reply| RoomCommand::InjectFault { fault, reply }).await {
+        Some(Ok(())) => warp::reply::with_status("fault injected", StatusCode::OK).into_response(),
+        Some(Err(e)) => error(StatusCode::NOT_FOUND, e),
+        None => error(StatusCode::GATEWAY_TIMEOUT, "room did not answer"),
     }
 }
 

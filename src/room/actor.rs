@@ -221,6 +221,14 @@ impl Actor {
                 Some(b) => b.tool(op),
                 None => op.refuse("room has no media pipeline"),
             },
+            RoomCommand::InjectFault { fault, reply } => {
+                tracing::warn!(room = %self.id, %fault, "fault injection requested");
+                let res = match self.backend.as_mut() {
+                    Some(b) => b.inject_fault(&fault),
+                    None => Err("room has no media pipeline".into()),
+                };
+                let _ = reply.send(res);
+            }
             RoomCommand::Shutdown => {
                 for (_, s) in self.senders.drain() {
                     let _ = s.try_send(PeerOutbound::MediaEvent(

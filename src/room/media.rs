@@ -35,6 +35,11 @@ pub trait MediaBackend: Send {
         let _ = tx.send(());
         rx
     }
+    /// Posts a real error into the media graph, from inside a peer's part or from the room
+    /// itself (failure-isolation tests); backends without a media graph refuse.
+    fn inject_fault(&mut self, _fault: &lamina_pipelines::Fault) -> Result<(), String> {
+        Err("this room has no media pipeline".into())
+    }
     /// Packets and bytes forwarded so far by the forwarder of `track`, if it exists.
     fn forwarded(&self, _track: &TrackId) -> Option<(u64, u64)> {
         None

@@ -112,6 +112,14 @@ pub enum RoomCommand {
     },
     /// An operator tool on the room's media graph (recordings, taps).
     Tool(tools::ToolOp),
+    /// Inject a real bus error into the room's media graph (failure-isolation tests; only
+    /// reachable through `--debug-endpoints`).
+    InjectFault {
+        /// A peer's bin or the whole room.
+        fault: lamina_pipelines::Fault,
+        /// `Err` when the fault could not be injected (unknown peer, no pipeline).
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Close the room: tell every peer, tear the pipeline down, stop the actor.
     Shutdown,
 }

@@ -50,6 +50,10 @@ impl MediaBackend for Backend {
         Some(self.pipeline.dot())
     }
 
+    fn inject_fault(&mut self, fault: &lamina_pipelines::Fault) -> Result<(), String> {
+        self.pipeline.inject_fault(fault).map_err(|e| e.to_string())
+    }
+
     fn element_count(&self) -> usize {
         self.pipeline.element_count()
     }
