@@ -239,7 +239,9 @@ async fn a_call_recorded_over_http_gives_playable_files_in_sync() {
                 path.display()
             );
         } else {
-            // The call's audio spans the recorded time (within 10 %).
+            // The call's audio starts when the recording starts (0 = its start)...
+            assert!(start < Duration::from_millis(500), "{f}");
+            // ...and spans the recorded time (within 10 %).
             assert!(
                 secs(discovered.abs_diff(recorded)) <= secs(recorded) * 0.10,
                 "{}: {discovered:?} discovered vs {recorded:?} recorded",

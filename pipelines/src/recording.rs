@@ -7,9 +7,12 @@
 //! ```
 //!
 //! Every branch lives in the room pipeline, so all share its clock and running time. A
-//! recording fixes its base `T0` (the pipeline's running time when it started); each branch's
-//! input pad gets the offset `-T0`, so in every file of one recording the timestamp `t` means
-//! "`t` after the recording started", whenever the track joined: the files play in sync.
+//! recording fixes its base `T0` (the pipeline's running time when it started); each branch
+//! retimes its input to `running time - T0` on a fresh segment (packets from before `T0` are
+//! dropped), so in every file of one recording the timestamp `t` means "`t` after the
+//! recording started", whenever the track joined: the files play in sync. (A negative pad
+//! offset would do the same in theory, but GStreamer 1.22 leaves the segment's `base` invalid
+//! when the offset exceeds it, and the muxer's timestamps drift by the room's age.)
 //!
 //! Starting a video branch requests a keyframe (opening the forwarder pad does, and the depayloader
 //! keeps asking until one arrives), so each file starts decodable. Stopping closes the forwarder
@@ -362,12 +365,15 @@ fn add_branch(engine: &mut Engine, index: usize, track: &TrackId) -> Result<(), 
         file_safe(track.as_str())
     ));
     let stats = Arc::new(FileStats::new(track, kind, &codec, &path));
-    let (bin, eos) = build_branch(&bin_name(&session.id, track), &codec, &path, &stats)?;
+    let (bin, eos) = build_branch(
+        &bin_name(&session.id, track),
+        &codec,
+        &path,
+        session.base,
+        &stats,
+    )?;
     let gst_err = |e: &dyn std::fmt::Display| RecordingError::Gst(e.to_string());
     let sink = bin.static_pad("sink").expect("branch has a sink ghost pad");
-    // Running time T0 of the room becomes 0 in the file (negative offsets clip earlier data).
-    let offset = i64::try_from(session.base.nseconds()).unwrap_or(i64::MAX);
-    sink.set_offset(-offset);
     engine.pipeline.add(&bin).map_err(|e| gst_err(&e))?;
     if let Err(e) = bin.sync_state_with_parent() {
         crate::teardown::remove_element(engine.pipeline.upcast_ref(), bin.upcast_ref());

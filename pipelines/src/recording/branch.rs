@@ -75,6 +75,7 @@ pub(super) fn build_branch(
     name: &str,
     codec: &str,
     path: &Path,
+    base: gst::ClockTime,
     stats: &Arc<FileStats>,
 ) -> Result<(gst::Bin, mpsc::Receiver<()>), RecordingError> {
     let make = |factory: &str| {
@@ -117,6 +118,8 @@ pub(super) fn build_branch(
         .build();
     bin.add_pad(&ghost)
         .map_err(|e| RecordingError::Gst(e.to_string()))?;
+
+    retime(&chain[0], base);
 
     // Frames entering the muxer: count them and keep their running time.
     let segment = Mutex::new(gst::FormattedSegment::<gst::ClockTime>::new());
@@ -193,6 +196,44 @@ pub(crate) fn owning_branch(obj: &gst::Object, pipeline: &gst::Pipeline) -> Opti
         }
         cur = parent;
     }
+}
+
+/// Rewrites the stream leaving `queue` onto the recording's time base: segments become one
+/// fresh TIME segment from 0, buffer timestamps `running time - base`; buffers from before
+/// `base` are dropped.
+fn retime(queue: &gst::Element, base: gst::ClockTime) {
+    let pad = queue.static_pad("src").expect("queue has a src pad");
+    let input = Mutex::new(gst::FormattedSegment::<gst::ClockTime>::new());
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let mut input = input.lock().unwrap_or_else(|e| e.into_inner());
+            match &mut info.data {
+                Some(gst::PadProbeData::Event(ev)) => {
+                    if let gst::EventView::Segment(seg) = ev.view() {
+                        if let Some(seg) = seg.segment().downcast_ref::<gst::ClockTime>() {
+                            *input = seg.clone();
+                        }
+                        let fresh = gst::FormattedSegment::<gst::ClockTime>::new();
+                        *ev = gst::event::Segment::new(&fresh);
+                    }
+                }
+                Some(gst::PadProbeData::Buffer(buf)) => {
+                    let rt = buf.pts().and_then(|pts| input.to_running_time(pts));
+                    match rt.and_then(|rt| rt.checked_sub(base)) {
+                        Some(t) => {
+                            let b = buf.make_mut();
+                            b.set_pts(t);
+                            b.set_dts(gst::ClockTime::NONE);
+                        }
+                        None => return gst::PadProbeReturn::Drop,
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 #[cfg(test)]
