@@ -167,6 +167,13 @@ async fn a_call_recorded_over_http_gives_playable_files_in_sync() {
     let path = format!("/rooms/rec/recordings/{}", one["id"].as_str().unwrap());
     let (status, body) = http(server.addr, "DELETE", &path, None).await;
     assert_eq!(status, 200, "{body}");
+    let (status, again) = http(server.addr, "DELETE", &path, None).await;
+    assert_eq!(
+        status, 200,
+        "stopping twice answers the final state again: {again}"
+    );
+    let (status, _) = http(server.addr, "DELETE", "/rooms/rec/recordings/nope", None).await;
+    assert_eq!(status, 404);
     let (status, body) = http(server.addr, "DELETE", "/rooms/rec/recordings", None).await;
     assert_eq!(status, 200, "{body}");
     let stopped = json(&body);

@@ -233,7 +233,12 @@ pub(crate) fn handle(engine: &mut Engine, op: Op) {
                 .map(|(i, _)| i)
                 .collect();
             if let (Some(id), true) = (&id, running.is_empty()) {
-                let _ = reply.send(Err(RecordingError::UnknownRecording(id.clone())));
+                // Stopping a stopped recording answers its final state again.
+                let known = engine.recordings.sessions.iter().find(|s| &s.id == id);
+                let _ = reply.send(match known {
+                    Some(s) => Ok(vec![s.info()]),
+                    None => Err(RecordingError::UnknownRecording(id.clone())),
+                });
                 return;
             }
             let mut pending = Vec::new();
