@@ -14,8 +14,8 @@ pub mod media;
 pub mod peer;
 pub mod pipeline_backend;
 pub mod registry;
-pub mod tools;
 pub mod stats;
+pub mod tools;
 pub mod track;
 
 use tokio::sync::{mpsc, oneshot, watch};
