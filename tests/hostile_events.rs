@@ -337,3 +337,63 @@ async fn events_after_leave() {
     room.assert_healthy().await;
     room.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_events_with_wrong_field_types() {
+    let room = HostileRoom::start(|_| {}).await;
+    let mut o = room.connected_offender().await;
+    for (ev, needle) in [
+        (
+            json!({"type": "updateEndpointMetadata", "data": {}}),
+            "missing field \"metadata\"",
+        ),
+        (
+            json!({"type": "updateEndpointMetadata", "data": [{"metadata": 1}]}),
+            "missing field \"metadata\"",
+        ),
+        (
+            json!({"type": "enableTrackEncoding", "data": {"trackId": 5, "encoding": "h"}}),
+            "\"trackId\" must be a string",
+        ),
+        (
+            json!({"type": "disableTrackEncoding", "data": {"trackId": "t", "encoding": null}}),
+            "\"encoding\" must be a string",
+        ),
+        (json!({"type": "custom"}), "string \"type\""),
+        (
+            json!({"type": "custom", "data": "sdpOffer"}),
+            "string \"type\"",
+        ),
+        (
+            json!({"type": "custom", "data": {"type": "sdpOffer"}}),
+            "missing field \"sdpOffer\"",
+        ),
+        (
+            json!({"type": "custom", "data": {"type": "candidate", "data": 7}}),
+            "missing field \"candidate\"",
+        ),
+    ] {
+        o.event(ev).await;
+        error_event_contains(&mut o, needle).await;
+    }
+    room.assert_healthy().await;
+    room.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_ids_are_not_echoed_back() {
+    let room = HostileRoom::start(|_| {}).await;
+    let mut o = room.connected_offender().await;
+    let huge = "i".repeat(900 * 1024);
+    o.event(json!({"type": "updateTrackMetadata",
+                   "data": {"trackId": huge, "trackMetadata": {}}}))
+        .await;
+    let message = o.error_event().await;
+    assert!(message.starts_with("unknown track"), "{}", &message[..40]);
+    assert!(message.len() < 1024, "error of {} bytes", message.len());
+    o.event(json!({"type": "enableTrackEncoding", "data": {"trackId": huge, "encoding": "h"}}))
+        .await;
+    assert!(o.error_event().await.len() < 1024);
+    room.assert_healthy().await;
+    room.finish().await;
+}

@@ -124,13 +124,17 @@ fn push(peer: &PeerId, event: ServerEvent) -> Effect {
     }
 }
 
+/// Longest `error` message sent to a client, in characters: messages quote client input
+/// (ids, mids), which must not be echoed back at any size.
+pub const MAX_ERROR_CHARS: usize = 300;
+
 fn error(peer: &PeerId, message: impl Into<String>) -> Effect {
-    push(
-        peer,
-        ServerEvent::Error {
-            message: message.into(),
-        },
-    )
+    let mut message = message.into();
+    if let Some((cut, _)) = message.char_indices().nth(MAX_ERROR_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    push(peer, ServerEvent::Error { message })
 }
 
 impl RoomCore {
