@@ -87,6 +87,9 @@ pub(super) fn build_branch(
     queue.set_property("max-size-buffers", 0u32);
     queue.set_property("max-size-bytes", 0u32);
     queue.set_property("max-size-time", 3_000_000_000u64);
+    // A disk that stalls for seconds loses recorded data, never blocks the publisher's
+    // streaming thread (which feeds every subscriber of the track).
+    queue.set_property_from_str("leaky", "downstream");
     let mut chain = vec![queue];
     if codec.eq_ignore_ascii_case("VP8") {
         let depay = make("rtpvp8depay")?;
