@@ -205,16 +205,20 @@ impl JanusPeer {
         let join_started = Instant::now();
         let (conn, events) = JanusConn::connect(url).await?;
         let pub_handle = conn.attach().await?;
-        let mut own_id = 0;
-        let mut feeds = BTreeSet::new();
+        // Everyone joins as a publisher (receive-only participants simply never publish), so
+        // that Janus tells them about publishers that appear later.
+        let r = conn
+            .message(
+                pub_handle,
+                json!({"request": "join", "ptype": "publisher", "room": room, "display": name}),
+                None,
+            )
+            .await?;
+        let d = &r["plugindata"]["data"];
+        let own_id = d["id"].as_u64().unwrap_or(0);
+        let feeds: BTreeSet<u64> = publisher_ids(d).into_iter().collect();
         let publisher = match publish {
             Some(p) => {
-                let r = conn
-                    .message(pub_handle, json!({"request": "join", "ptype": "publisher", "room": room, "display": name}), None)
-                    .await?;
-                let d = &r["plugindata"]["data"];
-                own_id = d["id"].as_u64().unwrap_or(0);
-                feeds.extend(publisher_ids(d));
                 let peer = PeerHandle::start(ip, Some(p), shared.clone()).await?;
                 let add = vec![
                     (MediaKind::Audio, Direction::SendOnly),
@@ -239,25 +243,7 @@ impl JanusPeer {
                     .map_err(err)?;
                 Some(peer)
             }
-            None => {
-                let r = conn
-                    .message(
-                        pub_handle,
-                        json!({"request": "listparticipants", "room": room}),
-                        None,
-                    )
-                    .await?;
-                for p in r["plugindata"]["data"]["participants"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
-                    if p["publisher"] == true {
-                        feeds.extend(p["id"].as_u64());
-                    }
-                }
-                None
-            }
+            None => None,
         };
         let sub_handle = conn.attach().await?;
         let subscriber = PeerHandle::start(ip, None, shared).await?;

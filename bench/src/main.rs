@@ -9,6 +9,7 @@ mod lamina;
 mod media;
 mod metrics;
 mod peer;
+mod probe;
 mod report;
 mod rtp;
 mod scenario;
@@ -60,7 +61,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "lamina,janus")]
     servers: Vec<String>,
     /// Scenarios (comma separated): room2, room4, room8 (all publish and subscribe),
-    /// fanout20 (1 publisher, 20 subscribers), ramp (growing room until loss ≥ 1 % or CPU ≥
+    /// fanoutN (1 publisher, N receive-only subscribers), ramp (growing room until loss ≥ 1 % or CPU ≥
     /// the limit), roomN for any N.
     #[arg(
         long,
@@ -110,6 +111,10 @@ struct Args {
     /// Do not enter a private network namespace (Janus then cannot run).
     #[arg(long)]
     no_netns: bool,
+    /// Instead of benchmarking, measure what N webrtcbin participants (`lamina::client`)
+    /// cost as load clients, for comparison with the str0m peers.
+    #[arg(long)]
+    probe_webrtcbin: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -136,7 +141,11 @@ fn main() -> anyhow::Result<()> {
             .status()?;
         anyhow::ensure!(st.success(), "apt-get install janus failed");
     }
-    if want_janus && !args.no_netns && std::env::var_os(NETNS_ENV).is_none() {
+    if want_janus
+        && args.probe_webrtcbin.is_none()
+        && !args.no_netns
+        && std::env::var_os(NETNS_ENV).is_none()
+    {
         return reexec_in_netns();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -172,8 +181,8 @@ fn which(bin: &str) -> Option<PathBuf> {
 }
 
 fn scenario(name: &str, args: &Args) -> Option<Scenario> {
-    let (publishers, subscribers) = if name == "fanout20" {
-        (1, 20)
+    let (publishers, subscribers) = if let Some(n) = name.strip_prefix("fanout") {
+        (1, n.parse::<usize>().ok().filter(|n| *n >= 1)?)
     } else {
         (
             name.strip_prefix("room")?
@@ -216,6 +225,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         lamina_bin,
         log_dir: args.out.join("logs"),
     };
+    if let Some(n) = args.probe_webrtcbin {
+        return probe::webrtcbin(n.max(2), args.measure_s, &env).await;
+    }
     let servers: Vec<ServerKind> = args
         .servers
         .iter()

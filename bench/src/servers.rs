@@ -131,7 +131,7 @@ impl ServerProc {
             .arg(dir.0.join("janus.jcfg"))
             .arg("-F")
             .arg(&dir.0)
-            .args(["-o", "-N"])
+            .arg("-o")
             .stdout(log_file(log)?)
             .stderr(log_file(log)?)
             .spawn()
