@@ -397,3 +397,41 @@ async fn huge_ids_are_not_echoed_back() {
     room.assert_healthy().await;
     room.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_update_flood() {
+    let room = HostileRoom::start(|_| {}).await;
+    let mut o = room.connected_offender().await;
+    // Every update differs and is near the size limit: relayed to A and B as long as the
+    // rate limit lets it through.
+    let pad = "m".repeat(15_000);
+    let started = std::time::Instant::now();
+    for i in 0..600 {
+        o.event(json!({"type": "updateEndpointMetadata",
+                       "data": {"metadata": {"displayName": format!("{i}"), "pad": pad}}}))
+            .await;
+    }
+    // Relayed to everyone, so throttled per peer well below the socket's rate limit.
+    let message = o.error_event().await;
+    assert!(
+        message.contains("metadata updates too frequent"),
+        "{message}"
+    );
+    let before = room.a.snapshot();
+    room.assert_healthy().await;
+    let relayed = room
+        .a
+        .snapshot()
+        .log
+        .iter()
+        .filter(|t| *t == "endpointUpdated")
+        .count();
+    // A burst of 20, then 10 per second while the flood lasted.
+    let bound = 20 + 10 * (started.elapsed().as_secs() as usize + 1);
+    assert!(
+        relayed <= bound,
+        "A got {relayed} of the 600 updates (bound {bound})"
+    );
+    assert!(before.endpoints.contains_key(&o.id));
+    room.finish().await;
+}

@@ -417,3 +417,23 @@ async fn forged_fingerprint_from_a_real_peer() {
     c.leave().await;
     room.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_track_id_on_two_m_lines() {
+    let room = HostileRoom::start(|_| {}).await;
+    let (mut o, a, v) = offered(&room).await;
+    let mut mlines = recvonly(a, v);
+    for kind in ["video", "video"] {
+        mlines.push(M {
+            kind,
+            dir: "sendonly",
+        });
+    }
+    let t = format!("{}:twice", o.id);
+    let mids = json!({(a + v).to_string(): t, (a + v + 1).to_string(): t});
+    refused(&mut o, &offer_sdp(&mlines), mids, "more than one m-line").await;
+    let id = o.id.clone();
+    room.assert_healthy().await;
+    a_sees_no_tracks_of(&room, &id);
+    room.finish().await;
+}

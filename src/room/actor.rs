@@ -21,6 +21,7 @@ use super::{
 };
 use crate::media_event::{self, ClientEvent, ServerEvent};
 use crate::metrics::{self, NegotiationFailure};
+use crate::phoenix::rate::{Decision, RateLimiter};
 use crate::PeerId;
 use lamina_pipelines::PipelineEvent;
 
@@ -61,6 +62,11 @@ pub fn spawn(id: RoomId, ctx: Arc<RoomContext>, rooms: Rooms) -> RoomHandle {
     handle
 }
 
+/// Metadata updates (endpoint or track) one peer may have relayed per second, sustained
+/// (bursts of twice that). Each update goes to every other peer, so beyond this the update is
+/// refused with an `error` instead of flooding the room.
+pub const METADATA_UPDATES_PER_SEC: u32 = 10;
+
 struct Actor {
     id: RoomId,
     core: RoomCore,
@@ -69,6 +75,7 @@ struct Actor {
     timers: mpsc::UnboundedSender<(PeerId, u64)>,
     closing: bool,
     forwarded: ForwardTally,
+    metadata_rate: HashMap<PeerId, RateLimiter>,
 }
 
 async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomCommand>) {
@@ -89,6 +96,7 @@ async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomComma
         timers,
         closing: false,
         forwarded: ForwardTally::default(),
+        metadata_rate: HashMap::new(),
     };
     tracing::info!(room = %id, "room started");
     while !actor.closing {
@@ -186,6 +194,15 @@ impl Actor {
                         }
                         fx
                     }
+                    Ok(
+                        ClientEvent::UpdateEndpointMetadata { .. }
+                        | ClientEvent::UpdateTrackMetadata { .. },
+                    ) if !self.metadata_allowed(&peer) => self.core.reject(
+                        &peer,
+                        format!(
+                            "metadata updates too frequent (at most {METADATA_UPDATES_PER_SEC} per second)"
+                        ),
+                    ),
                     Ok(ev) => self.core.client_event(&peer, ev),
                     Err(e) => {
                         tracing::warn!(room = %self.id, %peer, error = %e, "bad media event");
@@ -195,6 +212,7 @@ impl Actor {
                 self.apply(fx);
             }
             RoomCommand::Leave { peer } => {
+                self.metadata_rate.remove(&peer);
                 if self.senders.remove(&peer).is_some() {
                     tracing::info!(room = %self.id, %peer, "peer left");
                 }
@@ -242,6 +260,16 @@ impl Actor {
                 self.closing = true;
             }
         }
+    }
+
+    /// Takes a token of the peer's metadata-update budget.
+    fn metadata_allowed(&mut self, peer: &PeerId) -> bool {
+        let now = std::time::Instant::now();
+        self.metadata_rate
+            .entry(peer.clone())
+            .or_insert_with(|| RateLimiter::new(METADATA_UPDATES_PER_SEC, now))
+            .check(now)
+            == Decision::Allow
     }
 
     /// Executes effects; peers whose queue overflowed are removed afterwards.

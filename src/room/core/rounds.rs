@@ -142,6 +142,11 @@ impl RoomCore {
                 ));
             }
             let id = TrackId::new(track.clone());
+            if publish.iter().any(|(_, t, _)| t == &id) {
+                return Err(format!(
+                    "invalid offer: track {id} is on more than one m-line"
+                ));
+            }
             if let Some(t) = self.tracks.get(&id) {
                 if &t.owner != from {
                     return Err(format!("track {id} belongs to another endpoint"));
