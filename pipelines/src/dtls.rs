@@ -82,23 +82,29 @@ fn digest_of_pem(pem: &str, hash: &str) -> Option<Vec<u8>> {
     Some(sum.digest())
 }
 
-/// Checks the certificate the peer presented on its (bundled) DTLS transport, reached through
-/// any of its `transceivers`, against `expected`.
+/// Checks the certificates the peer presented on its DTLS transports (one with BUNDLE),
+/// reached through its `transceivers`, against `expected`: at least one, and all matching.
 pub(crate) fn verify_peer<'a>(
     transceivers: impl IntoIterator<Item = &'a gst_webrtc::WebRTCRTPTransceiver>,
     expected: &Fingerprint,
 ) -> Result<(), String> {
-    let pem = transceivers
+    let pems: Vec<String> = transceivers
         .into_iter()
         .filter_map(|t| t.property::<Option<gst_webrtc::WebRTCRTPReceiver>>("receiver"))
         .filter_map(|r| r.property::<Option<gst_webrtc::WebRTCDTLSTransport>>("transport"))
-        .find_map(|t| t.property::<Option<String>>("remote-certificate"))
-        .ok_or("DTLS peer certificate unavailable")?;
-    match digest_of_pem(&pem, &expected.hash) {
-        Some(d) if d == expected.digest => Ok(()),
-        Some(_) => Err("DTLS certificate does not match the offer's fingerprint".into()),
-        None => Err("DTLS peer certificate unreadable".into()),
+        .filter_map(|t| t.property::<Option<String>>("remote-certificate"))
+        .collect();
+    if pems.is_empty() {
+        return Err("DTLS peer certificate unavailable".into());
     }
+    for pem in &pems {
+        match digest_of_pem(pem, &expected.hash) {
+            Some(d) if d == expected.digest => {}
+            Some(_) => return Err("DTLS certificate does not match the offer's fingerprint".into()),
+            None => return Err("DTLS peer certificate unreadable".into()),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
