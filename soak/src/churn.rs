@@ -54,6 +54,8 @@ pub struct ChurnStats {
     /// Stays in which a remote video track was present for 8 s or more but no remote video
     /// was decoded.
     pub stays_without_media: AtomicU64,
+    /// Quarter-second steps of participants in rooms (progress of the client side).
+    pub ticks: AtomicU64,
     /// Remote video frames and audio buffers decoded by all participants.
     pub frames: AtomicU64,
 }
@@ -179,6 +181,7 @@ async fn stay_in_room(
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     while Instant::now() < leave_at && p.is_connected() {
         tick.tick().await;
+        stats.ticks.fetch_add(1, Ordering::Relaxed);
         let t = Instant::now();
         if let Some((start, stop)) = share {
             if !shared && t >= start {

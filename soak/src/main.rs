@@ -200,17 +200,40 @@ async fn run(args: &Args) -> Result<bool, SoakError> {
         share_probability: args.share_probability,
         abrupt_probability: args.abrupt_probability,
     };
+    // The participants run on their own runtime: a client that hangs cannot stop the
+    // sampling, and is reported instead of stalling the run.
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("soak-clients")
+        .enable_all()
+        .build()
+        .map_err(|e| SoakError::Setup(format!("client runtime: {e}")))?;
     let churn_end = Instant::now() + args.duration;
-    let mut churn = tokio::spawn(churn::run(plan, churn_end, stats.clone()));
+    let mut churn = clients.spawn(churn::run(plan, churn_end, stats.clone()));
+    let give_up = tokio::time::Instant::from_std(churn_end + CHURN_GRACE);
     let mut tick = tokio::time::interval(args.sample);
-    loop {
+    let mut last_ticks = u64::MAX;
+    let stalled = loop {
         tokio::select! {
             _ = tick.tick() => {
                 let probe = server.probe().await?;
-                rec.record(Phase::Churn, probe, stats.live.load(Ordering::Relaxed), true);
+                let live = stats.live.load(Ordering::Relaxed);
+                rec.record(Phase::Churn, probe, live, true);
+                let ticks = stats.ticks.load(Ordering::Relaxed);
+                if live > 0 && ticks == last_ticks {
+                    break Some("the participants made no progress for a whole sample interval");
+                }
+                last_ticks = ticks;
             }
-            _ = &mut churn => break,
+            _ = &mut churn => break None,
+            _ = tokio::time::sleep_until(give_up) => {
+                break Some("participants were still in rooms long after the churn's end");
+            }
         }
+    };
+    clients.shutdown_background();
+    if let Some(why) = stalled {
+        return Err(SoakError::Setup(format!("client side stuck: {why}")));
     }
     rec.record(Phase::Churn, server.probe().await?, 0, true);
 
@@ -257,14 +280,20 @@ async fn run(args: &Args) -> Result<bool, SoakError> {
     Ok(returned && media_ok)
 }
 
-/// Polls the idle server until threads, fds and RSS are unchanged for 15 s (pools that
-/// outlived the warm-up room retire their idle threads), at most 120 s; the last probe is the
-/// baseline.
+/// How long after the churn's end participants may take to leave.
+const CHURN_GRACE: Duration = Duration::from_secs(90);
+
+/// How long the idle counts must hold still to be the baseline.
+const SETTLED_AFTER: Duration = Duration::from_secs(12);
+
+/// Polls the idle server until threads, fds, rooms and elements are unchanged for
+/// [`SETTLED_AFTER`] (pools that outlived the warm-up room retire their idle threads: tokio's
+/// blocking threads after 10 s), at most 120 s; the last probe is the baseline.
 async fn settle(server: &ServerProcess, rec: &mut Recorder) -> Result<Probe, SoakError> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut last = server.probe().await?;
     let mut since = Instant::now();
-    while Instant::now() < deadline && since.elapsed() < Duration::from_secs(15) {
+    while Instant::now() < deadline && since.elapsed() < SETTLED_AFTER {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let p = server.probe().await?;
         if (p.threads, p.fds, p.rooms, p.elements)

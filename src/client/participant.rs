@@ -504,6 +504,11 @@ impl Session {
         if let Some(src) = t.source.static_pad("src") {
             if let Some(peer) = src.peer() {
                 let _ = src.unlink(&peer);
+                // webrtcbin blocks a sink pad until its transceiver is negotiated: a track
+                // removed before that has its streaming thread parked there, and stopping the
+                // source would wait for it forever. Deactivating the now unused pad (flushing,
+                // local to it) releases the thread.
+                let _ = peer.set_active(false);
             }
         }
         let _ = t.source.set_state(gst::State::Null);
