@@ -325,10 +325,11 @@ async fn ramp(kind: ServerKind, args: &Args, env: &Env, report: &mut report::Rep
 
 fn one_line(r: &RunResult) -> String {
     format!(
-        "streams {}/{} pkt/s {:.0} CPU {:.1}% pkt/CPU-s {:.0} RSS {:.1} MiB loss {:.2}% delay p50/p99 {:.2}/{:.2} ms first frame p50 {:.0} ms{}",
+        "streams {}/{} pkt/s {:.0} delivered {:.1}% CPU {:.1}% pkt/CPU-s {:.0} RSS {:.1} MiB loss {:.2}% delay p50/p99 {:.2}/{:.2} ms first frame p50 {:.0} ms{}",
         r.streams_flowing,
         r.streams_expected,
         r.pkts_per_s,
+        r.delivered_pct,
         r.server_cpu_pct,
         r.pkts_per_cpu_s,
         r.peak_rss_mib,

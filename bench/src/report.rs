@@ -38,7 +38,7 @@ pub fn table(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scenario | server | streams | pkt/s | kbit/s | CPU % | pkt per CPU-s | peak RSS MiB | MiB/participant | threads | loss mean/max % | delay p50/p99 ms | first frame p50/p95 ms | bench CPU % |"
+        "| scenario | server | streams | pkt/s | kbit/s | delivered % | CPU % | pkt per CPU-s | peak RSS MiB | MiB/participant | threads | loss mean/max % | delay p50/p99 ms | first frame p50/p95 ms | bench CPU % |"
     );
     let _ = writeln!(
         out,
@@ -47,13 +47,14 @@ pub fn table(report: &Report) -> String {
     for r in &report.results {
         let _ = writeln!(
             out,
-            "| {} | {} | {}/{} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2} | {} | {:.2}/{:.2} | {:.2}/{:.2} | {:.0}/{:.0} ({}{}) | {:.0} |",
+            "| {} | {} | {}/{} | {:.0} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.2} | {} | {:.2}/{:.2} | {:.2}/{:.2} | {:.0}/{:.0} ({}{}) | {:.0} |",
             r.scenario,
             r.server,
             r.streams_flowing,
             r.streams_expected,
             r.pkts_per_s,
             r.kbps,
+            r.delivered_pct,
             r.server_cpu_pct,
             r.pkts_per_cpu_s,
             r.peak_rss_mib,
@@ -154,6 +155,7 @@ struct FlatResult<'a> {
     window_s: f64,
     pkts_per_s: f64,
     kbps: f64,
+    delivered_pct: f64,
     server_cpu_s: f64,
     server_cpu_pct: f64,
     pkts_per_cpu_s: f64,
@@ -191,6 +193,7 @@ impl<'a> From<&'a RunResult> for FlatResult<'a> {
             window_s: r.window_s,
             pkts_per_s: r.pkts_per_s,
             kbps: r.kbps,
+            delivered_pct: r.delivered_pct,
             server_cpu_s: r.server_cpu_s,
             server_cpu_pct: r.server_cpu_pct,
             pkts_per_cpu_s: r.pkts_per_cpu_s,

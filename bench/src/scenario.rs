@@ -73,6 +73,9 @@ pub struct RunResult {
     pub pkts_per_s: f64,
     /// Forwarded payload kbit/s at the receivers.
     pub kbps: f64,
+    /// Packets received / packets the publishers sent times their receivers, in percent
+    /// (below 100 when the server drops or holds packets; loss counts only sequence gaps).
+    pub delivered_pct: f64,
     /// Server CPU seconds in the window.
     pub server_cpu_s: f64,
     /// Server CPU in percent of one core.
@@ -284,6 +287,9 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
         RxSnapshot::take(&stats),
         Instant::now(),
     );
+    let sent =
+        |stats: &[Arc<Mutex<PeerStats>>]| stats.iter().map(|s| lock(s).tx_packets).sum::<u64>();
+    let tx0 = sent(&stats);
     shared.measuring.store(true, Ordering::Relaxed);
     let mut threads = s0.threads;
     while t0.elapsed() < Duration::from_secs(sc.measure_s) {
@@ -298,6 +304,12 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
         t0.elapsed().as_secs_f64(),
     );
     let w = RxWindow::between(&r0, &r1);
+    let fanout = (sent(&stats) - tx0) * (sc.per_room() as u64 - 1);
+    res.delivered_pct = if fanout > 0 {
+        100.0 * w.packets as f64 / fanout as f64
+    } else {
+        0.0
+    };
     res.window_s = wall;
     res.streams_flowing = w.loss_pct.len();
     res.pkts_per_s = w.packets as f64 / wall;

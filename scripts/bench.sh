@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the server and the load generator in release mode and runs the side-by-side benchmark
+# of Lamina and Janus VideoRoom (Janus and perf come from apt through `setup.sh bench`).
+# Results: stdout table, target/bench/results.{json,csv,md}, target/bench/chart.png.
+#   scripts/bench.sh                      all scenarios, both servers (about 20 minutes)
+#   scripts/bench.sh --quick              Lamina only, one small room (under a minute)
+#   scripts/bench.sh --scenarios room8 --servers lamina --measure-s 30
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup.sh bench
+cargo build --release --locked -p lamina --bin lamina -p lamina-bench
+exec target/release/lamina-bench "$@"
