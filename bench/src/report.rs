@@ -104,7 +104,7 @@ pub fn table(report: &Report) -> String {
         }
     }
     for (server, n) in &report.ramp_max {
-        let _ = writeln!(out, "\nramp: largest room for {server} with loss < 1 % and server CPU < limit: {n} participants");
+        let _ = writeln!(out, "\nramp: largest room for {server} with loss and undelivered < 1 %, server CPU < limit: {n} participants");
     }
     let errors: Vec<String> = report
         .results
