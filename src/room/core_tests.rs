@@ -549,7 +549,12 @@ fn freed_slots_are_not_reused() {
     // C publishes: B is asked for two more m-lines, and C's tracks go there.
     connect(&mut r, "C", "Carol");
     renegotiate(&mut r, "C");
-    offer(&mut r, "C", &[("audio", "0", "a"), ("video", "1", "v")], &[]);
+    offer(
+        &mut r,
+        "C",
+        &[("audio", "0", "a"), ("video", "1", "v")],
+        &[],
+    );
     let fx = answer(&mut r, "C");
     assert_eq!(kinds(&fx, "B"), ["tracksAdded", "offerData"]);
     match events(&fx, "B")[1] {
@@ -560,7 +565,12 @@ fn freed_slots_are_not_reused() {
         &mut r,
         "B",
         &[],
-        &[("audio", "0"), ("video", "1"), ("audio", "2"), ("video", "3")],
+        &[
+            ("audio", "0"),
+            ("video", "1"),
+            ("audio", "2"),
+            ("video", "3"),
+        ],
     );
     assert_eq!(
         plan(&fx).subscribe,
