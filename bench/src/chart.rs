@@ -50,7 +50,14 @@ pub fn draw(results: &[RunResult], path: &Path) -> Result<(), BenchError> {
         ),
         ("Server CPU (% of one core)", "CPU %", |r| r.server_cpu_pct),
     ];
-    let xmax = results.iter().map(|r| r.per_room).max().unwrap_or(2).max(2) as f64 + 0.5;
+    let xmax = results
+        .iter()
+        .filter(|r| r.publishers == r.per_room)
+        .map(|r| r.per_room)
+        .max()
+        .unwrap_or(2)
+        .max(2) as f64
+        + 0.5;
     for (area, (title, ylabel, f)) in [top, bottom].into_iter().zip(panels) {
         let ymax = results.iter().map(f).fold(1.0f64, f64::max) * 1.15;
         let mut chart = ChartBuilder::on(&area)
@@ -64,6 +71,7 @@ pub fn draw(results: &[RunResult], path: &Path) -> Result<(), BenchError> {
             .configure_mesh()
             .x_desc("participants per room (all publishing, all subscribing)")
             .y_desc(ylabel)
+            .light_line_style(WHITE)
             .x_labels(xmax as usize)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style((FONT, 14))

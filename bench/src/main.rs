@@ -115,6 +115,9 @@ struct Args {
     /// cost as load clients, for comparison with the str0m peers.
     #[arg(long)]
     probe_webrtcbin: Option<usize>,
+    /// Only redraw `chart.png` in `--out` from a `results.json` of an earlier run.
+    #[arg(long)]
+    replot: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -126,6 +129,12 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let mut args = Args::parse();
+    if let Some(json) = &args.replot {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(json)?)?;
+        let results: Vec<RunResult> = serde_json::from_value(v["results"].clone())?;
+        chart::draw(&results, &args.out.join("chart.png"))?;
+        return Ok(());
+    }
     if args.quick {
         args.servers = vec!["lamina".into()];
         args.scenarios = vec!["room3".into()];

@@ -49,7 +49,7 @@ impl Scenario {
 }
 
 /// Figures of one run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct RunResult {
     /// Server name.
     pub server: String,
