@@ -1,7 +1,7 @@
 //! `lamina-bench`: starts N synthetic WebRTC participants (str0m peers replaying pre-encoded
 //! VP8 + Opus) in R rooms against Lamina and, for comparison, Janus VideoRoom, and measures
 //! forwarding throughput, server CPU and memory, loss, server-added delay and late-joiner
-//! first-frame time. See `bench/README.md`.
+//! first-frame time. See the "Performance" section of the README.
 
 mod chart;
 mod janus;
