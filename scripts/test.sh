@@ -15,10 +15,13 @@ cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log 
 # RSS (within its tolerance) return to baseline once everyone has left (scripts/soak.sh).
 PROFILE=dev scripts/soak.sh 2 --sample 10s --rooms 2 --participants 3 --stay-min 10s \
     --stay-max 40s --out target/soak-short 2>&1 | tee target/soak-test.log || status=1
+# Fuzz smoke: the wire-format parsers under libFuzzer, 15 s per target from the seed corpus.
+scripts/fuzz.sh 15 2>&1 | tee target/fuzz-test.log || status=1
 LAMINA_BIN="$PWD/target/debug/lamina" tests/e2e/run.sh 2>&1 | tee target/e2e-test.log || status=1
 echo
 echo "=== summary ($(( $(date +%s) - start )) s) ==="
 awk '/^test result:/ {p+=$4; f+=$6; i+=$8} END {printf "rust: %d passed, %d failed, %d ignored\n", p, f, i}' target/cargo-test.log
 grep -E '^soak: (PASS|FAIL)' target/soak-test.log || echo "soak: did not finish"
+grep -E '^fuzz ' target/fuzz-test.log || echo "fuzz: did not finish"
 grep -E '^# (tests|pass|fail|skipped)' target/e2e-test.log | sed 's/^# /e2e: /' || true
 exit $status

@@ -8,20 +8,22 @@
 //! - [`turn`]: the embedded TURN server the relay-only browser client needs.
 //!
 //! The media graph lives in the `lamina-pipelines` crate, the GStreamer elements in
-//! `lamina-elements`.
+//! `lamina-elements`, the pure wire formats in `lamina-protocol`.
 
 pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod http;
-pub mod media_event;
 pub mod metrics;
 pub mod phoenix;
 pub mod room;
-pub mod sdp;
 pub mod server;
 pub mod turn;
 pub mod turn_grant;
 
 pub use lamina_pipelines::{PeerId, TrackId, TrackKind};
+/// Membrane media events (defined in `lamina-protocol`).
+pub use lamina_protocol::media_event;
+/// The SDP offer summary (defined in `lamina-protocol`).
+pub use lamina_protocol::sdp;

@@ -42,7 +42,7 @@ async fn screen_share_removed_while_it_is_being_negotiated() {
             // webrtcbin while the negotiation round is (most likely) still under way. Polled
             // without a pause so the removal lands before the answer.
             let deadline = std::time::Instant::now() + T;
-            while a.snapshot().sent_keyframes.get(&share).is_none() {
+            while !a.snapshot().sent_keyframes.contains_key(&share) {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "the share never encoded"

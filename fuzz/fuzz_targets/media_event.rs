@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = lamina::media_event::decode(text);
+        let _ = lamina_protocol::media_event::decode(text);
     }
 });

@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = lamina::phoenix::frame::decode(text, 1 << 20);
-        let _ = lamina::phoenix::frame::recover(text);
+        let _ = lamina_protocol::phoenix_frame::decode(text, 1 << 20);
+        let _ = lamina_protocol::phoenix_frame::recover(text);
     }
 });

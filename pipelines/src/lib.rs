@@ -87,7 +87,6 @@ pub mod event;
 pub mod fault;
 pub mod forwarder;
 mod ice;
-pub mod ids;
 mod negotiation;
 mod peer_bin;
 pub mod recording;
@@ -97,7 +96,9 @@ mod teardown;
 
 pub use event::PipelineEvent;
 pub use fault::Fault;
-pub use ids::{PeerId, TrackId, TrackKind};
+/// The typed ids shared with the room logic (defined in `lamina-protocol`).
+pub use lamina_protocol::ids;
+pub use lamina_protocol::ids::{PeerId, TrackId, TrackKind};
 pub use peer_bin::bin_name;
 pub use recording::{RecordedFile, RecordingError, RecordingInfo, RecordingRequest};
 pub use room_pipeline::{OfferPlan, PipelineConfig, PipelineError, RoomPipeline};

@@ -10,7 +10,8 @@
 //! Nothing here knows warp: the HTTP layer adapts its WebSocket and calls [`socket::run`].
 
 pub mod channel;
-pub mod frame;
+/// Frame encode/decode (defined in `lamina-protocol`).
+pub use lamina_protocol::phoenix_frame as frame;
 pub mod rate;
 pub mod socket;
 pub mod transport;

@@ -4,7 +4,7 @@
 //! (`phx_reply`, pushes, `phx_close`, `phx_error`). No I/O here.
 //!
 //! ```
-//! use lamina::phoenix::frame::{decode, Frame};
+//! use lamina_protocol::phoenix_frame::{decode, Frame};
 //! let f = decode(r#"[null,"12","phoenix","heartbeat",{}]"#, 1024).unwrap();
 //! assert_eq!(f.reference.as_deref(), Some("12"));
 //! let reply = Frame::ok_reply(&f, serde_json::json!({})).encode();
