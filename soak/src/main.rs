@@ -9,6 +9,7 @@
 mod churn;
 mod report;
 mod server;
+mod verdict;
 mod warmup;
 
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ struct Args {
     /// How far above baseline the final RSS may stay (MiB): memory glibc keeps after frees.
     #[arg(long, default_value_t = 16)]
     rss_tolerance_mib: u64,
+    /// Do not call `malloc_trim(0)` in the server (through gdb) before comparing RSS.
+    #[arg(long)]
+    no_malloc_trim: bool,
     /// How long to wait, after everyone left, for the counts to return.
     #[arg(long, default_value = "180s", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -187,6 +191,12 @@ async fn run(args: &Args) -> Result<bool, SoakError> {
     rec.record(Phase::Warmup, server.probe().await?, 0, true);
     let baseline = settle(&server, &mut rec).await?;
     println!("soak: baseline {baseline:?}");
+    let mut trim_error = args.no_malloc_trim.then(|| "--no-malloc-trim".to_owned());
+    let trimmed_baseline = if args.no_malloc_trim {
+        None
+    } else {
+        trimmed_rss(&server, &mut trim_error).await?
+    };
 
     let stats = Arc::new(churn::ChurnStats::default());
     let plan = churn::ChurnPlan {
@@ -237,30 +247,31 @@ async fn run(args: &Args) -> Result<bool, SoakError> {
     }
     rec.record(Phase::Churn, server.probe().await?, 0, true);
 
-    let tolerance = args.rss_tolerance_mib * 1024;
     let deadline = Instant::now() + args.drain_timeout;
     let drained_at = Instant::now();
-    let (end, returned) = loop {
+    let end = loop {
         let probe = server.probe().await?;
         rec.record(Phase::Drain, probe, 0, false);
-        let ok = returned(&probe, &baseline, tolerance);
-        if ok || Instant::now() >= deadline {
-            break (probe, ok);
+        if verdict::counts_returned(&probe, &baseline) || Instant::now() >= deadline {
+            break probe;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     let drain_secs = drained_at.elapsed().as_secs_f64();
     rec.record(Phase::Drain, end, 0, true);
-
-    let summary = summarize(
-        &rec.samples,
-        &baseline,
-        &end,
-        tolerance,
-        &stats,
+    let trimmed_end = match trimmed_baseline {
+        Some(_) => trimmed_rss(&server, &mut trim_error).await?,
+        None => None,
+    };
+    let verdict = verdict::Verdict {
+        baseline,
+        end,
+        trimmed: trimmed_baseline.zip(trimmed_end),
+        trim_error,
+        tolerance_kib: args.rss_tolerance_mib * 1024,
         drain_secs,
-        returned,
-    );
+    };
+    let summary = verdict.summary(&rec.samples, &stats);
     println!("{summary}");
     std::fs::write(args.out.join("summary.txt"), &summary)
         .map_err(|e| SoakError::Setup(e.to_string()))?;
@@ -268,7 +279,8 @@ async fn run(args: &Args) -> Result<bool, SoakError> {
     report::draw(
         &rec.samples,
         &baseline,
-        tolerance,
+        args.rss_tolerance_mib * 1024,
+        verdict.trimmed,
         &args.out.join("soak.png"),
     )?;
     println!(
@@ -277,7 +289,7 @@ async fn run(args: &Args) -> Result<bool, SoakError> {
     );
     let media_ok = stats.stays_with_media.load(Ordering::Relaxed) > 0;
     server.stop();
-    Ok(returned && media_ok)
+    Ok(verdict.passed() && media_ok)
 }
 
 /// How long after the churn's end participants may take to leave.
@@ -308,76 +320,19 @@ async fn settle(server: &ServerProcess, rec: &mut Recorder) -> Result<Probe, Soa
     Ok(last)
 }
 
-/// Whether `p` is back at `base`: no room, peer or element, no more threads or fds, RSS within
-/// `tolerance_kib`.
-fn returned(p: &Probe, base: &Probe, tolerance_kib: u64) -> bool {
-    p.rooms == 0
-        && p.peers == 0
-        && p.elements <= base.elements
-        && p.threads <= base.threads
-        && p.fds <= base.fds
-        && p.rss_kib <= base.rss_kib + tolerance_kib
-}
-
-fn summarize(
-    samples: &[Sample],
-    base: &Probe,
-    end: &Probe,
-    tolerance_kib: u64,
-    stats: &churn::ChurnStats,
-    drain_secs: f64,
-    returned: bool,
-) -> String {
-    let start = samples.first().map(|s| s.probe).unwrap_or_default();
-    let churn = samples.iter().filter(|s| s.phase == Phase::Churn);
-    let peak = |f: fn(&Probe) -> u64| churn.clone().map(|s| f(&s.probe)).max().unwrap_or(0);
-    let row = |name: &str, f: fn(&Probe) -> u64, verdict: String| {
-        format!(
-            "{name:<9} {:>10} {:>10} {:>10} {:>10}  {verdict}\n",
-            f(&start),
-            f(base),
-            peak(f),
-            f(end)
-        )
-    };
-    let le = |a: u64, b: u64| if a <= b { "returned" } else { "NOT returned" }.to_owned();
-    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let mut s = String::new();
-    s += &format!(
-        "{:<9} {:>10} {:>10} {:>10} {:>10}\n",
-        "", "start", "baseline", "peak", "end"
-    );
-    s += &row(
-        "rss_kib",
-        |p| p.rss_kib,
-        format!(
-            "{} (end − baseline = {:+} KiB, tolerance {} KiB)",
-            le(end.rss_kib, base.rss_kib + tolerance_kib),
-            end.rss_kib as i64 - base.rss_kib as i64,
-            tolerance_kib
-        ),
-    );
-    s += &row("threads", |p| p.threads, le(end.threads, base.threads));
-    s += &row("fds", |p| p.fds, le(end.fds, base.fds));
-    s += &row("elements", |p| p.elements, le(end.elements, base.elements));
-    s += &row("rooms", |p| p.rooms, le(end.rooms, 0));
-    s += &row("peers", |p| p.peers, le(end.peers, 0));
-    s += &format!(
-        "churn: {} joins ({} failed), {} leaves, {} dropped without leaving, {} screen shares ({} removed before leaving), \
-         {} stays decoded remote video, {} stays had a remote video track ≥ 8 s but decoded none, {} frames decoded\n",
-        l(&stats.joins), l(&stats.join_failures), l(&stats.leaves), l(&stats.drops),
-        l(&stats.shares_added), l(&stats.shares_removed), l(&stats.stays_with_media),
-        l(&stats.stays_without_media), l(&stats.frames)
-    );
-    s += &format!(
-        "drain: {} after {drain_secs:.0} s\n",
-        if returned {
-            "every count back at baseline"
-        } else {
-            "counts did NOT return to baseline"
+/// RSS after `malloc_trim(0)`; `None` (and the reason in `error`) when it cannot be called.
+async fn trimmed_rss(
+    server: &ServerProcess,
+    error: &mut Option<String>,
+) -> Result<Option<u64>, SoakError> {
+    match server.malloc_trim() {
+        Ok(()) => Ok(Some(server.probe().await?.rss_kib)),
+        Err(e) => {
+            eprintln!("soak: {e}; comparing untrimmed RSS");
+            *error = Some(e.to_string());
+            Ok(None)
         }
-    );
-    s
+    }
 }
 
 #[cfg(test)]

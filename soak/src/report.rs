@@ -91,12 +91,15 @@ pub fn write_csv(samples: &[Sample], path: &Path) -> Result<(), ReportError> {
 
 const FONT: &str = "sans-serif";
 
-/// Draws the curves of `samples` to `path`: one panel per quantity, with the baseline (and the
-/// RSS tolerance) as dashed lines and the churn period shaded.
+/// Draws the curves of `samples` to `path`: one panel per quantity, with the baseline as a
+/// green dashed line and the churn period shaded. The RSS panel also shows, when `trimmed`
+/// (baseline, end RSS after `malloc_trim(0)`, KiB) is known, those two values as orange
+/// diamonds, and the limit the end is held to (compared baseline + tolerance) in red.
 pub fn draw(
     samples: &[Sample],
     baseline: &Probe,
     rss_tolerance_kib: u64,
+    trimmed: Option<(u64, u64)>,
     path: &Path,
 ) -> Result<(), ReportError> {
     let err =
@@ -138,7 +141,7 @@ pub fn draw(
             Some(baseline.elements as f64),
         ),
         (
-            "Peers (server) / participants (client)",
+            "Peers (blue: server) / participants (red: client)",
             |s| s.probe.peers as f64,
             None,
         ),
@@ -162,7 +165,14 @@ pub fn draw(
         chart
             .configure_mesh()
             .x_desc("minutes since server start")
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| {
+                // Counts: label whole numbers only.
+                if (v - v.round()).abs() < 1e-6 || *v >= 10.0 {
+                    format!("{v:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .label_style((FONT, 12))
             .draw()
             .map_err(|e| err(&e))?;
@@ -203,7 +213,27 @@ pub fn draw(
             dashed(b, RGBColor(0x2c, 0xa0, 0x2c))?;
         }
         if i == 0 {
-            dashed(base.unwrap_or(0.0) + rss_tolerance_kib as f64 / 1024.0, RED)?;
+            let mib = |kib: u64| kib as f64 / 1024.0;
+            let compared = trimmed.map_or(baseline.rss_kib, |(b, _)| b);
+            dashed(mib(compared + rss_tolerance_kib), RED)?;
+            let at = |phase: Phase| {
+                samples
+                    .iter()
+                    .rev()
+                    .find(|s| s.phase == phase)
+                    .map(|s| s.t / 60.0)
+            };
+            if let (Some((b, e)), Some(tb), Some(te)) =
+                (trimmed, at(Phase::Baseline), at(Phase::Drain))
+            {
+                let orange = RGBColor(0xff, 0x7f, 0x0e);
+                chart
+                    .draw_series([(tb, mib(b)), (te, mib(e))].map(|p| {
+                        EmptyElement::at(p)
+                            + Polygon::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0)], orange.filled())
+                    }))
+                    .map_err(|e| err(&e))?;
+            }
         }
     }
     root.present().map_err(|e| err(&e))

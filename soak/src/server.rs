@@ -23,6 +23,9 @@ pub enum ServerError {
     /// `/proc/<pid>` could not be read (the server died?).
     #[error("cannot read /proc/{0}: {1}")]
     Proc(u32, std::io::Error),
+    /// `malloc_trim` through gdb failed.
+    #[error("malloc_trim through gdb: {0}")]
+    Trim(String),
     /// `GET /debug/rooms` failed or answered something unexpected.
     #[error("GET /debug/rooms: {0}")]
     Debug(String),
@@ -133,6 +136,26 @@ impl ServerProcess {
     /// The room WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/socket/websocket", self.addr)
+    }
+
+    /// Asks the server's allocator to return its free memory to the system: `malloc_trim(0)`
+    /// called through `gdb` (attached for a moment). glibc keeps freed memory in its arenas
+    /// for reuse; after trimming, RSS is what the process still uses.
+    pub fn malloc_trim(&self) -> Result<(), ServerError> {
+        let pid = self.pid().to_string();
+        let out = Command::new("timeout")
+            .args(["60", "gdb", "-p", &pid, "-batch", "-nx"])
+            .args(["-ex", "call (int) malloc_trim(0)"])
+            .output()
+            .map_err(|e| ServerError::Trim(e.to_string()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // gdb prints the call's result as `$1 = 0|1`.
+        if out.status.success() && text.lines().any(|l| l.starts_with("$1 = ")) {
+            Ok(())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            Err(ServerError::Trim(format!("{text}{err}").trim().to_owned()))
+        }
     }
 
     /// Reads the process's resources and the rooms' contents.
