@@ -62,7 +62,10 @@ mod caps;
 mod imp;
 mod keyframe;
 mod pad;
+mod properties;
 pub mod rewrite;
+mod sink;
+mod upstream;
 
 glib::wrapper! {
     /// The `laminaforwarder` element (GType `GstLaminaForwarder`); see the module docs.

@@ -1,0 +1,211 @@
+//! The sink pad of `laminaforwarder`: the chain function that fans each packet out to the src
+//! pads (rewritten, errors swallowed), sticky events and caps, and the sink pad's queries.
+
+use std::sync::atomic::Ordering;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::imp::{lock, LaminaForwarder, CAT};
+use super::pad::Plan;
+use super::rewrite::Input;
+
+/// Header fields the forwarder needs from an input packet, or `None` if it is not valid RTP.
+fn rtp_header(buffer: &gst::BufferRef) -> Option<(u32, u16, u32)> {
+    let rtp = gst_rtp::RTPBuffer::from_buffer_readable(buffer).ok()?;
+    Some((rtp.ssrc(), rtp.seq(), rtp.timestamp()))
+}
+
+/// Writes the planned header fields into `buffer` (copy-on-write of the header memory).
+fn rewrite_buffer(mut buffer: gst::Buffer, plan: &Plan) -> Result<gst::Buffer, glib::BoolError> {
+    {
+        let buf = buffer.make_mut();
+        if plan.discont {
+            buf.set_flags(gst::BufferFlags::DISCONT);
+        }
+        let mut rtp = gst_rtp::RTPBuffer::from_buffer_writable(buf)?;
+        if let Some(pt) = plan.pt {
+            rtp.set_payload_type(pt);
+        }
+        rtp.set_ssrc(plan.ssrc);
+        rtp.set_seq(plan.seq);
+        rtp.set_timestamp(plan.ts);
+    }
+    Ok(buffer)
+}
+
+impl LaminaForwarder {
+    /// `Ok` unless the sink pad itself is flushing (the element is stopping or seeking).
+    pub(super) fn upstream_result(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.sinkpad.pad_flags().contains(gst::PadFlags::FLUSHING) {
+            Err(gst::FlowError::Flushing)
+        } else {
+            Ok(gst::FlowSuccess::Ok)
+        }
+    }
+
+    pub(super) fn sink_chain(
+        &self,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some((ssrc, seq, ts)) = rtp_header(&buffer) else {
+            let first = !std::mem::replace(&mut lock(&self.state).invalid_rtp_logged, true);
+            if first {
+                gst::warning!(CAT, imp = self, "dropping invalid RTP packet {buffer:?}");
+            } else {
+                gst::log!(CAT, imp = self, "dropping invalid RTP packet {buffer:?}");
+            }
+            return self.upstream_result();
+        };
+
+        let (input_caps, clock_rate, running_time) = {
+            let state = lock(&self.state);
+            let running_time = buffer
+                .pts()
+                .and_then(|pts| state.segment.to_running_time(pts));
+            (state.sink_caps.clone(), state.clock_rate, running_time)
+        };
+        let input = Input {
+            ssrc,
+            seq,
+            ts,
+            running_time_ns: running_time.map(gst::ClockTime::nseconds),
+            clock_rate,
+        };
+
+        let plans: Vec<(super::LaminaForwarderPad, Plan)> = self
+            .src_pads()
+            .into_iter()
+            .filter_map(|pad| {
+                let plan = pad.imp().plan(&input, input_caps.as_ref())?;
+                Some((pad, plan))
+            })
+            .collect();
+
+        // No lock is held from here on.
+        let count = plans.len();
+        let mut buffer = Some(buffer);
+        for (i, (pad, plan)) in plans.into_iter().enumerate() {
+            // The last pad gets the input buffer itself, the others a copy.
+            let out = if i + 1 == count {
+                buffer.take()
+            } else {
+                buffer.as_ref().map(|b| b.copy())
+            };
+            let Some(out) = out else { break };
+            if let Some(caps) = &plan.caps {
+                if pad.current_caps().as_ref() != Some(caps) {
+                    // A failure here shows up again as the push result below.
+                    pad.push_event(gst::event::Caps::new(caps));
+                }
+            }
+            let out = match rewrite_buffer(out, &plan) {
+                Ok(out) => out,
+                Err(err) => {
+                    gst::warning!(CAT, obj = pad, "cannot rewrite packet: {err}");
+                    continue;
+                }
+            };
+            let size = out.size() as u64;
+            match pad.push(out) {
+                Ok(_) => {
+                    self.stats.forwarded_packets.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .forwarded_bytes
+                        .fetch_add(size, Ordering::Relaxed);
+                }
+                Err(err) => self.swallow_flow_error(&pad, err),
+            }
+        }
+        self.upstream_result()
+    }
+
+    /// A subscriber's flow error never reaches the publisher: log it once per pad and kind.
+    pub(super) fn swallow_flow_error(&self, pad: &super::LaminaForwarderPad, err: gst::FlowError) {
+        if pad.imp().first_flow_error(err) {
+            match err {
+                gst::FlowError::Flushing | gst::FlowError::NotLinked => {
+                    gst::info!(CAT, obj = pad, "push returned {err:?}, ignored")
+                }
+                _ => gst::warning!(
+                    CAT,
+                    obj = pad,
+                    "push returned {err:?}; ignored, the publisher and other pads continue"
+                ),
+            }
+        } else {
+            gst::log!(CAT, obj = pad, "push returned {err:?}, ignored");
+        }
+    }
+
+    pub(super) fn sink_event(&self, event: gst::Event) -> bool {
+        gst::log!(CAT, imp = self, "sink event {event:?}");
+        match event.view() {
+            gst::EventView::Caps(ev) => {
+                let caps = ev.caps_owned();
+                self.set_sink_caps(&caps);
+                for pad in self.src_pads() {
+                    let event = pad.imp().input_caps_changed(&caps);
+                    pad.push_event(event);
+                }
+                // Subscribers never refuse the publisher's caps.
+                return true;
+            }
+            gst::EventView::Segment(ev) => {
+                if let Some(segment) = ev.segment().downcast_ref::<gst::ClockTime>() {
+                    lock(&self.state).segment = segment.clone();
+                } else {
+                    gst::warning!(CAT, imp = self, "non-TIME segment, running time unknown");
+                    lock(&self.state).segment = gst::FormattedSegment::new();
+                }
+            }
+            gst::EventView::FlushStop(_) => {
+                lock(&self.state).segment = gst::FormattedSegment::new();
+            }
+            _ => (),
+        }
+        for pad in self.src_pads() {
+            pad.push_event(event.clone());
+        }
+        true
+    }
+
+    pub(super) fn set_sink_caps(&self, caps: &gst::Caps) {
+        let s = caps.structure(0);
+        let clock_rate = s
+            .and_then(|s| s.get::<i32>("clock-rate").ok())
+            .and_then(|r| u32::try_from(r).ok())
+            .filter(|r| *r > 0);
+        let is_audio = s.and_then(|s| s.get::<&str>("media").ok()) == Some("audio");
+        gst::debug!(CAT, imp = self, "input caps {caps}");
+        let mut state = lock(&self.state);
+        state.sink_caps = Some(caps.clone());
+        state.clock_rate = clock_rate;
+        state.is_audio = is_audio;
+    }
+
+    pub(super) fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            // Answer from the template: a subscriber's PT/SSRC never constrains the publisher.
+            gst::QueryViewMut::Caps(q) => {
+                let templ = pad.pad_template_caps();
+                let caps = match q.filter() {
+                    Some(filter) => {
+                        filter.intersect_with_mode(&templ, gst::CapsIntersectMode::First)
+                    }
+                    None => templ,
+                };
+                q.set_result(&caps);
+                true
+            }
+            gst::QueryViewMut::AcceptCaps(q) => {
+                let ok = q.caps().is_subset(&pad.pad_template_caps());
+                q.set_result(ok);
+                true
+            }
+            gst::QueryViewMut::Allocation(_) => false,
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+}

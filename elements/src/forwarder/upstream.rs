@@ -1,0 +1,117 @@
+//! Upstream handling of `laminaforwarder`: events and queries arriving on its src pads from
+//! subscribers (force-key-unit requests throttled, retransmission requests translated back to the
+//! input SSRC and sequence number) and the keyframe requests the element sends to the publisher.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::imp::{lock, LaminaForwarder, CAT};
+use super::keyframe::{KeyUnitRequest, FORCE_KEY_UNIT};
+
+/// Structure name of the upstream retransmission request of rtpjitterbuffer/rtpsession.
+const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
+
+/// Events a src pad received from downstream that the forwarder handles itself.
+enum UpstreamEvent {
+    KeyUnit(KeyUnitRequest),
+    Retransmission(gst::Structure),
+    Other,
+}
+
+impl LaminaForwarder {
+    pub(super) fn src_query(
+        &self,
+        pad: &super::LaminaForwarderPad,
+        query: &mut gst::QueryRef,
+    ) -> bool {
+        match query.view_mut() {
+            gst::QueryViewMut::Caps(q) => {
+                let caps = pad
+                    .current_caps()
+                    .unwrap_or_else(|| pad.pad_template_caps());
+                let caps = match q.filter() {
+                    Some(filter) => {
+                        filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First)
+                    }
+                    None => caps,
+                };
+                q.set_result(&caps);
+                true
+            }
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+
+    pub(super) fn src_event(&self, pad: &super::LaminaForwarderPad, event: gst::Event) -> bool {
+        let kind = match event.view() {
+            gst::EventView::CustomUpstream(ev) => match ev.structure() {
+                Some(s) if s.name() == FORCE_KEY_UNIT => {
+                    KeyUnitRequest::parse(s).map_or(UpstreamEvent::Other, UpstreamEvent::KeyUnit)
+                }
+                Some(s) if s.name() == RETRANSMISSION_REQUEST => {
+                    UpstreamEvent::Retransmission(s.to_owned())
+                }
+                _ => UpstreamEvent::Other,
+            },
+            _ => UpstreamEvent::Other,
+        };
+        match kind {
+            UpstreamEvent::KeyUnit(request) => {
+                // Re-built: the subscriber side may have added its (rewritten) ssrc/payload.
+                self.send_keyframe_request(request, pad.name().as_str());
+                true
+            }
+            UpstreamEvent::Retransmission(mut s) => {
+                let out_seq = s
+                    .get::<u32>("seqnum")
+                    .ok()
+                    .and_then(|v| u16::try_from(v).ok());
+                match out_seq.and_then(|seq| pad.imp().input_for(seq)) {
+                    Some((ssrc, seq)) => {
+                        s.set("seqnum", u32::from(seq));
+                        s.set("ssrc", ssrc);
+                        self.sinkpad.push_event(gst::event::CustomUpstream::new(s))
+                    }
+                    None => false,
+                }
+            }
+            UpstreamEvent::Other => self.sinkpad.push_event(event),
+        }
+    }
+
+    /// Sends a force-key-unit event upstream unless one went out less than
+    /// `keyframe-min-interval` ago; returns whether it was sent.
+    pub(super) fn send_keyframe_request(&self, request: KeyUnitRequest, reason: &str) -> bool {
+        let interval =
+            Duration::from_millis(u64::from(lock(&self.settings).keyframe_min_interval_ms));
+        let allowed = lock(&self.state)
+            .keyframe_throttle
+            .allow(Instant::now(), interval);
+        if !allowed {
+            self.stats
+                .keyframe_requests_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            gst::debug!(CAT, imp = self, "keyframe request ({reason}) throttled");
+            return false;
+        }
+        self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        gst::debug!(CAT, imp = self, "requesting keyframe upstream ({reason})");
+        if !self.sinkpad.push_event(request.to_event()) {
+            gst::debug!(CAT, imp = self, "keyframe request not handled upstream");
+        }
+        true
+    }
+
+    /// Called by a pad when its `active` turns on: a subscriber starting mid-stream needs a
+    /// keyframe (not for audio).
+    pub(super) fn keyframe_for_new_subscriber(&self, pad: &super::LaminaForwarderPad) {
+        if lock(&self.state).is_audio {
+            return;
+        }
+        let reason = format!("{} activated", pad.name());
+        self.send_keyframe_request(KeyUnitRequest::default(), &reason);
+    }
+}
