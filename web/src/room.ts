@@ -16,82 +16,13 @@ import {
   SCREENSHARING_CONSTRAINTS,
   TEST_SCREENSHARING_CONSTRAINTS,
   TrackMetadata,
-  TrackType,
 } from "./consts";
-import { LocalMedia, LocalMediaRequest, getLocalMedia } from "./local_media";
+import { LocalMedia, getLocalMedia } from "./local_media";
+import * as remote from "./room_remote";
+import { LocalTrack, Participant, RemoteTrack, RemoteTrackInfo, RoomOptions, RoomState, RoomTimings } from "./room_types";
 import * as ui from "./room_ui";
 
-export type RoomState = "idle" | "joining" | "connected" | "left" | "failed";
-
-export interface RoomOptions {
-  roomId: string;
-  displayName: string;
-  media: LocalMediaRequest;
-  /** Where "Rejoin" points to. */
-  rejoinUrl: string;
-  /** Test mode extras (timings, first-frame callbacks). */
-  test: boolean;
-}
-
-interface LocalTrack {
-  trackId: string | null;
-  track: MediaStreamTrack;
-  stream: MediaStream;
-  metadata: TrackMetadata;
-}
-
-interface RemoteTrack {
-  trackId: string;
-  endpointId: string;
-  type: TrackType | "unknown";
-  ctx: TrackContext;
-  /** The received MediaStreamTrack once `trackReady` fired. */
-  track: MediaStreamTrack | null;
-}
-
-interface Participant {
-  id: string;
-  name: string;
-  /** Tracks of this endpoint shown in its main tile (camera + microphone). */
-  tileTracks: Map<string, MediaStreamTrack>;
-  stream: MediaStream | null;
-}
-
-/** Timings in ms since the epoch (Date.now()), for tests and diagnostics. */
-export interface RoomTimings {
-  joinStart: number | null;
-  channelJoined: number | null;
-  connected: number | null;
-  firstTrackReady: number | null;
-  firstRemoteFrame: number | null;
-}
-
-export interface RemoteTrackInfo {
-  trackId: string;
-  endpointId: string;
-  displayName: string;
-  type: string;
-  kind: string | null;
-  mediaTrackId: string | null;
-  tileId: string;
-  metadata: unknown;
-}
-
-function trackType(metadata: unknown): TrackType | "unknown" {
-  const t = (metadata as { type?: unknown } | null)?.type;
-  return t === "audio" || t === "camera" || t === "screensharing" ? t : "unknown";
-}
-
-function isActive(metadata: unknown): boolean {
-  const a = (metadata as { active?: unknown } | null)?.active;
-  return a !== false;
-}
-
-function displayNameOf(endpoint: { id: string; metadata: unknown }): string {
-  const m = endpoint.metadata as Partial<EndpointMetadata> | null;
-  const name = m && typeof m.displayName === "string" ? m.displayName.trim() : "";
-  return name || `Guest ${endpoint.id.slice(0, 4)}`;
-}
+export type { RemoteTrackInfo, RoomOptions, RoomState, RoomTimings } from "./room_types";
 
 export class Room {
   readonly roomId: string;
@@ -296,20 +227,20 @@ export class Room {
         if (!lt) continue;
         lt.trackId = w.addTrack(lt.track, lt.stream, { ...lt.metadata });
       }
-      for (const ep of otherEndpoints) this.addParticipant(ep);
+      for (const ep of otherEndpoints) remote.addParticipant(this.participants, ep);
       this.renderParticipants();
       this.renderControls();
     });
 
     w.on("endpointAdded", (ep: Endpoint) => {
-      this.addParticipant(ep);
+      remote.addParticipant(this.participants, ep);
       this.renderParticipants();
     });
 
     w.on("endpointUpdated", (ep: Endpoint) => {
       const p = this.participants.get(ep.id);
-      if (!p) return this.addParticipant(ep);
-      p.name = displayNameOf(ep);
+      if (!p) return remote.addParticipant(this.participants, ep);
+      p.name = remote.displayNameOf(ep);
       ui.setTileName(p.id, p.name);
       for (const rt of this.remoteTracks.values()) {
         if (rt.endpointId === ep.id && rt.type === "screensharing") ui.setTileName(rt.trackId, `${p.name} (screen)`);
@@ -318,33 +249,33 @@ export class Room {
     });
 
     w.on("endpointRemoved", (ep: Endpoint) => {
-      this.removeParticipant(ep.id);
+      remote.removeParticipant(this.participants, this.remoteTracks, ep.id);
       this.renderParticipants();
     });
 
     w.on("trackAdded", (ctx: TrackContext) => {
       if (!ctx) return;
       const endpointId = ctx.endpoint.id;
-      const rt: RemoteTrack = { trackId: ctx.trackId, endpointId, type: trackType(ctx.metadata), ctx, track: null };
+      const rt: RemoteTrack = { trackId: ctx.trackId, endpointId, type: remote.trackType(ctx.metadata), ctx, track: null };
       this.remoteTracks.set(ctx.trackId, rt);
       ctx.on("voiceActivityChanged", (c: TrackContext) => {
         if (this.participants.has(endpointId)) ui.setTileSpeaking(endpointId, c.vadStatus === "speech");
       });
-      this.renderTrackState(rt);
+      remote.renderTrackState(this.remoteTracks, rt);
     });
 
     w.on("trackReady", (ctx: TrackContext) => {
       if (!ctx || !ctx.track) return;
       let rt = this.remoteTracks.get(ctx.trackId);
       if (!rt) {
-        rt = { trackId: ctx.trackId, endpointId: ctx.endpoint.id, type: trackType(ctx.metadata), ctx, track: null };
+        rt = { trackId: ctx.trackId, endpointId: ctx.endpoint.id, type: remote.trackType(ctx.metadata), ctx, track: null };
         this.remoteTracks.set(ctx.trackId, rt);
       }
       rt.track = ctx.track;
       if (this.timings.firstTrackReady === null) this.timings.firstTrackReady = Date.now();
       if (rt.type === "screensharing") {
         const owner = this.participants.get(rt.endpointId);
-        const name = owner ? owner.name : displayNameOf(ctx.endpoint);
+        const name = owner ? owner.name : remote.displayNameOf(ctx.endpoint);
         ui.addTile(rt.trackId, "screen", `${name} (screen)`, rt.endpointId);
         ui.setTileTrackIds(rt.trackId, [rt.trackId]);
         ui.setTileMedia(rt.trackId, "none", "on");
@@ -352,38 +283,38 @@ export class Room {
         ui.setTileStream(rt.trackId, stream);
         this.watchFirstFrame(rt.trackId);
       } else {
-        const p = this.participants.get(rt.endpointId) ?? this.addParticipant(ctx.endpoint);
+        const p = this.participants.get(rt.endpointId) ?? remote.addParticipant(this.participants, ctx.endpoint);
         // At most one track per kind in the main tile: a newer one replaces the old.
         for (const [id, t] of p.tileTracks) {
           if (t.kind === ctx.track.kind && id !== rt.trackId) p.tileTracks.delete(id);
         }
         p.tileTracks.set(rt.trackId, ctx.track);
-        this.refreshParticipantStream(p);
+        remote.refreshParticipantStream(p, (id) => this.watchFirstFrame(id));
       }
-      this.renderTrackState(rt);
+      remote.renderTrackState(this.remoteTracks, rt);
     });
 
     w.on("trackRemoved", (ctx: TrackContext) => {
       if (!ctx) return;
       const rt = this.remoteTracks.get(ctx.trackId);
       this.remoteTracks.delete(ctx.trackId);
-      const type = rt?.type ?? trackType(ctx.metadata);
+      const type = rt?.type ?? remote.trackType(ctx.metadata);
       if (type === "screensharing") {
         ui.removeTile(ctx.trackId);
         return;
       }
       const p = this.participants.get(ctx.endpoint.id);
       if (!p) return;
-      if (p.tileTracks.delete(ctx.trackId)) this.refreshParticipantStream(p);
-      this.renderParticipantMedia(p.id);
+      if (p.tileTracks.delete(ctx.trackId)) remote.refreshParticipantStream(p, (id) => this.watchFirstFrame(id));
+      remote.renderParticipantMedia(this.remoteTracks, p.id);
     });
 
     w.on("trackUpdated", (ctx: TrackContext) => {
       if (!ctx) return;
       const rt = this.remoteTracks.get(ctx.trackId);
       if (!rt) return;
-      rt.type = trackType(ctx.metadata) === "unknown" ? rt.type : trackType(ctx.metadata);
-      this.renderTrackState(rt);
+      rt.type = remote.trackType(ctx.metadata) === "unknown" ? rt.type : remote.trackType(ctx.metadata);
+      remote.renderTrackState(this.remoteTracks, rt);
     });
 
     w.on("connectionError", (message: string) => {
@@ -398,57 +329,6 @@ export class Room {
 
   // ------------------------------------------------------------------------------------------
   // Participants and tiles
-
-  private addParticipant(ep: Endpoint | { id: string; metadata: unknown }): Participant {
-    const existing = this.participants.get(ep.id);
-    if (existing) return existing;
-    const p: Participant = { id: ep.id, name: displayNameOf(ep), tileTracks: new Map(), stream: null };
-    this.participants.set(ep.id, p);
-    ui.addTile(p.id, "remote", p.name, p.id);
-    ui.setTileMedia(p.id, "none", "none");
-    return p;
-  }
-
-  private removeParticipant(endpointId: string): void {
-    const p = this.participants.get(endpointId);
-    this.participants.delete(endpointId);
-    for (const [id, rt] of this.remoteTracks) {
-      if (rt.endpointId !== endpointId) continue;
-      this.remoteTracks.delete(id);
-      if (rt.type === "screensharing") ui.removeTile(id);
-    }
-    if (p) ui.removeTile(p.id);
-  }
-
-  private refreshParticipantStream(p: Participant): void {
-    const tracks = Array.from(p.tileTracks.values());
-    // A new MediaStream each time the track set changes: every browser re-evaluates a
-    // replaced srcObject, while in-place addTrack on a playing stream is less reliable.
-    p.stream = tracks.length > 0 ? new MediaStream(tracks) : null;
-    ui.setTileStream(p.id, p.stream);
-    ui.setTileTrackIds(p.id, Array.from(p.tileTracks.keys()));
-    if (tracks.some((t) => t.kind === "video")) this.watchFirstFrame(p.id);
-  }
-
-  /** Sets the tile's mic/camera badges from the endpoint's current remote tracks. */
-  private renderParticipantMedia(endpointId: string): void {
-    let mic: ui.MediaState = "none";
-    let camera: ui.MediaState = "none";
-    for (const rt of this.remoteTracks.values()) {
-      if (rt.endpointId !== endpointId) continue;
-      const kind = rt.track?.kind ?? (rt.type === "audio" ? "audio" : rt.type === "camera" ? "video" : null);
-      const state: ui.MediaState = isActive(rt.ctx.metadata) ? "on" : "off";
-      if (rt.type === "screensharing") continue;
-      if (kind === "audio") mic = state;
-      else if (kind === "video") camera = state;
-    }
-    ui.setTileMedia(endpointId, mic, camera);
-  }
-
-  private renderTrackState(rt: RemoteTrack): void {
-    if (rt.type === "screensharing") return;
-    this.renderParticipantMedia(rt.endpointId);
-  }
 
   private renderParticipants(): void {
     const names = [`${this.displayName} (you)`];
@@ -470,17 +350,7 @@ export class Room {
 
   /** Records the time the first remote video frame was presented (for the join-latency metric). */
   private watchFirstFrame(tileId: string): void {
-    if (this.timings.firstRemoteFrame !== null) return;
-    const video = document.querySelector<HTMLVideoElement>(`.tile[data-tile-id="${CSS.escape(tileId)}"] video`);
-    if (!video) return;
-    const mark = () => {
-      if (this.timings.firstRemoteFrame === null && this.state === "connected") this.timings.firstRemoteFrame = Date.now();
-    };
-    if ("requestVideoFrameCallback" in video) {
-      (video as HTMLVideoElement & { requestVideoFrameCallback(cb: () => void): number }).requestVideoFrameCallback(mark);
-    } else {
-      (video as HTMLVideoElement).addEventListener("loadeddata", mark, { once: true });
-    }
+    remote.watchFirstFrame(this.timings, () => this.state === "connected", tileId);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -583,16 +453,7 @@ export class Room {
   // Introspection (test hooks and debugging)
 
   remoteTrackInfos(): RemoteTrackInfo[] {
-    return Array.from(this.remoteTracks.values()).map((rt) => ({
-      trackId: rt.trackId,
-      endpointId: rt.endpointId,
-      displayName: this.participants.get(rt.endpointId)?.name ?? "",
-      type: rt.type,
-      kind: rt.track?.kind ?? null,
-      mediaTrackId: rt.track?.id ?? null,
-      tileId: rt.type === "screensharing" ? rt.trackId : rt.endpointId,
-      metadata: rt.ctx.metadata,
-    }));
+    return remote.remoteTrackInfos(this.remoteTracks, this.participants);
   }
 
   localTrackIds(): { audio: string | null; camera: string | null; screen: string | null } {

@@ -1,0 +1,69 @@
+// Types of the Room: its public options, state, timings and track infos (re-exported by
+// room.ts), and the bookkeeping records it keeps for local tracks, remote tracks and participants.
+
+import { TrackContext } from "@jellyfish-dev/membrane-webrtc-js";
+
+import { TrackMetadata, TrackType } from "./consts";
+import { LocalMediaRequest } from "./local_media";
+
+/** Lifecycle of a Room. */
+export type RoomState = "idle" | "joining" | "connected" | "left" | "failed";
+
+/** What a Room is created with. */
+export interface RoomOptions {
+  roomId: string;
+  displayName: string;
+  media: LocalMediaRequest;
+  /** Where "Rejoin" points to. */
+  rejoinUrl: string;
+  /** Test mode extras (timings, first-frame callbacks). */
+  test: boolean;
+}
+
+/** A track this client publishes (trackId once the library added it). */
+export interface LocalTrack {
+  trackId: string | null;
+  track: MediaStreamTrack;
+  stream: MediaStream;
+  metadata: TrackMetadata;
+}
+
+/** A track of another endpoint as the library announced it. */
+export interface RemoteTrack {
+  trackId: string;
+  endpointId: string;
+  type: TrackType | "unknown";
+  ctx: TrackContext;
+  /** The received MediaStreamTrack once `trackReady` fired. */
+  track: MediaStreamTrack | null;
+}
+
+/** Another endpoint and its main tile. */
+export interface Participant {
+  id: string;
+  name: string;
+  /** Tracks of this endpoint shown in its main tile (camera + microphone). */
+  tileTracks: Map<string, MediaStreamTrack>;
+  stream: MediaStream | null;
+}
+
+/** Timings in ms since the epoch (Date.now()), for tests and diagnostics. */
+export interface RoomTimings {
+  joinStart: number | null;
+  channelJoined: number | null;
+  connected: number | null;
+  firstTrackReady: number | null;
+  firstRemoteFrame: number | null;
+}
+
+/** A remote track as the test hooks report it. */
+export interface RemoteTrackInfo {
+  trackId: string;
+  endpointId: string;
+  displayName: string;
+  type: string;
+  kind: string | null;
+  mediaTrackId: string | null;
+  tileId: string;
+  metadata: unknown;
+}
