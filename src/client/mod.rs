@@ -10,9 +10,12 @@ mod media;
 mod options;
 mod participant;
 pub mod publish;
+mod session;
 mod signalling;
+mod state;
 
 pub use media::CustomSourceError;
 pub use options::{CandidateDirection, CandidateFilter, ParticipantOptions};
-pub use participant::{Participant, ParticipantConfig, ParticipantState, RemoteTrack};
+pub use participant::{Participant, ParticipantConfig};
 pub use signalling::{Signalling, SignallingError};
+pub use state::{ParticipantState, RemoteTrack};

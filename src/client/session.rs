@@ -1,0 +1,351 @@
+//! The participant's negotiation [`Session`], owned by its task: own tracks and their sources,
+//! recvonly transceivers, server media events, offers and answers.
+
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+use gst_webrtc::{WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection, WebRTCSDPType};
+use serde_json::{json, Value};
+
+use super::media;
+use super::options::{self, CandidateDirection, ParticipantOptions};
+use super::signalling::Signalling;
+use super::state::{lock, ParticipantState};
+
+/// A request from the [`super::Participant`] handle to its task.
+pub(super) enum Command {
+    /// A test-source track of this kind.
+    AddTrack {
+        video: bool,
+        metadata: Value,
+        id: String,
+    },
+    /// A source built by the caller (custom description), with its fixed SSRC and track id.
+    AddSource {
+        video: bool,
+        source: gst::Bin,
+        ssrc: u32,
+        id: String,
+        metadata: Value,
+    },
+    /// Stop publishing the track with this id.
+    RemoveTrack(String),
+}
+
+/// A track this participant publishes.
+pub(super) struct OwnTrack {
+    id: String,
+    metadata: Value,
+    transceiver: WebRTCRTPTransceiver,
+    source: gst::Bin,
+    active: bool,
+}
+
+/// The participant's negotiation state, owned by its task.
+pub(super) struct Session {
+    pub(super) id: String,
+    pub(super) sig: Signalling,
+    pub(super) pipeline: gst::Pipeline,
+    pub(super) webrtc: gst::Element,
+    pub(super) state: Arc<Mutex<ParticipantState>>,
+    pub(super) own: Vec<OwnTrack>,
+    /// Recvonly transceivers created so far (audio, video).
+    pub(super) recv: (usize, usize),
+    /// Whether to add recvonly transceivers at all.
+    pub(super) receive: bool,
+    pub(super) options: ParticipantOptions,
+}
+
+impl Session {
+    pub(super) fn add_track(&mut self, video: bool, metadata: Value, id: String) {
+        let pattern = if self.own.iter().any(|t| t.metadata["type"] == "camera") {
+            "smpte"
+        } else {
+            "ball"
+        };
+        let ssrc = rand_ssrc();
+        let Ok(source) = media::source(video, pattern, ssrc) else {
+            return;
+        };
+        self.add_source(video, source, ssrc, id, metadata);
+    }
+
+    /// Links `source` (ending in a payloader sending with `ssrc`) to a new sendonly m-line and
+    /// asks the server for a negotiation round.
+    pub(super) fn add_source(
+        &mut self,
+        video: bool,
+        source: gst::Bin,
+        ssrc: u32,
+        id: String,
+        metadata: Value,
+    ) {
+        let Some(sink) = self.webrtc.request_pad_simple("sink_%u") else {
+            tracing::warn!("client webrtcbin refused a sink pad");
+            return;
+        };
+        let Some(transceiver) = sink.property::<Option<WebRTCRTPTransceiver>>("transceiver") else {
+            return;
+        };
+        transceiver.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
+        let mut caps = media::rtp_caps(video);
+        caps.make_mut().set("ssrc", ssrc);
+        transceiver.set_property("codec-preferences", caps);
+        if video {
+            let (state, track) = (self.state.clone(), id.clone());
+            media::count_keyframes(&source, move || {
+                *lock(&state)
+                    .sent_keyframes
+                    .entry(track.clone())
+                    .or_default() += 1;
+            });
+        }
+        let _ = self.pipeline.add(&source);
+        if let Some(src) = source.static_pad("src") {
+            let _ = src.link(&sink);
+        }
+        let _ = source.sync_state_with_parent();
+        self.own.push(OwnTrack {
+            id,
+            metadata,
+            transceiver,
+            source,
+            active: true,
+        });
+        self.sig
+            .send(json!({"type": "custom", "data": {"type": "renegotiateTracks"}}));
+    }
+
+    pub(super) fn remove_track(&mut self, id: &str) {
+        let Some(t) = self.own.iter_mut().find(|t| t.id == id && t.active) else {
+            return;
+        };
+        t.active = false;
+        t.transceiver
+            .set_direction(WebRTCRTPTransceiverDirection::Inactive);
+        if let Some(src) = t.source.static_pad("src") {
+            if let Some(peer) = src.peer() {
+                let _ = src.unlink(&peer);
+                // webrtcbin blocks a sink pad until its transceiver is negotiated: a track
+                // removed before that has its streaming thread parked there, and stopping the
+                // source would wait for it forever. Deactivating the now unused pad (flushing,
+                // local to it) releases the thread.
+                let _ = peer.set_active(false);
+            }
+        }
+        let _ = t.source.set_state(gst::State::Null);
+        let _ = self.pipeline.remove(&t.source);
+        self.sig
+            .send(json!({"type": "custom", "data": {"type": "renegotiateTracks"}}));
+    }
+
+    pub(super) async fn server_event(&mut self, ev: Value) {
+        // Custom events are wrapped once.
+        let ev = if ev["type"] == "custom" {
+            ev["data"].clone()
+        } else {
+            ev
+        };
+        let kind = ev["type"].as_str().unwrap_or_default().to_owned();
+        let data = &ev["data"];
+        {
+            let mut s = lock(&self.state);
+            s.log.push(kind.clone());
+            match kind.as_str() {
+                "endpointAdded" | "endpointUpdated" => {
+                    if let Some(id) = data["id"].as_str() {
+                        s.endpoints.insert(id.to_owned(), data["metadata"].clone());
+                    }
+                }
+                "endpointRemoved" => {
+                    let id = data["id"].as_str().unwrap_or_default().to_owned();
+                    s.endpoints.remove(&id);
+                    s.tracks.retain(|_, t| t.endpoint != id);
+                }
+                "tracksAdded" => {
+                    let owner = data["endpointId"].as_str().unwrap_or_default();
+                    for (tid, info) in data["tracks"].as_object().into_iter().flatten() {
+                        let t = s.tracks.entry(tid.clone()).or_default();
+                        t.endpoint = owner.to_owned();
+                        t.metadata = info["metadata"].clone();
+                    }
+                }
+                "tracksRemoved" => {
+                    for tid in data["trackIds"].as_array().into_iter().flatten() {
+                        if let Some(tid) = tid.as_str() {
+                            s.tracks.remove(tid);
+                        }
+                    }
+                }
+                "trackUpdated" => {
+                    if let Some(t) = data["trackId"].as_str().and_then(|t| s.tracks.get_mut(t)) {
+                        t.metadata = data["metadata"].clone();
+                    }
+                }
+                "error" => s
+                    .errors
+                    .push(data["message"].as_str().unwrap_or_default().to_owned()),
+                _ => {}
+            }
+        }
+        match kind.as_str() {
+            "offerData" => {
+                let audio = data["tracksTypes"]["audio"].as_u64().unwrap_or(0) as usize;
+                let video = data["tracksTypes"]["video"].as_u64().unwrap_or(0) as usize;
+                lock(&self.state).rounds += 1;
+                if let Err(e) = self.offer(audio, video).await {
+                    lock(&self.state)
+                        .errors
+                        .push(format!("client offer failed: {e}"));
+                }
+            }
+            "sdpAnswer" => {
+                if let Err(e) = self.answer(data).await {
+                    lock(&self.state)
+                        .errors
+                        .push(format!("client answer failed: {e}"));
+                }
+            }
+            "candidate" => {
+                let mline = data["sdpMLineIndex"].as_u64().unwrap_or(0) as u32;
+                let filtered = match (&self.options.candidate_filter, data["candidate"].as_str()) {
+                    (Some(f), Some(c)) => f(CandidateDirection::FromServer, c),
+                    (None, c) => c.map(str::to_owned),
+                    _ => None,
+                };
+                if let Some(c) = filtered.as_deref() {
+                    self.webrtc
+                        .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn offer(&mut self, audio: usize, video: usize) -> Result<(), String> {
+        // The Membrane client adds recvonly transceivers up to the asked counts, audio first.
+        let (audio, video) = if self.receive { (audio, video) } else { (0, 0) };
+        for (want, is_video) in [(audio, false), (video, true)] {
+            let have = if is_video { self.recv.1 } else { self.recv.0 };
+            for _ in have..want {
+                self.webrtc.emit_by_name::<WebRTCRTPTransceiver>(
+                    "add-transceiver",
+                    &[
+                        &WebRTCRTPTransceiverDirection::Recvonly,
+                        &media::rtp_caps(is_video),
+                    ],
+                );
+            }
+            if is_video {
+                self.recv.1 = self.recv.1.max(want);
+            } else {
+                self.recv.0 = self.recv.0.max(want);
+            }
+        }
+        let (promise, fut) = gst::Promise::new_future();
+        self.webrtc
+            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+        let reply = fut.await.map_err(|e| format!("{e:?}"))?.ok_or("no offer")?;
+        let offer = reply
+            .value("offer")
+            .map_err(|e| e.to_string())?
+            .get::<gst_webrtc::WebRTCSessionDescription>()
+            .map_err(|e| e.to_string())?;
+        let (promise, fut) = gst::Promise::new_future();
+        self.webrtc
+            .emit_by_name::<()>("set-local-description", &[&offer, &promise]);
+        let _ = fut.await;
+        let sdp = offer.sdp().as_text().map_err(|e| e.to_string())?;
+        tracing::trace!(id = %self.id, %sdp, "client offer");
+        let mut mids = serde_json::Map::new();
+        let mut metadata = serde_json::Map::new();
+        for t in &self.own {
+            if !t.active {
+                continue;
+            }
+            metadata.insert(t.id.clone(), t.metadata.clone());
+            // webrtcbin 1.22 assigns mids only once the answer is applied; in the offer the
+            // transceiver is named by its `a=ssrc … msid:<stream> <transceiver name>` line.
+            let mid = mid_of_transceiver(&sdp, t.transceiver.name().as_str())
+                .or_else(|| t.transceiver.mid().map(|m| m.to_string()));
+            if let Some(mid) = mid {
+                mids.insert(mid, json!(t.id));
+            }
+        }
+        self.sig.send(
+            json!({"type": "custom", "data": {"type": "sdpOffer", "data": {
+                "sdpOffer": {"type": "offer", "sdp": sdp},
+                "trackIdToTrackMetadata": metadata,
+                "trackIdToTrackBitrates": {},
+                "midToTrackId": mids,
+            }}}),
+        );
+        Ok(())
+    }
+
+    async fn answer(&mut self, data: &Value) -> Result<(), String> {
+        let sdp = data["sdp"].as_str().ok_or("answer without sdp")?;
+        let filtered = self
+            .options
+            .candidate_filter
+            .as_ref()
+            .map(|f| options::filter_sdp(sdp, f));
+        let sdp = filtered.as_deref().unwrap_or(sdp);
+        tracing::trace!(id = %self.id, %sdp, "client got answer");
+        {
+            let mut s = lock(&self.state);
+            s.answers += 1;
+            s.mid_to_track = data["midToTrackId"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(m, t)| Some((m.clone(), t.as_str()?.to_owned())))
+                .collect();
+            let map = s.mid_to_track.clone();
+            for (mid, tid) in map {
+                if let Some(t) = s.tracks.get_mut(&tid) {
+                    t.mid = Some(mid);
+                }
+            }
+        }
+        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).map_err(|e| e.to_string())?;
+        let answer = gst_webrtc::WebRTCSessionDescription::new(WebRTCSDPType::Answer, msg);
+        let (promise, fut) = gst::Promise::new_future();
+        self.webrtc
+            .emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
+        let _ = fut.await;
+        Ok(())
+    }
+}
+
+/// The mid of the m-line whose `a=ssrc` msid names `transceiver`.
+fn mid_of_transceiver(sdp: &str, transceiver: &str) -> Option<String> {
+    let mut mid = None;
+    let mut found = false;
+    for line in sdp.lines().map(|l| l.trim_end_matches('\r')) {
+        if line.starts_with("m=") {
+            if found {
+                return mid;
+            }
+            mid = None;
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.to_owned());
+        } else if line.starts_with("a=ssrc:")
+            && line.contains(" msid:")
+            && line.split_whitespace().last() == Some(transceiver)
+        {
+            found = true;
+        }
+    }
+    if found {
+        mid
+    } else {
+        None
+    }
+}
+
+/// A random odd SSRC.
+pub(super) fn rand_ssrc() -> u32 {
+    let b = *uuid::Uuid::new_v4().as_bytes();
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]]) | 1
+}

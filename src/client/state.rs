@@ -1,0 +1,133 @@
+//! What a participant observed ([`ParticipantState`], one [`RemoteTrack`] per remote track) and
+//! the hookup of received streams to decoders that count frames into it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_webrtc::WebRTCRTPTransceiver;
+use serde_json::Value;
+
+use super::media;
+
+/// A remote track as this participant sees it.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteTrack {
+    /// Owner endpoint id.
+    pub endpoint: String,
+    /// Metadata from `tracksAdded` / `trackUpdated`.
+    pub metadata: Value,
+    /// The mid the last answer mapped it to.
+    pub mid: Option<String>,
+    /// Decoded video frames or audio buffers.
+    pub frames: u64,
+    /// When the first decoded frame arrived.
+    pub first_frame: Option<Instant>,
+    /// When the last decoded frame arrived.
+    pub last_frame: Option<Instant>,
+    /// Longest interval between two decoded frames.
+    pub max_gap: Duration,
+}
+
+/// Everything the participant observed.
+#[derive(Debug, Clone)]
+pub struct ParticipantState {
+    /// Own endpoint id (from `connected`).
+    pub id: String,
+    /// When `connect` was sent.
+    pub joined_at: Instant,
+    /// Other endpoints: id → metadata.
+    pub endpoints: BTreeMap<String, Value>,
+    /// Remote tracks announced and not removed: id → track.
+    pub tracks: BTreeMap<String, RemoteTrack>,
+    /// `error` media events received.
+    pub errors: Vec<String>,
+    /// `offerData` received.
+    pub rounds: u32,
+    /// `sdpAnswer` received.
+    pub answers: u32,
+    /// Last mid → track id map from the server.
+    pub mid_to_track: BTreeMap<String, String>,
+    /// Media event types received, in order.
+    pub log: Vec<String>,
+    /// Keyframes encoded so far per own video track id.
+    pub sent_keyframes: BTreeMap<String, u64>,
+}
+
+impl ParticipantState {
+    /// Remote tracks of `endpoint` that decoded at least `min_frames`.
+    pub fn playing(&self, endpoint: &str, min_frames: u64) -> usize {
+        self.tracks
+            .values()
+            .filter(|t| t.endpoint == endpoint && t.frames >= min_frames)
+            .count()
+    }
+
+    /// Total decoded frames of all remote tracks.
+    pub fn total_frames(&self) -> u64 {
+        self.tracks.values().map(|t| t.frames).sum()
+    }
+}
+
+/// Locks the participant state, recovering it if a holder panicked.
+pub(super) fn lock(state: &Mutex<ParticipantState>) -> std::sync::MutexGuard<'_, ParticipantState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Links every incoming stream of `webrtc` to a decoder that counts frames for its track.
+pub(super) fn connect_decoders(
+    pipeline: &gst::Pipeline,
+    webrtc: &gst::Element,
+    state: &Arc<Mutex<ParticipantState>>,
+    keyframe_on_loss: bool,
+) {
+    let pipeline = pipeline.downgrade();
+    let state = state.clone();
+    webrtc.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Src {
+            return;
+        }
+        let Some(pipeline) = pipeline.upgrade() else {
+            return;
+        };
+        let mid = pad
+            .property::<Option<WebRTCRTPTransceiver>>("transceiver")
+            .and_then(|t| t.mid())
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        let video = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).and_then(|s| s.get::<String>("media").ok()))
+            .is_some_and(|m| m == "video");
+        let track = lock(&state)
+            .mid_to_track
+            .get(&mid)
+            .cloned()
+            .unwrap_or_else(|| format!("mid:{mid}"));
+        let counter_state = state.clone();
+        let on_frame = move || {
+            let now = Instant::now();
+            let mut s = lock(&counter_state);
+            let t = s.tracks.entry(track.clone()).or_default();
+            t.frames += 1;
+            if let Some(last) = t.last_frame {
+                t.max_gap = t.max_gap.max(now - last);
+            }
+            t.first_frame.get_or_insert(now);
+            t.last_frame = Some(now);
+        };
+        let Ok(bin) = media::decoder(video, keyframe_on_loss, on_frame) else {
+            return;
+        };
+        if pipeline.add(&bin).is_err() {
+            return;
+        }
+        let _ = bin.sync_state_with_parent();
+        if let Some(sink) = bin.static_pad("sink") {
+            if pad.link(&sink).is_err() {
+                tracing::warn!(%mid, "client could not link a received stream");
+            }
+        }
+    });
+}
