@@ -14,5 +14,6 @@ if [[ $# -gt 0 && $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; then
 fi
 profile=${PROFILE:-release}
 dir=$([[ $profile == dev ]] && echo debug || echo "$profile")
-cargo build --locked --profile "$profile" -p lamina -p lamina-soak --bin lamina --bin lamina-soak
+# --workspace: the same feature set as a workspace build, so the test command rebuilds nothing.
+cargo build --locked --profile "$profile" --workspace --bin lamina --bin lamina-soak
 exec nice -n 10 "target/$dir/lamina-soak" --server "target/$dir/lamina" --duration "${minutes}m" "$@"
