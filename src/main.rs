@@ -7,8 +7,23 @@ use tracing_subscriber::EnvFilter;
 use lamina::cli::{Cli, Command};
 use lamina::config::LogFormat;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    slice_allocator_off();
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+/// GLib 2.74 (Debian 12) allocates GStreamer's buffers and events from its slice allocator,
+/// which keeps freed slabs for good, so the memory of every room that ever ran stays counted in
+/// RSS. `G_SLICE=always-malloc` (what GLib ≥ 2.76 always does) hands them to malloc instead,
+/// which reuses and returns them. Set before any thread or GLib call exists; an explicit
+/// `G_SLICE` in the environment wins.
+fn slice_allocator_off() {
+    if std::env::var_os("G_SLICE").is_none() {
+        std::env::set_var("G_SLICE", "always-malloc");
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logs(cli.server.log_format);
     if let Some(Command::Publish(args)) = cli.command {
