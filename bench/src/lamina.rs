@@ -160,14 +160,11 @@ impl Session {
             .iter()
             .map(|(mid, (t, _))| (mid.clone(), json!(t)))
             .collect();
-        self.sig.send(
-            json!({"type": "custom", "data": {"type": "sdpOffer", "data": {
-                "sdpOffer": {"type": "offer", "sdp": sdp},
-                "trackIdToTrackMetadata": metadata,
-                "trackIdToTrackBitrates": {},
-                "midToTrackId": mid_to_track,
-            }}}),
-        );
+        self.sig.send(lamina::media_event::sdp_offer_event(
+            &sdp,
+            metadata,
+            mid_to_track,
+        ));
         Ok(())
     }
 }

@@ -272,14 +272,8 @@ impl Session {
                 mids.insert(mid, json!(t.id));
             }
         }
-        self.sig.send(
-            json!({"type": "custom", "data": {"type": "sdpOffer", "data": {
-                "sdpOffer": {"type": "offer", "sdp": sdp},
-                "trackIdToTrackMetadata": metadata,
-                "trackIdToTrackBitrates": {},
-                "midToTrackId": mids,
-            }}}),
-        );
+        self.sig
+            .send(crate::media_event::sdp_offer_event(&sdp, metadata, mids));
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
 use super::{MAX_CANDIDATE_BYTES, MAX_METADATA_BYTES, MAX_SDP_BYTES};
 
@@ -297,4 +297,19 @@ fn string(data: Option<&Value>, event: &'static str, name: &str) -> Result<Strin
 
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+/// The `sdpOffer` custom event as membrane-webrtc-js sends it, for our Rust clients: `metadata`
+/// maps track id → metadata, `mid_to_track` maps mid → track id; bitrates are left empty.
+pub fn sdp_offer_event(
+    sdp: &str,
+    metadata: Map<String, Value>,
+    mid_to_track: Map<String, Value>,
+) -> Value {
+    json!({"type": "custom", "data": {"type": "sdpOffer", "data": {
+        "sdpOffer": {"type": "offer", "sdp": sdp},
+        "trackIdToTrackMetadata": metadata,
+        "trackIdToTrackBitrates": {},
+        "midToTrackId": mid_to_track,
+    }}})
 }

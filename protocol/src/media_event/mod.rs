@@ -14,7 +14,7 @@
 mod client;
 mod server;
 
-pub use client::{decode, ClientEvent, DecodeError};
+pub use client::{decode, sdp_offer_event, ClientEvent, DecodeError};
 pub use server::{EndpointInfo, ServerEvent, TurnServerInfo};
 
 /// Largest accepted SDP text, in bytes.

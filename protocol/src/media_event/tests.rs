@@ -1,6 +1,6 @@
 //! Unit tests of media event decoding and encoding.
 
-use serde_json::json;
+use serde_json::{json, Map};
 
 use super::client::check_candidate;
 use super::*;
@@ -151,4 +151,25 @@ fn encodes_wire_shapes() {
     .to_json();
     assert_eq!(o["data"]["data"]["tracksTypes"]["video"], 2);
     assert!(o["data"]["data"]["integratedTurnServers"].is_array());
+}
+
+#[test]
+fn sdp_offer_event_decodes_back() {
+    let mut mids = Map::new();
+    mids.insert("0".into(), json!("p:cam"));
+    let mut metadata = Map::new();
+    metadata.insert("p:cam".into(), json!({"type": "camera"}));
+    let event = sdp_offer_event("v=0\r\n", metadata, mids);
+    match decode(&event.to_string()).unwrap() {
+        ClientEvent::SdpOffer {
+            sdp,
+            track_metadata,
+            mid_to_track_id,
+        } => {
+            assert_eq!(sdp, "v=0\r\n");
+            assert_eq!(track_metadata["p:cam"], json!({"type": "camera"}));
+            assert_eq!(mid_to_track_id["0"], "p:cam");
+        }
+        other => panic!("{other:?}"),
+    }
 }
