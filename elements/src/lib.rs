@@ -5,6 +5,9 @@
 //! - [`forwarder`]: `laminaforwarder`, the selective RTP forwarder that sits between one
 //!   publisher's track and its subscribers (gating, PT/SSRC/seq/timestamp rewriting, flow-error
 //!   isolation, throttled keyframe requests).
+//! - [`repair`]: `laminarepair`, the pass-through receive buffer that replaces `rtpjitterbuffer`
+//!   on the server's receive path (no packet held back, duplicates dropped, lost packets asked
+//!   for with NACKs, losses counted).
 //!
 //! The same code is used two ways: the server links this crate and calls
 //! [`plugin_register_static`] once after `gst::init()`, and the cdylib `libgstlamina.so` can be
@@ -17,11 +20,14 @@
 use gst::glib;
 
 pub mod forwarder;
+pub mod repair;
 
 pub use forwarder::{LaminaForwarder, LaminaForwarderPad};
+pub use repair::LaminaRepair;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    forwarder::register(plugin)
+    forwarder::register(plugin)?;
+    repair::register(plugin)
 }
 
 gst::plugin_define!(

@@ -18,12 +18,14 @@ pub(crate) const EXT_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-
 
 /// Feedback kept on the publisher (receiving) side.
 const PUBLISH_FB: &[&str] = &[
+    "rtcp-fb-nack",
     "rtcp-fb-nack-pli",
     "rtcp-fb-ccm-fir",
     "rtcp-fb-transport-cc",
 ];
-/// Feedback kept on the subscriber (sending) side: keyframe requests only.
-const SUBSCRIBE_FB: &[&str] = &["rtcp-fb-nack-pli", "rtcp-fb-ccm-fir"];
+/// Feedback kept on the subscriber (sending) side: loss and keyframe requests. (webrtcbin
+/// drops `nack` again from the answer of a transceiver without `do-nack`.)
+const SUBSCRIBE_FB: &[&str] = &["rtcp-fb-nack", "rtcp-fb-nack-pli", "rtcp-fb-ccm-fir"];
 
 /// The codec a published track carries, as chosen from its publisher's offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +152,18 @@ pub(crate) fn subscriber_caps(
     Some((pt as u32, gst::Caps::builder_full().structure(s).build()))
 }
 
+/// Whether the m-line offers an `rtx` format for payload type `pt` (`a=fmtp:<rtx> apt=<pt>`).
+pub(crate) fn offers_rtx(media: &SDPMediaRef, pt: u32) -> bool {
+    offered_formats(media).iter().any(|(_, s)| {
+        s.get::<&str>("encoding-name")
+            .is_ok_and(|n| n.eq_ignore_ascii_case("RTX"))
+            && s.get::<&str>("apt")
+                .ok()
+                .and_then(|a| a.parse::<u32>().ok())
+                == Some(pt)
+    })
+}
+
 /// Caps that make webrtcbin answer an m-line `inactive`: its first offered format, nothing else.
 pub(crate) fn inactive_caps(media: &SDPMediaRef) -> Option<gst::Caps> {
     let (_, mut s) = offered_formats(media).into_iter().next()?;
@@ -206,7 +220,7 @@ a=rtpmap:100 VP8/90000\r\na=rtcp-fb:100 nack\r\na=rtcp-fb:100 nack pli\r\na=rtcp
         let s = caps.structure(0).unwrap();
         assert_eq!(s.get::<u32>("ssrc").unwrap(), 4242);
         assert!(s.has_field("rtcp-fb-nack-pli"));
-        assert!(!s.has_field("rtcp-fb-nack"));
+        assert!(s.has_field("rtcp-fb-nack"));
         assert!(!s.has_field("rtcp-fb-goog-remb"));
         let opus = Codec {
             kind: TrackKind::Audio,
@@ -214,5 +228,13 @@ a=rtpmap:100 VP8/90000\r\na=rtcp-fb:100 nack\r\na=rtcp-fb:100 nack pli\r\na=rtcp
             clock_rate: 48000,
         };
         assert!(subscriber_caps(media, &opus, 1).is_none());
+    }
+
+    #[test]
+    fn rtx_is_found_by_its_apt() {
+        let sdp = parse();
+        let media = sdp.media(1).unwrap();
+        assert!(offers_rtx(media, 96), "97 is rtx with apt=96");
+        assert!(!offers_rtx(media, 100), "no rtx for VP8 in this offer");
     }
 }

@@ -90,6 +90,7 @@ mod ice;
 mod negotiation;
 mod peer_bin;
 pub mod recording;
+pub mod repair;
 pub mod room_pipeline;
 pub mod tap;
 mod teardown;

@@ -21,7 +21,7 @@ use crate::codecs;
 use crate::engine::{Engine, Link, MLine, SubSlot, Track};
 use crate::event::PipelineEvent;
 use crate::forwarder::Forwarder;
-use crate::ids::{PeerId, TrackId};
+use crate::ids::{PeerId, TrackId, TrackKind};
 use crate::peer_bin::PublishSlot;
 use crate::room_pipeline::OfferPlan;
 
@@ -318,6 +318,9 @@ impl Engine {
         }
         let transceiver = webrtc
             .emit_by_name::<WebRTCRTPTransceiver>("add-transceiver", &[&Dir::Recvonly, &caps]);
+        // Video is repaired with NACK/RTX: webrtcbin then answers `nack` and the offer's `rtx`
+        // payload type, de-wraps RTX, and turns on our receive buffer's requests.
+        transceiver.set_property("do-nack", codec.kind == TrackKind::Video);
         let pt = caps
             .structure(0)
             .and_then(|s| s.get::<i32>("payload").ok())
@@ -390,6 +393,10 @@ impl Engine {
         };
         slot.transceiver.set_direction(Dir::Sendonly);
         slot.transceiver.set_codec_preferences(Some(&caps));
+        // NACKs are answered from webrtcbin's rtprtxsend, which can only resend as RTX: offer
+        // `nack` only to a subscriber that can take RTX (without it, it asks for keyframes).
+        slot.transceiver
+            .set_property("do-nack", codecs::offers_rtx(media, pt));
         if slot.sink.find_property("msid").is_some() {
             slot.sink.set_property("msid", publisher.as_str());
         }

@@ -90,6 +90,8 @@ pub(crate) struct PeerBin {
     /// The `NiceAgent` behind `ice`, for the ICE-restart workaround.
     pub nice: Option<glib::Object>,
     pub shared: Arc<PeerShared>,
+    /// Retransmission requests of this peer's subscriptions (see `repair`).
+    pub nacks: Arc<crate::repair::NackCounters>,
     handlers: Vec<glib::SignalHandlerId>,
 }
 
@@ -146,12 +148,15 @@ impl PeerBin {
             publish: Mutex::new(PublishMap::default()),
         });
         let handlers = connect_callbacks(&webrtc, &shared);
+        let nacks = Arc::new(crate::repair::NackCounters::default());
+        crate::repair::install(&bin, &webrtc, nacks.clone());
         Ok(Self {
             bin,
             webrtc,
             _ice: agent,
             nice,
             shared,
+            nacks,
             handlers,
         })
     }

@@ -79,7 +79,11 @@ impl RoomPipeline {
         config: PipelineConfig,
     ) -> Result<(Self, mpsc::UnboundedReceiver<PipelineEvent>), PipelineError> {
         gst::init().map_err(|e| PipelineError::Gst(e.to_string()))?;
-        for factory in ["webrtcbin", crate::forwarder::FACTORY] {
+        for factory in [
+            "webrtcbin",
+            crate::forwarder::FACTORY,
+            crate::repair::REPAIR_FACTORY,
+        ] {
             if gst::ElementFactory::find(factory).is_none() {
                 return Err(PipelineError::MissingElement(factory.into()));
             }

@@ -1,7 +1,8 @@
 //! The answer to a Chrome-style offer (browser PT numbers, RTX, RED, H264, VP9, the full
 //! extmap list; the same PT on several m-lines, as Chrome does): one codec per m-line with the
-//! offer's PT, TWCC and audio-level extmaps kept under the offer's ids, directions as planned,
-//! `a=ssrc` and a shared `msid` on the sending m-lines.
+//! offer's PT (plus, on video, the offer's `rtx` for it with `nack`: loss repair both ways),
+//! TWCC and audio-level extmaps kept under the offer's ids, directions as planned, `a=ssrc`
+//! and a shared `msid` on the sending m-lines, an RTX `ssrc-group:FID` on sending video.
 
 mod support;
 
@@ -111,13 +112,13 @@ fn chrome_style_offer_gets_a_membrane_style_answer() {
     let sdp = gst_sdp::SDPMessage::parse_buffer(text.as_bytes()).unwrap();
     assert_eq!(sdp.attribute_val("group"), Some("BUNDLE 0 1 2 3"));
     assert_eq!(sdp.medias_len(), 4);
-    let expect = [
-        ("0", "recvonly", "111"),
-        ("1", "recvonly", "96"),
-        ("2", "sendonly", "111"),
-        ("3", "sendonly", "96"),
+    let expect: [(&str, &str, &[&str]); 4] = [
+        ("0", "recvonly", &["111"]),
+        ("1", "recvonly", &["96", "97"]),
+        ("2", "sendonly", &["111"]),
+        ("3", "sendonly", &["96", "97"]),
     ];
-    for (i, (mid, dir, pt)) in expect.iter().enumerate() {
+    for (i, (mid, dir, pts)) in expect.iter().enumerate() {
         let m = sdp.media(i as u32).unwrap();
         assert_eq!(m.attribute_val("mid"), Some(*mid));
         assert!(
@@ -125,8 +126,29 @@ fn chrome_style_offer_gets_a_membrane_style_answer() {
             "m-line {i} not {dir}"
         );
         let formats: Vec<&str> = m.formats().collect();
-        assert_eq!(formats, vec![*pt], "m-line {i}: exactly the offer's codec");
+        assert_eq!(
+            formats,
+            pts.to_vec(),
+            "m-line {i}: the offer's codec (+ its rtx)"
+        );
     }
+    for i in [1, 3] {
+        let m = sdp.media(i).unwrap();
+        assert!(attrs(m, "fmtp").contains(&"97 apt=96"), "m-line {i}");
+        assert!(attrs(m, "rtpmap").contains(&"97 rtx/90000"), "m-line {i}");
+        assert!(attrs(m, "rtcp-fb").contains(&"96 nack"), "m-line {i}");
+    }
+    let fid = attrs(sdp.media(3).unwrap(), "ssrc-group");
+    assert!(
+        fid.len() == 1 && fid[0].starts_with("FID ") && fid[0].split(' ').count() == 3,
+        "sending video announces its RTX SSRC: {fid:?}"
+    );
+    assert!(
+        !attrs(sdp.media(0).unwrap(), "rtcp-fb")
+            .iter()
+            .any(|f| f.ends_with(" nack")),
+        "no NACK on audio"
+    );
     // Publisher side: TWCC (id 3) everywhere, audio level (id 1) on audio, nothing else.
     let ext0 = attrs(sdp.media(0).unwrap(), "extmap");
     assert!(
@@ -145,7 +167,7 @@ fn chrome_style_offer_gets_a_membrane_style_answer() {
     assert_eq!(ext1.len(), 1, "{ext1:?}");
     assert!(ext1[0].starts_with("3 "));
     let fb1 = attrs(m1, "rtcp-fb");
-    for want in ["96 nack pli", "96 ccm fir", "96 transport-cc"] {
+    for want in ["96 nack", "96 nack pli", "96 ccm fir", "96 transport-cc"] {
         assert!(fb1.contains(&want), "{want} missing: {fb1:?}");
     }
     // Subscriber side: fixed SSRC with the publisher's stream id in msid on both m-lines.

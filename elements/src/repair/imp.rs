@@ -1,0 +1,327 @@
+//! `GstLaminaRepair` implementation. See the module docs in `mod.rs` for the contract.
+//!
+//! One mutex (`state`) holds the settings and the [`Tracker`]; it is taken once per packet by
+//! the streaming thread and briefly by property access, and never held across a push, an event
+//! or a signal. Retransmission requests are collected under the lock into a fixed array and
+//! sent after it is released.
+
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::tracker::{Policy, Tracker, Verdict, MAX_REQUESTS_PER_POLL};
+
+/// Debug category `laminarepair`.
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "laminarepair",
+        gst::DebugColorFlags::empty(),
+        Some("Lamina pass-through receive buffer with NACK generation"),
+    )
+});
+
+const PROP_LATENCY: &str = "latency";
+const PROP_DO_LOST: &str = "do-lost";
+const PROP_DO_RETRANSMISSION: &str = "do-retransmission";
+const PROP_MAX_RETRIES: &str = "max-retries";
+const PROP_RETRY_INTERVAL: &str = "retry-interval";
+const PROP_MAX_AGE: &str = "max-age";
+const PROP_STATS: &str = "stats";
+
+const MS: u64 = 1_000_000;
+
+/// Name of the upstream event rtpsession turns into a generic NACK.
+const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Settings and stream state, under one lock.
+#[derive(Debug, Default)]
+struct State {
+    /// `latency` as set by rtpbin (reported back, not used).
+    latency_ms: u32,
+    do_lost: bool,
+    tracker: Tracker,
+    /// SSRC of the stream, from its first packet.
+    ssrc: Option<u32>,
+    invalid_logged: bool,
+}
+
+/// Implementation of [`super::LaminaRepair`].
+#[derive(Debug)]
+pub struct LaminaRepair {
+    sinkpad: gst::Pad,
+    srcpad: gst::Pad,
+    state: Mutex<State>,
+}
+
+/// `(ssrc, seq)` of an RTP packet, read from its fixed header, or `None` if it is not RTP v2.
+fn rtp_ids(buffer: &gst::BufferRef) -> Option<(u32, u16)> {
+    let mut head = [0u8; 12];
+    if buffer.copy_to_slice(0, &mut head).is_err() || head[0] >> 6 != 2 {
+        return None;
+    }
+    let seq = u16::from_be_bytes([head[2], head[3]]);
+    let ssrc = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    Some((ssrc, seq))
+}
+
+impl LaminaRepair {
+    fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some((ssrc, seq)) = rtp_ids(&buffer) else {
+            let first = !std::mem::replace(&mut lock(&self.state).invalid_logged, true);
+            if first {
+                gst::warning!(CAT, imp = self, "passing on a packet that is not RTP");
+            }
+            return self.srcpad.push(buffer);
+        };
+        let now = gst::get_timestamp().nseconds();
+        let mut requests = [0u16; MAX_REQUESTS_PER_POLL];
+        let mut n = 0;
+        let verdict = {
+            let mut state = lock(&self.state);
+            state.ssrc = Some(ssrc);
+            let verdict = state.tracker.on_packet(seq, now);
+            state.tracker.poll(now, |s| {
+                requests[n] = s;
+                n += 1;
+            });
+            verdict
+        };
+        for &seq in &requests[..n] {
+            self.request_retransmission(ssrc, seq);
+        }
+        match verdict {
+            Verdict::Forward => self.srcpad.push(buffer),
+            Verdict::Duplicate => Ok(gst::FlowSuccess::Ok),
+        }
+    }
+
+    fn request_retransmission(&self, ssrc: u32, seq: u16) {
+        gst::log!(CAT, imp = self, "asking for {seq} of {ssrc:08x}");
+        let s = gst::Structure::builder(RETRANSMISSION_REQUEST)
+            .field("seqnum", u32::from(seq))
+            .field("ssrc", ssrc)
+            .field("delay", 0u32)
+            .field("deadline", 10u32)
+            .field("avg-rtt", 0u32)
+            .build();
+        let _ = self.sinkpad.push_event(gst::event::CustomUpstream::new(s));
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let state = lock(&self.state);
+        let c = state.tracker.counters();
+        gst::Structure::builder("application/x-lamina-repair-stats")
+            .field("num-pushed", c.forwarded)
+            .field("num-lost", c.lost)
+            .field("num-late", c.late)
+            .field("num-duplicates", c.duplicates)
+            .field("rtx-count", c.requests)
+            .field("rtx-success-count", c.repaired)
+            .field("num-reordered", c.reordered)
+            .field("num-missing", state.tracker.missing() as u64)
+            .build()
+    }
+
+    fn update_policy(&self, f: impl FnOnce(&mut Policy)) {
+        let mut state = lock(&self.state);
+        let mut policy = state.tracker.policy();
+        f(&mut policy);
+        state.tracker.set_policy(policy);
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for LaminaRepair {
+    const NAME: &'static str = "GstLaminaRepair";
+    type Type = super::LaminaRepair;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let sink_templ = klass.pad_template("sink").expect("sink template");
+        let sinkpad = gst::Pad::builder_from_template(&sink_templ)
+            .chain_function(|_pad, parent, buffer| {
+                LaminaRepair::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |this| this.sink_chain(buffer),
+                )
+            })
+            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
+            .build();
+        let src_templ = klass.pad_template("src").expect("src template");
+        let srcpad = gst::Pad::builder_from_template(&src_templ)
+            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
+            .build();
+        Self {
+            sinkpad,
+            srcpad,
+            state: Mutex::new(State::default()),
+        }
+    }
+}
+
+impl ObjectImpl for LaminaRepair {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let defaults = Policy::default();
+            vec![
+                glib::ParamSpecUInt::builder(PROP_LATENCY)
+                    .nick("Latency")
+                    .blurb("Accepted for rtpbin; nothing is held back (ms)")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder(PROP_DO_LOST)
+                    .nick("Do lost")
+                    .blurb("Accepted for rtpbin; no lost-packet events are sent")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder(PROP_DO_RETRANSMISSION)
+                    .nick("Do retransmission")
+                    .blurb("Ask upstream for missing packets (GstRTPRetransmissionRequest)")
+                    .default_value(defaults.request)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_MAX_RETRIES)
+                    .nick("Max retries")
+                    .blurb("Most requests for one missing packet")
+                    .minimum(1)
+                    .maximum(20)
+                    .default_value(defaults.max_retries)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_RETRY_INTERVAL)
+                    .nick("Retry interval")
+                    .blurb("Milliseconds between two requests for the same packet")
+                    .minimum(1)
+                    .maximum(10_000)
+                    .default_value((defaults.retry_interval_ns / MS) as u32)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_MAX_AGE)
+                    .nick("Max age")
+                    .blurb("Milliseconds a missing packet is waited for before it counts as lost")
+                    .minimum(1)
+                    .maximum(60_000)
+                    .default_value((defaults.max_age_ns / MS) as u32)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>(PROP_STATS)
+                    .nick("Statistics")
+                    .blurb(
+                        "num-pushed, num-lost, num-late, num-duplicates, rtx-count, \
+                         rtx-success-count, num-reordered, num-missing",
+                    )
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        match pspec.name() {
+            PROP_LATENCY => lock(&self.state).latency_ms = value.get().expect("type checked"),
+            PROP_DO_LOST => lock(&self.state).do_lost = value.get().expect("type checked"),
+            PROP_DO_RETRANSMISSION => {
+                let on: bool = value.get().expect("type checked");
+                self.update_policy(|p| p.request = on);
+            }
+            PROP_MAX_RETRIES => {
+                let v: u32 = value.get().expect("type checked");
+                self.update_policy(|p| p.max_retries = v);
+            }
+            PROP_RETRY_INTERVAL => {
+                let v: u32 = value.get().expect("type checked");
+                self.update_policy(|p| p.retry_interval_ns = u64::from(v) * MS);
+            }
+            PROP_MAX_AGE => {
+                let v: u32 = value.get().expect("type checked");
+                self.update_policy(|p| p.max_age_ns = u64::from(v) * MS);
+            }
+            other => unreachable!("unknown writable property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            PROP_LATENCY => lock(&self.state).latency_ms.to_value(),
+            PROP_DO_LOST => lock(&self.state).do_lost.to_value(),
+            PROP_DO_RETRANSMISSION => lock(&self.state).tracker.policy().request.to_value(),
+            PROP_MAX_RETRIES => lock(&self.state).tracker.policy().max_retries.to_value(),
+            PROP_RETRY_INTERVAL => {
+                ((lock(&self.state).tracker.policy().retry_interval_ns / MS) as u32).to_value()
+            }
+            PROP_MAX_AGE => {
+                ((lock(&self.state).tracker.policy().max_age_ns / MS) as u32).to_value()
+            }
+            PROP_STATS => self.stats().to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).expect("add sink pad");
+        obj.add_pad(&self.srcpad).expect("add src pad");
+    }
+}
+
+impl GstObjectImpl for LaminaRepair {}
+
+impl ElementImpl for LaminaRepair {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Lamina RTP receive repair",
+                "Filter/Network/RTP",
+                "Pass-through replacement of rtpjitterbuffer for an SFU: pushes every packet at \
+                 once, drops duplicates, asks upstream for lost packets (NACK) and counts losses",
+                "Lamina developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::new_empty_simple("application/x-rtp");
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid sink template"),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid src template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused {
+            let mut state = lock(&self.state);
+            let policy = state.tracker.policy();
+            state.tracker = Tracker::new(policy);
+            state.ssrc = None;
+        }
+        self.parent_change_state(transition)
+    }
+}
