@@ -18,6 +18,12 @@
 //! | `lamina_negotiation_failures_total` | counter | `reason`: [`NegotiationFailure`] |
 //! | `lamina_join_refusals_total` | counter | `reason`: [`JoinRefusal`] |
 //! | `lamina_ws_disconnects_total` | counter | `reason`: [`DisconnectReason`] |
+//! | `lamina_uplink_nacks_total` | counter: packets the server asked publishers to resend | |
+//! | `lamina_uplink_repaired_packets_total`, `lamina_uplink_lost_packets_total` | counter: missing publisher packets that came back after a NACK / never came | |
+//! | `lamina_downlink_nack_requests_total` | counter: packets subscribers asked for (served from the retransmission history when still there) | |
+//! | `lamina_downlink_nack_requests_dropped_total` | counter: requests over a subscriber's budget | |
+//! | `lamina_downlink_retransmitted_packets_total` | counter: packets resent to subscribers (RTX) | |
+//! | `lamina_track_keyframe_requests_total`, `lamina_track_keyframe_requests_throttled_total` | counter per live track: keyframe requests sent to its publisher / coalesced by the throttle | `room`, `track` |
 //! | `lamina_turn_allocations` | gauge | |
 //! | `lamina_turn_auth_failures_total`, `lamina_turn_peer_denials_total` | counter | |
 //!
@@ -34,6 +40,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
+
+use lamina_pipelines::repair::RepairStats;
 
 use crate::room::{RoomCommand, RoomHandle, RoomStats, Rooms};
 use crate::turn::TurnServer;
@@ -172,6 +180,12 @@ impl JoinRefusal {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrackLabels {
+    room: String,
+    track: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
     reason: &'static str,
 }
@@ -183,6 +197,7 @@ struct Counters {
     join_refusals: Family<Reason, Counter>,
     retired_packets: AtomicU64,
     retired_bytes: AtomicU64,
+    retired_repair: Mutex<RepairStats>,
 }
 
 static COUNTERS: LazyLock<Counters> = LazyLock::new(|| {
@@ -192,6 +207,7 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| {
         join_refusals: Family::default(),
         retired_packets: AtomicU64::new(0),
         retired_bytes: AtomicU64::new(0),
+        retired_repair: Mutex::new(RepairStats::default()),
     };
     // Every label value is exported from the start (at 0), so rates work from the first scrape.
     for r in DisconnectReason::ALL {
@@ -251,6 +267,36 @@ pub fn forwarded_retired(packets: u64, bytes: u64) {
     COUNTERS.retired_bytes.fetch_add(bytes, Ordering::Relaxed);
 }
 
+/// Adds the final loss-repair counters of a room that stopped.
+pub fn repair_retired(r: &RepairStats) {
+    let mut t = COUNTERS
+        .retired_repair
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    add_repair(&mut t, r);
+}
+
+fn add_repair(t: &mut RepairStats, r: &RepairStats) {
+    t.uplink_lost += r.uplink_lost;
+    t.uplink_nacks += r.uplink_nacks;
+    t.uplink_repaired += r.uplink_repaired;
+    t.downlink_requests += r.downlink_requests;
+    t.downlink_requests_dropped += r.downlink_requests_dropped;
+    t.downlink_retransmitted += r.downlink_retransmitted;
+}
+
+fn max_repair(t: &mut RepairStats, r: &RepairStats) {
+    t.uplink_lost = t.uplink_lost.max(r.uplink_lost);
+    t.uplink_nacks = t.uplink_nacks.max(r.uplink_nacks);
+    t.uplink_repaired = t.uplink_repaired.max(r.uplink_repaired);
+    t.downlink_requests = t.downlink_requests.max(r.downlink_requests);
+    t.downlink_requests_dropped = t.downlink_requests_dropped.max(r.downlink_requests_dropped);
+    t.downlink_retransmitted = t.downlink_retransmitted.max(r.downlink_retransmitted);
+}
+
+/// Keyframe requests of one live track: (room, track, sent, throttled).
+pub type TrackKeyframes = (String, String, u64, u64);
+
 /// The TURN server as the scraper sees it: shared with `Server`, which takes it out to close it.
 pub type SharedTurn = Arc<Mutex<Option<TurnServer>>>;
 
@@ -269,6 +315,10 @@ pub struct Snapshot {
     pub forwarded_packets: u64,
     /// Bytes forwarded since the start of the process (never decreases).
     pub forwarded_bytes: u64,
+    /// Loss-repair counters since the start of the process (never decrease).
+    pub repair: RepairStats,
+    /// Keyframe requests per live track.
+    pub keyframes: Vec<TrackKeyframes>,
     /// TURN allocations, auth failures and peer denials, with the embedded TURN server.
     pub turn: Option<(u64, u64, u64)>,
 }
@@ -280,6 +330,8 @@ pub struct Scraper {
     /// Highest forwarded totals reported so far: a room that stops between the reading of the
     /// retired totals and its stats query is missing from one scrape, never counted twice.
     high: Mutex<(u64, u64)>,
+    /// Likewise for the repair counters.
+    high_repair: Mutex<RepairStats>,
 }
 
 impl Scraper {
@@ -289,6 +341,7 @@ impl Scraper {
             rooms,
             turn,
             high: Mutex::new((0, 0)),
+            high_repair: Mutex::new(RepairStats::default()),
         }
     }
 
@@ -297,12 +350,23 @@ impl Scraper {
         // Retired totals first: a room adds its totals there only after it stopped answering.
         let mut packets = COUNTERS.retired_packets.load(Ordering::Relaxed);
         let mut bytes = COUNTERS.retired_bytes.load(Ordering::Relaxed);
+        let mut repair = *COUNTERS
+            .retired_repair
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let handles = self.rooms.handles();
         let answers = futures_util::future::join_all(handles.iter().map(room_stats)).await;
         let mut snap = Snapshot::default();
-        for answer in answers {
+        for (answer, handle) in answers.into_iter().zip(handles.iter()) {
             match answer {
                 Answer::Stats(s) => {
+                    add_repair(&mut repair, &s.repair);
+                    let room = handle.id().to_string();
+                    snap.keyframes.extend(
+                        s.keyframe_requests.iter().map(|(t, sent, dropped)| {
+                            (room.clone(), t.to_string(), *sent, *dropped)
+                        }),
+                    );
                     snap.rooms += 1;
                     snap.peers += s.peers as u64;
                     snap.tracks += s.tracks as u64;
@@ -321,6 +385,9 @@ impl Scraper {
             high.0 = high.0.max(packets);
             high.1 = high.1.max(bytes);
             (snap.forwarded_packets, snap.forwarded_bytes) = *high;
+            let mut high = self.high_repair.lock().unwrap_or_else(|e| e.into_inner());
+            max_repair(&mut high, &repair);
+            snap.repair = *high;
         }
         snap.turn = self
             .turn
@@ -412,6 +479,61 @@ pub fn encode(snap: &Snapshot) -> String {
         "forwarded_bytes",
         "Bytes of RTP packets forwarded to subscribers",
         snap.forwarded_bytes,
+    );
+    let rp = &snap.repair;
+    for (name, help, v) in [
+        (
+            "uplink_nacks",
+            "Packets the server asked publishers to resend (NACK)",
+            rp.uplink_nacks,
+        ),
+        (
+            "uplink_repaired_packets",
+            "Missing publisher packets that arrived after a NACK",
+            rp.uplink_repaired,
+        ),
+        (
+            "uplink_lost_packets",
+            "Missing publisher packets that never arrived",
+            rp.uplink_lost,
+        ),
+        (
+            "downlink_nack_requests",
+            "Packets subscribers asked to be resent (NACK)",
+            rp.downlink_requests,
+        ),
+        (
+            "downlink_nack_requests_dropped",
+            "Subscriber resend requests over the per-subscriber budget",
+            rp.downlink_requests_dropped,
+        ),
+        (
+            "downlink_retransmitted_packets",
+            "Packets resent to subscribers (RTX)",
+            rp.downlink_retransmitted,
+        ),
+    ] {
+        counter(&mut r, name, help, v);
+    }
+    let sent: Family<TrackLabels, Counter> = Family::default();
+    let throttled: Family<TrackLabels, Counter> = Family::default();
+    for (room, track, s, d) in &snap.keyframes {
+        let labels = TrackLabels {
+            room: room.clone(),
+            track: track.clone(),
+        };
+        sent.get_or_create(&labels).inc_by(*s);
+        throttled.get_or_create(&labels).inc_by(*d);
+    }
+    r.register(
+        "track_keyframe_requests",
+        "Keyframe requests sent to the publisher of a live track",
+        sent,
+    );
+    r.register(
+        "track_keyframe_requests_throttled",
+        "Keyframe requests of a live track coalesced by the throttle",
+        throttled,
     );
     let c = &*COUNTERS;
     r.register(

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -153,6 +154,8 @@ pub(crate) struct Engine {
     pub retired: HashMap<TrackId, (PeerId, Forwarder)>,
     pub recordings: crate::recording::Recordings,
     pub taps: crate::tap::Taps,
+    /// Retransmission requests of the room's subscribers (shared with `RoomPipeline`).
+    pub nacks: Arc<crate::repair::NackCounters>,
     timers: Vec<(Instant, Timer)>,
     ssrc_seed: u64,
 }
@@ -163,6 +166,7 @@ impl Engine {
         ice: IceSettings,
         events: UnboundedSender<PipelineEvent>,
         cmd_tx: Sender<Cmd>,
+        nacks: Arc<crate::repair::NackCounters>,
     ) -> Self {
         use std::hash::{BuildHasher, RandomState};
         let ssrc_seed = RandomState::new().hash_one(pipeline.name().as_str());
@@ -176,6 +180,7 @@ impl Engine {
             retired: HashMap::new(),
             recordings: Default::default(),
             taps: Default::default(),
+            nacks,
             timers: Vec::new(),
             ssrc_seed,
         }
@@ -309,7 +314,13 @@ impl Engine {
         if self.peers.contains_key(&peer) {
             return;
         }
-        let pb = match PeerBin::new(&peer, &self.ice, self.cmd_tx.clone(), self.events.clone()) {
+        let pb = match PeerBin::new(
+            &peer,
+            &self.ice,
+            self.cmd_tx.clone(),
+            self.events.clone(),
+            self.nacks.clone(),
+        ) {
             Ok(pb) => pb,
             Err(e) => {
                 self.emit(PipelineEvent::PeerFailed {
@@ -551,6 +562,7 @@ impl Engine {
             return;
         };
         p.pb.disconnect();
+        self.nacks.retire(&p.pb.bin);
         // 3: the webrtcbin to NULL flushes its sink pads and stops its streaming threads.
         if p.pb.bin.set_state(gst::State::Null).is_err() {
             tracing::warn!(%peer, "peer bin refused NULL");

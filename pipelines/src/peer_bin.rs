@@ -90,8 +90,6 @@ pub(crate) struct PeerBin {
     /// The `NiceAgent` behind `ice`, for the ICE-restart workaround.
     pub nice: Option<glib::Object>,
     pub shared: Arc<PeerShared>,
-    /// Retransmission requests of this peer's subscriptions (see `repair`).
-    pub nacks: Arc<crate::repair::NackCounters>,
     handlers: Vec<glib::SignalHandlerId>,
 }
 
@@ -110,6 +108,7 @@ impl PeerBin {
         ice: &IceSettings,
         cmd: Sender<Cmd>,
         events: UnboundedSender<PipelineEvent>,
+        nacks: Arc<crate::repair::NackCounters>,
     ) -> Result<Self, PipelineError> {
         let bin = gst::Bin::builder().name(bin_name(peer)).build();
         let webrtc = gst::ElementFactory::make("webrtcbin")
@@ -148,15 +147,13 @@ impl PeerBin {
             publish: Mutex::new(PublishMap::default()),
         });
         let handlers = connect_callbacks(&webrtc, &shared);
-        let nacks = Arc::new(crate::repair::NackCounters::default());
-        crate::repair::install(&bin, &webrtc, nacks.clone());
+        crate::repair::install(&bin, &webrtc, nacks);
         Ok(Self {
             bin,
             webrtc,
             _ice: agent,
             nice,
             shared,
-            nacks,
             handlers,
         })
     }

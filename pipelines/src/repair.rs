@@ -65,13 +65,28 @@ impl NackBudget {
     }
 }
 
-/// Retransmission requests of one peer's subscribers, counted at the budget.
+/// A room's repair counters that outlive its peers: retransmission requests counted at the
+/// budget, and the element counters of peers already removed.
 #[derive(Debug, Default)]
 pub struct NackCounters {
     /// Requests that reached `rtprtxsend`.
     pub passed: AtomicU64,
     /// Requests dropped because the budget was spent.
     pub dropped: AtomicU64,
+    /// Element counters of removed peers.
+    retired: Mutex<RepairStats>,
+}
+
+impl NackCounters {
+    /// Keeps the element counters of a peer's bin that is about to go.
+    pub(crate) fn retire(&self, bin: &gst::Bin) {
+        let gone = RepairStats::from_elements(bin);
+        let mut r = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        r.uplink_lost += gone.uplink_lost;
+        r.uplink_nacks += gone.uplink_nacks;
+        r.uplink_repaired += gone.uplink_repaired;
+        r.downlink_retransmitted += gone.downlink_retransmitted;
+    }
 }
 
 /// Loss-repair figures of one peer, summed over its streams.
@@ -92,13 +107,22 @@ pub struct RepairStats {
 }
 
 impl RepairStats {
-    /// Reads the counters of every `laminarepair` and `rtprtxsend` inside `bin`.
+    /// The room's totals: the counters of every `laminarepair` and `rtprtxsend` inside `bin`
+    /// (the room's pipeline) plus those of peers already removed.
     pub fn collect(bin: &gst::Bin, nacks: &NackCounters) -> Self {
-        let mut s = RepairStats {
-            downlink_requests: nacks.passed.load(Ordering::Relaxed),
-            downlink_requests_dropped: nacks.dropped.load(Ordering::Relaxed),
-            ..Default::default()
-        };
+        let mut s = Self::from_elements(bin);
+        let r = *nacks.retired.lock().unwrap_or_else(|e| e.into_inner());
+        s.uplink_lost += r.uplink_lost;
+        s.uplink_nacks += r.uplink_nacks;
+        s.uplink_repaired += r.uplink_repaired;
+        s.downlink_retransmitted += r.downlink_retransmitted;
+        s.downlink_requests = nacks.passed.load(Ordering::Relaxed);
+        s.downlink_requests_dropped = nacks.dropped.load(Ordering::Relaxed);
+        s
+    }
+
+    fn from_elements(bin: &gst::Bin) -> Self {
+        let mut s = Self::default();
         for e in bin.iterate_recurse().into_iter().flatten() {
             let Some(f) = e.factory() else { continue };
             match f.name().as_str() {

@@ -69,6 +69,7 @@ pub struct RoomPipeline {
     pipeline: gst::Pipeline,
     peers: HashSet<PeerId>,
     bus_stop: Arc<AtomicBool>,
+    nacks: Arc<crate::repair::NackCounters>,
     shut: bool,
 }
 
@@ -111,13 +112,15 @@ impl RoomPipeline {
             bus_stop.clone(),
         )
         .map_err(fail)?;
-        let (engine_pipeline, engine_cmd) = (pipeline.clone(), cmd_tx.clone());
+        let nacks = Arc::new(crate::repair::NackCounters::default());
+        let (engine_pipeline, engine_cmd, engine_nacks) =
+            (pipeline.clone(), cmd_tx.clone(), nacks.clone());
         if let Err(e) = std::thread::Builder::new()
             .name(format!("media-{}", config.name))
             .spawn(move || {
                 let failed = tx.clone();
                 let pipeline = engine_pipeline.clone();
-                let engine = Engine::new(engine_pipeline, ice, tx, engine_cmd);
+                let engine = Engine::new(engine_pipeline, ice, tx, engine_cmd, engine_nacks);
                 let run = std::panic::AssertUnwindSafe(move || engine.run(cmd_rx));
                 if std::panic::catch_unwind(run).is_err() {
                     // A bug: the room cannot go on, but the process can.
@@ -137,6 +140,7 @@ impl RoomPipeline {
                 pipeline,
                 peers: HashSet::new(),
                 bus_stop,
+                nacks,
                 shut: false,
             },
             rx,
@@ -227,6 +231,25 @@ impl RoomPipeline {
             .by_name(&crate::forwarder::element_name(track))?;
         fwd.find_property("forwarded-bytes")?;
         Some(fwd.property::<u64>("forwarded-bytes"))
+    }
+
+    /// Keyframe requests the forwarder of `track` sent to its publisher and those its throttle
+    /// dropped, if it exists.
+    pub fn keyframe_requests(&self, track: &TrackId) -> Option<(u64, u64)> {
+        let fwd = self
+            .pipeline
+            .by_name(&crate::forwarder::element_name(track))?;
+        fwd.find_property("keyframe-requests")?;
+        Some((
+            fwd.property::<u64>("keyframe-requests"),
+            fwd.property::<u64>("keyframe-requests-dropped"),
+        ))
+    }
+
+    /// Loss-repair counters of the room's live peers (walks the graph: call it for a scrape,
+    /// not per packet).
+    pub fn repair_stats(&self) -> crate::repair::RepairStats {
+        crate::repair::RepairStats::collect(self.pipeline.upcast_ref(), &self.nacks)
     }
 
     /// Peers currently added.

@@ -134,6 +134,9 @@ async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomComma
     actor.refresh_forwarded();
     let (packets, bytes) = actor.forwarded.total();
     metrics::forwarded_retired(packets, bytes);
+    if let Some(b) = actor.backend.as_ref() {
+        metrics::repair_retired(&b.repair());
+    }
     if let Some(b) = actor.backend.take() {
         if tokio::time::timeout(ENGINE_STOP_TIMEOUT, b.shutdown_wait())
             .await
@@ -225,11 +228,26 @@ impl Actor {
             RoomCommand::Stats { reply } => {
                 self.refresh_forwarded();
                 let (forwarded_packets, forwarded_bytes) = self.forwarded.total();
+                let (repair, keyframe_requests) = match self.backend.as_ref() {
+                    Some(b) => (
+                        b.repair(),
+                        self.core
+                            .tracks()
+                            .filter_map(|t| {
+                                let (sent, dropped) = b.keyframe_requests(&t.id)?;
+                                Some((t.id.clone(), sent, dropped))
+                            })
+                            .collect(),
+                    ),
+                    None => Default::default(),
+                };
                 let _ = reply.send(RoomStats {
                     peers: self.core.peer_count(),
                     tracks: self.core.tracks().count(),
                     forwarded_packets,
                     forwarded_bytes,
+                    repair,
+                    keyframe_requests,
                 });
             }
             RoomCommand::Dot { reply } => {

@@ -44,6 +44,14 @@ pub trait MediaBackend: Send {
     fn forwarded(&self, _track: &TrackId) -> Option<(u64, u64)> {
         None
     }
+    /// Keyframe requests sent to the publisher of `track` and dropped by the throttle.
+    fn keyframe_requests(&self, _track: &TrackId) -> Option<(u64, u64)> {
+        None
+    }
+    /// The room's loss-repair counters so far (peers already gone included).
+    fn repair(&self) -> lamina_pipelines::repair::RepairStats {
+        Default::default()
+    }
 }
 
 /// A started backend and the receiver of its events.

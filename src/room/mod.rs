@@ -125,7 +125,7 @@ pub enum RoomCommand {
 }
 
 /// A room's counters, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoomStats {
     /// Peers (joined channels).
     pub peers: usize,
@@ -135,6 +135,10 @@ pub struct RoomStats {
     pub forwarded_packets: u64,
     /// Bytes forwarded by this room's forwarders since it started.
     pub forwarded_bytes: u64,
+    /// Loss-repair counters since the room started.
+    pub repair: lamina_pipelines::repair::RepairStats,
+    /// Per live track: (track, keyframe requests sent to its publisher, requests throttled).
+    pub keyframe_requests: Vec<(lamina_pipelines::TrackId, u64, u64)>,
 }
 
 /// Clonable handle to a running room actor.

@@ -71,6 +71,14 @@ impl MediaBackend for Backend {
         self.pipeline.shutdown()
     }
 
+    fn keyframe_requests(&self, track: &TrackId) -> Option<(u64, u64)> {
+        self.pipeline.keyframe_requests(track)
+    }
+
+    fn repair(&self) -> lamina_pipelines::repair::RepairStats {
+        self.pipeline.repair_stats()
+    }
+
     fn forwarded(&self, track: &TrackId) -> Option<(u64, u64)> {
         Some((
             self.pipeline.forwarded_packets(track)?,

@@ -62,7 +62,10 @@ pub struct LaminaRepair {
 /// `(ssrc, seq)` of an RTP packet, read from its fixed header, or `None` if it is not RTP v2.
 fn rtp_ids(buffer: &gst::BufferRef) -> Option<(u32, u16)> {
     let mut head = [0u8; 12];
-    if buffer.copy_to_slice(0, &mut head).is_err() || head[0] >> 6 != 2 {
+    if buffer.size() < head.len()
+        || buffer.copy_to_slice(0, &mut head).is_err()
+        || head[0] >> 6 != 2
+    {
         return None;
     }
     let seq = u16::from_be_bytes([head[2], head[3]]);
@@ -82,10 +85,12 @@ impl LaminaRepair {
         let now = gst::get_timestamp().nseconds();
         let mut requests = [0u16; MAX_REQUESTS_PER_POLL];
         let mut n = 0;
+        let mut deadline_ms = 0;
         let verdict = {
             let mut state = lock(&self.state);
             state.ssrc = Some(ssrc);
             let verdict = state.tracker.on_packet(seq, now);
+            deadline_ms = (state.tracker.policy().retry_interval_ns / MS) as u32;
             state.tracker.poll(now, |s| {
                 requests[n] = s;
                 n += 1;
@@ -93,7 +98,7 @@ impl LaminaRepair {
             verdict
         };
         for &seq in &requests[..n] {
-            self.request_retransmission(ssrc, seq);
+            self.request_retransmission(ssrc, seq, deadline_ms);
         }
         match verdict {
             Verdict::Forward => self.srcpad.push(buffer),
@@ -101,13 +106,15 @@ impl LaminaRepair {
         }
     }
 
-    fn request_retransmission(&self, ssrc: u32, seq: u16) {
+    /// Asks upstream for `seq`; rtpsession sends the NACK within `deadline_ms` (our next retry)
+    /// or drops it.
+    fn request_retransmission(&self, ssrc: u32, seq: u16, deadline_ms: u32) {
         gst::log!(CAT, imp = self, "asking for {seq} of {ssrc:08x}");
         let s = gst::Structure::builder(RETRANSMISSION_REQUEST)
             .field("seqnum", u32::from(seq))
             .field("ssrc", ssrc)
             .field("delay", 0u32)
-            .field("deadline", 10u32)
+            .field("deadline", deadline_ms)
             .field("avg-rtt", 0u32)
             .build();
         let _ = self.sinkpad.push_event(gst::event::CustomUpstream::new(s));

@@ -101,6 +101,9 @@ pub struct Tracker {
     /// Received bits of the last [`WINDOW`] sequence numbers, indexed by `ext % WINDOW`.
     received: [u64; (WINDOW / 64) as usize],
     missing: VecDeque<Missing>,
+    /// After a packet far behind the window: the sequence number that, arriving next, means
+    /// the stream jumped there (RFC 3550 A.1 style resynchronisation).
+    resync_probe: Option<u16>,
     counters: Counters,
 }
 
@@ -118,6 +121,7 @@ impl Tracker {
             highest: None,
             received: [0; (WINDOW / 64) as usize],
             missing: VecDeque::with_capacity(MAX_MISSING),
+            resync_probe: None,
             counters: Counters::default(),
         }
     }
@@ -210,6 +214,14 @@ impl Tracker {
             return Verdict::Duplicate;
         }
         if highest - ext >= WINDOW {
+            if self.resync_probe == Some(seq) {
+                // Two consecutive packets far from the old position: the stream jumped.
+                self.resync_probe = None;
+                self.restart((((highest >> 16) + 2) << 16) + u64::from(seq));
+                self.counters.forwarded += 1;
+                return Verdict::Forward;
+            }
+            self.resync_probe = Some(seq.wrapping_add(1));
             self.counters.late += 1;
             self.counters.forwarded += 1;
             return Verdict::Forward;
@@ -369,6 +381,17 @@ mod tests {
         assert_eq!(t.missing(), MAX_MISSING);
         assert_eq!(t.counters().lost, 900 - MAX_MISSING as u64);
         assert_eq!(polled(&mut t, 0).len(), MAX_REQUESTS_PER_POLL);
+    }
+
+    #[test]
+    fn jump_of_more_than_half_the_sequence_space_resynchronises() {
+        let mut t = nacking();
+        t.on_packet(1, 0);
+        assert_eq!(t.on_packet(40000, 0), Verdict::Forward);
+        assert_eq!(t.on_packet(40001, 0), Verdict::Forward);
+        assert_eq!(t.on_packet(40001, 0), Verdict::Duplicate);
+        t.on_packet(40003, 0);
+        assert_eq!(polled(&mut t, 0), vec![40002]);
     }
 
     #[test]
