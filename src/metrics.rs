@@ -22,6 +22,7 @@
 //! | `lamina_uplink_repaired_packets_total`, `lamina_uplink_lost_packets_total` | counter: missing publisher packets that came back after a NACK / never came | |
 //! | `lamina_downlink_nack_requests_total` | counter: packets subscribers asked for (served from the retransmission history when still there) | |
 //! | `lamina_downlink_nack_requests_dropped_total` | counter: requests over a subscriber's budget | |
+//! | `lamina_downlink_nack_requests_not_cached_total` | counter: requests for packets not (or no longer) kept | |
 //! | `lamina_downlink_retransmitted_packets_total` | counter: packets resent to subscribers (RTX) | |
 //! | `lamina_track_keyframe_requests_total`, `lamina_track_keyframe_requests_throttled_total` | counter per live track: keyframe requests sent to its publisher / coalesced by the throttle | `room`, `track` |
 //! | `lamina_turn_allocations` | gauge | |
@@ -273,25 +274,7 @@ pub fn repair_retired(r: &RepairStats) {
         .retired_repair
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    add_repair(&mut t, r);
-}
-
-fn add_repair(t: &mut RepairStats, r: &RepairStats) {
-    t.uplink_lost += r.uplink_lost;
-    t.uplink_nacks += r.uplink_nacks;
-    t.uplink_repaired += r.uplink_repaired;
-    t.downlink_requests += r.downlink_requests;
-    t.downlink_requests_dropped += r.downlink_requests_dropped;
-    t.downlink_retransmitted += r.downlink_retransmitted;
-}
-
-fn max_repair(t: &mut RepairStats, r: &RepairStats) {
-    t.uplink_lost = t.uplink_lost.max(r.uplink_lost);
-    t.uplink_nacks = t.uplink_nacks.max(r.uplink_nacks);
-    t.uplink_repaired = t.uplink_repaired.max(r.uplink_repaired);
-    t.downlink_requests = t.downlink_requests.max(r.downlink_requests);
-    t.downlink_requests_dropped = t.downlink_requests_dropped.max(r.downlink_requests_dropped);
-    t.downlink_retransmitted = t.downlink_retransmitted.max(r.downlink_retransmitted);
+    t.add(r);
 }
 
 /// Keyframe requests of one live track: (room, track, sent, throttled).
@@ -360,7 +343,7 @@ impl Scraper {
         for (answer, handle) in answers.into_iter().zip(handles.iter()) {
             match answer {
                 Answer::Stats(s) => {
-                    add_repair(&mut repair, &s.repair);
+                    repair.add(&s.repair);
                     let room = handle.id().to_string();
                     snap.keyframes.extend(
                         s.keyframe_requests.iter().map(|(t, sent, dropped)| {
@@ -386,7 +369,7 @@ impl Scraper {
             high.1 = high.1.max(bytes);
             (snap.forwarded_packets, snap.forwarded_bytes) = *high;
             let mut high = self.high_repair.lock().unwrap_or_else(|e| e.into_inner());
-            max_repair(&mut high, &repair);
+            high.max(&repair);
             snap.repair = *high;
         }
         snap.turn = self

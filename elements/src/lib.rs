@@ -8,6 +8,8 @@
 //! - [`repair`]: `laminarepair`, the pass-through receive buffer that replaces `rtpjitterbuffer`
 //!   on the server's receive path (no packet held back, duplicates dropped, lost packets asked
 //!   for with NACKs, losses counted).
+//! - [`rtx`]: `laminartx`, the retransmission sender on each subscriber's send path (answers
+//!   NACKs with RTX from a history indexed by sequence number, bounded requests per second).
 //!
 //! The same code is used two ways: the server links this crate and calls
 //! [`plugin_register_static`] once after `gst::init()`, and the cdylib `libgstlamina.so` can be
@@ -21,13 +23,16 @@ use gst::glib;
 
 pub mod forwarder;
 pub mod repair;
+pub mod rtx;
 
 pub use forwarder::{LaminaForwarder, LaminaForwarderPad};
 pub use repair::LaminaRepair;
+pub use rtx::LaminaRtx;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     forwarder::register(plugin)?;
-    repair::register(plugin)
+    repair::register(plugin)?;
+    rtx::register(plugin)
 }
 
 gst::plugin_define!(

@@ -314,13 +314,7 @@ impl Engine {
         if self.peers.contains_key(&peer) {
             return;
         }
-        let pb = match PeerBin::new(
-            &peer,
-            &self.ice,
-            self.cmd_tx.clone(),
-            self.events.clone(),
-            self.nacks.clone(),
-        ) {
+        let pb = match PeerBin::new(&peer, &self.ice, self.cmd_tx.clone(), self.events.clone()) {
             Ok(pb) => pb,
             Err(e) => {
                 self.emit(PipelineEvent::PeerFailed {

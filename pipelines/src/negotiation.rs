@@ -172,6 +172,9 @@ impl Engine {
             .as_text()
             .map_err(|_| "answer does not serialize".to_string())?;
         self.check_answer(peer, answer.sdp());
+        if let Some(p) = self.peers.get(peer) {
+            p.pb.rtx_maps.update(&p.pb.bin, answer.sdp());
+        }
         if let Some(p) = self.peers.get_mut(peer) {
             p.awaiting_connected =
                 restarted || p.conn != gst_webrtc::WebRTCPeerConnectionState::Connected;

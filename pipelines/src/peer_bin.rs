@@ -90,6 +90,8 @@ pub(crate) struct PeerBin {
     /// The `NiceAgent` behind `ice`, for the ICE-restart workaround.
     pub nice: Option<glib::Object>,
     pub shared: Arc<PeerShared>,
+    /// RTX maps of the send path, updated from every answer.
+    pub rtx_maps: Arc<crate::repair::RtxMaps>,
     handlers: Vec<glib::SignalHandlerId>,
 }
 
@@ -108,7 +110,6 @@ impl PeerBin {
         ice: &IceSettings,
         cmd: Sender<Cmd>,
         events: UnboundedSender<PipelineEvent>,
-        nacks: Arc<crate::repair::NackCounters>,
     ) -> Result<Self, PipelineError> {
         let bin = gst::Bin::builder().name(bin_name(peer)).build();
         let webrtc = gst::ElementFactory::make("webrtcbin")
@@ -147,13 +148,15 @@ impl PeerBin {
             publish: Mutex::new(PublishMap::default()),
         });
         let handlers = connect_callbacks(&webrtc, &shared);
-        crate::repair::install(&bin, &webrtc, nacks);
+        let rtx_maps = Arc::new(crate::repair::RtxMaps::default());
+        crate::repair::install(&bin, &webrtc, rtx_maps.clone());
         Ok(Self {
             bin,
             webrtc,
             _ice: agent,
             nice,
             shared,
+            rtx_maps,
             handlers,
         })
     }

@@ -1,5 +1,6 @@
 //! Loss repair inside one peer's webrtcbin: the receive path (uplink) and the send path
-//! (downlink), set up once per peer when its bin is built.
+//! (downlink), set up once per peer when its bin is built. `docs/loss-repair.md` has the
+//! webrtcbin 1.22 behaviour this relies on.
 //!
 //! - **Uplink.** rtpbin's `request-jitterbuffer` returns a [`REPAIR_FACTORY`] (`laminarepair`)
 //!   instead of an `rtpjitterbuffer` for every received SSRC: packets are forwarded at once, and
@@ -7,73 +8,29 @@
 //!   `do-nack`, which the negotiation sets on video m-lines). The publisher's RTX answers are
 //!   de-wrapped by webrtcbin's own `rtprtxreceive` (the answer carries the offer's `rtx`
 //!   payload type with `apt=`) before they reach `laminarepair`, which fills the hole.
-//! - **Downlink.** A subscriber's NACKs become `GstRTPRetransmissionRequest` events in its
-//!   rtpsession and reach webrtcbin's `rtprtxsend`, which keeps the last packets sent on each
-//!   SSRC (already carrying the subscriber's own SSRC, sequence numbers and timestamps) and
-//!   resends them as RTX. Here its history is bounded by time as well as by count
-//!   ([`RTX_HISTORY_MS`], [`RTX_HISTORY_PACKETS`]), and a [`NackBudget`] in front of it bounds the
-//!   requests one subscriber can make per second, so a NACK flood costs bounded work.
+//! - **Downlink.** webrtcbin's `request-aux-sender` puts a [`RTX_FACTORY`] (`laminartx`) after
+//!   its `rtprtxsend`; its RTX maps come from each answer ([`RtxMaps`]: the `ssrc-group:FID`
+//!   and `apt=` webrtcbin wrote; `rtprtxsend`'s `ssrc-map` cannot be read back). A subscriber's NACKs become `GstRTPRetransmissionRequest` events in its
+//!   rtpsession; `laminartx` answers them with RTX from its history (packets as forwarded to
+//!   this subscriber: its own SSRC, sequence numbers and timestamps), at most
+//!   [`NACK_BUDGET_PER_SEC`] a second, and `rtprtxsend` never sees them.
 //!
-//! Counters (read by [`RepairStats::collect`]) come from the elements themselves.
+//! Counters ([`RepairStats`]) come from the elements themselves.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use gst::prelude::*;
 
 /// The pass-through receive buffer of the `lamina` plugin.
 pub const REPAIR_FACTORY: &str = "laminarepair";
-/// Longest time a sent packet stays available for retransmission.
-pub const RTX_HISTORY_MS: u32 = 1000;
-/// Most packets per SSRC kept for retransmission.
-pub const RTX_HISTORY_PACKETS: u32 = 500;
+/// The retransmission sender of the `lamina` plugin.
+pub const RTX_FACTORY: &str = "laminartx";
 /// Retransmission requests one subscriber may make per second (burst of the same size).
 pub const NACK_BUDGET_PER_SEC: u32 = 1000;
 
-/// A token bucket of retransmission requests.
-#[derive(Debug)]
-pub struct NackBudget {
-    rate: f64,
-    tokens: f64,
-    last: Option<Instant>,
-}
-
-impl NackBudget {
-    /// A full bucket of `per_sec` requests refilled at `per_sec` a second.
-    pub fn new(per_sec: u32) -> Self {
-        Self {
-            rate: f64::from(per_sec),
-            tokens: f64::from(per_sec),
-            last: None,
-        }
-    }
-
-    /// Takes one request at `now`; `false` when the budget is spent.
-    pub fn take(&mut self, now: Instant) -> bool {
-        if let Some(last) = self.last {
-            let refill = now.saturating_duration_since(last).as_secs_f64() * self.rate;
-            self.tokens = (self.tokens + refill).min(self.rate);
-        }
-        self.last = Some(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// A room's repair counters that outlive its peers: retransmission requests counted at the
-/// budget, and the element counters of peers already removed.
+/// A room's repair counters of peers already removed (their elements are gone).
 #[derive(Debug, Default)]
 pub struct NackCounters {
-    /// Requests that reached `rtprtxsend`.
-    pub passed: AtomicU64,
-    /// Requests dropped because the budget was spent.
-    pub dropped: AtomicU64,
-    /// Element counters of removed peers.
     retired: Mutex<RepairStats>,
 }
 
@@ -82,14 +39,11 @@ impl NackCounters {
     pub(crate) fn retire(&self, bin: &gst::Bin) {
         let gone = RepairStats::from_elements(bin);
         let mut r = self.retired.lock().unwrap_or_else(|e| e.into_inner());
-        r.uplink_lost += gone.uplink_lost;
-        r.uplink_nacks += gone.uplink_nacks;
-        r.uplink_repaired += gone.uplink_repaired;
-        r.downlink_retransmitted += gone.downlink_retransmitted;
+        r.add(&gone);
     }
 }
 
-/// Loss-repair figures of one peer, summed over its streams.
+/// Loss-repair figures, summed over streams.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RepairStats {
     /// Uplink: packets found missing and never received.
@@ -98,26 +52,46 @@ pub struct RepairStats {
     pub uplink_nacks: u64,
     /// Uplink: missing packets that arrived after a NACK.
     pub uplink_repaired: u64,
-    /// Downlink: retransmission requests from subscribers that were served or looked up.
+    /// Downlink: retransmission requests from subscribers.
     pub downlink_requests: u64,
     /// Downlink: requests dropped by the per-subscriber budget.
     pub downlink_requests_dropped: u64,
+    /// Downlink: requests for packets not (or no longer) kept.
+    pub downlink_not_cached: u64,
     /// Downlink: packets retransmitted (as RTX).
     pub downlink_retransmitted: u64,
 }
 
 impl RepairStats {
-    /// The room's totals: the counters of every `laminarepair` and `rtprtxsend` inside `bin`
+    /// Adds `o` field by field.
+    pub fn add(&mut self, o: &RepairStats) {
+        self.uplink_lost += o.uplink_lost;
+        self.uplink_nacks += o.uplink_nacks;
+        self.uplink_repaired += o.uplink_repaired;
+        self.downlink_requests += o.downlink_requests;
+        self.downlink_requests_dropped += o.downlink_requests_dropped;
+        self.downlink_not_cached += o.downlink_not_cached;
+        self.downlink_retransmitted += o.downlink_retransmitted;
+    }
+
+    /// The field-by-field maximum of `self` and `o`.
+    pub fn max(&mut self, o: &RepairStats) {
+        self.uplink_lost = self.uplink_lost.max(o.uplink_lost);
+        self.uplink_nacks = self.uplink_nacks.max(o.uplink_nacks);
+        self.uplink_repaired = self.uplink_repaired.max(o.uplink_repaired);
+        self.downlink_requests = self.downlink_requests.max(o.downlink_requests);
+        self.downlink_requests_dropped = self
+            .downlink_requests_dropped
+            .max(o.downlink_requests_dropped);
+        self.downlink_not_cached = self.downlink_not_cached.max(o.downlink_not_cached);
+        self.downlink_retransmitted = self.downlink_retransmitted.max(o.downlink_retransmitted);
+    }
+
+    /// The room's totals: the counters of every `laminarepair` and `laminartx` inside `bin`
     /// (the room's pipeline) plus those of peers already removed.
     pub fn collect(bin: &gst::Bin, nacks: &NackCounters) -> Self {
         let mut s = Self::from_elements(bin);
-        let r = *nacks.retired.lock().unwrap_or_else(|e| e.into_inner());
-        s.uplink_lost += r.uplink_lost;
-        s.uplink_nacks += r.uplink_nacks;
-        s.uplink_repaired += r.uplink_repaired;
-        s.downlink_retransmitted += r.downlink_retransmitted;
-        s.downlink_requests = nacks.passed.load(Ordering::Relaxed);
-        s.downlink_requests_dropped = nacks.dropped.load(Ordering::Relaxed);
+        s.add(&nacks.retired.lock().unwrap_or_else(|e| e.into_inner()));
         s
     }
 
@@ -125,27 +99,103 @@ impl RepairStats {
         let mut s = Self::default();
         for e in bin.iterate_recurse().into_iter().flatten() {
             let Some(f) = e.factory() else { continue };
-            match f.name().as_str() {
-                REPAIR_FACTORY => {
-                    let st = e.property::<gst::Structure>("stats");
-                    let get = |k: &str| st.get::<u64>(k).unwrap_or(0);
-                    s.uplink_lost += get("num-lost");
-                    s.uplink_nacks += get("rtx-count");
-                    s.uplink_repaired += get("rtx-success-count");
-                }
-                "rtprtxsend" => {
-                    s.downlink_retransmitted += u64::from(e.property::<u32>("num-rtx-packets"));
-                }
-                _ => {}
+            let name = f.name();
+            if name != REPAIR_FACTORY && name != RTX_FACTORY {
+                continue;
+            }
+            let st = e.property::<gst::Structure>("stats");
+            let get = |k: &str| st.get::<u64>(k).unwrap_or(0);
+            if name == REPAIR_FACTORY {
+                s.uplink_lost += get("num-lost");
+                s.uplink_nacks += get("rtx-count");
+                s.uplink_repaired += get("rtx-success-count");
+            } else {
+                s.downlink_requests += get("num-requests");
+                s.downlink_requests_dropped += get("num-dropped");
+                s.downlink_not_cached += get("num-not-cached");
+                s.downlink_retransmitted += get("num-rtx-packets");
             }
         }
         s
     }
 }
 
+/// The RTX maps of one peer's send path, from its latest answer, for its `laminartx` (which may
+/// be created after the answer, when webrtcbin first sets up its send session).
+#[derive(Debug, Default)]
+pub(crate) struct RtxMaps {
+    maps: Mutex<Option<(gst::Structure, gst::Structure)>>,
+}
+
+impl RtxMaps {
+    /// Takes the maps from an answer (`a=ssrc-group:FID <ssrc> <rtx ssrc>` and `a=fmtp:<rtx pt>
+    /// apt=<pt>` of its sending m-lines) and gives them to the peer's `laminartx`, if it exists.
+    pub(crate) fn update(&self, bin: &gst::Bin, answer: &gst_sdp::SDPMessageRef) {
+        let maps = rtx_maps(answer);
+        *self.maps.lock().unwrap_or_else(|e| e.into_inner()) = Some(maps.clone());
+        if let Some(rtx) = bin
+            .iterate_recurse()
+            .into_iter()
+            .flatten()
+            .find(|e| e.factory().is_some_and(|f| f.name() == RTX_FACTORY))
+        {
+            apply(&rtx, &maps);
+        }
+    }
+
+    fn apply_to(&self, rtx: &gst::Element) {
+        let maps = self.maps.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(maps) = maps {
+            apply(rtx, &maps);
+        }
+    }
+}
+
+fn apply(rtx: &gst::Element, (ssrcs, pts): &(gst::Structure, gst::Structure)) {
+    rtx.set_property("ssrc-map", ssrcs);
+    rtx.set_property("payload-type-map", pts);
+}
+
+/// `application/x-rtp-ssrc-map` and `application/x-rtp-pt-map` of an answer's sending m-lines.
+fn rtx_maps(answer: &gst_sdp::SDPMessageRef) -> (gst::Structure, gst::Structure) {
+    let mut ssrcs = gst::Structure::new_empty("application/x-rtp-ssrc-map");
+    let mut pts = gst::Structure::new_empty("application/x-rtp-pt-map");
+    for media in answer.medias() {
+        for a in media.attributes() {
+            let Some(v) = a.value() else { continue };
+            match a.key() {
+                "ssrc-group" => {
+                    let mut it = v.split_whitespace();
+                    if it.next() != Some("FID") {
+                        continue;
+                    }
+                    let ids: Vec<u32> = it.filter_map(|x| x.parse().ok()).collect();
+                    if let [ssrc, rtx] = ids[..] {
+                        ssrcs.set(ssrc.to_string().as_str(), rtx);
+                    }
+                }
+                "fmtp" => {
+                    let Some((pt, params)) = v.split_once(' ') else {
+                        continue;
+                    };
+                    let apt = params
+                        .split(';')
+                        .find_map(|p| p.trim().strip_prefix("apt="))
+                        .and_then(|x| x.parse::<u32>().ok());
+                    if let (Ok(rtx_pt), Some(apt)) = (pt.parse::<u32>(), apt) {
+                        pts.set(apt.to_string().as_str(), rtx_pt);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    (ssrcs, pts)
+}
+
 /// Connects the repair set-up to a new peer's webrtcbin (before it has any stream). The
 /// handlers live as long as the webrtcbin and its bin.
-pub(crate) fn install(bin: &gst::Bin, webrtc: &gst::Element, nacks: Arc<NackCounters>) {
+pub(crate) fn install(bin: &gst::Bin, webrtc: &gst::Element, maps: Arc<RtxMaps>) {
     if let Some(rtpbin) = webrtc
         .downcast_ref::<gst::Bin>()
         .and_then(|b| b.by_name("rtpbin"))
@@ -160,42 +210,16 @@ pub(crate) fn install(bin: &gst::Bin, webrtc: &gst::Element, nacks: Arc<NackCoun
     } else {
         tracing::warn!("webrtcbin without an rtpbin: receive path keeps rtpjitterbuffer");
     }
-    let budget = Arc::new(Mutex::new(NackBudget::new(NACK_BUDGET_PER_SEC)));
-    bin.connect_deep_element_added(move |_, _, element| {
-        if element.factory().is_some_and(|f| f.name() == "rtprtxsend") {
-            tune_rtx_sender(element, budget.clone(), nacks.clone());
-        }
+    webrtc.connect("request-aux-sender", false, |_| {
+        let rtx = gst::ElementFactory::make(RTX_FACTORY)
+            .property("max-requests-per-sec", NACK_BUDGET_PER_SEC)
+            .build()
+            .ok()?;
+        Some(rtx.to_value())
     });
-}
-
-/// Bounds `rtprtxsend`'s history and puts the request budget in front of it.
-fn tune_rtx_sender(rtx: &gst::Element, budget: Arc<Mutex<NackBudget>>, nacks: Arc<NackCounters>) {
-    rtx.set_property("max-size-time", RTX_HISTORY_MS);
-    rtx.set_property("max-size-packets", RTX_HISTORY_PACKETS);
-    let Some(src) = rtx.static_pad("src") else {
-        return;
-    };
-    src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-        let Some(gst::PadProbeData::Event(ev)) = &info.data else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let is_request = ev.type_() == gst::EventType::CustomUpstream
-            && ev
-                .structure()
-                .is_some_and(|s| s.name() == "GstRTPRetransmissionRequest");
-        if !is_request {
-            return gst::PadProbeReturn::Ok;
-        }
-        let allowed = budget
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take(Instant::now());
-        if allowed {
-            nacks.passed.fetch_add(1, Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        } else {
-            nacks.dropped.fetch_add(1, Ordering::Relaxed);
-            gst::PadProbeReturn::Drop
+    bin.connect_deep_element_added(move |_, _, element| {
+        if element.factory().is_some_and(|f| f.name() == RTX_FACTORY) {
+            maps.apply_to(element);
         }
     });
 }
@@ -203,21 +227,17 @@ fn tune_rtx_sender(rtx: &gst::Element, budget: Arc<Mutex<NackBudget>>, nacks: Ar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn budget_allows_a_burst_then_refills_at_its_rate() {
-        let mut b = NackBudget::new(10);
-        let t0 = Instant::now();
-        assert_eq!((0..20).filter(|_| b.take(t0)).count(), 10);
-        assert!(!b.take(t0));
-        assert!(b.take(t0 + Duration::from_millis(150)));
-        assert_eq!(
-            (0..20)
-                .filter(|_| b.take(t0 + Duration::from_secs(5)))
-                .count(),
-            10,
-            "the bucket never holds more than one second's worth"
-        );
+    fn rtx_maps_come_from_fid_groups_and_apt() {
+        gst::init().unwrap();
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:3\r\na=rtpmap:96 VP8/90000\r\n\
+a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=ssrc-group:FID 179663093 3908554074\r\n\
+a=ssrc:179663093 cname:x\r\na=ssrc:3908554074 cname:x\r\n";
+        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).unwrap();
+        let (ssrcs, pts) = rtx_maps(&msg);
+        assert_eq!(ssrcs.get::<u32>("179663093").unwrap(), 3908554074);
+        assert_eq!(pts.get::<u32>("96").unwrap(), 97);
     }
 }

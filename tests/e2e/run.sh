@@ -6,8 +6,9 @@
 #   tests/e2e/run.sh client.test.mjs     some of them (names relative to tests/e2e)
 #
 # Needs: web/dist built (cd web && npm ci && npm run build), npm ci in tests/e2e, Chromium at
-# /usr/bin/chromium (or CHROMIUM_PATH), and for videoroom.test.mjs the server binary
-# LAMINA_BIN (default target/release/lamina, relative to the repository root).
+# /usr/bin/chromium (or CHROMIUM_PATH), and for videoroom.test.mjs and loss.test.mjs the server
+# binary LAMINA_BIN (default target/release/lamina, relative to the repository root); loss.test.mjs
+# also needs nft (nftables) and drops packets on lo of the namespace only.
 # Tests start the server themselves (127.0.0.1:0) and one shared browser.
 # LAMINA_E2E_NO_NETNS=1 skips the namespace (when unshare is not permitted).
 # LAMINA_E2E_SERVER_LOG=1 echoes the server log.
@@ -20,7 +21,7 @@ bin=${LAMINA_BIN:-target/release/lamina}
 case "$bin" in /*) ;; *) bin="$repo/$bin" ;; esac
 export LAMINA_BIN="$bin"
 
-if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs"; fi
+if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs loss.test.mjs"; fi
 
 fail=0
 if [ ! -f "$repo/web/dist/room.html" ] || [ ! -f "$repo/web/dist/assets/index.js" ]; then
@@ -28,7 +29,7 @@ if [ ! -f "$repo/web/dist/room.html" ] || [ ! -f "$repo/web/dist/assets/index.js
   fail=1
 fi
 case " $files " in
-  *videoroom*)
+  *videoroom*|*loss*)
     if [ ! -x "$bin" ]; then
       echo "e2e: server binary not found: $bin (cargo build --release, or set LAMINA_BIN)" >&2
       fail=1
@@ -44,6 +45,14 @@ if [ ! -x "$chromium" ]; then
   echo "e2e: Chromium not found at $chromium (apt-get install chromium)" >&2
   fail=1
 fi
+case " $files " in
+  *loss*)
+    if ! command -v nft >/dev/null 2>&1; then
+      echo "e2e: nft not found, loss.test.mjs needs it (apt-get install nftables)" >&2
+      fail=1
+    fi
+    ;;
+esac
 [ "$fail" = 0 ] || exit 1
 
 mkdir -p "$here/artifacts"

@@ -71,6 +71,9 @@ function setupRoomPage(): void {
     test,
     synth: null,
   };
+  // Test mode: ?capture=1280x720@30 asks the camera for that size and rate.
+  const capture = test ? /^(\d+)x(\d+)@(\d+)$/.exec(params.get("capture") ?? "") : null;
+  if (capture) media.capture = { width: Number(capture[1]), height: Number(capture[2]), fps: Number(capture[3]) };
   if (test && flag(params, "synth", false)) {
     media.synth = {
       hue: Number(params.get("hue") ?? hashHue(displayName)) % 360,

@@ -8,6 +8,8 @@ export interface LocalMediaRequest {
   video: boolean;
   /** Test mode: small frames, no audio processing. */
   test: boolean;
+  /** Test mode: camera capture size and rate instead of the small test default (`?capture=WxH@fps`). */
+  capture?: { width: number; height: number; fps: number } | null;
   /** Test mode: generate media instead of opening devices. */
   synth?: { hue: number; toneHz: number; width: number; height: number; fps: number } | null;
 }
@@ -52,7 +54,12 @@ export async function getLocalMedia(req: LocalMediaRequest): Promise<LocalMedia>
   if (req.synth) return synthMedia(req);
 
   const audioC: boolean | MediaTrackConstraints = req.test ? TEST_AUDIO_CONSTRAINTS : (MEDIA_CONSTRAINTS.audio ?? true);
-  const videoC: boolean | MediaTrackConstraints = req.test ? TEST_VIDEO_CONSTRAINTS : (MEDIA_CONSTRAINTS.video ?? true);
+  const c = req.test ? req.capture : null;
+  const videoC: boolean | MediaTrackConstraints = c
+    ? { width: { ideal: c.width }, height: { ideal: c.height }, frameRate: { ideal: c.fps } }
+    : req.test
+      ? TEST_VIDEO_CONSTRAINTS
+      : (MEDIA_CONSTRAINTS.video ?? true);
   const problems: string[] = [];
   let audio: MediaStreamTrack | null = null;
   let video: MediaStreamTrack | null = null;

@@ -85,7 +85,7 @@ impl LaminaRepair {
         let now = gst::get_timestamp().nseconds();
         let mut requests = [0u16; MAX_REQUESTS_PER_POLL];
         let mut n = 0;
-        let mut deadline_ms = 0;
+        let deadline_ms;
         let verdict = {
             let mut state = lock(&self.state);
             state.ssrc = Some(ssrc);

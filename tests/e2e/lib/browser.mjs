@@ -23,8 +23,15 @@ export const CHROMIUM_ARGS = [
   "--disable-backgrounding-occluded-windows",
 ];
 
-export async function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
+/**
+ * fakeDevice: options of the fake camera, e.g. "fps=30" (Chromium's fake camera runs at 20 fps
+ * unless told otherwise, whatever frame rate getUserMedia asks for).
+ */
+export async function launchBrowser({ fakeDevice = "" } = {}) {
+  const args = fakeDevice
+    ? CHROMIUM_ARGS.map((a) => (a === "--use-fake-device-for-media-stream" ? `${a}=${fakeDevice}` : a))
+    : CHROMIUM_ARGS;
+  return chromium.launch({ executablePath: CHROMIUM_PATH, args, headless: true });
 }
 
 /** A new isolated context (own cookies, storage and media permissions) with a small viewport. */

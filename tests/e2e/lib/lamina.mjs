@@ -1,6 +1,7 @@
 // Starts the Lamina server binary on 127.0.0.1:0 and finds its address in the log.
 //
-// The server logs (tracing fmt) a line containing `lamina listening` and `addr=127.0.0.1:PORT`.
+// The server logs (tracing fmt) a line containing `lamina listening` and `addr=127.0.0.1:PORT`,
+// after `embedded TURN server listening addr=127.0.0.1:PORT`.
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -23,6 +24,7 @@ export async function startLamina({ timeout = 20000, extraArgs = [] } = {}) {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines = [];
+  let turnAddr = null;
   let resolveAddr;
   let rejectAddr;
   const addrPromise = new Promise((res, rej) => {
@@ -36,6 +38,10 @@ export async function startLamina({ timeout = 20000, extraArgs = [] } = {}) {
       lines.push(line);
       if (lines.length > 5000) lines.shift();
       if (process.env.LAMINA_E2E_SERVER_LOG) console.log(`[lamina] ${line}`);
+      if (line.includes("embedded TURN server listening")) {
+        const m = line.match(/addr=([0-9.]+:\d+)/);
+        if (m) turnAddr = m[1];
+      }
       if (line.includes("lamina listening")) {
         const m = line.match(/addr=([0-9.]+:\d+)/);
         if (m) resolveAddr(m[1]);
@@ -60,6 +66,8 @@ export async function startLamina({ timeout = 20000, extraArgs = [] } = {}) {
   return {
     addr,
     url: `http://${addr}`,
+    /** The embedded TURN server's UDP address (logged before `lamina listening`), or null. */
+    turnAddr,
     child,
     /** Last lines of the server log (for failure messages). */
     tail: (n = 40) => lines.slice(-n).join("\n"),

@@ -4,12 +4,13 @@
 import { newPage } from "./browser.mjs";
 import { waitFor } from "./util.mjs";
 
-function query({ name, video = true, audio = true, synth = false, hue, tone }) {
+function query({ name, video = true, audio = true, synth = false, hue, tone, capture }) {
   const q = new URLSearchParams();
   if (name !== undefined) q.set("display_name", name);
   q.set("test", "1");
   q.set("video", video ? "1" : "0");
   q.set("audio", audio ? "1" : "0");
+  if (capture) q.set("capture", capture); // camera size and rate, e.g. "1280x720@30"
   if (synth) {
     q.set("synth", "1");
     if (hue !== undefined) q.set("hue", String(hue));
@@ -27,10 +28,14 @@ export class Participant {
     this.closed = false;
   }
 
-  /** Opens the room page directly: /room/<room>?display_name=<name>&test=1&... */
+  /**
+   * Opens the room page directly: /room/<room>?display_name=<name>&test=1&...
+   * opts.initScript: a function run in the page before its own scripts (page.addInitScript).
+   */
   static async open(browser, baseUrl, opts) {
     const { context, page } = await newPage(browser, opts.viewport);
     const p = new Participant(opts.name, context, page, opts);
+    if (opts.initScript) await page.addInitScript(opts.initScript);
     const q = query(opts);
     await page.goto(`${baseUrl}/room/${encodeURIComponent(opts.room)}?${q}`);
     return p;

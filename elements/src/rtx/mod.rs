@@ -1,0 +1,54 @@
+//! # `laminartx`: answers retransmission requests from an order-independent history
+//!
+//! The element sits on a send path after `rtprtxsend` (webrtcbin's `request-aux-sender`) and
+//! takes over its job: it keeps the packets sent on every SSRC that has an RTX mapping and
+//! answers `GstRTPRetransmissionRequest` upstream events (a subscriber's NACK, turned into one
+//! event per packet by rtpsession) with an RTX packet (RFC 4588: the RTX payload type and SSRC,
+//! its own sequence numbers, the original sequence number in front of the payload). Requests it
+//! sees go no further upstream.
+//!
+//! Why not `rtprtxsend` alone: its history (GStreamer 1.22) is a list in arrival order searched
+//! by binary search, and its age bound compares the first and last entries' timestamps. An SFU
+//! forwards repaired packets late, out of order, and then `rtprtxsend` misses packets it has.
+//! Here packet `seq` lives in slot `seq % 512` of its SSRC's [`history`], whatever the order.
+//!
+//! Properties: `ssrc-map` and `payload-type-map` (the same structures `rtprtxsend` takes:
+//! `application/x-rtp-ssrc-map, <ssrc>=(uint)<rtx ssrc>` and
+//! `application/x-rtp-pt-map, <pt>=(uint)<rtx pt>`), `max-requests-per-sec` (a token bucket:
+//! requests beyond it are dropped and counted), and the read-only `stats`: `num-requests`,
+//! `num-rtx-packets`, `num-not-cached` (asked for a packet not or no longer kept, or not
+//! mapped), `num-dropped` (over the budget).
+//!
+//! The RTX packet is pushed from the thread that delivered the request (rtpsession's RTCP
+//! receive thread, which holds no session lock then); pushes from the streaming thread and from
+//! there are serialised by the downstream sink pad's stream lock.
+//!
+//! ```text
+//! GST_PLUGIN_PATH=target/debug gst-launch-1.0 \
+//!   videotestsrc num-buffers=60 ! vp8enc deadline=1 ! rtpvp8pay pt=96 ssrc=1111 ! \
+//!   laminartx ssrc-map="application/x-rtp-ssrc-map,1111=(uint)2222" \
+//!     payload-type-map="application/x-rtp-pt-map,96=(uint)97" ! \
+//!   rtpvp8depay ! vp8dec ! fakesink
+//! ```
+
+use gst::glib;
+use gst::prelude::*;
+
+pub mod history;
+mod imp;
+
+glib::wrapper! {
+    /// The `laminartx` element (GType `GstLaminaRtx`); see the module docs.
+    pub struct LaminaRtx(ObjectSubclass<imp::LaminaRtx>)
+        @extends gst::Element, gst::Object;
+}
+
+/// Registers `laminartx` (rank NONE) with `plugin`.
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "laminartx",
+        gst::Rank::NONE,
+        LaminaRtx::static_type(),
+    )
+}
