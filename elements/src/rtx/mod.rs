@@ -4,8 +4,9 @@
 //! takes over its job: it keeps the packets sent on every SSRC that has an RTX mapping and
 //! answers `GstRTPRetransmissionRequest` upstream events (a subscriber's NACK, turned into one
 //! event per packet by rtpsession) with an RTX packet (RFC 4588: the RTX payload type and SSRC,
-//! its own sequence numbers, the original sequence number in front of the payload). Requests it
-//! sees go no further upstream.
+//! its own sequence numbers, the original sequence number in front of the payload). Requests
+//! for its mapped SSRCs go no further upstream (answered, not kept, or over the budget); other
+//! requests and events pass upstream unchanged.
 //!
 //! Why not `rtprtxsend` alone: its history (GStreamer 1.22) is a list in arrival order searched
 //! by binary search, and its age bound compares the first and last entries' timestamps. An SFU
