@@ -5,8 +5,10 @@
 #   scripts/bench.sh                      all scenarios, both servers (about 20 minutes)
 #   scripts/bench.sh --quick              Lamina only, one small room (under a minute)
 #   scripts/bench.sh --scenarios room8 --servers lamina --measure-s 30
+#   scripts/bench.sh --scenarios loss --loss-percent 5    repaired vs unrepaired losses
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh bench
-cargo build --release --locked -p lamina --bin lamina -p lamina-bench
+# Name both binaries: `--bin lamina` alone would limit the build to that one target.
+cargo build --release --locked -p lamina --bin lamina -p lamina-bench --bin lamina-bench
 exec target/release/lamina-bench "$@"

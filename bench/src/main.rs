@@ -1,11 +1,13 @@
 //! `lamina-bench`: starts N synthetic WebRTC participants (str0m peers replaying pre-encoded
 //! VP8 + Opus) in R rooms against Lamina and, for comparison, Janus VideoRoom, and measures
 //! forwarding throughput, server CPU and memory, loss, server-added delay and late-joiner
-//! first-frame time. See the "Performance" section of the README.
+//! first-frame time, and, under simulated downlink loss, how many lost packets the server
+//! repairs. See the "Performance" section of the README.
 
 mod chart;
 mod janus;
 mod lamina;
+mod loss;
 mod media;
 mod metrics;
 mod peer;
@@ -62,13 +64,25 @@ struct Args {
     servers: Vec<String>,
     /// Scenarios (comma separated): room2, room4, room8 (all publish and subscribe),
     /// fanoutN (1 publisher, N receive-only subscribers), ramp (growing room until loss ≥ 1 % or CPU ≥
-    /// the limit), roomN for any N.
+    /// the limit), roomN for any N, loss (room of 4 whose receivers drop --loss-percent of the
+    /// video they receive and NACK it: repaired vs unrepaired), lossN for a room of N.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "room2,room4,room8,fanout20,ramp"
+        default_value = "room2,room4,room8,fanout20,ramp,loss"
     )]
     scenarios: Vec<String>,
+    /// Share of received video packets each participant drops in the loss scenarios (percent;
+    /// seeded, counted within the window).
+    #[arg(long, default_value_t = 5.0)]
+    loss_percent: f64,
+    /// Seed of the loss scenarios' drop decisions.
+    #[arg(long, default_value_t = 1)]
+    loss_seed: u64,
+    /// One-way latency every participant adds to what it receives in the loss scenarios, ms
+    /// (Janus 1.1.2 answers no NACK while it measures a 0 ms round trip, as on loopback).
+    #[arg(long, default_value_t = 10)]
+    loss_latency_ms: u64,
     /// Rooms per scenario (each with the scenario's participants).
     #[arg(long, default_value_t = 1)]
     rooms: usize,
@@ -190,25 +204,30 @@ fn which(bin: &str) -> Option<PathBuf> {
 }
 
 fn scenario(name: &str, args: &Args) -> Option<Scenario> {
+    let room = |n: &str| n.parse::<usize>().ok().filter(|n| *n >= 2);
+    let mut loss_percent = 0.0;
+    let mut late_joins = args.late_joins;
     let (publishers, subscribers) = if let Some(n) = name.strip_prefix("fanout") {
         (1, n.parse::<usize>().ok().filter(|n| *n >= 1)?)
+    } else if let Some(n) = name.strip_prefix("loss") {
+        loss_percent = args.loss_percent;
+        // No late joiners: a lossy keyframe seldom arrives complete and in order.
+        late_joins = 0;
+        (if n.is_empty() { Some(4) } else { room(n) }?, 0)
     } else {
-        (
-            name.strip_prefix("room")?
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 2)?,
-            0,
-        )
+        (room(name.strip_prefix("room")?)?, 0)
     };
     Some(Scenario {
         name: name.to_string(),
         rooms: args.rooms,
         publishers,
         subscribers,
-        late_joins: args.late_joins,
+        late_joins,
         warmup_s: args.warmup_s,
         measure_s: args.measure_s,
+        loss_percent,
+        loss_seed: args.loss_seed,
+        loss_latency_ms: args.loss_latency_ms,
     })
 }
 
@@ -336,7 +355,7 @@ async fn ramp(kind: ServerKind, args: &Args, env: &Env, report: &mut report::Rep
 }
 
 fn one_line(r: &RunResult) -> String {
-    format!(
+    let mut line = format!(
         "streams {}/{} pkt/s {:.0} delivered {:.1}% CPU {:.1}% pkt/CPU-s {:.0} RSS {:.1} MiB loss {:.2}% delay p50/p99 {:.2}/{:.2} ms first frame p50 {:.0} ms{}",
         r.streams_flowing,
         r.streams_expected,
@@ -350,7 +369,24 @@ fn one_line(r: &RunResult) -> String {
         r.delay_p99_ms,
         r.first_frame_p50_ms,
         if r.errors.is_empty() { String::new() } else { format!(" errors: {}", r.errors.join("; ")) }
-    )
+    );
+    if r.drop_pct > 0.0 {
+        line += &format!(
+            "\n   dropped {} ({}% of received video): repaired {} ({:.1}%, {} by RTX), unrepaired {} ({:.1}%), NACKs sent {}, NACK/RTX negotiated on {}/{} of {} video streams",
+            r.dropped,
+            r.drop_pct,
+            r.repaired,
+            r.repaired_pct,
+            r.repaired_rtx,
+            r.unrepaired,
+            r.unrepaired_pct,
+            r.nacks_sent,
+            r.nack_streams,
+            r.rtx_streams,
+            r.video_streams
+        );
+    }
+    line
 }
 
 fn host_facts() -> String {

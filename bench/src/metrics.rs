@@ -8,9 +8,11 @@
 //! keys are unique across publishers within the table's lifetime.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::loss::{LossSpec, Repair, RepairLedger};
 
 /// How long a send record is kept.
 const SEND_RECORD_TTL: Duration = Duration::from_secs(3);
@@ -62,14 +64,21 @@ impl SendTable {
 pub struct Shared {
     /// Send times of video packets.
     pub sends: SendTable,
-    /// Whether delay samples are being collected.
+    /// Whether delay samples (and drops) are being counted.
     pub measuring: AtomicBool,
+    /// Simulated downlink loss of every receiving peer, if any.
+    pub loss: Option<LossSpec>,
+    /// Peers started so far (numbers each peer's drop sequence).
+    pub peers: AtomicU64,
 }
 
 impl Shared {
-    /// A fresh shared state.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+    /// A fresh shared state; receivers drop video as `loss` says.
+    pub fn new(loss: Option<LossSpec>) -> Arc<Self> {
+        Arc::new(Self {
+            loss,
+            ..Self::default()
+        })
     }
 
     /// Whether the measurement window is open.
@@ -98,6 +107,10 @@ pub struct RxStream {
     pub first_packet: Option<Instant>,
     /// Next sequence number of a keyframe being assembled.
     pub assembling: Option<u64>,
+    /// What the server negotiated for repair on this stream's m-line.
+    pub negotiated: Repair,
+    /// Packets dropped on purpose and their repair.
+    pub repair: RepairLedger,
 }
 
 impl RxStream {
@@ -144,6 +157,8 @@ pub struct PeerStats {
     pub tx_packets: u64,
     /// Keyframe requests received from the server.
     pub keyframe_requests: u64,
+    /// NACK messages sent (str0m's count, updated with its stats events when loss is on).
+    pub nacks_sent: u64,
     /// When ICE + DTLS came up.
     pub connected: Option<Instant>,
     /// Fatal error of the peer task.

@@ -1,9 +1,10 @@
 //! One synthetic WebRTC peer connection: a str0m `Rtc` in RTP mode on its own UDP socket,
 //! driven by a tokio task. It publishes the pre-encoded media on its sendonly m-lines
 //! (honouring keyframe requests by jumping to the next keyframe of the loop) and counts what
-//! arrives on the others, without decoding.
+//! arrives on the others, without decoding. Under simulated loss (see [`crate::loss`]) it drops
+//! a share of the video datagrams it receives before str0m sees them and follows their repair.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,12 +12,13 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::loss::{self, Dropper, Repair};
 use crate::media::MediaSet;
 use crate::metrics::{lock, PeerStats, RxStream, Shared};
 use crate::rtp;
@@ -63,13 +65,14 @@ impl PeerHandle {
     ) -> std::io::Result<Self> {
         let socket = bind(ip)?;
         let local = socket.local_addr()?;
-        let mut rtc = RtcConfig::new()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .set_stats_interval(None)
-            .build(Instant::now());
+        let peer = shared
+            .peers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dropper = shared.loss.map(|spec| Dropper::new(spec, peer));
+        let latency = shared.loss.map(|spec| spec.latency);
+        // str0m counts the NACKs it sends only in its stats events.
+        let mut rtc =
+            rtc_config(dropper.as_ref().map(|_| NACK_COUNT_INTERVAL)).build(Instant::now());
         let cand = Candidate::host(local, "udp").map_err(std::io::Error::other)?;
         rtc.add_local_candidate(cand);
         let stats = Arc::new(Mutex::new(PeerStats::default()));
@@ -86,11 +89,32 @@ impl PeerHandle {
                 audio: None,
                 video: None,
                 sent_keys: HashMap::new(),
+                dropper,
+                latency,
+                held: VecDeque::new(),
+                rx_video: HashMap::new(),
+                datagram_ssrc: None,
+                negotiated: HashMap::new(),
+                nacks: HashMap::new(),
             }
             .run(rx),
         );
         Ok(Self { cmd, stats, task })
     }
+}
+
+/// How often str0m reports (among its stats) the NACKs it sent, when loss is simulated.
+const NACK_COUNT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The peers' str0m configuration: RTP mode, Opus and VP8 (str0m's VP8 default offers RTX and
+/// the `nack`, `nack pli`, `ccm fir` feedback).
+fn rtc_config(stats_interval: Option<Duration>) -> RtcConfig {
+    RtcConfig::new()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .set_stats_interval(stats_interval)
 }
 
 /// Sends a command to a peer task and waits for its reply.
@@ -128,6 +152,13 @@ fn bind(ip: IpAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
+/// A received datagram held back by the simulated latency.
+struct Held {
+    due: Instant,
+    source: SocketAddr,
+    data: Vec<u8>,
+}
+
 /// A sending track: where it is in the loop and its RTP state.
 struct TxTrack {
     mid: Mid,
@@ -151,6 +182,21 @@ struct Driver {
     video: Option<TxTrack>,
     /// Own video packets not yet on the wire: seq → payload key.
     sent_keys: HashMap<u16, u64>,
+    /// Simulated downlink loss, if any.
+    dropper: Option<Dropper>,
+    /// Simulated downlink latency: received datagrams wait this long before str0m sees them.
+    latency: Option<Duration>,
+    /// Datagrams waiting out `latency`, oldest first.
+    held: VecDeque<Held>,
+    /// Received streams seen so far by main SSRC: whether video.
+    rx_video: HashMap<u32, bool>,
+    /// SSRC on the wire of the datagram whose events are being drained (differs from the
+    /// packet's SSRC when str0m un-wrapped an RTX packet).
+    datagram_ssrc: Option<u32>,
+    /// Repair features the server negotiated, by mid.
+    negotiated: HashMap<String, Repair>,
+    /// NACKs sent by mid (cumulative, from str0m's stats).
+    nacks: HashMap<Mid, u64>,
 }
 
 impl Driver {
@@ -171,17 +217,24 @@ impl Driver {
             };
             let sleep = tokio::time::Instant::from_std(deadline.max(Instant::now()));
             let sending = self.publish.is_some() && lock(&self.stats).connected.is_some();
+            let held_due = self
+                .held
+                .front()
+                .map(|h| tokio::time::Instant::from_std(h.due));
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => {
                     let now = Instant::now();
                     if let Ok((n, source)) = r {
-                        if let Ok(contents) = buf[..n].try_into() {
-                            let input = Input::Receive(now, Receive {
-                                proto: Protocol::Udp, source, destination: self.local, contents });
-                            if self.rtc.accepts(&input) {
-                                let _ = self.rtc.handle_input(input);
-                            }
+                        match self.latency {
+                            Some(d) => self.held.push_back(Held { due: now + d, source, data: buf[..n].to_vec() }),
+                            None => self.receive(&buf[..n], source, now),
                         }
+                    }
+                }
+                _ = tokio::time::sleep_until(held_due.unwrap_or(sleep)), if held_due.is_some() => {
+                    // One datagram per turn: its events are drained before the next one.
+                    if let Some(h) = self.held.pop_front() {
+                        self.receive(&h.data, h.source, Instant::now());
                     }
                 }
                 _ = tokio::time::sleep_until(sleep) => {
@@ -201,7 +254,10 @@ impl Driver {
     fn drain(&mut self) -> Result<Instant, String> {
         loop {
             match self.rtc.poll_output().map_err(|e| e.to_string())? {
-                Output::Timeout(t) => return Ok(t),
+                Output::Timeout(t) => {
+                    self.datagram_ssrc = None;
+                    return Ok(t);
+                }
                 Output::Transmit(t) => {
                     if let Some((_, seq)) = rtp::srtp_ids(&t.contents) {
                         if let Some(key) = self.sent_keys.remove(&seq) {
@@ -229,15 +285,16 @@ impl Driver {
                     v.want_key = true;
                 }
             }
+            Event::MediaIngressStats(s) => {
+                self.nacks.insert(s.mid, s.nacks);
+                lock(&self.stats).nacks_sent = self.nacks.values().sum();
+            }
             Event::RtpPacket(p) => {
                 let ssrc = *p.header.ssrc;
-                let video = self
-                    .rtc
-                    .direct_api()
-                    .stream_rx(&p.header.ssrc)
-                    .map(|s| s.mid())
-                    .and_then(|mid| self.rtc.media(mid))
-                    .is_some_and(|m| m.kind() == MediaKind::Video);
+                let (video, negotiated) = match self.rx_video.get(&ssrc) {
+                    Some(&video) => (video, None),
+                    None => self.first_packet(p.header.ssrc),
+                };
                 if p.payload.is_empty() {
                     return;
                 }
@@ -245,8 +302,13 @@ impl Driver {
                 let mut st = lock(&self.stats);
                 let s = st.rx.entry(ssrc).or_insert_with(|| RxStream {
                     video,
+                    negotiated: negotiated.unwrap_or_default(),
                     ..Default::default()
                 });
+                if self.dropper.is_some() {
+                    let via_rtx = self.datagram_ssrc.is_some_and(|d| d != ssrc);
+                    s.repair.on_arrival(*p.seq_no as u16, p.timestamp, via_rtx);
+                }
                 let fresh = s.on_packet(
                     *p.seq_no,
                     p.payload.len(),
@@ -262,6 +324,80 @@ impl Driver {
             }
             _ => {}
         }
+    }
+
+    /// Settles a newly seen receive stream: whether it is video and, for video, str0m's NACKs
+    /// switched on exactly when its m-line negotiated generic NACK or RTX (str0m alone keys
+    /// them on RTX only).
+    fn first_packet(&mut self, ssrc: Ssrc) -> (bool, Option<Repair>) {
+        let Some(mid) = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else {
+            return (false, None);
+        };
+        let video = self
+            .rtc
+            .media(mid)
+            .is_some_and(|m| m.kind() == MediaKind::Video);
+        self.rx_video.insert(*ssrc, video);
+        let negotiated = self
+            .negotiated
+            .get(&mid.to_string())
+            .copied()
+            .unwrap_or_default();
+        if video {
+            let mut api = self.rtc.direct_api();
+            if let Some(s) = api.stream_rx(&ssrc) {
+                s.suppress_nack(!(negotiated.nack || negotiated.rtx));
+                let (rtx, rid) = (s.rtx(), s.rid());
+                // Declaring the stream again makes str0m re-check whether any stream NACKs.
+                api.expect_stream_rx(ssrc, rtx, mid, rid);
+            }
+        }
+        (video, Some(negotiated))
+    }
+
+    /// Hands a received datagram to str0m, unless the simulated loss drops it.
+    fn receive(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
+        let ids = rtp::srtp_ids(data);
+        self.datagram_ssrc = ids.map(|(ssrc, _)| ssrc);
+        if ids.is_some_and(|(ssrc, seq)| self.lose(ssrc, seq, now)) {
+            return;
+        }
+        if let Ok(contents) = data.try_into() {
+            let input = Input::Receive(
+                now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: self.local,
+                    contents,
+                },
+            );
+            if self.rtc.accepts(&input) {
+                let _ = self.rtc.handle_input(input);
+            }
+        }
+    }
+
+    /// Whether to drop a received datagram: the simulated downlink loss of video RTP (RTX
+    /// answers, audio, RTCP and the first packet of a stream are never dropped).
+    fn lose(&mut self, ssrc: u32, seq: u16, now: Instant) -> bool {
+        let Some(d) = self.dropper.as_mut() else {
+            return false;
+        };
+        let mut st = lock(&self.stats);
+        let Some(s) = st.rx.get_mut(&ssrc).filter(|s| s.video) else {
+            return false;
+        };
+        if !d.drop_next() {
+            return false;
+        }
+        s.repair.on_drop(seq, now, self.shared.is_measuring());
+        true
+    }
+
+    /// Remembers what the server's SDP negotiated for repair on each m-line.
+    fn note_repair(&mut self, sdp: &str) {
+        self.negotiated.extend(loss::negotiated_repair(sdp));
     }
 
     fn command(&mut self, c: PeerCmd) {
@@ -280,11 +416,13 @@ impl Driver {
                     (_, None) => Err("answer without a pending offer".into()),
                 };
                 if r.is_ok() {
+                    self.note_repair(&sdp);
                     self.bind_tracks();
                 }
                 let _ = reply.send(r);
             }
             PeerCmd::AcceptOffer(sdp, reply) => {
+                self.note_repair(&sdp);
                 let r = SdpOffer::from_sdp_string(&sdp)
                     .map_err(|e| e.to_string())
                     .and_then(|o| {
@@ -435,4 +573,26 @@ fn rand16() -> u16 {
         .unwrap_or(7);
     let x = t.wrapping_mul(2_654_435_761) ^ (std::process::id() << 7);
     (x >> 9) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_asks_for_nack_and_rtx_on_video() {
+        let mut rtc = rtc_config(None).build(Instant::now());
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, _) = api.apply().expect("an offer");
+        let repair = loss::negotiated_repair(&offer.to_sdp_string());
+        assert_eq!(repair.len(), 1, "{repair:?}");
+        assert_eq!(
+            repair[0].1,
+            Repair {
+                nack: true,
+                rtx: true
+            }
+        );
+    }
 }

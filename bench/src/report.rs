@@ -1,4 +1,5 @@
-//! Output of a benchmark: a side-by-side table on stdout, JSON and CSV files, and the chart.
+//! Output of a benchmark: a side-by-side table on stdout (plus the repair table of the loss
+//! scenarios), JSON and CSV files, and the chart.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -42,7 +43,7 @@ pub fn table(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in &report.results {
         let _ = writeln!(
@@ -103,6 +104,7 @@ pub fn table(report: &Report) -> String {
             );
         }
     }
+    repair_table(&mut out, &report.results);
     for (server, n) in &report.ramp_max {
         let _ = writeln!(out, "\nramp: largest room for {server} with loss and undelivered < 1 %, server CPU < limit: {n} participants");
     }
@@ -122,6 +124,51 @@ pub fn table(report: &Report) -> String {
         }
     }
     out
+}
+
+/// The loss scenarios' figures: what the receivers dropped and what the server repaired.
+fn repair_table(out: &mut String, results: &[RunResult]) {
+    let lossy: Vec<&RunResult> = results.iter().filter(|r| r.drop_pct > 0.0).collect();
+    if lossy.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nRepair under simulated downlink loss (every receiver delays what it receives by the added latency, drops a share of the video packets and NACKs them where the server negotiated NACK; repaired: received again within {} s, as RTX or plain retransmission):\n",
+        crate::loss::REPAIR_DEADLINE.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | server | drop % | added latency ms | video streams with NACK / RTX | dropped | repaired (by RTX) | repaired % | unrepaired | unrepaired % | repair p50/p95 ms | NACKs sent | pkt/s | CPU % |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in lossy {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {}/{} of {} | {} | {} ({}) | {:.1} | {} | {:.1} | {:.0}/{:.0} | {} | {:.0} | {:.1} |",
+            r.scenario,
+            r.server,
+            r.drop_pct,
+            r.added_latency_ms,
+            r.nack_streams,
+            r.rtx_streams,
+            r.video_streams,
+            r.dropped,
+            r.repaired,
+            r.repaired_rtx,
+            r.repaired_pct,
+            r.unrepaired,
+            r.unrepaired_pct,
+            r.repair_p50_ms,
+            r.repair_p95_ms,
+            r.nacks_sent,
+            r.pkts_per_s,
+            r.server_cpu_pct,
+        );
+    }
 }
 
 /// Writes `results.json`, `results.csv` and `results.md` into `dir`.
@@ -174,6 +221,20 @@ struct FlatResult<'a> {
     first_frame_p95_ms: f64,
     first_frame_samples: usize,
     first_frame_missing: usize,
+    drop_pct: f64,
+    added_latency_ms: u64,
+    video_streams: usize,
+    nack_streams: usize,
+    rtx_streams: usize,
+    dropped: u64,
+    repaired: u64,
+    repaired_rtx: u64,
+    unrepaired: u64,
+    repaired_pct: f64,
+    unrepaired_pct: f64,
+    repair_p50_ms: f64,
+    repair_p95_ms: f64,
+    nacks_sent: u64,
     bench_cpu_pct: f64,
     loadavg: f64,
     errors: String,
@@ -212,6 +273,20 @@ impl<'a> From<&'a RunResult> for FlatResult<'a> {
             first_frame_p95_ms: r.first_frame_p95_ms,
             first_frame_samples: r.first_frame_samples,
             first_frame_missing: r.first_frame_missing,
+            drop_pct: r.drop_pct,
+            added_latency_ms: r.added_latency_ms,
+            video_streams: r.video_streams,
+            nack_streams: r.nack_streams,
+            rtx_streams: r.rtx_streams,
+            dropped: r.dropped,
+            repaired: r.repaired,
+            repaired_rtx: r.repaired_rtx,
+            unrepaired: r.unrepaired,
+            repaired_pct: r.repaired_pct,
+            unrepaired_pct: r.unrepaired_pct,
+            repair_p50_ms: r.repair_p50_ms,
+            repair_p95_ms: r.repair_p95_ms,
+            nacks_sent: r.nacks_sent,
             bench_cpu_pct: r.bench_cpu_pct,
             loadavg: r.loadavg,
             errors: r.errors.join("; "),

@@ -1,5 +1,7 @@
 //! One measured run: a server, R rooms of P publishing participants plus S receive-only
-//! participants each, a warm-up, a measurement window, then late joiners.
+//! participants each, a warm-up, a measurement window, then late joiners. In a loss scenario
+//! every receiver drops a share of the video it receives and the window's drops are followed
+//! until repaired or past [`REPAIR_DEADLINE`].
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -10,6 +12,7 @@ use serde::Serialize;
 
 use crate::janus::{JanusConn, JanusPeer};
 use crate::lamina::LaminaPeer;
+use crate::loss::{LossSpec, REPAIR_DEADLINE};
 use crate::media::MediaSet;
 use crate::metrics::{lock, quantile, PeerStats, RxSnapshot, RxWindow, Shared};
 use crate::peer::Publish;
@@ -33,12 +36,27 @@ pub struct Scenario {
     pub warmup_s: u64,
     /// Seconds of measurement.
     pub measure_s: u64,
+    /// Share of received video packets every receiver drops, percent (0: no simulated loss).
+    pub loss_percent: f64,
+    /// Seed of the drop decisions.
+    pub loss_seed: u64,
+    /// One-way latency the receivers add under simulated loss, ms.
+    pub loss_latency_ms: u64,
 }
 
 impl Scenario {
     /// Participants per room.
     pub fn per_room(&self) -> usize {
         self.publishers + self.subscribers
+    }
+
+    /// The simulated downlink loss, if any.
+    pub fn loss(&self) -> Option<LossSpec> {
+        (self.loss_percent > 0.0).then_some(LossSpec {
+            percent: self.loss_percent,
+            seed: self.loss_seed,
+            latency: Duration::from_millis(self.loss_latency_ms),
+        })
     }
 
     /// Forwarded streams (audio and video) the receivers should get in total.
@@ -50,6 +68,7 @@ impl Scenario {
 
 /// Figures of one run.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RunResult {
     /// Server name.
     pub server: String,
@@ -112,6 +131,35 @@ pub struct RunResult {
     pub first_frame_samples: usize,
     /// Late-joiner streams without a frame.
     pub first_frame_missing: usize,
+    /// Simulated downlink loss: share of received video packets dropped, percent (0: none).
+    pub drop_pct: f64,
+    /// One-way latency the receivers added under simulated loss, ms (in the delay figures too).
+    pub added_latency_ms: u64,
+    /// Received video streams (under simulated loss).
+    pub video_streams: usize,
+    /// Video streams whose m-line negotiated generic NACK or RTX (their receivers NACK gaps).
+    pub nack_streams: usize,
+    /// Video streams with RTX negotiated.
+    pub rtx_streams: usize,
+    /// Video packets the receivers dropped during the window.
+    pub dropped: u64,
+    /// Dropped packets received again within the repair deadline (1 s).
+    pub repaired: u64,
+    /// Of those, repaired by RTX (the rest came as plain retransmissions).
+    pub repaired_rtx: u64,
+    /// Dropped packets still missing after the repair deadline.
+    pub unrepaired: u64,
+    /// repaired / dropped, percent.
+    pub repaired_pct: f64,
+    /// unrepaired / dropped, percent.
+    pub unrepaired_pct: f64,
+    /// Drop → repair time p50 / p95 in ms.
+    pub repair_p50_ms: f64,
+    /// p95.
+    pub repair_p95_ms: f64,
+    /// NACK messages the receivers sent from the window's start to the end of its repair
+    /// deadline.
+    pub nacks_sent: u64,
     /// Load generator CPU in percent of one core during the window.
     pub bench_cpu_pct: f64,
     /// 1-minute load average at the end of the window.
@@ -222,7 +270,7 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = server.sample();
-    let shared = Shared::new();
+    let shared = Shared::new(sc.loss());
     let mut res = RunResult {
         server: kind.to_string(),
         scenario: sc.name.clone(),
@@ -290,6 +338,7 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     let sent =
         |stats: &[Arc<Mutex<PeerStats>>]| stats.iter().map(|s| lock(s).tx_packets).sum::<u64>();
     let tx0 = sent(&stats);
+    let nacks0 = nacks_sent(&stats);
     shared.measuring.store(true, Ordering::Relaxed);
     let mut threads = s0.threads;
     while t0.elapsed() < Duration::from_secs(sc.measure_s) {
@@ -344,6 +393,14 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
         if let Some(e) = &lock(s).error {
             res.errors.push(e.clone());
         }
+    }
+    if let Some(loss) = sc.loss() {
+        // Let the window's last drops reach their deadline (str0m's stats lag a little more).
+        tokio::time::sleep(REPAIR_DEADLINE + Duration::from_millis(300)).await;
+        res.drop_pct = loss.percent;
+        res.added_latency_ms = sc.loss_latency_ms;
+        repair_figures(&mut res, &stats);
+        res.nacks_sent = nacks_sent(&stats) - nacks0;
     }
 
     // Late joiners, one at a time, into room 0.
@@ -405,6 +462,35 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.stop();
     Ok(res)
+}
+
+/// NACK messages sent so far by `stats`.
+fn nacks_sent(stats: &[Arc<Mutex<PeerStats>>]) -> u64 {
+    stats.iter().map(|s| lock(s).nacks_sent).sum()
+}
+
+/// Settles every received video stream's drops and sums them into `res`.
+fn repair_figures(res: &mut RunResult, stats: &[Arc<Mutex<PeerStats>>]) {
+    let mut repair_us = Vec::new();
+    for p in stats {
+        for s in lock(p).rx.values_mut().filter(|s| s.video) {
+            s.repair.settle();
+            res.video_streams += 1;
+            res.nack_streams += usize::from(s.negotiated.nack || s.negotiated.rtx);
+            res.rtx_streams += usize::from(s.negotiated.rtx);
+            res.dropped += s.repair.dropped;
+            res.repaired += s.repair.repaired;
+            res.repaired_rtx += s.repair.repaired_rtx;
+            res.unrepaired += s.repair.unrepaired;
+            repair_us.extend_from_slice(&s.repair.repair_us);
+        }
+    }
+    if res.dropped > 0 {
+        res.repaired_pct = 100.0 * res.repaired as f64 / res.dropped as f64;
+        res.unrepaired_pct = 100.0 * res.unrepaired as f64 / res.dropped as f64;
+    }
+    res.repair_p50_ms = quantile(&mut repair_us, 0.5) / 1000.0;
+    res.repair_p95_ms = quantile(&mut repair_us, 0.95) / 1000.0;
 }
 
 fn mib(bytes: u64) -> f64 {
