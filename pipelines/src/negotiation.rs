@@ -163,9 +163,24 @@ impl Engine {
         // 4. Answer.
         let reply = call(&webrtc, "create-answer", None)?
             .ok_or_else(|| "create-answer: empty reply".to_string())?;
-        let answer = reply
+        let mut answer = reply
             .get::<gst_webrtc::WebRTCSessionDescription>("answer")
             .map_err(|_| "create-answer: no answer".to_string())?;
+        // Keep each sending stream's RTX SSRC across rounds (see `repair::RtxMaps::stabilise`).
+        let created = answer
+            .sdp()
+            .as_text()
+            .map_err(|_| "answer does not serialize".to_string())?;
+        if let Some(fixed) = self
+            .peers
+            .get(peer)
+            .and_then(|p| p.pb.rtx_maps.stabilise(&created))
+        {
+            let sdp = gst_sdp::SDPMessage::parse_buffer(fixed.as_bytes())
+                .map_err(|_| "rewritten answer does not parse".to_string())?;
+            answer =
+                gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
+        }
         call(&webrtc, "set-local-description", Some(&answer.to_value()))?;
         let text = answer
             .sdp()

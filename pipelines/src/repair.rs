@@ -17,6 +17,7 @@
 //!
 //! Counters ([`RepairStats`]) come from the elements themselves.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
@@ -25,6 +26,15 @@ use gst::prelude::*;
 pub const REPAIR_FACTORY: &str = "laminarepair";
 /// The retransmission sender of the `lamina` plugin.
 pub const RTX_FACTORY: &str = "laminartx";
+/// GType names of the two elements: elements are recognised by type, not by factory
+/// (`gst_element_get_factory` on elements inside webrtcbin is not safe from a
+/// `deep-element-added` handler: seen returning a non-factory pointer).
+const REPAIR_TYPE: &str = "GstLaminaRepair";
+const RTX_TYPE: &str = "GstLaminaRtx";
+
+fn is(e: &gst::Element, type_name: &str) -> bool {
+    e.type_().name() == type_name
+}
 /// Retransmission requests one subscriber may make per second (burst of the same size).
 pub const NACK_BUDGET_PER_SEC: u32 = 1000;
 
@@ -98,14 +108,13 @@ impl RepairStats {
     fn from_elements(bin: &gst::Bin) -> Self {
         let mut s = Self::default();
         for e in bin.iterate_recurse().into_iter().flatten() {
-            let Some(f) = e.factory() else { continue };
-            let name = f.name();
-            if name != REPAIR_FACTORY && name != RTX_FACTORY {
+            let repair = is(&e, REPAIR_TYPE);
+            if !repair && !is(&e, RTX_TYPE) {
                 continue;
             }
             let st = e.property::<gst::Structure>("stats");
             let get = |k: &str| st.get::<u64>(k).unwrap_or(0);
-            if name == REPAIR_FACTORY {
+            if repair {
                 s.uplink_lost += get("num-lost");
                 s.uplink_nacks += get("rtx-count");
                 s.uplink_repaired += get("rtx-success-count");
@@ -125,9 +134,49 @@ impl RepairStats {
 #[derive(Debug, Default)]
 pub(crate) struct RtxMaps {
     maps: Mutex<Option<(gst::Structure, gst::Structure)>>,
+    /// Primary SSRC → the RTX SSRC its first answer announced.
+    rtx_ssrcs: Mutex<HashMap<u32, u32>>,
 }
 
 impl RtxMaps {
+    /// Rewrites an answer so that every sending stream keeps the RTX SSRC of its first answer.
+    /// webrtcbin 1.22 draws a new random RTX SSRC for every m-line in every answer; Chrome keeps
+    /// the RTX SSRC it first learned for a receiver and ignores RTX on the new one (seen in
+    /// the end-to-end loss test after a renegotiation: 1200 NACKs, no RTX counted). Returns
+    /// `None` when nothing changed.
+    pub(crate) fn stabilise(&self, answer: &str) -> Option<String> {
+        let mut known = self.rtx_ssrcs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut swaps: Vec<(String, String)> = Vec::new();
+        for line in answer.lines() {
+            let Some(group) = line.trim_end().strip_prefix("a=ssrc-group:FID ") else {
+                continue;
+            };
+            let ids: Vec<u32> = group.split(' ').filter_map(|x| x.parse().ok()).collect();
+            let [primary, rtx] = ids[..] else { continue };
+            let first = *known.entry(primary).or_insert(rtx);
+            if first != rtx {
+                swaps.push((rtx.to_string(), first.to_string()));
+            }
+        }
+        if swaps.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(answer.len());
+        for line in answer.split_inclusive('\n') {
+            let mut line = line.to_string();
+            if line.starts_with("a=ssrc") {
+                for (new, old) in &swaps {
+                    line = line
+                        .replace(&format!(":{new} "), &format!(":{old} "))
+                        .replace(&format!(" {new}\r"), &format!(" {old}\r"))
+                        .replace(&format!(" {new}\n"), &format!(" {old}\n"));
+                }
+            }
+            out.push_str(&line);
+        }
+        Some(out)
+    }
+
     /// Takes the maps from an answer (`a=ssrc-group:FID <ssrc> <rtx ssrc>` and `a=fmtp:<rtx pt>
     /// apt=<pt>` of its sending m-lines) and gives them to the peer's `laminartx`, if it exists.
     pub(crate) fn update(&self, bin: &gst::Bin, answer: &gst_sdp::SDPMessageRef) {
@@ -137,7 +186,7 @@ impl RtxMaps {
             .iterate_recurse()
             .into_iter()
             .flatten()
-            .find(|e| e.factory().is_some_and(|f| f.name() == RTX_FACTORY))
+            .find(|e| is(e, RTX_TYPE))
         {
             apply(&rtx, &maps);
         }
@@ -218,7 +267,7 @@ pub(crate) fn install(bin: &gst::Bin, webrtc: &gst::Element, maps: Arc<RtxMaps>)
         Some(rtx.to_value())
     });
     bin.connect_deep_element_added(move |_, _, element| {
-        if element.factory().is_some_and(|f| f.name() == RTX_FACTORY) {
+        if is(element, RTX_TYPE) {
             maps.apply_to(element);
         }
     });
@@ -227,6 +276,23 @@ pub(crate) fn install(bin: &gst::Bin, webrtc: &gst::Element, maps: Arc<RtxMaps>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtx_ssrc_of_a_stream_stays_what_its_first_answer_said() {
+        let m = RtxMaps::default();
+        let first = "m=video 9 X 96 97\r\na=ssrc-group:FID 10 20\r\na=ssrc:10 cname:c\r\na=ssrc:20 cname:c\r\n";
+        assert_eq!(m.stabilise(first), None);
+        let second = "m=video 9 X 96 97\r\na=ssrc-group:FID 10 30\r\na=ssrc:10 cname:c\r\na=ssrc:30 cname:c\r\n\
+m=video 9 X 96 97\r\na=ssrc-group:FID 11 31\r\na=ssrc:11 cname:c\r\na=ssrc:31 cname:c\r\n";
+        let fixed = m.stabilise(second).unwrap();
+        assert!(fixed.contains("a=ssrc-group:FID 10 20\r\n"), "{fixed}");
+        assert!(fixed.contains("a=ssrc:20 cname:c\r\n"), "{fixed}");
+        assert!(!fixed.contains(":30 "), "{fixed}");
+        assert!(
+            fixed.contains("a=ssrc-group:FID 11 31\r\n"),
+            "a new stream keeps its own"
+        );
+    }
 
     #[test]
     fn rtx_maps_come_from_fid_groups_and_apt() {

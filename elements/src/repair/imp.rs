@@ -31,6 +31,11 @@ const PROP_MAX_AGE: &str = "max-age";
 const PROP_STATS: &str = "stats";
 
 const MS: u64 = 1_000_000;
+/// How long rtpsession may hold a NACK before it is dropped (its own default). Shorter
+/// deadlines were seen expiring when early RTCP was not allowed at that moment.
+const NACK_DEADLINE_MS: u32 = 100;
+/// Least time between two keyframe requests for packets lost for good.
+const KEYFRAME_MIN_INTERVAL_NS: u64 = 1_000_000_000;
 
 /// Name of the upstream event rtpsession turns into a generic NACK.
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
@@ -46,6 +51,10 @@ struct State {
     latency_ms: u32,
     do_lost: bool,
     tracker: Tracker,
+    /// When a keyframe was last asked for because a packet was lost for good.
+    last_keyframe_request: Option<u64>,
+    /// Keyframe requests sent upstream for packets lost for good.
+    keyframe_requests: u64,
     /// SSRC of the stream, from its first packet.
     ssrc: Option<u32>,
     invalid_logged: bool,
@@ -85,20 +94,45 @@ impl LaminaRepair {
         let now = gst::get_timestamp().nseconds();
         let mut requests = [0u16; MAX_REQUESTS_PER_POLL];
         let mut n = 0;
-        let deadline_ms;
+        let mut want_keyframe = false;
         let verdict = {
             let mut state = lock(&self.state);
             state.ssrc = Some(ssrc);
             let verdict = state.tracker.on_packet(seq, now);
-            deadline_ms = (state.tracker.policy().retry_interval_ns / MS) as u32;
+            let lost_before = state.tracker.counters().lost;
             state.tracker.poll(now, |s| {
                 requests[n] = s;
                 n += 1;
             });
+            // A packet given up on leaves a hole that only a keyframe mends: ask for one now
+            // rather than after every subscriber's own timeout (at most once a second).
+            if state.tracker.policy().request && state.tracker.counters().lost > lost_before {
+                let due = state
+                    .last_keyframe_request
+                    .is_none_or(|t| now.saturating_sub(t) >= KEYFRAME_MIN_INTERVAL_NS);
+                if due {
+                    state.last_keyframe_request = Some(now);
+                    state.keyframe_requests += 1;
+                    want_keyframe = true;
+                }
+            }
             verdict
         };
         for &seq in &requests[..n] {
-            self.request_retransmission(ssrc, seq, deadline_ms);
+            self.request_retransmission(ssrc, seq);
+        }
+        if want_keyframe {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "packet lost for good: asking for a keyframe"
+            );
+            let s = gst::Structure::builder("GstForceKeyUnit")
+                .field("running-time", u64::MAX)
+                .field("all-headers", false)
+                .field("count", 0u32)
+                .build();
+            let _ = self.sinkpad.push_event(gst::event::CustomUpstream::new(s));
         }
         match verdict {
             Verdict::Forward => self.srcpad.push(buffer),
@@ -106,15 +140,15 @@ impl LaminaRepair {
         }
     }
 
-    /// Asks upstream for `seq`; rtpsession sends the NACK within `deadline_ms` (our next retry)
-    /// or drops it.
-    fn request_retransmission(&self, ssrc: u32, seq: u16, deadline_ms: u32) {
+    /// Asks upstream for `seq`. rtpsession sends the NACK early if it may, else with its next
+    /// regular RTCP, and drops it if that is after [`NACK_DEADLINE_MS`].
+    fn request_retransmission(&self, ssrc: u32, seq: u16) {
         gst::log!(CAT, imp = self, "asking for {seq} of {ssrc:08x}");
         let s = gst::Structure::builder(RETRANSMISSION_REQUEST)
             .field("seqnum", u32::from(seq))
             .field("ssrc", ssrc)
             .field("delay", 0u32)
-            .field("deadline", deadline_ms)
+            .field("deadline", NACK_DEADLINE_MS)
             .field("avg-rtt", 0u32)
             .build();
         let _ = self.sinkpad.push_event(gst::event::CustomUpstream::new(s));
@@ -132,6 +166,7 @@ impl LaminaRepair {
             .field("rtx-success-count", c.repaired)
             .field("num-reordered", c.reordered)
             .field("num-missing", state.tracker.missing() as u64)
+            .field("keyframe-requests", state.keyframe_requests)
             .build()
     }
 
@@ -222,7 +257,7 @@ impl ObjectImpl for LaminaRepair {
                     .nick("Statistics")
                     .blurb(
                         "num-pushed, num-lost, num-late, num-duplicates, rtx-count, \
-                         rtx-success-count, num-reordered, num-missing",
+                         rtx-success-count, num-reordered, num-missing, keyframe-requests",
                     )
                     .read_only()
                     .build(),
@@ -328,6 +363,7 @@ impl ElementImpl for LaminaRepair {
             let policy = state.tracker.policy();
             state.tracker = Tracker::new(policy);
             state.ssrc = None;
+            state.last_keyframe_request = None;
         }
         self.parent_change_state(transition)
     }

@@ -10,12 +10,16 @@
 //! - **NACK generation** (`do-retransmission=true`): a sequence gap is asked for at once with a
 //!   `GstRTPRetransmissionRequest` upstream event (rtpsession turns it into an RTCP generic
 //!   NACK to the publisher; rtprtxreceive maps the RTX answer back to the original stream),
-//!   retried every `retry-interval` ms up to `max-retries` times, given up after `max-age` ms.
+//!   retried every `retry-interval` ms (40) up to `max-retries` times (5), given up after
+//!   `max-age` ms (500). A packet given up on is a hole only a keyframe mends: the element
+//!   then sends a `GstForceKeyUnit` upstream (rtpsession: PLI), at most once a second, so
+//!   subscribers do not each wait for their own timeout.
 //! - **duplicate removal**: a sequence number already pushed (a retransmission that came twice)
 //!   is dropped.
 //! - **loss accounting**: the read-only `stats` structure carries the field names webrtcbin's
 //!   `get-stats` reads from a jitterbuffer (`num-lost`, `num-duplicates`, `num-late`,
-//!   `rtx-success-count`) plus `num-pushed`, `rtx-count` and `num-missing`.
+//!   `rtx-success-count`) plus `num-pushed`, `rtx-count`, `num-reordered`, `num-missing` and
+//!   `keyframe-requests`.
 //!
 //! rtpbin and webrtcbin set `latency`, `do-lost` and `do-retransmission` on every
 //! jitterbuffer; `latency` and `do-lost` are accepted and have no effect (nothing is held, no

@@ -58,9 +58,9 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             request: false,
-            max_retries: 3,
+            max_retries: 5,
             retry_interval_ns: 40_000_000,
-            max_age_ns: 1_000_000_000,
+            max_age_ns: 500_000_000,
         }
     }
 }
@@ -315,9 +315,11 @@ mod tests {
         );
         assert_eq!(polled(&mut t, 41 * MS), vec![11, 12]);
         assert_eq!(polled(&mut t, 81 * MS), vec![11, 12]);
-        assert!(polled(&mut t, 200 * MS).is_empty(), "max_retries reached");
-        assert_eq!(t.counters().requests, 6);
-        polled(&mut t, 1002 * MS);
+        assert_eq!(polled(&mut t, 121 * MS), vec![11, 12]);
+        assert_eq!(polled(&mut t, 161 * MS), vec![11, 12]);
+        assert!(polled(&mut t, 300 * MS).is_empty(), "max_retries reached");
+        assert_eq!(t.counters().requests, 10);
+        polled(&mut t, 502 * MS);
         assert_eq!(t.counters().lost, 2);
         assert_eq!(t.missing(), 0);
     }
