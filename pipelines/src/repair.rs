@@ -269,6 +269,10 @@ pub(crate) fn install(bin: &gst::Bin, webrtc: &gst::Element, maps: Arc<RtxMaps>)
     bin.connect_deep_element_added(move |_, _, element| {
         if is(element, RTX_TYPE) {
             maps.apply_to(element);
+        } else if is(element, "GstRtpRtxSend") {
+            // laminartx answers every request for a mapped SSRC: rtprtxsend's own history of
+            // the same packets would only hold memory.
+            element.set_property("max-size-packets", 1u32);
         }
     });
 }

@@ -3,8 +3,9 @@
 //! A ring of [`SLOTS`] entries where packet `seq` lives in slot `seq % SLOTS`: storing and
 //! finding are O(1) and do not depend on the order packets were sent in (a repaired packet
 //! forwarded late lands in its own slot). A slot keeps the newest packet whose sequence number
-//! maps to it, so the ring holds at most the last [`SLOTS`] sequence numbers. No allocation
-//! after creation.
+//! maps to it, so the ring holds at most the last [`SLOTS`] sequence numbers, and packets older
+//! than the history's `max_age` are let go as newer ones are stored (so a slow stream does not
+//! keep seconds of packets). No allocation after creation.
 
 /// Slots per SSRC (a power of two dividing 65536).
 pub const SLOTS: usize = 512;
@@ -12,32 +13,54 @@ pub const SLOTS: usize = 512;
 /// Retransmission history of one SSRC.
 #[derive(Debug)]
 pub struct History<T> {
-    slots: Vec<Option<(u16, T)>>,
-}
-
-impl<T: Clone> Default for History<T> {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// (sequence number, time stored in ns, packet).
+    slots: Vec<Option<(u16, u64, T)>>,
+    max_age_ns: u64,
+    /// The oldest sequence number that may still be kept (the age check starts there).
+    oldest: Option<u16>,
 }
 
 impl<T: Clone> History<T> {
-    /// An empty history.
-    pub fn new() -> Self {
+    /// An empty history keeping packets for at most `max_age_ns`.
+    pub fn new(max_age_ns: u64) -> Self {
         Self {
             slots: vec![None; SLOTS],
+            max_age_ns,
+            oldest: None,
         }
     }
 
-    /// Keeps `packet`, sent with sequence number `seq`.
-    pub fn store(&mut self, seq: u16, packet: T) {
-        self.slots[usize::from(seq) % SLOTS] = Some((seq, packet));
+    /// Keeps `packet`, sent with sequence number `seq` at `now_ns`, and lets go of the oldest
+    /// packets while they are older than the age bound (amortised O(1)).
+    pub fn store(&mut self, seq: u16, packet: T, now_ns: u64) {
+        self.slots[usize::from(seq) % SLOTS] = Some((seq, now_ns, packet));
+        let window = SLOTS as u16 - 1;
+        let mut oldest = match self.oldest {
+            // Only a newer packet moves the window; a late one just fills its slot.
+            Some(o) if seq.wrapping_sub(o) <= window => o,
+            Some(o) if (seq.wrapping_sub(o) as i16) < 0 => return,
+            _ => seq.wrapping_sub(window),
+        };
+        while oldest != seq {
+            let slot = &mut self.slots[usize::from(oldest) % SLOTS];
+            match slot {
+                Some((s, t, _)) if *s == oldest => {
+                    if now_ns.saturating_sub(*t) <= self.max_age_ns {
+                        break;
+                    }
+                    *slot = None;
+                }
+                _ => {}
+            }
+            oldest = oldest.wrapping_add(1);
+        }
+        self.oldest = Some(oldest);
     }
 
     /// The packet sent with `seq`, if it is still kept.
     pub fn get(&self, seq: u16) -> Option<&T> {
         match &self.slots[usize::from(seq) % SLOTS] {
-            Some((s, p)) if *s == seq => Some(p),
+            Some((s, _, p)) if *s == seq => Some(p),
             _ => None,
         }
     }
@@ -57,11 +80,13 @@ impl<T: Clone> History<T> {
 mod tests {
     use super::*;
 
+    const AGE: u64 = 1_000_000_000;
+
     #[test]
     fn finds_packets_whatever_order_they_were_sent_in() {
-        let mut h = History::new();
+        let mut h = History::new(AGE);
         for seq in [10u16, 11, 13, 14, 12] {
-            h.store(seq, seq * 2);
+            h.store(seq, seq * 2, 0);
         }
         for seq in 10u16..=14 {
             assert_eq!(h.get(seq), Some(&(seq * 2)));
@@ -71,9 +96,9 @@ mod tests {
 
     #[test]
     fn keeps_only_the_last_slots_sequence_numbers() {
-        let mut h = History::new();
+        let mut h = History::new(AGE);
         for seq in 0..(SLOTS as u16 + 10) {
-            h.store(seq, ());
+            h.store(seq, (), 0);
         }
         assert_eq!(h.get(5), None, "overwritten by {}", 5 + SLOTS);
         assert!(h.get(SLOTS as u16 + 5).is_some());
@@ -82,11 +107,25 @@ mod tests {
 
     #[test]
     fn works_across_the_sequence_wrap() {
-        let mut h = History::new();
+        let mut h = History::new(AGE);
         for seq in (65530u16..=65535).chain(0..5) {
-            h.store(seq, seq);
+            h.store(seq, seq, 0);
         }
         assert_eq!(h.get(65533), Some(&65533));
         assert_eq!(h.get(2), Some(&2));
+    }
+
+    #[test]
+    fn packets_older_than_the_age_bound_are_let_go() {
+        let ms = 1_000_000;
+        let mut h = History::new(AGE);
+        // A slow stream: one packet every 100 ms.
+        for (i, seq) in (100u16..130).enumerate() {
+            h.store(seq, seq, i as u64 * 100 * ms);
+        }
+        assert_eq!(h.get(100), None);
+        assert_eq!(h.get(118), None, "stored 1.1 s before the last");
+        assert_eq!(h.get(119), Some(&119), "stored 1.0 s before the last");
+        assert_eq!(h.len(), 11);
     }
 }

@@ -26,6 +26,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const PROP_SSRC_MAP: &str = "ssrc-map";
 const PROP_PT_MAP: &str = "payload-type-map";
 const PROP_MAX_REQUESTS: &str = "max-requests-per-sec";
+const PROP_MAX_AGE: &str = "max-age";
+const DEFAULT_MAX_AGE_MS: u32 = 1000;
 const PROP_STATS: &str = "stats";
 const DEFAULT_MAX_REQUESTS: u32 = 1000;
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
@@ -59,6 +61,7 @@ struct State {
     /// Original SSRC → its RTX stream (only SSRCs with a mapping are kept).
     streams: HashMap<u32, Stream>,
     max_per_sec: u32,
+    max_age_ms: u32,
     tokens: f64,
     last_refill: Option<Instant>,
     counters: Counters,
@@ -72,6 +75,7 @@ impl Default for State {
             pts: HashMap::new(),
             streams: HashMap::new(),
             max_per_sec: DEFAULT_MAX_REQUESTS,
+            max_age_ms: DEFAULT_MAX_AGE_MS,
             tokens: f64::from(DEFAULT_MAX_REQUESTS),
             last_refill: None,
             counters: Counters::default(),
@@ -111,7 +115,7 @@ impl State {
                     None => Stream {
                         rtx_ssrc,
                         next_rtx_seq: rand_seq(ssrc ^ rtx_ssrc),
-                        history: History::new(),
+                        history: History::new(u64::from(self.max_age_ms) * 1_000_000),
                     },
                 };
                 self.streams.insert(ssrc, stream);
@@ -205,7 +209,9 @@ impl LaminaRtx {
         if let Some((ssrc, seq)) = rtp_ids(&buffer) {
             let mut state = lock(&self.state);
             if let Some(stream) = state.streams.get_mut(&ssrc) {
-                stream.history.store(seq, buffer.clone());
+                stream
+                    .history
+                    .store(seq, buffer.clone(), gst::get_timestamp().nseconds());
             }
         }
         self.srcpad.push(buffer)
@@ -334,6 +340,17 @@ impl ObjectImpl for LaminaRtx {
                     .default_value(DEFAULT_MAX_REQUESTS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder(PROP_MAX_AGE)
+                    .nick("Max age")
+                    .blurb(
+                        "Milliseconds a sent packet stays available for retransmission (at most \
+                         the last 512 per SSRC); applies to SSRCs mapped afterwards",
+                    )
+                    .minimum(1)
+                    .maximum(60_000)
+                    .default_value(DEFAULT_MAX_AGE_MS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>(PROP_STATS)
                     .nick("Statistics")
                     .blurb("num-requests, num-rtx-packets, num-not-cached, num-dropped")
@@ -355,6 +372,7 @@ impl ObjectImpl for LaminaRtx {
                 state.pt_map = value.get().expect("type checked");
                 state.apply_pt_map();
             }
+            PROP_MAX_AGE => state.max_age_ms = value.get().expect("type checked"),
             PROP_MAX_REQUESTS => {
                 state.max_per_sec = value.get().expect("type checked");
                 state.tokens = state.tokens.min(f64::from(state.max_per_sec));
@@ -368,6 +386,7 @@ impl ObjectImpl for LaminaRtx {
             PROP_SSRC_MAP => lock(&self.state).ssrc_map.to_value(),
             PROP_PT_MAP => lock(&self.state).pt_map.to_value(),
             PROP_MAX_REQUESTS => lock(&self.state).max_per_sec.to_value(),
+            PROP_MAX_AGE => lock(&self.state).max_age_ms.to_value(),
             PROP_STATS => self.stats().to_value(),
             other => unreachable!("unknown property {other}"),
         }
@@ -426,8 +445,9 @@ impl ElementImpl for LaminaRtx {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::PausedToReady {
             let mut state = lock(&self.state);
+            let age = u64::from(state.max_age_ms) * 1_000_000;
             for s in state.streams.values_mut() {
-                s.history = History::new();
+                s.history = History::new(age);
             }
         }
         self.parent_change_state(transition)

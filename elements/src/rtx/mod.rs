@@ -15,7 +15,8 @@
 //!
 //! Properties: `ssrc-map` and `payload-type-map` (the same structures `rtprtxsend` takes:
 //! `application/x-rtp-ssrc-map, <ssrc>=(uint)<rtx ssrc>` and
-//! `application/x-rtp-pt-map, <pt>=(uint)<rtx pt>`), `max-requests-per-sec` (a token bucket:
+//! `application/x-rtp-pt-map, <pt>=(uint)<rtx pt>`), `max-age` (ms a packet stays available,
+//! default 1000; at most 512 per SSRC), `max-requests-per-sec` (a token bucket:
 //! requests beyond it are dropped and counted), and the read-only `stats`: `num-requests`,
 //! `num-rtx-packets`, `num-not-cached` (asked for a packet not or no longer kept, or not
 //! mapped), `num-dropped` (over the budget).
