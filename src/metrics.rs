@@ -491,6 +491,11 @@ pub fn encode(snap: &Snapshot) -> String {
             rp.downlink_requests_dropped,
         ),
         (
+            "downlink_nack_requests_not_cached",
+            "Subscriber resend requests for packets not (or no longer) kept",
+            rp.downlink_not_cached,
+        ),
+        (
             "downlink_retransmitted_packets",
             "Packets resent to subscribers (RTX)",
             rp.downlink_retransmitted,

@@ -101,10 +101,21 @@ impl Server {
 
 type ServeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Registers the `lamina` plugin once per process. Registering it again (a second server in
+/// the same process, as in tests) replaces its element factories and frees the old ones, while
+/// the element classes keep pointing at them: `gst_element_get_factory` then reads freed memory.
+fn register_elements() -> anyhow::Result<()> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| gstlamina::plugin_register_static().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| anyhow::anyhow!("cannot register the lamina plugin: {e}"))
+}
+
 /// Starts a server with `config`; returns once it listens.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     gst::init()?;
-    gstlamina::plugin_register_static()?;
+    register_elements()?;
     // The first webrtcbin of a process pays ~0.5 s for its DTLS certificate: pay it now, not
     // on the first join.
     let warm = std::time::Instant::now();

@@ -4,8 +4,8 @@
 //! through a small UDP relay (each side only learns the relay's address as the other's
 //! candidate, the way a TURN allocation stands in the path), and the relay drops 15 % of the
 //! datagrams in each direction once the loss period starts. Every participant handles loss like
-//! a browser: a video receiver that detects lost packets sends a PLI and shows nothing until a
-//! keyframe arrives.
+//! a browser: lost video packets are asked for again (NACK/RTX), and a video receiver that still
+//! misses packets sends a PLI and shows nothing until a keyframe arrives.
 //!
 //! Measured over a baseline period without loss and a period with loss (`[metric]` lines):
 //! the frame rates A and B receive from each other (must stay within 10 % of baseline), the
@@ -14,19 +14,17 @@
 //! `keyframe-requests-dropped`, read from the room's pipeline graph), and the keyframes each
 //! publisher's encoder produced (bounded by the forwarder's throttle).
 
+#[path = "support/relay.rs"]
+mod relay;
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lamina::client::{
-    CandidateDirection, CandidateFilter, Participant, ParticipantConfig, ParticipantOptions,
-};
+use lamina::client::{CandidateFilter, Participant, ParticipantConfig, ParticipantOptions};
 use lamina::room::{RoomCommand, RoomId};
 use lamina::server::Server;
+use relay::LossyRelay;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -37,131 +35,6 @@ const BASELINE: Duration = Duration::from_secs(8);
 const LOSSY: Duration = Duration::from_secs(12);
 /// The forwarder's default `keyframe-min-interval`.
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Datagram counters of one relay direction.
-#[derive(Default)]
-struct Flow {
-    passed: AtomicU64,
-    dropped: AtomicU64,
-}
-
-impl Flow {
-    fn get(&self) -> (u64, u64) {
-        (
-            self.passed.load(Ordering::Relaxed),
-            self.dropped.load(Ordering::Relaxed),
-        )
-    }
-}
-
-/// A UDP relay between the server's candidate and C's candidate that drops a share of the
-/// datagrams (seeded, reproducible).
-struct LossyRelay {
-    addr: SocketAddr,
-    server: Arc<Mutex<Option<SocketAddr>>>,
-    client: Arc<Mutex<Option<SocketAddr>>>,
-    loss_per_mille: Arc<AtomicU32>,
-    to_client: Arc<Flow>,
-    to_server: Arc<Flow>,
-    stop: Arc<AtomicBool>,
-}
-
-impl LossyRelay {
-    fn start(seed: u64) -> LossyRelay {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let relay = LossyRelay {
-            addr: sock.local_addr().unwrap(),
-            server: Arc::default(),
-            client: Arc::default(),
-            loss_per_mille: Arc::default(),
-            to_client: Arc::default(),
-            to_server: Arc::default(),
-            stop: Arc::default(),
-        };
-        let (server, client, loss, to_client, to_server, stop) = (
-            relay.server.clone(),
-            relay.client.clone(),
-            relay.loss_per_mille.clone(),
-            relay.to_client.clone(),
-            relay.to_server.clone(),
-            relay.stop.clone(),
-        );
-        std::thread::spawn(move || {
-            let mut rng = seed;
-            let mut buf = [0u8; 2048];
-            while !stop.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                let (Some(s), Some(c)) = (*server.lock().unwrap(), *client.lock().unwrap()) else {
-                    continue;
-                };
-                let (to, flow) = if from == s {
-                    (c, &to_client)
-                } else {
-                    (s, &to_server)
-                };
-                if splitmix(&mut rng) % 1000 < u64::from(loss.load(Ordering::Relaxed)) {
-                    flow.dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                flow.passed.fetch_add(1, Ordering::Relaxed);
-                let _ = sock.send_to(&buf[..n], to);
-            }
-        });
-        relay
-    }
-
-    /// Routes the first UDP candidate of each side through the relay and drops the others.
-    fn filter(&self) -> CandidateFilter {
-        let (addr, server, client) = (self.addr, self.server.clone(), self.client.clone());
-        Arc::new(move |dir, c| {
-            let real = udp_candidate_addr(c)?;
-            let side = match dir {
-                CandidateDirection::FromServer => &server,
-                CandidateDirection::ToServer => &client,
-            };
-            let mut side = side.lock().unwrap();
-            if side.is_some_and(|known| known != real) {
-                return None;
-            }
-            *side = Some(real);
-            Some(rewrite(c, addr))
-        })
-    }
-}
-
-impl Drop for LossyRelay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// `candidate:<f> <comp> UDP <prio> <addr> <port> typ …` → its address, if UDP.
-fn udp_candidate_addr(c: &str) -> Option<SocketAddr> {
-    let t: Vec<&str> = c.split_whitespace().collect();
-    if t.len() < 6 || !t[2].eq_ignore_ascii_case("udp") {
-        return None;
-    }
-    format!("{}:{}", t[4], t[5]).parse().ok()
-}
-
-fn rewrite(c: &str, to: SocketAddr) -> String {
-    let mut t: Vec<String> = c.split_whitespace().map(str::to_owned).collect();
-    t[4] = to.ip().to_string();
-    t[5] = to.port().to_string();
-    t.join(" ")
-}
 
 async fn join(server: &Server, name: &str, filter: Option<CandidateFilter>) -> Participant {
     let config = ParticipantConfig {
@@ -175,6 +48,7 @@ async fn join(server: &Server, name: &str, filter: Option<CandidateFilter>) -> P
     let options = ParticipantOptions {
         candidate_filter: filter,
         keyframe_on_loss: true,
+        ..ParticipantOptions::default()
     };
     Participant::join_with(config, options)
         .await
@@ -366,9 +240,7 @@ async fn lossy_room() {
     let t0 = snapshot(&server, &people, &cams, &relay).await;
     tokio::time::sleep(BASELINE).await;
     let t1 = snapshot(&server, &people, &cams, &relay).await;
-    relay
-        .loss_per_mille
-        .store(LOSS_PER_MILLE, Ordering::Relaxed);
+    relay.set_loss_per_mille(LOSS_PER_MILLE);
     tokio::time::sleep(LOSSY).await;
     let t2 = snapshot(&server, &people, &cams, &relay).await;
     let (base, lossy) = (period(&t0, &t1), period(&t1, &t2));

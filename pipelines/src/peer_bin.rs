@@ -48,6 +48,12 @@ pub(crate) struct PublishMap {
 }
 
 impl PublishMap {
+    /// The kind of the track an announced SSRC carries, if the offers said.
+    pub(crate) fn kind_of(&self, ssrc: u32) -> Option<crate::ids::TrackKind> {
+        let mline = self.ssrcs.get(&ssrc)?;
+        Some(self.slots.get(mline)?.codec.kind)
+    }
+
     /// The m-line a received stream belongs to. webrtcbin 1.22 reports m-line 0 for an SSRC the
     /// offer did not announce, so the transceiver is only the last resort: announced SSRC
     /// first, then a payload type used by exactly one published m-line, then the transceiver.
@@ -149,7 +155,14 @@ impl PeerBin {
         });
         let handlers = connect_callbacks(&webrtc, &shared);
         let rtx_maps = Arc::new(crate::repair::RtxMaps::default());
-        crate::repair::install(&bin, &webrtc, rtx_maps.clone());
+        let sh = shared.clone();
+        let kind_of = move |ssrc: u32| {
+            sh.publish
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .kind_of(ssrc)
+        };
+        crate::repair::install(&bin, &webrtc, rtx_maps.clone(), kind_of);
         Ok(Self {
             bin,
             webrtc,

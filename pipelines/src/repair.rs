@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
+use crate::ids::TrackKind;
+
 /// The pass-through receive buffer of the `lamina` plugin.
 pub const REPAIR_FACTORY: &str = "laminarepair";
 /// The retransmission sender of the `lamina` plugin.
@@ -244,17 +246,34 @@ fn rtx_maps(answer: &gst_sdp::SDPMessageRef) -> (gst::Structure, gst::Structure)
 
 /// Connects the repair set-up to a new peer's webrtcbin (before it has any stream). The
 /// handlers live as long as the webrtcbin and its bin.
-pub(crate) fn install(bin: &gst::Bin, webrtc: &gst::Element, maps: Arc<RtxMaps>) {
+///
+/// `kind_of` names the kind of the track an SSRC carries (from the offers): only video is asked
+/// for again (Opus has no RTX; a NACK for it can never be answered). webrtcbin sets
+/// `do-retransmission` from the transceiver too, but not reliably for every SSRC of a bundled
+/// session, so this decides last.
+pub(crate) fn install(
+    bin: &gst::Bin,
+    webrtc: &gst::Element,
+    maps: Arc<RtxMaps>,
+    kind_of: impl Fn(u32) -> Option<TrackKind> + Send + Sync + 'static,
+) {
     if let Some(rtpbin) = webrtc
         .downcast_ref::<gst::Bin>()
         .and_then(|b| b.by_name("rtpbin"))
     {
         rtpbin.connect("request-jitterbuffer", false, |_| {
-            let repair = gst::ElementFactory::make(REPAIR_FACTORY)
-                .property("do-retransmission", true)
-                .build()
-                .ok()?;
+            let repair = gst::ElementFactory::make(REPAIR_FACTORY).build().ok()?;
             Some(repair.to_value())
+        });
+        // Runs after webrtcbin's own handler (connected when webrtcbin built its rtpbin).
+        rtpbin.connect("new-jitterbuffer", false, move |args| {
+            let jb = args.get(1).and_then(|v| v.get::<gst::Element>().ok())?;
+            let ssrc = args.get(3).and_then(|v| v.get::<u32>().ok())?;
+            if is(&jb, REPAIR_TYPE) {
+                let video = kind_of(ssrc) == Some(TrackKind::Video);
+                jb.set_property("do-retransmission", video);
+            }
+            None
         });
     } else {
         tracing::warn!("webrtcbin without an rtpbin: receive path keeps rtpjitterbuffer");

@@ -8,15 +8,21 @@ pub const VP8_PT: u32 = 96;
 /// Payload type the client offers for Opus.
 pub const OPUS_PT: u32 = 111;
 
-/// RTP caps the client offers for a kind.
-pub fn rtp_caps(video: bool) -> gst::Caps {
+/// RTP caps the client offers for a kind. Video offers what a browser offers for loss: generic
+/// NACK (`a=rtcp-fb:<pt> nack`, unless `nack` is false) and keyframe requests (PLI, FIR); the
+/// `rtx` format that goes with NACK is added by webrtcbin for a transceiver with `do-nack`
+/// (see [`set_nack`]).
+pub fn rtp_caps(video: bool, nack: bool) -> gst::Caps {
     if video {
-        gst::Caps::builder("application/x-rtp")
+        let mut b = gst::Caps::builder("application/x-rtp")
             .field("media", "video")
             .field("encoding-name", "VP8")
             .field("payload", VP8_PT as i32)
-            .field("clock-rate", 90000i32)
-            .field("rtcp-fb-nack-pli", true)
+            .field("clock-rate", 90000i32);
+        if nack {
+            b = b.field("rtcp-fb-nack", true);
+        }
+        b.field("rtcp-fb-nack-pli", true)
             .field("rtcp-fb-ccm-fir", true)
             .build()
     } else {
@@ -28,6 +34,51 @@ pub fn rtp_caps(video: bool) -> gst::Caps {
             .field("encoding-params", "2")
             .build()
     }
+}
+
+/// Turns loss repair on or off for a transceiver, like a browser does for video: with `do-nack`
+/// webrtcbin offers an `rtx` payload type (`a=fmtp:<rtx> apt=<pt>`), resends what the server
+/// NACKs (sending side) and NACKs gaps itself from its jitter buffer (receiving side).
+pub fn set_nack(transceiver: &gst_webrtc::WebRTCRTPTransceiver, on: bool) {
+    transceiver.set_property("do-nack", on);
+}
+
+/// RTCP bandwidth of the client's RTP sessions, in bytes per second. webrtcbin leaves its
+/// rtpsessions at the RFC 3550 default (5 % of an assumed 64 kbit/s, or of what the session
+/// sends). With feedback (AVPF), rtpsession sends one early RTCP packet (NACK, PLI) per computed
+/// RTCP interval, which at that bandwidth is seconds: most NACKs expire unsent and the repair
+/// comes too late. With this budget the interval is a few tens of milliseconds and feedback
+/// leaves about as soon as a browser's. (Regular reports still go every `rtcp-min-interval`,
+/// ~5 s.)
+pub const RTCP_BANDWIDTH: f64 = 125_000.0;
+
+/// Makes `webrtc`'s loss feedback browser-like: every RTP session it creates gets
+/// [`RTCP_BANDWIDTH`], and its jitter buffers NACK only real gaps (`rtx-next-seqnum=false`:
+/// by default they also ask for the next packet whenever it is late, which a frame-paced video
+/// sender makes it often).
+pub fn browser_like_feedback(webrtc: &gst::Element) {
+    let Some(rtpbin) = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+    else {
+        tracing::warn!("client webrtcbin without an rtpbin: RTCP left at its defaults");
+        return;
+    };
+    if let Some(bin) = rtpbin.downcast_ref::<gst::Bin>() {
+        bin.connect_element_added(|_, element| {
+            if element.type_().name() == "GstRtpSession" {
+                // At or above 1.0 the property is an absolute rate (bytes per second).
+                element.set_property("rtcp-fraction", RTCP_BANDWIDTH);
+            }
+        });
+    }
+    rtpbin.connect("new-jitterbuffer", false, |args| {
+        let jitterbuffer = args.get(1)?.get::<gst::Element>().ok()?;
+        if jitterbuffer.find_property("rtx-next-seqnum").is_some() {
+            jitterbuffer.set_property("rtx-next-seqnum", false);
+        }
+        None
+    });
 }
 
 /// A live encoded test source ending in an RTP payloader with a fixed `ssrc` (so the offer's

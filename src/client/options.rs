@@ -1,6 +1,6 @@
 //! Optional behaviour of a [`super::Participant`], for fault-injection tests: rewriting the ICE
-//! candidates that cross signalling (to route a participant's media through a lossy relay) and
-//! browser-like handling of lost video packets.
+//! candidates that cross signalling (to route a participant's media through a lossy relay),
+//! browser-like handling of lost video packets, and turning loss repair (NACK/RTX) off.
 
 use std::sync::Arc;
 
@@ -28,6 +28,10 @@ pub struct ParticipantOptions {
     /// (`rtpvp8depay request-keyframe=true wait-for-keyframe=true`), so undecodable frames are
     /// not counted.
     pub keyframe_on_loss: bool,
+    /// No loss repair: video m-lines offer neither `nack` nor `rtx` (only keyframe requests),
+    /// so nothing lost is resent either way. By default the client offers NACK and RTX for
+    /// video like a browser; this is the control for tests of the server's repair.
+    pub without_nack: bool,
 }
 
 impl std::fmt::Debug for ParticipantOptions {
@@ -35,6 +39,7 @@ impl std::fmt::Debug for ParticipantOptions {
         f.debug_struct("ParticipantOptions")
             .field("candidate_filter", &self.candidate_filter.is_some())
             .field("keyframe_on_loss", &self.keyframe_on_loss)
+            .field("without_nack", &self.without_nack)
             .finish()
     }
 }

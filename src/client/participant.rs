@@ -44,6 +44,7 @@ pub struct Participant {
     commands: mpsc::UnboundedSender<Command>,
     signalling: Signalling,
     pipeline: gst::Pipeline,
+    webrtc: gst::Element,
     task: JoinHandle<()>,
 }
 
@@ -92,6 +93,7 @@ impl Participant {
             None
         });
         connect_decoders(&pipeline, &webrtc, &state, options.keyframe_on_loss);
+        media::browser_like_feedback(&webrtc);
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| SignallingError::Connect(e.to_string()))?;
@@ -125,7 +127,7 @@ impl Participant {
             id: id.clone(),
             sig: signalling.clone(),
             pipeline: pipeline.clone(),
-            webrtc,
+            webrtc: webrtc.clone(),
             state: state.clone(),
             own: Vec::new(),
             recv: (0, 0),
@@ -176,6 +178,7 @@ impl Participant {
             commands,
             signalling,
             pipeline,
+            webrtc,
             task,
         })
     }
@@ -255,6 +258,12 @@ impl Participant {
         let _ = self
             .commands
             .send(Command::RemoveTrack(track_id.to_owned()));
+    }
+
+    /// The participant's `webrtcbin`, for tests that read or tamper with its internals (its
+    /// `rtpbin`, RTX elements, RTCP).
+    pub fn webrtcbin(&self) -> gst::Element {
+        self.webrtc.clone()
     }
 
     /// Sends a raw media event (for tests of odd inputs).

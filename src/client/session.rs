@@ -57,6 +57,11 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// Whether m-lines of this kind get loss repair (NACK + RTX): video, unless turned off.
+    fn nack(&self, video: bool) -> bool {
+        video && !self.options.without_nack
+    }
+
     pub(super) fn add_track(&mut self, video: bool, metadata: Value, id: String) {
         let pattern = if self.own.iter().any(|t| t.metadata["type"] == "camera") {
             "smpte"
@@ -88,9 +93,12 @@ impl Session {
             return;
         };
         transceiver.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
-        let mut caps = media::rtp_caps(video);
+        let nack = self.nack(video);
+        let mut caps = media::rtp_caps(video, nack);
         caps.make_mut().set("ssrc", ssrc);
         transceiver.set_property("codec-preferences", caps);
+        // Resends what the server NACKs (as RTX).
+        media::set_nack(&transceiver, nack);
         if video {
             let (state, track) = (self.state.clone(), id.clone());
             media::count_keyframes(&source, move || {
@@ -227,14 +235,17 @@ impl Session {
         let (audio, video) = if self.receive { (audio, video) } else { (0, 0) };
         for (want, is_video) in [(audio, false), (video, true)] {
             let have = if is_video { self.recv.1 } else { self.recv.0 };
+            let nack = self.nack(is_video);
             for _ in have..want {
-                self.webrtc.emit_by_name::<WebRTCRTPTransceiver>(
+                let transceiver = self.webrtc.emit_by_name::<WebRTCRTPTransceiver>(
                     "add-transceiver",
                     &[
                         &WebRTCRTPTransceiverDirection::Recvonly,
-                        &media::rtp_caps(is_video),
+                        &media::rtp_caps(is_video, nack),
                     ],
                 );
+                // NACKs the gaps the jitter buffer sees, takes the server's RTX.
+                media::set_nack(&transceiver, nack);
             }
             if is_video {
                 self.recv.1 = self.recv.1.max(want);
