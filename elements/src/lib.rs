@@ -23,6 +23,7 @@ use gst::glib;
 
 pub mod forwarder;
 pub mod repair;
+mod rtp;
 pub mod rtx;
 
 pub use forwarder::{LaminaForwarder, LaminaForwarderPad};

@@ -7,8 +7,6 @@
 //! with the pipeline clock), so the timing tests let wall time pass and push packets until the
 //! expected condition holds, with a deadline.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -16,7 +14,7 @@ use gst_check::Harness;
 
 mod support;
 
-use support::{hdr, init, rtp, TIMEOUT, VP8_CAPS};
+use support::{hdr, init, rtp, run_with_plugin, TIMEOUT, VP8_CAPS};
 
 const SSRC: u32 = 1111;
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
@@ -405,55 +403,13 @@ fn stream_is_tracked_again_after_a_huge_jump() {
     assert_eq!(stat(&el, "num-duplicates"), 1);
 }
 
-/// `libgstlamina.so` as built by this `cargo test` run (next to the test executable).
-fn plugin_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let deps = exe.parent().expect("deps dir");
-    [
-        deps.to_path_buf(),
-        deps.parent().expect("profile dir").to_path_buf(),
-    ]
-    .into_iter()
-    .map(|dir| dir.join("libgstlamina.so"))
-    .find(|p| p.exists())
-    .unwrap_or_else(|| panic!("libgstlamina.so not found near {}", exe.display()))
-}
-
-/// Runs `tool` with `args` (under `timeout 120`) against a private plugin dir and registry that
-/// hold only this build's plugin; returns (success, stdout, stderr).
-fn run_gst_tool(tool: &str, args: &[&str]) -> (bool, String, String) {
-    let dir =
-        std::env::temp_dir().join(format!("lamina-repair-test-{}-{tool}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::copy(plugin_library(), dir.join("libgstlamina.so")).expect("copy plugin");
-    let output = Command::new("timeout")
-        .arg("120")
-        .arg(tool)
-        .args(args)
-        .env("GST_PLUGIN_PATH", &dir)
-        .env("GST_REGISTRY", dir.join("registry.bin"))
-        .output()
-        .expect("run timeout(1)");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_ne!(
-        output.status.code(),
-        Some(127),
-        "{tool} is missing: install gstreamer1.0-tools (scripts/setup.sh)"
-    );
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn gst_launch_runs_the_documented_pipeline_to_eos() {
     // The pipeline of the doc example in elements/src/repair/mod.rs.
     let pipeline = "videotestsrc num-buffers=60 ! vp8enc deadline=1 ! rtpvp8pay ! \
          laminarepair do-retransmission=true ! rtpvp8depay ! vp8dec ! fakesink";
     let args: Vec<&str> = pipeline.split_whitespace().collect();
-    let (ok, stdout, stderr) = run_gst_tool("gst-launch-1.0", &args);
+    let (ok, stdout, stderr) = run_with_plugin("repair", "gst-launch-1.0", &args);
     assert!(
         ok && stdout.contains("Got EOS from element"),
         "gst-launch failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
@@ -466,7 +422,7 @@ fn gst_launch_runs_the_documented_pipeline_to_eos() {
 
 #[test]
 fn gst_inspect_describes_the_element() {
-    let (ok, stdout, stderr) = run_gst_tool("gst-inspect-1.0", &["laminarepair"]);
+    let (ok, stdout, stderr) = run_with_plugin("repair", "gst-inspect-1.0", &["laminarepair"]);
     assert!(
         ok,
         "gst-inspect failed\nstdout:\n{stdout}\nstderr:\n{stderr}"

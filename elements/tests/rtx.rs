@@ -9,8 +9,6 @@
 //! packet it produces is pushed downstream from the same thread, so it is queued on the harness
 //! when `push_upstream_event` returns.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +20,7 @@ use gst_rtp::RTPBuffer;
 
 mod support;
 
-use support::{hdr, init, payload, Hdr, VP8_CAPS};
+use support::{hdr, init, payload, run_with_plugin, Hdr, VP8_CAPS};
 
 /// The mapped SSRC and payload type, and their RTX counterparts.
 const SSRC: u32 = 1111;
@@ -753,47 +751,6 @@ fn requests_from_another_thread_while_streaming() {
         let osn = u16::from_be_bytes(payload(b)[..2].try_into().expect("2 bytes"));
         assert_rtx(b, &packet(SSRC, osn), first.wrapping_add(i as u16));
     }
-}
-
-/// `libgstlamina.so` as built by this `cargo test` run (next to the test executable).
-fn plugin_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let deps = exe.parent().expect("deps dir");
-    [
-        deps.to_path_buf(),
-        deps.parent().expect("profile dir").to_path_buf(),
-    ]
-    .into_iter()
-    .map(|dir| dir.join("libgstlamina.so"))
-    .find(|p| p.exists())
-    .unwrap_or_else(|| panic!("libgstlamina.so not found near {}", exe.display()))
-}
-
-/// Runs `program` with `args` (under `timeout 120`) against a private plugin dir and registry
-/// (named after `tag`) that hold only this build's plugin; returns (success, stdout, stderr).
-fn run_with_plugin(tag: &str, program: &str, args: &[&str]) -> (bool, String, String) {
-    let dir = std::env::temp_dir().join(format!("lamina-rtx-test-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::copy(plugin_library(), dir.join("libgstlamina.so")).expect("copy plugin");
-    let output = Command::new("timeout")
-        .arg("120")
-        .arg(program)
-        .args(args)
-        .env("GST_PLUGIN_PATH", &dir)
-        .env("GST_REGISTRY", dir.join("registry.bin"))
-        .output()
-        .expect("run timeout(1)");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_ne!(
-        output.status.code(),
-        Some(127),
-        "{program} {args:?}: a tool is missing (gstreamer1.0-tools, scripts/setup.sh)"
-    );
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// The ```text command line of elements/src/rtx/mod.rs's docs, continuation lines joined.

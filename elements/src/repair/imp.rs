@@ -68,23 +68,9 @@ pub struct LaminaRepair {
     state: Mutex<State>,
 }
 
-/// `(ssrc, seq)` of an RTP packet, read from its fixed header, or `None` if it is not RTP v2.
-fn rtp_ids(buffer: &gst::BufferRef) -> Option<(u32, u16)> {
-    let mut head = [0u8; 12];
-    if buffer.size() < head.len()
-        || buffer.copy_to_slice(0, &mut head).is_err()
-        || head[0] >> 6 != 2
-    {
-        return None;
-    }
-    let seq = u16::from_be_bytes([head[2], head[3]]);
-    let ssrc = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
-    Some((ssrc, seq))
-}
-
 impl LaminaRepair {
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some((ssrc, seq)) = rtp_ids(&buffer) else {
+        let Some((ssrc, seq)) = crate::rtp::ssrc_and_seq(&buffer) else {
             let first = !std::mem::replace(&mut lock(&self.state).invalid_logged, true);
             if first {
                 gst::warning!(CAT, imp = self, "passing on a packet that is not RTP");
@@ -332,26 +318,7 @@ impl ElementImpl for LaminaRepair {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst::Caps::new_empty_simple("application/x-rtp");
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid sink template"),
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid src template"),
-            ]
-        });
-        TEMPLATES.as_ref()
+        crate::rtp::filter_pad_templates()
     }
 
     fn change_state(

@@ -152,21 +152,6 @@ pub struct LaminaRtx {
     state: Mutex<State>,
 }
 
-/// `(ssrc, seq)` of an RTP packet, if it is RTP v2 with a full fixed header.
-fn rtp_ids(buffer: &gst::BufferRef) -> Option<(u32, u16)> {
-    let mut head = [0u8; 12];
-    if buffer.size() < head.len()
-        || buffer.copy_to_slice(0, &mut head).is_err()
-        || head[0] >> 6 != 2
-    {
-        return None;
-    }
-    Some((
-        u32::from_be_bytes([head[8], head[9], head[10], head[11]]),
-        u16::from_be_bytes([head[2], head[3]]),
-    ))
-}
-
 /// The RTX packet for `original` (RFC 4588 section 4): same timestamp and marker, RTX PT/SSRC and
 /// sequence number, payload = original sequence number + original payload. Header extensions
 /// and padding are not carried over.
@@ -206,7 +191,7 @@ fn rtx_packet(
 
 impl LaminaRtx {
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        if let Some((ssrc, seq)) = rtp_ids(&buffer) {
+        if let Some((ssrc, seq)) = crate::rtp::ssrc_and_seq(&buffer) {
             let mut state = lock(&self.state);
             if let Some(stream) = state.streams.get_mut(&ssrc) {
                 stream
@@ -417,26 +402,7 @@ impl ElementImpl for LaminaRtx {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst::Caps::new_empty_simple("application/x-rtp");
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid sink template"),
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid src template"),
-            ]
-        });
-        TEMPLATES.as_ref()
+        crate::rtp::filter_pad_templates()
     }
 
     fn change_state(

@@ -121,3 +121,45 @@ pub fn expected_caps(pt: i32, ssrc: u32) -> gst::Caps {
         .field("ssrc", ssrc)
         .build()
 }
+
+/// `libgstlamina.so` as built by this `cargo test` run (next to the test executable).
+pub fn plugin_library() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps dir");
+    [
+        deps.to_path_buf(),
+        deps.parent().expect("profile dir").to_path_buf(),
+    ]
+    .into_iter()
+    .map(|dir| dir.join("libgstlamina.so"))
+    .find(|p| p.exists())
+    .unwrap_or_else(|| panic!("libgstlamina.so not found near {}", exe.display()))
+}
+
+/// Runs `program` with `args` (under `timeout 120`) against a private plugin dir and registry
+/// (named after `tag`) that hold only this build's plugin; returns (success, stdout, stderr).
+pub fn run_with_plugin(tag: &str, program: &str, args: &[&str]) -> (bool, String, String) {
+    let dir =
+        std::env::temp_dir().join(format!("lamina-elements-test-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(plugin_library(), dir.join("libgstlamina.so")).expect("copy plugin");
+    let output = std::process::Command::new("timeout")
+        .arg("120")
+        .arg(program)
+        .args(args)
+        .env("GST_PLUGIN_PATH", &dir)
+        .env("GST_REGISTRY", dir.join("registry.bin"))
+        .output()
+        .expect("run timeout(1)");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_ne!(
+        output.status.code(),
+        Some(127),
+        "{program} {args:?}: a tool is missing (gstreamer1.0-tools, scripts/setup.sh)"
+    );
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
