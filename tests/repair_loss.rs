@@ -311,6 +311,28 @@ async fn lossy_room() {
         );
     }
 
+    // Keyframe requests are counted per live track: every track of the room has its line, and
+    // each video track's publisher was asked at least once (when its subscribers' links opened).
+    let (status, body) = support::http_get(server.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = body
+        .lines()
+        .filter(|l| {
+            l.starts_with("lamina_track_keyframe_requests_total{")
+                && l.contains(&format!("room=\"{ROOM}\""))
+        })
+        .collect();
+    println!("[metric] keyframe requests per track: {lines:?}");
+    assert_eq!(lines.len(), 6, "3 publishers x (audio, video): {lines:?}");
+    let asked = lines
+        .iter()
+        .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) >= Some(1.0))
+        .count();
+    assert!(
+        asked >= 3,
+        "each video track's publisher was asked for a keyframe: {lines:?}"
+    );
+
     c.leave().await;
     b.leave().await;
     a.leave().await;
