@@ -163,6 +163,14 @@ impl PeerBin {
                 .kind_of(ssrc)
         };
         crate::repair::install(&bin, &webrtc, rtx_maps.clone(), kind_of);
+        // Every send path of webrtcbin starts with `clocksync sync=true`, which waits on the
+        // clock for each packet's timestamp: pacing for file-like sources, only delay and clock
+        // reads for forwarded live RTP.
+        bin.connect_deep_element_added(|_, _, element| {
+            if element.type_().name() == "GstClockSync" {
+                element.set_property("sync", false);
+            }
+        });
         Ok(Self {
             bin,
             webrtc,
