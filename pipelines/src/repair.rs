@@ -4,14 +4,15 @@
 //!
 //! - **Uplink.** rtpbin's `request-jitterbuffer` returns a [`REPAIR_FACTORY`] (`laminarepair`)
 //!   instead of an `rtpjitterbuffer` for every received SSRC: packets are forwarded at once, and
-//!   gaps are asked for with NACKs (webrtcbin sets `do-retransmission` from the transceiver's
-//!   `do-nack`, which the negotiation sets on video m-lines). The publisher's RTX answers are
-//!   de-wrapped by webrtcbin's own `rtprtxreceive` (the answer carries the offer's `rtx`
-//!   payload type with `apt=`) before they reach `laminarepair`, which fills the hole.
+//!   gaps of video streams are asked for with NACKs (`do-retransmission`, set from the kind of
+//!   track the offer announced for the SSRC). The negotiation sets `do-nack` on video m-lines,
+//!   so the answer carries the offer's `rtx` payload type with `apt=`, and webrtcbin's own
+//!   `rtprtxreceive` de-wraps the publisher's RTX before it reaches `laminarepair`, which
+//!   fills the hole.
 //! - **Downlink.** webrtcbin's `request-aux-sender` puts a [`RTX_FACTORY`] (`laminartx`) after
 //!   its `rtprtxsend`; its RTX maps come from each answer ([`RtxMaps`]: the `ssrc-group:FID`
-//!   and `apt=` webrtcbin wrote; `rtprtxsend`'s `ssrc-map` cannot be read back). A subscriber's NACKs become `GstRTPRetransmissionRequest` events in its
-//!   rtpsession; `laminartx` answers them with RTX from its history (packets as forwarded to
+//!   and `apt=` webrtcbin wrote; `rtprtxsend`'s `ssrc-map` cannot be read back). A
+//!   subscriber's NACKs become `GstRTPRetransmissionRequest` events in its rtpsession; `laminartx` answers them with RTX from its history (packets as forwarded to
 //!   this subscriber: its own SSRC, sequence numbers and timestamps), at most
 //!   [`NACK_BUDGET_PER_SEC`] a second, and `rtprtxsend` never sees them.
 //!
@@ -28,15 +29,16 @@ use crate::ids::TrackKind;
 pub const REPAIR_FACTORY: &str = "laminarepair";
 /// The retransmission sender of the `lamina` plugin.
 pub const RTX_FACTORY: &str = "laminartx";
-/// GType names of the two elements: elements are recognised by type, not by factory
-/// (`gst_element_get_factory` on elements inside webrtcbin is not safe from a
-/// `deep-element-added` handler: seen returning a non-factory pointer).
+/// GType names of the two elements: elements are recognised by type (a string compare), not by
+/// `gst_element_get_factory` (which read freed memory while the server re-registered the
+/// plugin on every start; fixed, but the type needs no factory at all).
 const REPAIR_TYPE: &str = "GstLaminaRepair";
 const RTX_TYPE: &str = "GstLaminaRtx";
 
 fn is(e: &gst::Element, type_name: &str) -> bool {
     e.type_().name() == type_name
 }
+
 /// Retransmission requests one subscriber may make per second (burst of the same size).
 pub const NACK_BUDGET_PER_SEC: u32 = 1000;
 
