@@ -139,8 +139,12 @@ pub fn plugin_library() -> std::path::PathBuf {
 /// Runs `program` with `args` (under `timeout 120`) against a private plugin dir and registry
 /// (named after `tag`) that hold only this build's plugin; returns (success, stdout, stderr).
 pub fn run_with_plugin(tag: &str, program: &str, args: &[&str]) -> (bool, String, String) {
-    let dir =
-        std::env::temp_dir().join(format!("lamina-elements-test-{}-{tag}", std::process::id()));
+    // One directory per (process, tag, program): the tests of one binary run concurrently, and
+    // a shared directory would be removed under another test's feet.
+    let dir = std::env::temp_dir().join(format!(
+        "lamina-elements-test-{}-{tag}-{program}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::copy(plugin_library(), dir.join("libgstlamina.so")).expect("copy plugin");
     let output = std::process::Command::new("timeout")
