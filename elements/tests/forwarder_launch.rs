@@ -1,22 +1,11 @@
 //! `laminaforwarder` through `gst-launch-1.0`: one pipeline run against the `libgstlamina.so`
 //! built by this `cargo test` run.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// `libgstlamina.so` as built by this `cargo test` run (next to the test executable).
-fn plugin_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let deps = exe.parent().expect("deps dir");
-    [
-        deps.to_path_buf(),
-        deps.parent().expect("profile dir").to_path_buf(),
-    ]
-    .into_iter()
-    .map(|dir| dir.join("libgstlamina.so"))
-    .find(|p| p.exists())
-    .unwrap_or_else(|| panic!("libgstlamina.so not found near {}", exe.display()))
-}
+mod support;
+
+use support::plugin_library;
 
 #[test]
 fn gst_launch_forwards_through_the_plugin_to_eos() {
