@@ -10,9 +10,9 @@ use std::sync::Arc;
 use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::engine::Cmd;
-use crate::event::PipelineEvent;
+use crate::cmd::Cmd;
 use crate::ids::PeerId;
+use crate::MediaEvent;
 
 /// The peer whose bin contains `obj`, if any (walks up to the child of the pipeline).
 pub(crate) fn owning_peer(obj: &gst::Object, pipeline: &gst::Pipeline) -> Option<PeerId> {
@@ -30,7 +30,7 @@ pub(crate) fn owning_peer(obj: &gst::Object, pipeline: &gst::Pipeline) -> Option
 pub(crate) fn spawn(
     pipeline: gst::Pipeline,
     cmd: Sender<Cmd>,
-    events: UnboundedSender<PipelineEvent>,
+    events: UnboundedSender<MediaEvent>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let bus = pipeline.bus().expect("a pipeline always has a bus");
@@ -50,7 +50,7 @@ fn handle(
     pipeline: &gst::Pipeline,
     msg: &gst::Message,
     cmd: &Sender<Cmd>,
-    events: &UnboundedSender<PipelineEvent>,
+    events: &UnboundedSender<MediaEvent>,
 ) {
     use gst::MessageView;
     match msg.view() {
@@ -76,7 +76,7 @@ fn handle(
                     let _ = cmd.send(Cmd::PeerError { peer, reason });
                 }
                 None => {
-                    let _ = events.send(PipelineEvent::RoomFailed { reason });
+                    let _ = events.send(MediaEvent::RoomFailed { reason });
                 }
             }
         }

@@ -50,12 +50,12 @@ pub(crate) fn parse(value: &str) -> Option<Fingerprint> {
     (digest.len() == len).then_some(Fingerprint { hash, digest })
 }
 
-/// The fingerprint of an offer: session level, else the first m-line's (BUNDLE: one
-/// transport). `Err` when it is missing or unusable.
-pub(crate) fn of_offer(sdp: &gst_sdp::SDPMessageRef) -> Result<Fingerprint, String> {
-    let value = sdp
-        .attribute_val("fingerprint")
-        .or_else(|| sdp.medias().find_map(|m| m.attribute_val("fingerprint")))
+/// The fingerprint of an offer, from its summary: session level, else the first m-line's
+/// (BUNDLE: one transport). `Err` when it is missing or unusable.
+pub(crate) fn of_offer(summary: &crate::OfferSummary) -> Result<Fingerprint, String> {
+    let value = summary
+        .fingerprint
+        .as_deref()
         .ok_or("offer has no DTLS fingerprint")?;
     parse(value).ok_or_else(|| {
         "offer's DTLS fingerprint is malformed or uses an unsupported hash \
@@ -163,12 +163,12 @@ qYy9l5JZ8b0yJ8bQy3w0kqk6u0k2g6NTMFEwHQYDVR0OBBYEFL2d1kq3Gm2f6Q0z
         let fp = "sha-256 4F:1A:77:0C:9B:3E:D2:65:A8:11:F0:5C:2D:84:E9:36:7B:C3:58:0A:DE:92:41:6F:B5:27:8C:E0:13:9D:64:AF";
         let media = format!(
             "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-             a=fingerprint:{fp}\r\na=mid:0\r\n"
+             a=fingerprint:{fp}\r\na=mid:0\r\na=inactive\r\n"
         );
-        let sdp = gst_sdp::SDPMessage::parse_buffer(media.as_bytes()).unwrap();
-        assert_eq!(of_offer(&sdp).unwrap().digest[1], 0x1a);
-        let none = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP 111\r\n";
-        let sdp = gst_sdp::SDPMessage::parse_buffer(none.as_bytes()).unwrap();
-        assert!(of_offer(&sdp).is_err());
+        let summary = lamina_protocol::sdp::summarize(&media).unwrap();
+        assert_eq!(of_offer(&summary).unwrap().digest[1], 0x1a);
+        let none = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP 111\r\na=mid:0\r\na=inactive\r\n";
+        let summary = lamina_protocol::sdp::summarize(none).unwrap();
+        assert!(of_offer(&summary).is_err());
     }
 }

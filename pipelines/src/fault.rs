@@ -1,10 +1,10 @@
-//! Fault injection, for tests of failure isolation (design.md "Failure isolation").
+//! Fault injection, for tests of failure isolation (docs/design.md §7 "Failure isolation").
 //!
 //! [`crate::RoomPipeline::inject_fault`] posts a real `gst::message::Error` the way a failing
 //! element does, so the whole error path runs as in production: the bus watcher
 //! (`bus.rs`) maps an error whose source lies inside `peer-<id>` to that peer (the media
-//! thread removes it and reports [`crate::PipelineEvent::PeerFailed`]) and any other error to
-//! [`crate::PipelineEvent::RoomFailed`].
+//! thread removes it and reports [`crate::MediaEvent::PeerFailed`]) and any other error to
+//! [`crate::MediaEvent::RoomFailed`].
 //!
 //! - [`Fault::Peer`]: the error comes from the peer's `webrtcbin`, inside its `peer-<id>` bin.
 //! - [`Fault::Room`]: the error comes from the room pipeline itself, outside every peer bin.
@@ -13,7 +13,7 @@ use gst::prelude::*;
 
 use crate::ids::PeerId;
 use crate::peer_bin::bin_name;
-use crate::room_pipeline::PipelineError;
+use crate::MediaError;
 
 /// Text of injected errors, so logs tell them from real ones.
 pub const INJECTED: &str = "injected fault";
@@ -38,7 +38,7 @@ impl std::fmt::Display for Fault {
 
 /// The element an injected fault comes from: the peer's webrtcbin (or, failing that, any
 /// element of its bin), or the pipeline.
-fn source(pipeline: &gst::Pipeline, fault: &Fault) -> Result<gst::Element, PipelineError> {
+fn source(pipeline: &gst::Pipeline, fault: &Fault) -> Result<gst::Element, MediaError> {
     let Fault::Peer(peer) = fault else {
         return Ok(pipeline.clone().upcast());
     };
@@ -46,7 +46,7 @@ fn source(pipeline: &gst::Pipeline, fault: &Fault) -> Result<gst::Element, Pipel
         .by_name(&bin_name(peer))
         .filter(|e| e.parent().as_ref() == Some(pipeline.upcast_ref::<gst::Object>()))
         .and_then(|e| e.downcast::<gst::Bin>().ok())
-        .ok_or_else(|| PipelineError::UnknownPeer(peer.clone()))?;
+        .ok_or_else(|| MediaError::UnknownPeer(peer.clone()))?;
     let children = bin.children();
     let webrtc = children.iter().find(|e| {
         e.factory()
@@ -55,11 +55,11 @@ fn source(pipeline: &gst::Pipeline, fault: &Fault) -> Result<gst::Element, Pipel
     webrtc
         .or(children.first())
         .cloned()
-        .ok_or_else(|| PipelineError::Gst(format!("bin of peer {peer} is empty")))
+        .ok_or_else(|| MediaError::Gst(format!("bin of peer {peer} is empty")))
 }
 
 /// Posts an error message for `fault` from the element it names.
-pub(crate) fn inject(pipeline: &gst::Pipeline, fault: &Fault) -> Result<(), PipelineError> {
+pub(crate) fn inject(pipeline: &gst::Pipeline, fault: &Fault) -> Result<(), MediaError> {
     let src = source(pipeline, fault)?;
     tracing::warn!(%fault, src = %src.path_string(), "injecting a fault");
     let msg = gst::message::Error::builder(gst::CoreError::Failed, INJECTED)
@@ -67,7 +67,7 @@ pub(crate) fn inject(pipeline: &gst::Pipeline, fault: &Fault) -> Result<(), Pipe
         .debug(&format!("fault injected into {fault}"))
         .build();
     src.post_message(msg)
-        .map_err(|_| PipelineError::Gst("the element has no bus: pipeline closed".into()))
+        .map_err(|_| MediaError::Gst("the element has no bus: pipeline closed".into()))
 }
 
 #[cfg(test)]
@@ -120,7 +120,7 @@ mod tests {
         let pipeline = room_with_peer_bin();
         assert!(matches!(
             inject(&pipeline, &Fault::Peer(PeerId::from("nobody"))),
-            Err(PipelineError::UnknownPeer(_))
+            Err(MediaError::UnknownPeer(_))
         ));
     }
 }

@@ -25,11 +25,11 @@ pub(crate) struct Forwarder {
 
 impl Forwarder {
     /// Creates `fwd-<track>` (not yet in a bin).
-    pub(crate) fn new(track: &TrackId) -> Result<Self, crate::PipelineError> {
+    pub(crate) fn new(track: &TrackId) -> Result<Self, crate::MediaError> {
         let element = gst::ElementFactory::make(FACTORY)
             .name(element_name(track))
             .build()
-            .map_err(|_| crate::PipelineError::MissingElement(FACTORY.into()))?;
+            .map_err(|_| crate::MediaError::MissingElement(FACTORY.into()))?;
         Ok(Self { element })
     }
 

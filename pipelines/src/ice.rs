@@ -1,8 +1,8 @@
-//! ICE helpers: the libnice restart workaround and ufrag extraction.
+//! ICE helpers: the libnice restart workaround (the ufrag comes from the offer's summary).
 //!
 //! webrtcbin 1.22 applies a remote ICE restart (new ice-ufrag/pwd) to libnice with
 //! `set_remote_credentials` only; libnice then keeps the old candidate pair, because the new
-//! one has the same priority (notes Part 2 §0). Calling `nice_agent_restart_stream` on the
+//! one has the same priority (docs/webrtcbin.md §3.3). Calling `nice_agent_restart_stream` on the
 //! `NiceAgent` behind the webrtcbin before `set-remote-description` makes libnice drop the old
 //! remote candidates and check list, so it re-checks and selects the new pair.
 
@@ -36,13 +36,4 @@ pub(crate) fn restart_stream(agent: &glib::Object, stream_id: u32) -> bool {
     // SAFETY: `agent` is a live NiceAgent (type checked above) and we hold a reference for the
     // duration of the call; libnice takes its own agent lock internally.
     unsafe { nice_agent_restart_stream(ptr, stream_id) != 0 }
-}
-
-/// The first `a=ice-ufrag` of an SDP (session level, else the first media that has one).
-pub(crate) fn ufrag(sdp: &gst_sdp::SDPMessageRef) -> Option<String> {
-    if let Some(u) = sdp.attribute_val("ice-ufrag") {
-        return Some(u.to_owned());
-    }
-    sdp.medias()
-        .find_map(|m| m.attribute_val("ice-ufrag").map(str::to_owned))
 }

@@ -2,18 +2,28 @@
 //!
 //! One [`RoomPipeline`] per videoroom owns one `gst::Pipeline` (named after the room) with one
 //! `peer-<id>` bin (holding that peer's `webrtcbin`) per participant and one `laminaforwarder`
-//! (`fwd-<track>`) per published track. The room actor calls its methods; everything that
-//! happens inside the graph comes back as [`PipelineEvent`]s on one tokio channel.
+//! (`fwd-<track>`) per published track. The room's commands ([`MediaCommand`], from the
+//! `lamina-seam` crate) go in through [`RoomPipeline::execute`]; everything that happens inside
+//! the graph comes back as [`MediaEvent`]s on one tokio channel. Operator tools (recordings,
+//! taps), counters and fault injection are methods of [`RoomPipeline`].
 //!
 //! This crate knows GStreamer, never JSON nor channels of the signalling layer.
+//!
+//! Inside, one media thread per room owns the graph (`media_thread.rs`); its state is split by
+//! concern: peers (`peers.rs`) and their transports' negotiation facts (`transport.rs`), tracks
+//! and links (`forwarding.rs`), answering offers (`negotiation.rs`), delayed work
+//! (`timers.rs`); recordings and taps reach the tracks only through a narrow port (`port.rs`).
+//! GStreamer callbacks (`peer_bin.rs`, `bus.rs`) only post work items (`cmd.rs`).
 //!
 //! ## Contract
 //!
 //! - Register the elements first (`gstlamina::plugin_register_static()`): [`RoomPipeline::new`]
-//!   fails with [`PipelineError::MissingElement`] without `laminaforwarder`.
-//! - The server always answers: the room calls [`RoomPipeline::handle_offer`] with an
-//!   [`OfferPlan`] (which of the client's `sendonly` m-lines it publishes, which remote track
-//!   goes on each `recvonly` m-line). One round per peer at a time.
+//!   fails with [`MediaError::MissingElement`] without `laminaforwarder`.
+//! - The server always answers: the room sends [`MediaCommand::HandleOffer`] with an
+//!   [`OfferPlan`] (the offer, its summary, which of the client's `sendonly` m-lines it
+//!   publishes, which remote track goes on each `recvonly` m-line). One round per peer at a
+//!   time. Client candidates ([`MediaCommand::AddCandidate`]) only after the peer's first
+//!   offer: the room holds earlier ones.
 //! - Events of one peer, per round, in this order:
 //!   1. `AnswerReady` (or `NegotiationFailed`, which ends the round);
 //!   2. the `LocalCandidate`s gathered before the first answer; later ones follow as they are
@@ -23,7 +33,7 @@
 //!      otherwise at the next transition to `connected` (first ICE/DTLS connection, or after
 //!      an ICE restart: connected → connecting → connected). If an ICE-restart round never
 //!      leaves `connected`, it is emitted after 3 s. **The room starts the next round of a
-//!      peer only after this event** (protocol.md 3.5).
+//!      peer only after this event** (docs/protocol.md §3.5).
 //! - `TrackPublished` fires once per track, when its first RTP reaches the server (the codec
 //!   is the negotiated encoding name, `VP8`/`OPUS`). A track can be subscribed as soon as its
 //!   publisher's `AnswerReady` was emitted (its forwarder exists from then on); a
@@ -63,7 +73,7 @@
 //! ## Example
 //!
 //! ```no_run
-//! use lamina_pipelines::{PipelineConfig, RoomPipeline, PeerId};
+//! use lamina_pipelines::{MediaCommand, PeerId, PipelineConfig, RoomPipeline};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! lamina_pipelines::prewarm();
 //! let (mut room, mut events) = RoomPipeline::new(PipelineConfig {
@@ -72,37 +82,45 @@
 //!     ice_port_range: (0, 0),
 //!     latency_ms: 30,
 //! })?;
-//! room.add_peer(&PeerId::new("alice"))?;
-//! // room.handle_offer(&peer, plan)?; then wait for AnswerReady on `events`.
+//! room.execute(MediaCommand::AddPeer(PeerId::new("alice")))?;
+//! // room.execute(MediaCommand::HandleOffer { peer, plan })?; then wait for AnswerReady.
 //! # Ok(()) }
 //! ```
 
 #![warn(missing_docs)]
 
 mod bus;
+mod cmd;
 mod codecs;
 mod dtls;
-mod engine;
-pub mod event;
 pub mod fault;
 pub mod forwarder;
+mod forwarding;
 mod ice;
+mod media_thread;
 mod negotiation;
 mod peer_bin;
+mod peers;
+mod port;
 pub mod recording;
 pub mod repair;
 pub mod room_pipeline;
 pub mod tap;
 mod teardown;
+mod timers;
+mod transport;
 
-pub use event::PipelineEvent;
 pub use fault::Fault;
 /// The typed ids shared with the room logic (defined in `lamina-protocol`).
 pub use lamina_protocol::ids;
 pub use lamina_protocol::ids::{PeerId, TrackId, TrackKind};
+pub use lamina_seam::{
+    MediaCommand, MediaError, MediaEvent, NegotiationError, OfferPlan, OfferSummary, PeerFailure,
+    Want,
+};
 pub use peer_bin::bin_name;
 pub use recording::{RecordedFile, RecordingError, RecordingInfo, RecordingRequest};
-pub use room_pipeline::{OfferPlan, PipelineConfig, PipelineError, RoomPipeline};
+pub use room_pipeline::{PipelineConfig, RoomPipeline};
 pub use tap::{TapError, TapInfo};
 
 /// Pays the one-time costs of the first webrtcbin of the process (plugin loading, DTLS

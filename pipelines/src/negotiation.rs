@@ -1,14 +1,22 @@
-//! Answering a peer's offer (notes Part 1 §4 "Subscriber side", §8.3, Part 2 §3.5).
+//! Answering a peer's offer (docs/webrtcbin.md §2, in particular §2.3 "Subscriber side",
+//! §2.4 "Transceiver matching" and §2.5 "Renegotiation").
 //!
 //! Order, per offer, on the media thread:
-//! 1. ICE restart workaround: a new remote ufrag → `nice_agent_restart_stream` first.
-//! 2. `set-remote-description(offer)` (creates no transceivers in 1.22).
-//! 3. Every m-line in order: client-sendonly → `add-transceiver(recvonly, caps)` plus the
-//!    track's forwarder; client-recvonly with a track → `sink_<mline>` requested, sendonly,
-//!    `codec-preferences` with the offer's PT and a fixed SSRC, `msid` = publisher id, linked
-//!    to a new (inactive) forwarder pad; anything else → answered inactive. m-lines handled in
-//!    an earlier round keep their setup unless the plan changed them.
-//! 4. `create-answer`, `set-local-description`, `AnswerReady`, then the queued candidates.
+//! 1. [`apply_remote`]: the ICE restart workaround (a new remote ufrag →
+//!    `nice_agent_restart_stream` first), then `set-remote-description(offer)` (creates no
+//!    transceivers in 1.22).
+//! 2. The media thread unpublishes the tracks whose m-line the plan no longer publishes
+//!    ([`dropped_publications`]): that involves recordings and taps, which are not ours.
+//! 3. [`answer`]: every m-line in order: client-sendonly → `add-transceiver(recvonly, caps)`
+//!    plus the track's forwarder; client-recvonly with a track → `sink_<mline>` requested,
+//!    sendonly, `codec-preferences` with the offer's PT and a fixed SSRC, `msid` = publisher
+//!    id, linked to a new (inactive) forwarder pad; anything else → answered inactive. m-lines
+//!    handled in an earlier round keep their setup unless the plan changed them. Then
+//!    `create-answer`, `set-local-description`.
+//!
+//! Everything about the offer's text (mids, directions, SSRCs, ufrag, fingerprint) comes from
+//! the plan's summary; GStreamer parses the text only because `webrtcbin` needs an
+//! `SDPMessage`, and `codecs.rs` reads the payload formats from it.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -18,45 +26,51 @@ use gst_sdp::SDPMediaRef;
 use gst_webrtc::{WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection as Dir};
 
 use crate::codecs;
-use crate::engine::{Engine, Link, MLine, SubSlot, Track};
-use crate::event::PipelineEvent;
-use crate::forwarder::Forwarder;
+use crate::forwarding::Forwarding;
 use crate::ids::{PeerId, TrackId, TrackKind};
 use crate::peer_bin::PublishSlot;
-use crate::room_pipeline::OfferPlan;
+use crate::peers::{MLine, Peer, SubSlot};
+use crate::{NegotiationError, OfferPlan, Want};
 
 /// How long one webrtcbin promise may take before the round is declared failed.
 const PROMISE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the plan wants for one m-line of the offer.
-#[derive(Debug, Clone, PartialEq)]
-enum Want {
-    Publish(TrackId),
-    Subscribe(TrackId),
-    Inactive,
+/// Subscriber SSRCs: distinct, well-spread values per room (splitmix64).
+#[derive(Debug)]
+pub(crate) struct SsrcSource(u64);
+
+impl SsrcSource {
+    /// A source seeded from the room's name and the process's random state.
+    pub(crate) fn new(room: &str) -> Self {
+        use std::hash::{BuildHasher, RandomState};
+        Self(RandomState::new().hash_one(room))
+    }
+
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) as u32).max(1)
+    }
 }
 
-fn has_attr(media: &SDPMediaRef, key: &str) -> bool {
-    media.attributes().any(|a| a.key() == key)
+/// What an offer may touch besides its peer.
+pub(crate) struct Ctx<'a> {
+    /// The room pipeline (forwarders are added to it).
+    pub pipeline: &'a gst::Pipeline,
+    /// The room's tracks and links.
+    pub forwarding: &'a mut Forwarding,
+    /// Subscriber SSRCs.
+    pub ssrcs: &'a mut SsrcSource,
 }
 
-fn want_for(media: &SDPMediaRef, plan: &OfferPlan) -> Want {
-    let Some(mid) = media.attribute_val("mid") else {
-        return Want::Inactive;
-    };
-    let client_sends = has_attr(media, "sendonly") || has_attr(media, "sendrecv");
-    let client_receives = has_attr(media, "recvonly") || has_attr(media, "sendrecv");
-    if client_sends {
-        if let Some((_, t)) = plan.publish.iter().find(|(m, _)| m == mid) {
-            return Want::Publish(t.clone());
-        }
-    }
-    if client_receives {
-        if let Some((_, Some(t))) = plan.subscribe.iter().find(|(m, _)| m == mid) {
-            return Want::Subscribe(t.clone());
-        }
-    }
-    Want::Inactive
+/// The plan's wish for m-line `index`.
+fn want_at(plan: &OfferPlan, index: usize) -> Want<'_> {
+    plan.summary
+        .mlines
+        .get(index)
+        .map_or(Want::Inactive, |m| plan.want(&m.mid))
 }
 
 /// Emits a webrtcbin action signal taking a promise and waits (bounded) for its reply.
@@ -64,7 +78,8 @@ fn call(
     webrtc: &gst::Element,
     signal: &str,
     arg: Option<&glib::Value>,
-) -> Result<Option<gst::Structure>, String> {
+) -> Result<Option<gst::Structure>, NegotiationError> {
+    let failed = |e: String| NegotiationError::Webrtc(format!("{signal}: {e}"));
     let (tx, rx) = mpsc::sync_channel(1);
     let promise = gst::Promise::with_change_func(move |reply| {
         let _ = tx.send(
@@ -79,414 +94,329 @@ fn call(
     }
     let reply = rx
         .recv_timeout(PROMISE_TIMEOUT)
-        .map_err(|_| format!("{signal}: no reply"))??;
+        .map_err(|_| failed("no reply".into()))?
+        .map_err(failed)?;
     if let Some(s) = &reply {
         if let Ok(err) = s.get::<glib::Error>("error") {
-            return Err(format!("{signal}: {err}"));
+            return Err(failed(err.to_string()));
         }
     }
     Ok(reply)
 }
 
-impl Engine {
-    /// Handles one offer; always ends with `AnswerReady` or `NegotiationFailed`.
-    pub(crate) fn offer(&mut self, peer: &PeerId, plan: OfferPlan) {
-        match self.try_offer(peer, &plan) {
-            Ok((sdp, added_links)) => self.answered(peer, sdp, added_links),
-            Err(reason) => {
-                tracing::warn!(%peer, %reason, "negotiation failed");
-                self.emit(PipelineEvent::NegotiationFailed {
-                    peer: peer.clone(),
-                    reason,
-                });
-            }
+/// Step 1: starts the peer's round with this offer (ICE restart workaround, remote
+/// description, announced SSRCs). Returns the parsed offer and whether it restarts ICE.
+pub(crate) fn apply_remote(
+    peer_id: &PeerId,
+    peer: &mut Peer,
+    plan: &OfferPlan,
+) -> Result<(gst_sdp::SDPMessage, bool), NegotiationError> {
+    let sdp = gst_sdp::SDPMessage::parse_buffer(plan.sdp.as_bytes())
+        .map_err(|_| NegotiationError::Offer("offer SDP does not parse".into()))?;
+    let fingerprint = crate::dtls::of_offer(&plan.summary).map_err(NegotiationError::Offer)?;
+    let (_, restarted) = peer
+        .transport
+        .offer(plan.summary.ice_ufrag.as_deref(), fingerprint);
+    if restarted {
+        let ok = peer
+            .pb
+            .nice
+            .as_ref()
+            .is_some_and(|a| crate::ice::restart_stream(a, crate::ice::BUNDLE_STREAM_ID));
+        tracing::debug!(peer = %peer_id, ok, "remote ICE restart: nice_agent_restart_stream");
+    }
+    let offer =
+        gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp.clone());
+    call(
+        &peer.pb.webrtc,
+        "set-remote-description",
+        Some(&offer.to_value()),
+    )?;
+    let mut map = peer
+        .pb
+        .shared
+        .publish
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    for (idx, m) in plan.summary.mlines.iter().enumerate() {
+        for ssrc in &m.ssrcs {
+            map.ssrcs.insert(*ssrc, idx as u32);
         }
     }
+    Ok((sdp, restarted))
+}
 
-    fn try_offer(&mut self, peer: &PeerId, plan: &OfferPlan) -> Result<(String, bool), String> {
-        let sdp = gst_sdp::SDPMessage::parse_buffer(plan.sdp.as_bytes())
-            .map_err(|_| "offer SDP does not parse".to_string())?;
-        let fingerprint = crate::dtls::of_offer(&sdp)?;
-        let p = self
-            .peers
-            .get_mut(peer)
-            .ok_or_else(|| format!("unknown peer {peer}"))?;
-        p.fingerprint = Some(fingerprint);
-        p.round += 1;
-        let webrtc = p.pb.webrtc.clone();
-
-        // 1. ICE restart workaround.
-        let ufrag = crate::ice::ufrag(&sdp);
-        let restarted = match (&p.last_ufrag, &ufrag) {
-            (Some(old), Some(new)) if old != new => {
-                let ok =
-                    p.pb.nice.as_ref().is_some_and(|a| {
-                        crate::ice::restart_stream(a, crate::ice::BUNDLE_STREAM_ID)
-                    });
-                tracing::debug!(%peer, ok, "remote ICE restart: nice_agent_restart_stream");
-                true
+/// Step 2: the publishing m-lines whose track the plan no longer publishes there.
+pub(crate) fn dropped_publications(peer: &Peer, plan: &OfferPlan) -> Vec<(u32, TrackId)> {
+    peer.mlines
+        .iter()
+        .filter_map(|(idx, m)| match m {
+            MLine::Publish { track, .. } => {
+                let kept = want_at(plan, *idx as usize) == Want::Publish(track);
+                (!kept).then(|| (*idx, track.clone()))
             }
-            _ => false,
-        };
-        if ufrag.is_some() {
-            p.last_ufrag = ufrag;
+            _ => None,
+        })
+        .collect()
+}
+
+/// Marks a publishing m-line inactive once its track was unpublished.
+pub(crate) fn deactivate(peer: &mut Peer, mline: u32) {
+    if let Some(MLine::Publish { transceiver, .. }) = peer.mlines.remove(&mline) {
+        transceiver.set_direction(Dir::Inactive);
+        peer.mlines
+            .insert(mline, MLine::Inactive(Some(transceiver)));
+    }
+}
+
+/// Step 3: sets every m-line up and answers. Returns the answer text and whether new links
+/// were made.
+pub(crate) fn answer(
+    cx: &mut Ctx<'_>,
+    peer_id: &PeerId,
+    peer: &mut Peer,
+    plan: &OfferPlan,
+    sdp: &gst_sdp::SDPMessage,
+    restarted: bool,
+) -> Result<(String, bool), NegotiationError> {
+    let webrtc = peer.pb.webrtc.clone();
+    let mut added_links = false;
+    for (idx, media) in sdp.medias().enumerate() {
+        let want = want_at(plan, idx);
+        added_links |= apply_mline(cx, peer_id, peer, &webrtc, idx as u32, media, sdp, want);
+    }
+    let reply = call(&webrtc, "create-answer", None)?
+        .ok_or_else(|| NegotiationError::Webrtc("create-answer: empty reply".into()))?;
+    let mut answer = reply
+        .get::<gst_webrtc::WebRTCSessionDescription>("answer")
+        .map_err(|_| NegotiationError::Webrtc("create-answer: no answer".into()))?;
+    let unserializable = || NegotiationError::Webrtc("answer does not serialize".into());
+    // Keep each sending stream's RTX SSRC across rounds (see `repair::RtxMaps::stabilise`).
+    let created = answer.sdp().as_text().map_err(|_| unserializable())?;
+    if let Some(fixed) = peer.pb.rtx_maps.stabilise(&created) {
+        let sdp = gst_sdp::SDPMessage::parse_buffer(fixed.as_bytes())
+            .map_err(|_| NegotiationError::Webrtc("rewritten answer does not parse".into()))?;
+        answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
+    }
+    call(&webrtc, "set-local-description", Some(&answer.to_value()))?;
+    let text = answer.sdp().as_text().map_err(|_| unserializable())?;
+    check_answer(peer_id, peer, answer.sdp());
+    peer.pb.rtx_maps.update(&peer.pb.bin, answer.sdp());
+    peer.transport.answer_set(restarted);
+    Ok((text, added_links))
+}
+
+/// Sets one m-line up for this round. Returns true when a new link was made.
+#[allow(clippy::too_many_arguments)]
+fn apply_mline(
+    cx: &mut Ctx<'_>,
+    peer_id: &PeerId,
+    peer: &mut Peer,
+    webrtc: &gst::Element,
+    mline: u32,
+    media: &SDPMediaRef,
+    session: &gst_sdp::SDPMessageRef,
+    want: Want<'_>,
+) -> bool {
+    let (next, linked) = match (peer.mlines.remove(&mline), want) {
+        (Some(MLine::Publish { track, transceiver }), _) => {
+            // `dropped_publications` took every other case out before.
+            (MLine::Publish { track, transceiver }, false)
         }
-        p.awaiting_connected = false;
-
-        // 2. Remote description.
-        let offer = gst_webrtc::WebRTCSessionDescription::new(
-            gst_webrtc::WebRTCSDPType::Offer,
-            sdp.clone(),
-        );
-        call(&webrtc, "set-remote-description", Some(&offer.to_value()))?;
-
-        // 3. Every m-line, in order.
-        if let Some(p) = self.peers.get(peer) {
-            let mut map =
-                p.pb.shared
-                    .publish
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-            for (idx, media) in sdp.medias().enumerate() {
-                for ssrc in announced_ssrcs(media) {
-                    map.ssrcs.insert(ssrc, idx as u32);
+        (Some(MLine::Subscribe(mut slot)), want) => {
+            let same = matches!((&slot.link, want), (Some(l), Want::Subscribe(t)) if &l.track == t);
+            if same {
+                (MLine::Subscribe(slot), false)
+            } else {
+                if let Some(link) = slot.link.take() {
+                    cx.forwarding.unlink((peer_id, mline), link);
                 }
-            }
-        }
-        let mut added_links = false;
-        for (idx, media) in sdp.medias().enumerate() {
-            let mline = idx as u32;
-            let want = want_for(media, plan);
-            added_links |= self.apply_mline(peer, &webrtc, mline, media, &sdp, want);
-        }
-
-        // 4. Answer.
-        let reply = call(&webrtc, "create-answer", None)?
-            .ok_or_else(|| "create-answer: empty reply".to_string())?;
-        let mut answer = reply
-            .get::<gst_webrtc::WebRTCSessionDescription>("answer")
-            .map_err(|_| "create-answer: no answer".to_string())?;
-        // Keep each sending stream's RTX SSRC across rounds (see `repair::RtxMaps::stabilise`).
-        let created = answer
-            .sdp()
-            .as_text()
-            .map_err(|_| "answer does not serialize".to_string())?;
-        if let Some(fixed) = self
-            .peers
-            .get(peer)
-            .and_then(|p| p.pb.rtx_maps.stabilise(&created))
-        {
-            let sdp = gst_sdp::SDPMessage::parse_buffer(fixed.as_bytes())
-                .map_err(|_| "rewritten answer does not parse".to_string())?;
-            answer =
-                gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
-        }
-        call(&webrtc, "set-local-description", Some(&answer.to_value()))?;
-        let text = answer
-            .sdp()
-            .as_text()
-            .map_err(|_| "answer does not serialize".to_string())?;
-        self.check_answer(peer, answer.sdp());
-        if let Some(p) = self.peers.get(peer) {
-            p.pb.rtx_maps.update(&p.pb.bin, answer.sdp());
-        }
-        if let Some(p) = self.peers.get_mut(peer) {
-            p.awaiting_connected =
-                restarted || p.conn != gst_webrtc::WebRTCPeerConnectionState::Connected;
-        }
-        if restarted {
-            let round = self.peers.get(peer).map_or(0, |p| p.round);
-            self.schedule_restart_grace(peer, round);
-        }
-        Ok((text, added_links))
-    }
-
-    /// AnswerReady, then the candidates gathered so far, then (if the round needs no ICE
-    /// work) PeerConnected and, when links were added, their activation shortly after.
-    fn answered(&mut self, peer: &PeerId, sdp: String, added_links: bool) {
-        self.emit(PipelineEvent::AnswerReady {
-            peer: peer.clone(),
-            sdp,
-        });
-        let Some(p) = self.peers.get_mut(peer) else {
-            return;
-        };
-        p.answered = true;
-        let queued = std::mem::take(&mut p.queued_candidates);
-        let connected_now = !p.awaiting_connected;
-        for (mline, candidate) in queued {
-            self.emit(PipelineEvent::LocalCandidate {
-                peer: peer.clone(),
-                mline,
-                candidate,
-            });
-        }
-        if connected_now {
-            self.emit(PipelineEvent::PeerConnected { peer: peer.clone() });
-            if added_links {
-                self.schedule_activation(peer);
-            }
-        }
-    }
-
-    /// Sets one m-line up for this round. Returns true when a new link was made.
-    fn apply_mline(
-        &mut self,
-        peer: &PeerId,
-        webrtc: &gst::Element,
-        mline: u32,
-        media: &SDPMediaRef,
-        session: &gst_sdp::SDPMessageRef,
-        want: Want,
-    ) -> bool {
-        let current = self
-            .peers
-            .get_mut(peer)
-            .and_then(|p| p.mlines.remove(&mline));
-        let (next, linked) = match (current, want) {
-            (Some(MLine::Publish { track, transceiver }), Want::Publish(t)) if track == t => {
-                (MLine::Publish { track, transceiver }, false)
-            }
-            (Some(MLine::Publish { track, transceiver }), want) => {
-                self.unpublish(&track, false);
-                transceiver.set_direction(Dir::Inactive);
-                if let Want::Publish(t) = want {
-                    tracing::warn!(%peer, mline, %t, "track replaced on a publishing m-line: unsupported, inactive");
-                }
-                (MLine::Inactive(Some(transceiver)), false)
-            }
-            (Some(MLine::Subscribe(slot)), want) => {
-                let same =
-                    matches!((&slot.link, &want), (Some(l), Want::Subscribe(t)) if &l.track == t);
-                if same {
-                    (MLine::Subscribe(slot), false)
-                } else {
-                    self.peers
-                        .get_mut(peer)
-                        .map(|p| p.mlines.insert(mline, MLine::Subscribe(slot)));
-                    self.unlink_slot(peer, mline);
-                    let Some(MLine::Subscribe(slot)) = self
-                        .peers
-                        .get_mut(peer)
-                        .and_then(|p| p.mlines.remove(&mline))
-                    else {
-                        unreachable!("slot was just put back");
-                    };
-                    match want {
-                        Want::Subscribe(t) => {
-                            self.subscribe(peer, mline, media, t, Some(slot), webrtc)
-                        }
-                        _ => {
-                            slot.transceiver.set_direction(Dir::Inactive);
-                            (MLine::Subscribe(slot), false)
-                        }
+                match want {
+                    Want::Subscribe(t) => {
+                        subscribe(cx, peer_id, peer, mline, media, t, Some(slot), webrtc)
+                    }
+                    _ => {
+                        slot.transceiver.set_direction(Dir::Inactive);
+                        (MLine::Subscribe(slot), false)
                     }
                 }
             }
-            (Some(MLine::Inactive(tr)), Want::Inactive) => (MLine::Inactive(tr), false),
-            (Some(MLine::Inactive(_)), Want::Subscribe(t)) | (None, Want::Subscribe(t)) => {
-                self.subscribe(peer, mline, media, t, None, webrtc)
-            }
-            (Some(MLine::Inactive(tr)), Want::Publish(t)) => {
-                tracing::warn!(%peer, mline, %t, "publishing on a former inactive m-line: unsupported");
-                (MLine::Inactive(tr), false)
-            }
-            (None, Want::Publish(t)) => {
-                (self.publish(peer, webrtc, mline, media, session, t), false)
-            }
-            (None, Want::Inactive) => (MLine::Inactive(add_inactive(webrtc, media)), false),
-        };
-        if let Some(p) = self.peers.get_mut(peer) {
-            p.mlines.insert(mline, next);
         }
-        linked
-    }
+        (Some(MLine::Inactive(tr)), Want::Inactive) => (MLine::Inactive(tr), false),
+        (Some(MLine::Inactive(_)), Want::Subscribe(t)) | (None, Want::Subscribe(t)) => {
+            subscribe(cx, peer_id, peer, mline, media, t, None, webrtc)
+        }
+        (Some(MLine::Inactive(tr)), Want::Publish(t)) => {
+            tracing::warn!(peer = %peer_id, mline, track = %t, "publishing on a former inactive m-line: unsupported");
+            (MLine::Inactive(tr), false)
+        }
+        (None, Want::Publish(t)) => (
+            publish(cx, peer_id, peer, webrtc, mline, media, session, t),
+            false,
+        ),
+        (None, Want::Inactive) => (MLine::Inactive(add_inactive(webrtc, media)), false),
+    };
+    peer.mlines.insert(mline, next);
+    linked
+}
 
-    /// A new client-sendonly m-line: recvonly transceiver + the track's forwarder.
-    fn publish(
-        &mut self,
-        peer: &PeerId,
-        webrtc: &gst::Element,
-        mline: u32,
-        media: &SDPMediaRef,
-        session: &gst_sdp::SDPMessageRef,
-        track: TrackId,
-    ) -> MLine {
-        let Some((codec, caps)) = codecs::publisher_caps(media, session) else {
-            tracing::warn!(%peer, mline, "no supported codec offered: inactive");
-            return MLine::Inactive(add_inactive(webrtc, media));
-        };
-        if self.tracks.contains_key(&track) || self.retired.contains_key(&track) {
-            tracing::warn!(%peer, %track, "track id already published: inactive");
-            return MLine::Inactive(add_inactive(webrtc, media));
-        }
-        let fwd = match Forwarder::new(&track) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(%peer, %track, "{e}");
-                return MLine::Inactive(add_inactive(webrtc, media));
-            }
-        };
-        if self.pipeline.add(fwd.element()).is_err()
-            || fwd.element().sync_state_with_parent().is_err()
-        {
-            tracing::error!(%peer, %track, "cannot start forwarder");
-            let _ = self.pipeline.remove(fwd.element());
+/// A new client-sendonly m-line: recvonly transceiver + the track's forwarder.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    cx: &mut Ctx<'_>,
+    peer_id: &PeerId,
+    peer: &mut Peer,
+    webrtc: &gst::Element,
+    mline: u32,
+    media: &SDPMediaRef,
+    session: &gst_sdp::SDPMessageRef,
+    track: &TrackId,
+) -> MLine {
+    let Some((codec, caps)) = codecs::publisher_caps(media, session) else {
+        tracing::warn!(peer = %peer_id, mline, "no supported codec offered: inactive");
+        return MLine::Inactive(add_inactive(webrtc, media));
+    };
+    if cx.forwarding.knows(track) {
+        tracing::warn!(peer = %peer_id, %track, "track id already published: inactive");
+        return MLine::Inactive(add_inactive(webrtc, media));
+    }
+    let fwd_sink = match cx
+        .forwarding
+        .publish(cx.pipeline, track, peer_id, mline, codec.clone())
+    {
+        Ok(pad) => pad,
+        Err(e) => {
+            tracing::error!(peer = %peer_id, %track, "{e}");
             return MLine::Inactive(add_inactive(webrtc, media));
         }
-        let transceiver = webrtc
-            .emit_by_name::<WebRTCRTPTransceiver>("add-transceiver", &[&Dir::Recvonly, &caps]);
-        // Video is repaired with NACK/RTX: webrtcbin then answers `nack` and the offer's `rtx`
-        // payload type, de-wraps RTX, and turns on our receive buffer's requests.
-        transceiver.set_property("do-nack", codec.kind == TrackKind::Video);
-        let pt = caps
-            .structure(0)
-            .and_then(|s| s.get::<i32>("payload").ok())
-            .unwrap_or(-1) as u32;
-        if let Some(p) = self.peers.get(peer) {
-            let mut map =
-                p.pb.shared
-                    .publish
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-            map.slots.insert(
-                mline,
-                PublishSlot {
-                    track: track.clone(),
-                    codec: codec.clone(),
-                    pt,
-                    fwd_sink: fwd.sink_pad(),
-                    announced: false,
-                },
-            );
-        }
-        self.tracks.insert(
-            track.clone(),
-            Track {
-                publisher: peer.clone(),
-                mline,
+    };
+    let transceiver =
+        webrtc.emit_by_name::<WebRTCRTPTransceiver>("add-transceiver", &[&Dir::Recvonly, &caps]);
+    // Video is repaired with NACK/RTX: webrtcbin then answers `nack` and the offer's `rtx`
+    // payload type, de-wraps RTX, and turns on our receive buffer's requests.
+    transceiver.set_property("do-nack", codec.kind == TrackKind::Video);
+    let pt = caps
+        .structure(0)
+        .and_then(|s| s.get::<i32>("payload").ok())
+        .unwrap_or(-1) as u32;
+    peer.pb
+        .shared
+        .publish
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .slots
+        .insert(
+            mline,
+            PublishSlot {
+                track: track.clone(),
                 codec,
-                fwd,
-                subscribers: Default::default(),
+                pt,
+                fwd_sink,
+                announced: false,
             },
         );
-        MLine::Publish { track, transceiver }
+    MLine::Publish {
+        track: track.clone(),
+        transceiver,
     }
+}
 
-    /// A client-recvonly m-line that must carry `track`: sink pad, sendonly, fixed SSRC, msid,
-    /// linked to a new inactive forwarder pad.
-    fn subscribe(
-        &mut self,
-        peer: &PeerId,
-        mline: u32,
-        media: &SDPMediaRef,
-        track: TrackId,
-        slot: Option<SubSlot>,
-        webrtc: &gst::Element,
-    ) -> (MLine, bool) {
-        let ssrc = self.next_ssrc();
-        let found = self
-            .tracks
-            .get(&track)
-            .map(|t| (t.codec.clone(), t.publisher.clone()));
-        let prepared = found
-            .as_ref()
-            .and_then(|(codec, _)| codecs::subscriber_caps(media, codec, ssrc));
-        let Some(((pt, caps), (_, publisher))) = prepared.zip(found) else {
-            tracing::warn!(%peer, mline, %track, "unknown track or codec not offered: inactive");
-            return match slot {
-                Some(s) => {
-                    s.transceiver.set_direction(Dir::Inactive);
-                    (MLine::Subscribe(s), false)
-                }
-                None => (MLine::Inactive(add_inactive(webrtc, media)), false),
-            };
-        };
-        let slot = match slot {
-            Some(s) => s,
-            None => match self.new_sub_slot(peer, webrtc, mline) {
-                Some(s) => s,
-                None => return (MLine::Inactive(add_inactive(webrtc, media)), false),
-            },
-        };
-        slot.transceiver.set_direction(Dir::Sendonly);
-        slot.transceiver.set_codec_preferences(Some(&caps));
-        // NACKs are answered from webrtcbin's rtprtxsend, which can only resend as RTX: offer
-        // `nack` only to a subscriber that can take RTX (without it, it asks for keyframes).
-        slot.transceiver
-            .set_property("do-nack", codecs::offers_rtx(media, pt));
-        if slot.sink.find_property("msid").is_some() {
-            slot.sink.set_property("msid", publisher.as_str());
-        }
-        let Some(t) = self.tracks.get_mut(&track) else {
-            unreachable!("checked above")
-        };
-        let Some(fwd_pad) = t.fwd.request_src(pt, ssrc) else {
-            tracing::error!(%peer, %track, "forwarder refused a pad");
-            slot.transceiver.set_direction(Dir::Inactive);
-            return (MLine::Subscribe(slot), false);
-        };
-        if let Err(e) = fwd_pad.link(&slot.ghost) {
-            tracing::error!(%peer, %track, "cannot link forwarder to subscriber: {e:?}");
-            t.fwd.release_src(&fwd_pad);
-            slot.transceiver.set_direction(Dir::Inactive);
-            return (MLine::Subscribe(slot), false);
-        }
-        t.subscribers.insert((peer.clone(), mline));
-        tracing::debug!(%peer, mline, %track, pt, ssrc, "subscriber link prepared");
-        let mut slot = slot;
-        slot.link = Some(Link { track, fwd_pad });
-        (MLine::Subscribe(slot), true)
-    }
-
-    fn new_sub_slot(&self, peer: &PeerId, webrtc: &gst::Element, mline: u32) -> Option<SubSlot> {
-        let bin = &self.peers.get(peer)?.pb.bin;
-        let name = format!("sink_{mline}");
-        let sink = webrtc.request_pad_simple(&name)?;
-        let transceiver = sink.property::<Option<WebRTCRTPTransceiver>>("transceiver")?;
-        let ghost = gst::GhostPad::builder_with_target(&sink)
-            .ok()?
-            .name(name)
-            .build();
-        let _ = ghost.set_active(true);
-        if bin.add_pad(&ghost).is_err() {
-            webrtc.release_request_pad(&sink);
-            return None;
-        }
-        Some(SubSlot {
-            sink,
-            ghost,
-            transceiver,
-            link: None,
-        })
-    }
-
-    /// Logs answer m-lines whose direction is not what we prepared (webrtcbin 1.22 answers
-    /// `inactive` silently when a transceiver was not matched).
-    fn check_answer(&self, peer: &PeerId, answer: &gst_sdp::SDPMessageRef) {
-        let Some(p) = self.peers.get(peer) else {
-            return;
-        };
-        for (idx, media) in answer.medias().enumerate() {
-            let expected = match p.mlines.get(&(idx as u32)) {
-                Some(MLine::Publish { .. }) => "recvonly",
-                Some(MLine::Subscribe(SubSlot { link: Some(_), .. })) => "sendonly",
-                _ => continue,
-            };
-            if !has_attr(media, expected) {
-                tracing::warn!(%peer, mline = idx, expected, "answer direction differs from the plan");
+/// A client-recvonly m-line that must carry `track`: sink pad, sendonly, fixed SSRC, msid,
+/// linked to a new inactive forwarder pad.
+#[allow(clippy::too_many_arguments)]
+fn subscribe(
+    cx: &mut Ctx<'_>,
+    peer_id: &PeerId,
+    peer: &Peer,
+    mline: u32,
+    media: &SDPMediaRef,
+    track: &TrackId,
+    slot: Option<SubSlot>,
+    webrtc: &gst::Element,
+) -> (MLine, bool) {
+    let ssrc = cx.ssrcs.next();
+    let prepared = cx.forwarding.source(track).and_then(|(codec, publisher)| {
+        codecs::subscriber_caps(media, codec, ssrc).map(|caps| (caps, publisher.clone()))
+    });
+    let Some(((pt, caps), publisher)) = prepared else {
+        tracing::warn!(peer = %peer_id, mline, %track, "unknown track or codec not offered: inactive");
+        return match slot {
+            Some(s) => {
+                s.transceiver.set_direction(Dir::Inactive);
+                (MLine::Subscribe(s), false)
             }
+            None => (MLine::Inactive(add_inactive(webrtc, media)), false),
+        };
+    };
+    let slot = match slot.or_else(|| new_sub_slot(&peer.pb.bin, webrtc, mline)) {
+        Some(s) => s,
+        None => return (MLine::Inactive(add_inactive(webrtc, media)), false),
+    };
+    slot.transceiver.set_direction(Dir::Sendonly);
+    slot.transceiver.set_codec_preferences(Some(&caps));
+    // NACKs are answered from webrtcbin's rtprtxsend, which can only resend as RTX: offer
+    // `nack` only to a subscriber that can take RTX (without it, it asks for keyframes).
+    slot.transceiver
+        .set_property("do-nack", codecs::offers_rtx(media, pt));
+    if slot.sink.find_property("msid").is_some() {
+        slot.sink.set_property("msid", publisher.as_str());
+    }
+    let mut slot = slot;
+    match cx
+        .forwarding
+        .link(track, (peer_id, mline), pt, ssrc, slot.ghost.upcast_ref())
+    {
+        Ok(link) => {
+            tracing::debug!(peer = %peer_id, mline, %track, pt, ssrc, "subscriber link prepared");
+            slot.link = Some(link);
+            (MLine::Subscribe(slot), true)
+        }
+        Err(e) => {
+            tracing::error!(peer = %peer_id, %track, "{e}");
+            slot.transceiver.set_direction(Dir::Inactive);
+            (MLine::Subscribe(slot), false)
         }
     }
 }
 
-/// SSRCs announced with `a=ssrc:<ssrc> ...` on an m-line.
-fn announced_ssrcs(media: &SDPMediaRef) -> Vec<u32> {
-    media
-        .attributes()
-        .filter(|a| a.key() == "ssrc")
-        .filter_map(|a| a.value()?.split_whitespace().next()?.parse().ok())
-        .collect()
+fn new_sub_slot(bin: &gst::Bin, webrtc: &gst::Element, mline: u32) -> Option<SubSlot> {
+    let name = format!("sink_{mline}");
+    let sink = webrtc.request_pad_simple(&name)?;
+    let transceiver = sink.property::<Option<WebRTCRTPTransceiver>>("transceiver")?;
+    let ghost = gst::GhostPad::builder_with_target(&sink)
+        .ok()?
+        .name(name)
+        .build();
+    let _ = ghost.set_active(true);
+    if bin.add_pad(&ghost).is_err() {
+        webrtc.release_request_pad(&sink);
+        return None;
+    }
+    Some(SubSlot {
+        sink,
+        ghost,
+        transceiver,
+        link: None,
+    })
+}
+
+fn has_attr(media: &SDPMediaRef, key: &str) -> bool {
+    media.attributes().any(|a| a.key() == key)
+}
+
+/// Logs answer m-lines whose direction is not what we prepared (webrtcbin 1.22 answers
+/// `inactive` silently when a transceiver was not matched).
+fn check_answer(peer_id: &PeerId, peer: &Peer, answer: &gst_sdp::SDPMessageRef) {
+    for (idx, media) in answer.medias().enumerate() {
+        let expected = match peer.mlines.get(&(idx as u32)) {
+            Some(MLine::Publish { .. }) => "recvonly",
+            Some(MLine::Subscribe(SubSlot { link: Some(_), .. })) => "sendonly",
+            _ => continue,
+        };
+        if !has_attr(media, expected) {
+            tracing::warn!(peer = %peer_id, mline = idx, expected, "answer direction differs from the plan");
+        }
+    }
 }
 
 /// A transceiver that makes webrtcbin answer an m-line `inactive` (and keeps later unlocked

@@ -15,11 +15,11 @@ use gst::prelude::*;
 use gst_webrtc::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::cmd::Cmd;
 use crate::codecs::Codec;
-use crate::engine::Cmd;
-use crate::event::PipelineEvent;
 use crate::ids::{PeerId, TrackId};
-use crate::PipelineError;
+use crate::MediaError;
+use crate::MediaEvent;
 
 /// Bin name of a peer: `peer-<id>`.
 pub fn bin_name(peer: &PeerId) -> String {
@@ -81,7 +81,7 @@ impl PublishMap {
 pub(crate) struct PeerShared {
     pub peer: PeerId,
     pub cmd: Sender<Cmd>,
-    pub events: UnboundedSender<PipelineEvent>,
+    pub events: UnboundedSender<MediaEvent>,
     /// Where the peer's received streams go.
     pub publish: Mutex<PublishMap>,
 }
@@ -91,7 +91,7 @@ pub(crate) struct PeerShared {
 pub(crate) struct PeerBin {
     pub bin: gst::Bin,
     pub webrtc: gst::Element,
-    /// Kept alive on purpose: webrtcbin misbehaves when its agent's last ref goes (notes §6.1).
+    /// Kept alive on purpose: webrtcbin misbehaves when its agent's last ref goes (docs/webrtcbin.md §6.1).
     pub _ice: gst_webrtc::WebRTCICE,
     /// The `NiceAgent` behind `ice`, for the ICE-restart workaround.
     pub nice: Option<glib::Object>,
@@ -115,17 +115,17 @@ impl PeerBin {
         peer: &PeerId,
         ice: &IceSettings,
         cmd: Sender<Cmd>,
-        events: UnboundedSender<PipelineEvent>,
-    ) -> Result<Self, PipelineError> {
+        events: UnboundedSender<MediaEvent>,
+    ) -> Result<Self, MediaError> {
         let bin = gst::Bin::builder().name(bin_name(peer)).build();
         let webrtc = gst::ElementFactory::make("webrtcbin")
             .name("webrtcbin")
             .property_from_str("bundle-policy", "max-bundle")
             .property("latency", ice.latency_ms)
             .build()
-            .map_err(|_| PipelineError::MissingElement("webrtcbin".into()))?;
+            .map_err(|_| MediaError::MissingElement("webrtcbin".into()))?;
         bin.add(&webrtc)
-            .map_err(|e| PipelineError::Gst(e.to_string()))?;
+            .map_err(|e| MediaError::Gst(e.to_string()))?;
 
         let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
         for addr in &ice.addresses {
@@ -316,7 +316,7 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
                     .and_then(|s| s.get::<String>("encoding-name").ok())
             })
             .unwrap_or(codec.encoding_name);
-        let _ = shared.events.send(PipelineEvent::TrackPublished {
+        let _ = shared.events.send(MediaEvent::TrackPublished {
             peer: shared.peer.clone(),
             track,
             kind: codec.kind,

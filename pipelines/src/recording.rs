@@ -29,9 +29,8 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::engine::{Cmd, Engine};
 use crate::ids::{TrackId, TrackKind};
-use crate::room_pipeline::RoomPipeline;
+use crate::port::{Branches, TrackPort};
 
 mod branch;
 pub use branch::file_safe;
@@ -187,223 +186,196 @@ fn bin_name(id: &str, track: &TrackId) -> String {
     format!("rec-{id}-{track}")
 }
 
-impl RoomPipeline {
-    /// Starts a recording (see [`RecordingRequest`]); resolves with its first progress report.
-    pub fn start_recording(
-        &self,
-        request: RecordingRequest,
-    ) -> oneshot::Receiver<Result<RecordingInfo, RecordingError>> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.post(Cmd::Recording(Op::Start(request, tx)));
-        rx
-    }
-
-    /// Stops one recording (`Some(id)`) or every running one; resolves once the files are
-    /// finalized (bounded), with their final state.
-    pub fn stop_recording(
-        &self,
-        id: Option<String>,
-    ) -> oneshot::Receiver<Result<Vec<RecordingInfo>, RecordingError>> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.post(Cmd::Recording(Op::Stop(id, tx)));
-        rx
-    }
-
-    /// Running and recently stopped recordings with their progress.
-    pub fn recordings(&self) -> oneshot::Receiver<Vec<RecordingInfo>> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.post(Cmd::Recording(Op::List(tx)));
-        rx
-    }
-}
-
 /// Executes a recording command on the media thread.
-pub(crate) fn handle(engine: &mut Engine, op: Op) {
-    match op {
-        Op::Start(request, reply) => {
-            let _ = reply.send(start(engine, request));
-        }
-        Op::Stop(id, reply) => {
-            let running: Vec<usize> = engine
-                .recordings
-                .sessions
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.stopped.is_none() && id.as_ref().is_none_or(|id| &s.id == id))
-                .map(|(i, _)| i)
-                .collect();
-            if let (Some(id), true) = (&id, running.is_empty()) {
-                // Stopping a stopped recording answers its final state again.
-                let known = engine.recordings.sessions.iter().find(|s| &s.id == id);
-                let _ = reply.send(match known {
-                    Some(s) => Ok(vec![s.info()]),
-                    None => Err(RecordingError::UnknownRecording(id.clone())),
-                });
-                return;
+impl Recordings {
+    /// Executes a recording command.
+    pub(crate) fn handle(&mut self, op: Op, port: &mut dyn TrackPort) {
+        match op {
+            Op::Start(request, reply) => {
+                let _ = reply.send(self.start(request, port));
             }
-            let mut pending = Vec::new();
-            let mut stopped = Vec::new();
-            for i in running {
-                let session = &mut engine.recordings.sessions[i];
-                session.stopped = Some(Instant::now());
-                let branches: Vec<Branch> = session.branches.drain(..).collect();
-                stopped.push(i);
-                for b in branches {
-                    pending.push(detach(engine, b));
-                }
-            }
-            let done: Vec<(RecordingInfo, Vec<Arc<FileStats>>)> = stopped
-                .iter()
-                .map(|i| {
-                    let s = &engine.recordings.sessions[*i];
-                    (s.info(), s.files.clone())
-                })
-                .collect();
-            spawn_finalizer(engine, pending, move || {
-                // Sizes and completion as finalized.
-                let out = done
-                    .into_iter()
-                    .map(|(mut info, files)| {
-                        info.files = files.iter().map(|f| f.snapshot()).collect();
-                        info
-                    })
-                    .collect();
-                let _ = reply.send(Ok(out));
-            });
-            prune(&mut engine.recordings);
-        }
-        Op::List(reply) => {
-            let _ = reply.send(
-                engine
-                    .recordings
+            Op::Stop(id, reply) => {
+                let running: Vec<usize> = self
                     .sessions
                     .iter()
-                    .map(Session::info)
-                    .collect(),
-            );
-        }
-    }
-}
-
-fn start(engine: &mut Engine, request: RecordingRequest) -> Result<RecordingInfo, RecordingError> {
-    if engine
-        .recordings
-        .sessions
-        .iter()
-        .any(|s| s.id == request.id)
-    {
-        return Err(RecordingError::Duplicate(request.id));
-    }
-    if let Some(track) = &request.track {
-        if !engine.tracks.contains_key(track) {
-            return Err(RecordingError::UnknownTrack(track.clone()));
-        }
-    }
-    std::fs::create_dir_all(&request.dir)
-        .map_err(|e| RecordingError::Io(format!("{}: {e}", request.dir.display())))?;
-    let base = engine
-        .pipeline
-        .current_running_time()
-        .ok_or_else(|| RecordingError::Gst("the room pipeline has no clock yet".into()))?;
-    engine.recordings.sessions.push(Session {
-        id: request.id.clone(),
-        track: request.track.clone(),
-        dir: request.dir,
-        base,
-        started: Instant::now(),
-        stopped: None,
-        branches: Vec::new(),
-        files: Vec::new(),
-    });
-    let index = engine.recordings.sessions.len() - 1;
-    let tracks: Vec<TrackId> = match request.track {
-        Some(t) => vec![t],
-        None => engine.tracks.keys().cloned().collect(),
-    };
-    for track in tracks {
-        if let Err(e) = add_branch(engine, index, &track) {
-            if engine.recordings.sessions[index].track.is_some() {
-                engine.recordings.sessions.pop();
-                return Err(e);
+                    .enumerate()
+                    .filter(|(_, s)| {
+                        s.stopped.is_none() && id.as_ref().is_none_or(|id| &s.id == id)
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                if let (Some(id), true) = (&id, running.is_empty()) {
+                    // Stopping a stopped recording answers its final state again.
+                    let known = self.sessions.iter().find(|s| &s.id == id);
+                    let _ = reply.send(match known {
+                        Some(s) => Ok(vec![s.info()]),
+                        None => Err(RecordingError::UnknownRecording(id.clone())),
+                    });
+                    return;
+                }
+                let mut pending = Vec::new();
+                let mut stopped = Vec::new();
+                for i in running {
+                    let session = &mut self.sessions[i];
+                    session.stopped = Some(Instant::now());
+                    let branches: Vec<Branch> = session.branches.drain(..).collect();
+                    stopped.push(i);
+                    for b in branches {
+                        pending.push(detach(port, b));
+                    }
+                }
+                let done: Vec<(RecordingInfo, Vec<Arc<FileStats>>)> = stopped
+                    .iter()
+                    .map(|i| {
+                        let s = &self.sessions[*i];
+                        (s.info(), s.files.clone())
+                    })
+                    .collect();
+                self.spawn_finalizer(port.pipeline(), pending, move || {
+                    // Sizes and completion as finalized.
+                    let out = done
+                        .into_iter()
+                        .map(|(mut info, files)| {
+                            info.files = files.iter().map(|f| f.snapshot()).collect();
+                            info
+                        })
+                        .collect();
+                    let _ = reply.send(Ok(out));
+                });
+                prune(self);
             }
-            tracing::warn!(%track, "cannot record track: {e}");
-        }
-    }
-    tracing::info!(recording = %request.id, "recording started");
-    Ok(engine.recordings.sessions[index].info())
-}
-
-/// Starts recording every new track in the room-wide recordings (called after each offer,
-/// when new tracks got their forwarder).
-pub(crate) fn sync_all(engine: &mut Engine) {
-    let mut todo = Vec::new();
-    for (i, s) in engine.recordings.sessions.iter().enumerate() {
-        if s.stopped.is_some() || s.track.is_some() {
-            continue;
-        }
-        for track in engine.tracks.keys() {
-            let seen = s.files.iter().any(|f| &f.track == track);
-            if !seen {
-                todo.push((i, track.clone()));
+            Op::List(reply) => {
+                let _ = reply.send(self.sessions.iter().map(Session::info).collect());
             }
         }
     }
-    for (i, track) in todo {
-        if let Err(e) = add_branch(engine, i, &track) {
-            tracing::warn!(%track, "cannot record track: {e}");
+
+    fn start(
+        &mut self,
+        request: RecordingRequest,
+        port: &mut dyn TrackPort,
+    ) -> Result<RecordingInfo, RecordingError> {
+        if self.sessions.iter().any(|s| s.id == request.id) {
+            return Err(RecordingError::Duplicate(request.id));
+        }
+        if let Some(track) = &request.track {
+            if !port.tracks().iter().any(|t| &t.id == track) {
+                return Err(RecordingError::UnknownTrack(track.clone()));
+            }
+        }
+        std::fs::create_dir_all(&request.dir)
+            .map_err(|e| RecordingError::Io(format!("{}: {e}", request.dir.display())))?;
+        let base = port
+            .pipeline()
+            .current_running_time()
+            .ok_or_else(|| RecordingError::Gst("the room pipeline has no clock yet".into()))?;
+        self.sessions.push(Session {
+            id: request.id.clone(),
+            track: request.track.clone(),
+            dir: request.dir,
+            base,
+            started: Instant::now(),
+            stopped: None,
+            branches: Vec::new(),
+            files: Vec::new(),
+        });
+        let index = self.sessions.len() - 1;
+        let tracks: Vec<TrackId> = match request.track {
+            Some(t) => vec![t],
+            None => port.tracks().into_iter().map(|t| t.id).collect(),
+        };
+        for track in tracks {
+            if let Err(e) = self.add_branch(port, index, &track) {
+                if self.sessions[index].track.is_some() {
+                    self.sessions.pop();
+                    return Err(e);
+                }
+                tracing::warn!(%track, "cannot record track: {e}");
+            }
+        }
+        tracing::info!(recording = %request.id, "recording started");
+        Ok(self.sessions[index].info())
+    }
+
+    /// Starts recording every new track in the room-wide recordings (called after each offer,
+    /// when new tracks got their forwarder).
+    fn sync_all(&mut self, port: &mut dyn TrackPort) {
+        let mut todo = Vec::new();
+        for (i, s) in self.sessions.iter().enumerate() {
+            if s.stopped.is_some() || s.track.is_some() {
+                continue;
+            }
+            for track in port.tracks() {
+                let seen = s.files.iter().any(|f| f.track == track.id);
+                if !seen {
+                    todo.push((i, track.id));
+                }
+            }
+        }
+        for (i, track) in todo {
+            if let Err(e) = self.add_branch(port, i, &track) {
+                tracing::warn!(%track, "cannot record track: {e}");
+            }
         }
     }
-}
 
-/// Builds, links and opens one branch of session `index` for `track`.
-fn add_branch(engine: &mut Engine, index: usize, track: &TrackId) -> Result<(), RecordingError> {
-    let t = engine
-        .tracks
-        .get(track)
-        .ok_or_else(|| RecordingError::UnknownTrack(track.clone()))?;
-    let session = &engine.recordings.sessions[index];
-    let codec = t.codec.encoding_name.clone();
-    let kind = t.codec.kind;
-    let path = session.dir.join(format!(
-        "{}-{}.webm",
-        kind.as_str(),
-        file_safe(track.as_str())
-    ));
-    let stats = Arc::new(FileStats::new(track, kind, &codec, &path));
-    let (bin, eos) = build_branch(
-        &bin_name(&session.id, track),
-        &codec,
-        &path,
-        session.base,
-        &stats,
-    )?;
-    let gst_err = |e: &dyn std::fmt::Display| RecordingError::Gst(e.to_string());
-    let sink = bin.static_pad("sink").expect("branch has a sink ghost pad");
-    engine.pipeline.add(&bin).map_err(|e| gst_err(&e))?;
-    if let Err(e) = bin.sync_state_with_parent() {
-        crate::teardown::remove_element(engine.pipeline.upcast_ref(), bin.upcast_ref());
-        return Err(gst_err(&e));
+    /// Builds, links and opens one branch of session `index` for `track`.
+    fn add_branch(
+        &mut self,
+        port: &mut dyn TrackPort,
+        index: usize,
+        track: &TrackId,
+    ) -> Result<(), RecordingError> {
+        let t = port
+            .tracks()
+            .into_iter()
+            .find(|t| &t.id == track)
+            .ok_or_else(|| RecordingError::UnknownTrack(track.clone()))?;
+        let session = &self.sessions[index];
+        let (codec, kind) = (t.codec, t.kind);
+        let path = session.dir.join(format!(
+            "{}-{}.webm",
+            kind.as_str(),
+            file_safe(track.as_str())
+        ));
+        let stats = Arc::new(FileStats::new(track, kind, &codec, &path));
+        let (bin, eos) = build_branch(
+            &bin_name(&session.id, track),
+            &codec,
+            &path,
+            session.base,
+            &stats,
+        )?;
+        let gst_err = |e: &dyn std::fmt::Display| RecordingError::Gst(e.to_string());
+        let sink = bin.static_pad("sink").expect("branch has a sink ghost pad");
+        let pipeline = port.pipeline().clone();
+        let drop_bin = || crate::teardown::remove_element(pipeline.upcast_ref(), bin.upcast_ref());
+        pipeline.add(&bin).map_err(|e| gst_err(&e))?;
+        if let Err(e) = bin.sync_state_with_parent() {
+            drop_bin();
+            return Err(gst_err(&e));
+        }
+        let Some(fwd_pad) = port.source_pad(track, 0) else {
+            drop_bin();
+            return Err(RecordingError::Gst("forwarder refused a pad".into()));
+        };
+        if let Err(e) = fwd_pad.link(&sink) {
+            port.release(track, &fwd_pad);
+            drop_bin();
+            return Err(gst_err(&e));
+        }
+        port.open(track, &fwd_pad);
+        let session = &mut self.sessions[index];
+        session.files.push(stats.clone());
+        session.branches.push(Branch {
+            bin,
+            fwd_pad,
+            stats,
+            eos,
+        });
+        tracing::info!(recording = %session.id, %track, path = %path.display(), "recording track");
+        Ok(())
     }
-    let Some(fwd_pad) = t.fwd.request_src(0, 0) else {
-        crate::teardown::remove_element(engine.pipeline.upcast_ref(), bin.upcast_ref());
-        return Err(RecordingError::Gst("forwarder refused a pad".into()));
-    };
-    if let Err(e) = fwd_pad.link(&sink) {
-        t.fwd.release_src(&fwd_pad);
-        crate::teardown::remove_element(engine.pipeline.upcast_ref(), bin.upcast_ref());
-        return Err(gst_err(&e));
-    }
-    crate::tap::open_with_keyframe(engine, track, &fwd_pad);
-    let session = &mut engine.recordings.sessions[index];
-    session.files.push(stats.clone());
-    session.branches.push(Branch {
-        bin,
-        fwd_pad,
-        stats,
-        eos,
-    });
-    tracing::info!(recording = %session.id, %track, path = %path.display(), "recording track");
-    Ok(())
 }
 
 /// A branch detached from its forwarder and waiting for its EOS.
@@ -415,12 +387,8 @@ struct Pending {
 
 /// Closes the branch's forwarder pad (safe order) and sends EOS into the branch. A branch that
 /// never got a frame gets no EOS (its muxer has nothing to finalize); its empty file is removed.
-fn detach(engine: &Engine, branch: Branch) -> Pending {
-    if let Some(t) = engine.tracks.get(&branch.stats.track) {
-        t.fwd.release_src(&branch.fwd_pad);
-    } else {
-        crate::teardown::unlink_when_idle(&branch.fwd_pad);
-    }
+fn detach(port: &mut dyn TrackPort, branch: Branch) -> Pending {
+    port.release(&branch.stats.track, &branch.fwd_pad);
     let eos = if branch.stats.frames.load(Ordering::Relaxed) > 0 {
         if let Some(sink) = branch.bin.static_pad("sink") {
             sink.send_event(gst::event::Eos::new());
@@ -458,86 +426,94 @@ fn finalize(pipeline: &gst::Pipeline, pending: Vec<Pending>) {
     }
 }
 
-/// Finalizes on a thread of its own, then runs `done`.
-fn spawn_finalizer(
-    engine: &mut Engine,
-    pending: Vec<Pending>,
-    done: impl FnOnce() + Send + 'static,
-) {
-    let pipeline = engine.pipeline.clone();
-    let spawned = std::thread::Builder::new()
-        .name("rec-finalize".into())
-        .spawn(move || {
-            finalize(&pipeline, pending);
-            done();
-        });
-    let finalizers = &mut engine.recordings.finalizers;
-    finalizers.retain(|t| !t.is_finished());
-    match spawned {
-        Ok(thread) => finalizers.push(thread),
-        Err(e) => tracing::error!("cannot spawn the recording finalizer: {e}"),
+impl Recordings {
+    /// Finalizes on a thread of its own, then runs `done`.
+    fn spawn_finalizer(
+        &mut self,
+        pipeline: &gst::Pipeline,
+        pending: Vec<Pending>,
+        done: impl FnOnce() + Send + 'static,
+    ) {
+        let pipeline = pipeline.clone();
+        let spawned = std::thread::Builder::new()
+            .name("rec-finalize".into())
+            .spawn(move || {
+                finalize(&pipeline, pending);
+                done();
+            });
+        let finalizers = &mut self.finalizers;
+        finalizers.retain(|t| !t.is_finished());
+        match spawned {
+            Ok(thread) => finalizers.push(thread),
+            Err(e) => tracing::error!("cannot spawn the recording finalizer: {e}"),
+        }
     }
 }
 
-/// A recorded track is being unpublished: finalize its files (before its forwarder goes).
-pub(crate) fn track_gone(engine: &mut Engine, track: &TrackId) {
-    let mut pending = Vec::new();
-    for i in 0..engine.recordings.sessions.len() {
-        let session = &mut engine.recordings.sessions[i];
-        if !session.records(track) {
-            continue;
-        }
-        let (gone, keep): (Vec<Branch>, Vec<Branch>) = session
-            .branches
-            .drain(..)
-            .partition(|b| &b.stats.track == track);
-        session.branches = keep;
-        for b in gone {
-            pending.push(detach(engine, b));
-        }
+impl Branches for Recordings {
+    fn tracks_changed(&mut self, port: &mut dyn TrackPort) {
+        self.sync_all(port);
     }
-    if !pending.is_empty() {
-        spawn_finalizer(engine, pending, || {});
-    }
-}
 
-/// An element inside branch `name` posted an error: drop that branch, keep the room.
-pub(crate) fn branch_failed(engine: &mut Engine, name: &str, reason: &str) {
-    for session in &mut engine.recordings.sessions {
-        let Some(pos) = session.branches.iter().position(|b| b.bin.name() == name) else {
-            continue;
-        };
-        let b = session.branches.remove(pos);
-        tracing::warn!(recording = %session.id, track = %b.stats.track, %reason, "recording branch failed");
-        b.stats.set_error(reason);
-        if let Some(t) = engine.tracks.get(&b.stats.track) {
-            t.fwd.release_src(&b.fwd_pad);
+    /// A recorded track is being unpublished: finalize its files (before its forwarder goes).
+    fn track_gone(&mut self, track: &TrackId, port: &mut dyn TrackPort) {
+        let mut pending = Vec::new();
+        for i in 0..self.sessions.len() {
+            let session = &mut self.sessions[i];
+            if !session.records(track) {
+                continue;
+            }
+            let (gone, keep): (Vec<Branch>, Vec<Branch>) = session
+                .branches
+                .drain(..)
+                .partition(|b| &b.stats.track == track);
+            session.branches = keep;
+            for b in gone {
+                pending.push(detach(port, b));
+            }
         }
-        crate::teardown::remove_element(engine.pipeline.upcast_ref(), b.bin.upcast_ref());
-        b.stats.finished.store(true, Ordering::Release);
-        return;
+        if !pending.is_empty() {
+            let pipeline = port.pipeline().clone();
+            self.spawn_finalizer(&pipeline, pending, || {});
+        }
     }
-}
 
-/// The room is closing: finalize every running recording here (bounded), before the pipeline
-/// goes to NULL.
-pub(crate) fn shutdown(engine: &mut Engine) {
-    let mut pending = Vec::new();
-    for i in 0..engine.recordings.sessions.len() {
-        let session = &mut engine.recordings.sessions[i];
-        if session.stopped.is_none() {
-            session.stopped = Some(Instant::now());
-        }
-        let branches: Vec<Branch> = session.branches.drain(..).collect();
-        for b in branches {
-            pending.push(detach(engine, b));
+    /// An element inside branch `name` posted an error: drop that branch, keep the room.
+    fn branch_failed(&mut self, name: &str, reason: &str, port: &mut dyn TrackPort) {
+        for session in &mut self.sessions {
+            let Some(pos) = session.branches.iter().position(|b| b.bin.name() == name) else {
+                continue;
+            };
+            let b = session.branches.remove(pos);
+            tracing::warn!(recording = %session.id, track = %b.stats.track, %reason, "recording branch failed");
+            b.stats.set_error(reason);
+            port.release(&b.stats.track, &b.fwd_pad);
+            crate::teardown::remove_element(port.pipeline().upcast_ref(), b.bin.upcast_ref());
+            b.stats.finished.store(true, Ordering::Release);
+            return;
         }
     }
-    finalize(&engine.pipeline, pending);
-    // Branches already stopping (stopped recordings, unpublished tracks) finish too, before
-    // the pipeline goes to NULL; each waits at most FINALIZE_TIMEOUT.
-    for thread in engine.recordings.finalizers.drain(..) {
-        let _ = thread.join();
+
+    /// The room is closing: finalize every running recording here (bounded), before the pipeline
+    /// goes to NULL.
+    fn shutdown(&mut self, port: &mut dyn TrackPort) {
+        let mut pending = Vec::new();
+        for i in 0..self.sessions.len() {
+            let session = &mut self.sessions[i];
+            if session.stopped.is_none() {
+                session.stopped = Some(Instant::now());
+            }
+            let branches: Vec<Branch> = session.branches.drain(..).collect();
+            for b in branches {
+                pending.push(detach(port, b));
+            }
+        }
+        finalize(port.pipeline(), pending);
+        // Branches already stopping (stopped recordings, unpublished tracks) finish too, before
+        // the pipeline goes to NULL; each waits at most FINALIZE_TIMEOUT.
+        for thread in self.finalizers.drain(..) {
+            let _ = thread.join();
+        }
     }
 }
 

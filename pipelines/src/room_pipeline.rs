@@ -8,10 +8,13 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use gst::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine::{Cmd, Engine};
-use crate::event::PipelineEvent;
+use crate::cmd::Cmd;
 use crate::ids::{PeerId, TrackId};
+use crate::media_thread::MediaThread;
 use crate::peer_bin::IceSettings;
+use crate::recording::{RecordingError, RecordingInfo, RecordingRequest};
+use crate::tap::{TapError, TapInfo};
+use crate::{MediaCommand, MediaError, MediaEvent};
 
 /// Settings of a room pipeline.
 #[derive(Debug, Clone)]
@@ -26,42 +29,10 @@ pub struct PipelineConfig {
     pub latency_ms: u32,
 }
 
-/// What the room decided for one offer of a peer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OfferPlan {
-    /// The offer SDP as the client sent it.
-    pub sdp: String,
-    /// The client's own sending m-lines (`sendonly` in the offer), mid → track id.
-    pub publish: Vec<(String, TrackId)>,
-    /// The client's receiving m-lines (`recvonly`), mid → remote track to send on it, or `None`
-    /// to answer it `inactive`.
-    pub subscribe: Vec<(String, Option<TrackId>)>,
-}
-
-/// Errors of pipeline commands.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// A GStreamer element is missing or could not be created.
-    #[error("missing GStreamer element: {0}")]
-    MissingElement(String),
-    /// The peer is unknown to this pipeline.
-    #[error("unknown peer {0}")]
-    UnknownPeer(PeerId),
-    /// The peer was already added.
-    #[error("peer {0} already exists")]
-    DuplicatePeer(PeerId),
-    /// The pipeline no longer runs.
-    #[error("room pipeline is closed")]
-    Closed,
-    /// Anything else GStreamer refused.
-    #[error("{0}")]
-    Gst(String),
-}
-
 /// The media graph of one room: a handle on the room's media thread.
 ///
 /// Every method returns at once (it only posts a command), so it may be called from a tokio
-/// task. Results arrive as [`PipelineEvent`]s. Dropping the handle shuts the room down like
+/// task. Results arrive as [`MediaEvent`]s. Dropping the handle shuts the room down like
 /// [`RoomPipeline::shutdown`].
 #[derive(Debug)]
 pub struct RoomPipeline {
@@ -78,22 +49,22 @@ impl RoomPipeline {
     /// receiver of its events. Calls `gst::init`.
     pub fn new(
         config: PipelineConfig,
-    ) -> Result<(Self, mpsc::UnboundedReceiver<PipelineEvent>), PipelineError> {
-        gst::init().map_err(|e| PipelineError::Gst(e.to_string()))?;
+    ) -> Result<(Self, mpsc::UnboundedReceiver<MediaEvent>), MediaError> {
+        gst::init().map_err(|e| MediaError::Gst(e.to_string()))?;
         for factory in [
             "webrtcbin",
             crate::forwarder::FACTORY,
             crate::repair::REPAIR_FACTORY,
         ] {
             if gst::ElementFactory::find(factory).is_none() {
-                return Err(PipelineError::MissingElement(factory.into()));
+                return Err(MediaError::MissingElement(factory.into()));
             }
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let pipeline = gst::Pipeline::with_name(&config.name);
         pipeline
             .set_state(gst::State::Playing)
-            .map_err(|e| PipelineError::Gst(e.to_string()))?;
+            .map_err(|e| MediaError::Gst(e.to_string()))?;
         let (cmd_tx, cmd_rx) = std_mpsc::channel();
         let ice = IceSettings {
             addresses: config.ice_addresses.clone(),
@@ -103,7 +74,7 @@ impl RoomPipeline {
         let bus_stop = Arc::new(AtomicBool::new(false));
         let fail = |e: std::io::Error| {
             let _ = pipeline.set_state(gst::State::Null);
-            PipelineError::Gst(format!("cannot spawn thread: {e}"))
+            MediaError::Gst(format!("cannot spawn thread: {e}"))
         };
         crate::bus::spawn(
             pipeline.clone(),
@@ -120,12 +91,12 @@ impl RoomPipeline {
             .spawn(move || {
                 let failed = tx.clone();
                 let pipeline = engine_pipeline.clone();
-                let engine = Engine::new(engine_pipeline, ice, tx, engine_cmd, engine_nacks);
-                let run = std::panic::AssertUnwindSafe(move || engine.run(cmd_rx));
+                let thread = MediaThread::new(engine_pipeline, ice, tx, engine_cmd, engine_nacks);
+                let run = std::panic::AssertUnwindSafe(move || thread.run(cmd_rx));
                 if std::panic::catch_unwind(run).is_err() {
                     // A bug: the room cannot go on, but the process can.
                     let _ = pipeline.set_state(gst::State::Null);
-                    let _ = failed.send(PipelineEvent::RoomFailed {
+                    let _ = failed.send(MediaEvent::RoomFailed {
                         reason: "media thread panicked".into(),
                     });
                 }
@@ -147,49 +118,43 @@ impl RoomPipeline {
         ))
     }
 
-    pub(crate) fn post(&self, cmd: Cmd) -> Result<(), PipelineError> {
-        self.cmd.send(cmd).map_err(|_| PipelineError::Closed)
+    fn post(&self, cmd: Cmd) -> Result<(), MediaError> {
+        self.cmd.send(cmd).map_err(|_| MediaError::Closed)
     }
 
-    /// Adds a participant: a `peer-<id>` bin with its webrtcbin. Failures to build it arrive
-    /// as `PeerFailed`.
-    pub fn add_peer(&mut self, peer: &PeerId) -> Result<(), PipelineError> {
-        if self.peers.contains(peer) {
-            return Err(PipelineError::DuplicatePeer(peer.clone()));
+    /// Executes one command of the room (see the crate's contract). Returns at once; results
+    /// arrive as [`MediaEvent`]s. Adding a peer twice, or offering for an unknown peer, is an
+    /// error; removing an unknown peer, candidates of unknown peers and empty candidates (end
+    /// of candidates) are ignored.
+    pub fn execute(&mut self, cmd: MediaCommand) -> Result<(), MediaError> {
+        match &cmd {
+            MediaCommand::AddPeer(peer) => {
+                if self.peers.contains(peer) {
+                    return Err(MediaError::DuplicatePeer(peer.clone()));
+                }
+                self.post(Cmd::Media(cmd.clone()))?;
+                self.peers.insert(peer.clone());
+                return Ok(());
+            }
+            MediaCommand::RemovePeer(peer) => {
+                if !self.peers.remove(peer) {
+                    return Ok(());
+                }
+            }
+            MediaCommand::HandleOffer { peer, .. } => {
+                if !self.peers.contains(peer) {
+                    return Err(MediaError::UnknownPeer(peer.clone()));
+                }
+            }
+            MediaCommand::AddCandidate {
+                peer, candidate, ..
+            } => {
+                if candidate.trim().is_empty() || !self.peers.contains(peer) {
+                    return Ok(());
+                }
+            }
         }
-        self.post(Cmd::AddPeer(peer.clone()))?;
-        self.peers.insert(peer.clone());
-        Ok(())
-    }
-
-    /// Removes a participant and everything it published or received (safe order). Unknown
-    /// peers are ignored. No event follows.
-    pub fn remove_peer(&mut self, peer: &PeerId) {
-        if self.peers.remove(peer) {
-            let _ = self.post(Cmd::RemovePeer(peer.clone()));
-        }
-    }
-
-    /// Answers an offer according to `plan`. The result arrives as `AnswerReady` or
-    /// `NegotiationFailed`; one offer per peer at a time.
-    pub fn handle_offer(&mut self, peer: &PeerId, plan: OfferPlan) -> Result<(), PipelineError> {
-        if !self.peers.contains(peer) {
-            return Err(PipelineError::UnknownPeer(peer.clone()));
-        }
-        self.post(Cmd::Offer(peer.clone(), plan))
-    }
-
-    /// Passes a trickled remote candidate (`candidate:` line) to the peer's webrtcbin. Empty
-    /// strings (end of candidates) and unknown peers are ignored.
-    pub fn add_remote_candidate(&mut self, peer: &PeerId, mline: u32, candidate: &str) {
-        if candidate.trim().is_empty() || !self.peers.contains(peer) {
-            return;
-        }
-        let _ = self.post(Cmd::RemoteCandidate(
-            peer.clone(),
-            mline,
-            candidate.to_owned(),
-        ));
+        self.post(Cmd::Media(cmd))
     }
 
     /// Asks the publisher of `track` for a keyframe (deduplicated by the forwarder).
@@ -199,7 +164,7 @@ impl RoomPipeline {
 
     /// Posts a real bus error for `fault`, as a failing element would (failure-isolation
     /// tests; see [`crate::fault`]). The outcome arrives as `PeerFailed` or `RoomFailed`.
-    pub fn inject_fault(&self, fault: &crate::Fault) -> Result<(), PipelineError> {
+    pub fn inject_fault(&self, fault: &crate::Fault) -> Result<(), MediaError> {
         crate::fault::inject(&self.pipeline, fault)
     }
 
@@ -250,6 +215,63 @@ impl RoomPipeline {
     /// not per packet).
     pub fn repair_stats(&self) -> crate::repair::RepairStats {
         crate::repair::RepairStats::collect(self.pipeline.upcast_ref(), &self.nacks)
+    }
+
+    /// Starts a recording (see [`RecordingRequest`]); resolves with its first progress report.
+    pub fn start_recording(
+        &self,
+        request: RecordingRequest,
+    ) -> oneshot::Receiver<Result<RecordingInfo, RecordingError>> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.post(Cmd::Recording(crate::recording::Op::Start(request, tx)));
+        rx
+    }
+
+    /// Stops one recording (`Some(id)`) or every running one; resolves once the files are
+    /// finalized (bounded), with their final state.
+    pub fn stop_recording(
+        &self,
+        id: Option<String>,
+    ) -> oneshot::Receiver<Result<Vec<RecordingInfo>, RecordingError>> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.post(Cmd::Recording(crate::recording::Op::Stop(id, tx)));
+        rx
+    }
+
+    /// Running and recently stopped recordings with their progress.
+    pub fn recordings(&self) -> oneshot::Receiver<Vec<RecordingInfo>> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.post(Cmd::Recording(crate::recording::Op::List(tx)));
+        rx
+    }
+
+    /// Sends `track`'s RTP to `127.0.0.1:<port>` until removed.
+    pub fn add_tap(
+        &self,
+        track: &TrackId,
+        port: u16,
+    ) -> oneshot::Receiver<Result<TapInfo, TapError>> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.post(Cmd::Tap(crate::tap::Op::Add(track.clone(), port, tx)));
+        rx
+    }
+
+    /// Removes the tap of `track` on `port`, or all its taps; resolves with what was removed.
+    pub fn remove_tap(
+        &self,
+        track: &TrackId,
+        port: Option<u16>,
+    ) -> oneshot::Receiver<Result<Vec<TapInfo>, TapError>> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.post(Cmd::Tap(crate::tap::Op::Remove(track.clone(), port, tx)));
+        rx
+    }
+
+    /// The running taps.
+    pub fn taps(&self) -> oneshot::Receiver<Vec<TapInfo>> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.post(Cmd::Tap(crate::tap::Op::List(tx)));
+        rx
     }
 
     /// Peers currently added.

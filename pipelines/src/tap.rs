@@ -9,14 +9,11 @@
 //! publisher's streaming thread. Opening the tap requests a keyframe, so start the receiver
 //! first. A tap goes away with `remove_tap`, when its track is unpublished, or with the room.
 
-use std::time::Duration;
-
 use gst::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::engine::{Cmd, Engine};
 use crate::ids::{TrackId, TrackKind};
-use crate::room_pipeline::RoomPipeline;
+use crate::port::{Branches, TrackPort};
 
 /// The only host taps send to.
 pub const TAP_HOST: &str = "127.0.0.1";
@@ -98,83 +95,57 @@ pub(crate) struct Taps {
     taps: Vec<Tap>,
 }
 
-impl RoomPipeline {
-    /// Sends `track`'s RTP to `127.0.0.1:<port>` until removed.
-    pub fn add_tap(
-        &self,
-        track: &TrackId,
-        port: u16,
-    ) -> oneshot::Receiver<Result<TapInfo, TapError>> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.post(Cmd::Tap(Op::Add(track.clone(), port, tx)));
-        rx
-    }
-
-    /// Removes the tap of `track` on `port`, or all its taps; resolves with what was removed.
-    pub fn remove_tap(
-        &self,
-        track: &TrackId,
-        port: Option<u16>,
-    ) -> oneshot::Receiver<Result<Vec<TapInfo>, TapError>> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.post(Cmd::Tap(Op::Remove(track.clone(), port, tx)));
-        rx
-    }
-
-    /// The running taps.
-    pub fn taps(&self) -> oneshot::Receiver<Vec<TapInfo>> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.post(Cmd::Tap(Op::List(tx)));
-        rx
-    }
-}
-
 /// Executes a tap command on the media thread.
-pub(crate) fn handle(engine: &mut Engine, op: Op) {
-    match op {
-        Op::Add(track, port, reply) => {
-            let _ = reply.send(add(engine, track, port));
-        }
-        Op::Remove(track, port, reply) => {
-            let (gone, keep): (Vec<Tap>, Vec<Tap>) = engine
-                .taps
-                .taps
-                .drain(..)
-                .partition(|t| t.info.track == track && port.is_none_or(|p| p == t.info.port));
-            engine.taps.taps = keep;
-            if gone.is_empty() {
-                let _ = reply.send(Err(TapError::UnknownTap(track)));
-                return;
+impl Taps {
+    /// Executes a tap command.
+    pub(crate) fn handle(&mut self, op: Op, port: &mut dyn TrackPort) {
+        match op {
+            Op::Add(track, tap_port, reply) => {
+                let _ = reply.send(self.add(port, track, tap_port));
             }
-            let infos = gone.iter().map(|t| t.info.clone()).collect();
-            for tap in gone {
-                remove(engine, tap);
+            Op::Remove(track, tap_port, reply) => {
+                let (gone, keep): (Vec<Tap>, Vec<Tap>) = self.taps.drain(..).partition(|t| {
+                    t.info.track == track && tap_port.is_none_or(|p| p == t.info.port)
+                });
+                self.taps = keep;
+                if gone.is_empty() {
+                    let _ = reply.send(Err(TapError::UnknownTap(track)));
+                    return;
+                }
+                let infos = gone.iter().map(|t| t.info.clone()).collect();
+                for tap in gone {
+                    remove(port, tap);
+                }
+                let _ = reply.send(Ok(infos));
             }
-            let _ = reply.send(Ok(infos));
-        }
-        Op::List(reply) => {
-            let _ = reply.send(engine.taps.taps.iter().map(|t| t.info.clone()).collect());
+            Op::List(reply) => {
+                let _ = reply.send(self.taps.iter().map(|t| t.info.clone()).collect());
+            }
         }
     }
-}
 
-fn add(engine: &mut Engine, track: TrackId, port: u16) -> Result<TapInfo, TapError> {
-    if port == 0 {
-        return Err(TapError::BadPort);
-    }
-    if engine
-        .taps
-        .taps
-        .iter()
-        .any(|t| t.info.track == track && t.info.port == port)
-    {
-        return Err(TapError::Duplicate(track, port));
-    }
-    let t = engine
-        .tracks
-        .get(&track)
-        .ok_or_else(|| TapError::UnknownTrack(track.clone()))?;
-    let (pt, caps) = match t.codec.kind {
+    fn add(
+        &mut self,
+        graph: &mut dyn TrackPort,
+        track: TrackId,
+        port: u16,
+    ) -> Result<TapInfo, TapError> {
+        if port == 0 {
+            return Err(TapError::BadPort);
+        }
+        if self
+            .taps
+            .iter()
+            .any(|t| t.info.track == track && t.info.port == port)
+        {
+            return Err(TapError::Duplicate(track, port));
+        }
+        let t = graph
+            .tracks()
+            .into_iter()
+            .find(|t| t.id == track)
+            .ok_or_else(|| TapError::UnknownTrack(track.clone()))?;
+        let (pt, caps) = match t.kind {
         TrackKind::Video => (
             TAP_VP8_PT,
             format!("application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000,payload={TAP_VP8_PT}"),
@@ -184,98 +155,79 @@ fn add(engine: &mut Engine, track: TrackId, port: u16) -> Result<TapInfo, TapErr
             format!("application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,encoding-params=(string)2,payload={TAP_OPUS_PT}"),
         ),
     };
-    let gst_err = |e: &dyn std::fmt::Display| TapError::Gst(e.to_string());
-    let bin = gst::parse::bin_from_description(
-        &format!(
-            "queue leaky=downstream max-size-buffers=300 max-size-bytes=0 max-size-time=0 \
+        let gst_err = |e: &dyn std::fmt::Display| TapError::Gst(e.to_string());
+        let bin = gst::parse::bin_from_description(
+            &format!(
+                "queue leaky=downstream max-size-buffers=300 max-size-bytes=0 max-size-time=0 \
              ! udpsink host={TAP_HOST} port={port} sync=false async=false"
-        ),
-        true,
-    )
-    .map_err(|e| gst_err(&e))?;
-    bin.set_property("name", format!("tap-{track}-{port}"));
-    engine.pipeline.add(&bin).map_err(|e| gst_err(&e))?;
-    if let Err(e) = bin.sync_state_with_parent() {
-        crate::teardown::remove_element(engine.pipeline.upcast_ref(), bin.upcast_ref());
-        return Err(gst_err(&e));
+            ),
+            true,
+        )
+        .map_err(|e| gst_err(&e))?;
+        bin.set_property("name", format!("tap-{track}-{port}"));
+        let pipeline = graph.pipeline().clone();
+        let drop_bin = || crate::teardown::remove_element(pipeline.upcast_ref(), bin.upcast_ref());
+        pipeline.add(&bin).map_err(|e| gst_err(&e))?;
+        if let Err(e) = bin.sync_state_with_parent() {
+            drop_bin();
+            return Err(gst_err(&e));
+        }
+        let sink = bin.static_pad("sink").expect("tap bin has a ghost sink");
+        let Some(fwd_pad) = graph.source_pad(&track, pt) else {
+            drop_bin();
+            return Err(TapError::Gst("forwarder refused a pad".into()));
+        };
+        if let Err(e) = fwd_pad.link(&sink) {
+            graph.release(&track, &fwd_pad);
+            drop_bin();
+            return Err(gst_err(&e));
+        }
+        graph.open(&track, &fwd_pad);
+        let info = TapInfo {
+            track,
+            kind: t.kind,
+            port,
+            caps,
+        };
+        tracing::info!(track = %info.track, port, "tap added");
+        self.taps.push(Tap {
+            info: info.clone(),
+            bin,
+            fwd_pad,
+        });
+        Ok(info)
     }
-    let sink = bin.static_pad("sink").expect("tap bin has a ghost sink");
-    let Some(fwd_pad) = t.fwd.request_src(pt, 0) else {
-        crate::teardown::remove_element(engine.pipeline.upcast_ref(), bin.upcast_ref());
-        return Err(TapError::Gst("forwarder refused a pad".into()));
-    };
-    if let Err(e) = fwd_pad.link(&sink) {
-        t.fwd.release_src(&fwd_pad);
-        crate::teardown::remove_element(engine.pipeline.upcast_ref(), bin.upcast_ref());
-        return Err(gst_err(&e));
-    }
-    open_with_keyframe(engine, &track, &fwd_pad);
-    let info = TapInfo {
-        track,
-        kind: t.codec.kind,
-        port,
-        caps,
-    };
-    tracing::info!(track = %info.track, port, "tap added");
-    engine.taps.taps.push(Tap {
-        info: info.clone(),
-        bin,
-        fwd_pad,
-    });
-    Ok(info)
 }
 
-fn remove(engine: &Engine, tap: Tap) {
-    match engine.tracks.get(&tap.info.track) {
-        Some(t) => t.fwd.release_src(&tap.fwd_pad),
-        None => crate::teardown::unlink_when_idle(&tap.fwd_pad),
-    }
-    crate::teardown::remove_element(engine.pipeline.upcast_ref(), tap.bin.upcast_ref());
+fn remove(port: &mut dyn TrackPort, tap: Tap) {
+    port.release(&tap.info.track, &tap.fwd_pad);
+    crate::teardown::remove_element(port.pipeline().upcast_ref(), tap.bin.upcast_ref());
     tracing::info!(track = %tap.info.track, port = tap.info.port, "tap removed");
 }
 
-/// Opens a forwarder pad (which requests a keyframe); when the forwarder's throttle swallowed
-/// that request, asks again once the throttle allows it.
-pub(crate) fn open_with_keyframe(engine: &Engine, track: &TrackId, pad: &gst::Pad) {
-    let Some(t) = engine.tracks.get(track) else {
-        return;
-    };
-    let Some(after) = t.fwd.open(pad) else {
-        return;
-    };
-    let (cmd, track) = (engine.cmd_tx.clone(), track.clone());
-    let _ = std::thread::Builder::new()
-        .name("keyframe-retry".into())
-        .spawn(move || {
-            std::thread::sleep(after.min(Duration::from_secs(2)));
-            let _ = cmd.send(Cmd::RequestKeyframe(track));
-        });
-}
-
-/// The track is being unpublished: remove its taps (before its forwarder goes).
-pub(crate) fn track_gone(engine: &mut Engine, track: &TrackId) {
-    let (gone, keep): (Vec<Tap>, Vec<Tap>) = engine
-        .taps
-        .taps
-        .drain(..)
-        .partition(|t| &t.info.track == track);
-    engine.taps.taps = keep;
-    for tap in gone {
-        remove(engine, tap);
+impl Branches for Taps {
+    /// The track is being unpublished: remove its taps (before its forwarder goes).
+    fn track_gone(&mut self, track: &TrackId, port: &mut dyn TrackPort) {
+        let (gone, keep): (Vec<Tap>, Vec<Tap>) =
+            self.taps.drain(..).partition(|t| &t.info.track == track);
+        self.taps = keep;
+        for tap in gone {
+            remove(port, tap);
+        }
     }
-}
 
-/// An element of tap `name` posted an error: remove that tap, keep the room.
-pub(crate) fn branch_failed(engine: &mut Engine, name: &str) {
-    if let Some(pos) = engine.taps.taps.iter().position(|t| t.bin.name() == name) {
-        let tap = engine.taps.taps.remove(pos);
-        remove(engine, tap);
+    /// An element of tap `name` posted an error: remove that tap, keep the room.
+    fn branch_failed(&mut self, name: &str, _reason: &str, port: &mut dyn TrackPort) {
+        if let Some(pos) = self.taps.iter().position(|t| t.bin.name() == name) {
+            let tap = self.taps.remove(pos);
+            remove(port, tap);
+        }
     }
-}
 
-/// The room is closing: remove every tap.
-pub(crate) fn shutdown(engine: &mut Engine) {
-    for tap in std::mem::take(&mut engine.taps.taps) {
-        remove(engine, tap);
+    /// The room is closing: remove every tap.
+    fn shutdown(&mut self, port: &mut dyn TrackPort) {
+        for tap in std::mem::take(&mut self.taps) {
+            remove(port, tap);
+        }
     }
 }

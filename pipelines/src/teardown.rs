@@ -1,4 +1,4 @@
-//! Helpers for taking links apart without deadlocks (notes Part 1 §4, "Safe removal order").
+//! Helpers for taking links apart without deadlocks (docs/webrtcbin.md §4.1 "Safe removal order").
 //!
 //! 1. IDLE probe on the upstream (fan-out) src pad, unlink inside the probe.
 //! 2. Release the fan-out request pad.

@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use lamina_pipelines::{OfferPlan, PeerId, PipelineEvent};
-use support::{Harness, Watchdog};
+use lamina_pipelines::{MediaEvent, OfferPlan, PeerId};
+use support::{Commands, Harness, Watchdog};
 
 const AUDIO_CODECS: &str = "a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\n\
 a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n\
@@ -86,23 +86,24 @@ fn chrome_style_offer_gets_a_membrane_style_answer() {
     h.room
         .handle_offer(
             &chrome,
-            OfferPlan {
-                sdp: chrome_offer(),
-                publish: vec![
+            OfferPlan::new(
+                chrome_offer(),
+                vec![
                     ("0".into(), "chrome:mic".into()),
                     ("1".into(), "chrome:cam".into()),
                 ],
-                subscribe: vec![
+                vec![
                     ("2".into(), Some(a_tracks[0].clone())),
                     ("3".into(), Some(a_tracks[1].clone())),
                 ],
-            },
+            )
+            .expect("offer summarises"),
         )
         .unwrap();
     let mut answer = None;
     assert!(h.wait(Duration::from_secs(10), |h| {
         answer = h.log.iter().find_map(|(_, e)| match e {
-            PipelineEvent::AnswerReady { peer, sdp } if peer == &chrome => Some(sdp.clone()),
+            MediaEvent::AnswerReady { peer, sdp } if peer == &chrome => Some(sdp.clone()),
             _ => None,
         });
         answer.is_some()

@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use lamina_pipelines::{OfferPlan, PeerId, TrackId};
-use support::{thread_count, Harness, Watchdog};
+use support::{thread_count, Commands, Harness, Watchdog};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -172,24 +172,25 @@ fn peers_removed_before_they_connected() {
     let mlines = support::Client::offered(&offer);
     let a_tracks = h.tracks_of("a");
     let mut a_iter = a_tracks.iter();
-    let plan = OfferPlan {
-        sdp: offer,
-        publish: mlines
+    let plan = OfferPlan::new(
+        offer,
+        mlines
             .iter()
             .filter(|m| m.sendonly)
             .map(|m| (m.mid.clone(), Harness::track_id("y", &m.mid)))
             .collect(),
-        subscribe: mlines
+        mlines
             .iter()
             .filter(|m| m.recvonly)
             .map(|m| (m.mid.clone(), a_iter.next().cloned()))
             .collect(),
-    };
+    )
+    .expect("offer summarises");
     let y = PeerId::from("y");
     h.room.add_peer(&y).unwrap();
     h.room.handle_offer(&y, plan).unwrap();
     // The answer arrives; "y" gets no candidates and never connects.
-    let got = h.wait(T, |h| h.log.iter().any(|(_, e)| matches!(e, lamina_pipelines::PipelineEvent::AnswerReady { peer, .. } if peer == &y)));
+    let got = h.wait(T, |h| h.log.iter().any(|(_, e)| matches!(e, lamina_pipelines::MediaEvent::AnswerReady { peer, .. } if peer == &y)));
     assert!(got, "no answer for y");
     let t0 = Instant::now();
     h.room.remove_peer(&y);
@@ -206,11 +207,8 @@ fn peers_removed_before_they_connected() {
     h.room
         .handle_offer(
             &zid,
-            OfferPlan {
-                sdp: offer,
-                publish: vec![],
-                subscribe: vec![(mid, Some(a_video.clone()))],
-            },
+            OfferPlan::new(offer, vec![], vec![(mid, Some(a_video.clone()))])
+                .expect("offer summarises"),
         )
         .unwrap();
     h.room.remove_peer(&zid);

@@ -1,7 +1,10 @@
-//! A small, pure summary of an SDP offer: its m-lines (kind, mid, direction) and ICE ufrag.
+//! A small, pure summary of an SDP offer: its m-lines (kind, mid, direction, SSRCs), its ICE
+//! ufrag and its DTLS fingerprint.
 //!
-//! The room logic needs no more than this to decide which remote track goes on which m-line;
-//! the real SDP work is done by GStreamer in `lamina-pipelines`.
+//! This is the one place Lamina reads an offer: the room decides from it which remote track
+//! goes on which m-line, and the media graph gets it with the offer (ufrag for ICE restarts,
+//! fingerprint for DTLS authentication, SSRCs for the kind of each received stream). The SDP
+//! work proper is done by GStreamer's `webrtcbin`.
 
 use crate::TrackKind;
 
@@ -32,6 +35,8 @@ pub struct MLine {
     pub mid: String,
     /// Its direction.
     pub direction: Direction,
+    /// SSRCs announced with `a=ssrc:<ssrc> …` (each once, in order).
+    pub ssrcs: Vec<u32>,
 }
 
 /// What the room needs to know about an offer.
@@ -39,6 +44,8 @@ pub struct MLine {
 pub struct OfferSummary {
     /// The first `a=ice-ufrag` (session or media level).
     pub ice_ufrag: Option<String>,
+    /// The first `a=fingerprint` value (session level, else the first m-line that has one).
+    pub fingerprint: Option<String>,
     /// The m-lines in order.
     pub mlines: Vec<MLine>,
 }
@@ -126,14 +133,16 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
         return Err(SdpError::NotSdp);
     }
     let mut ice_ufrag = None;
+    let mut fingerprint = None;
     struct Partial<'a> {
         kind: Option<TrackKind>,
         mid: Option<String>,
         direction: Direction,
         formats: Vec<&'a str>,
         rtpmaps: Vec<&'a str>,
+        ssrcs: Vec<u32>,
     }
-    let mut parts: Vec<Partial> = Vec::new();
+    let mut parts: Vec<Partial<'_>> = Vec::new();
     for line in lines {
         if let Some(media) = line.strip_prefix("m=") {
             if parts.len() == MAX_MLINES {
@@ -151,6 +160,7 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
                 direction: Direction::SendRecv,
                 formats: fields.skip(2).filter(|f| !f.is_empty()).collect(),
                 rtpmaps: Vec::new(),
+                ssrcs: Vec::new(),
             });
         } else if let Some(attr) = line.strip_prefix("a=") {
             let (name, value) = attr.split_once(':').unwrap_or((attr, ""));
@@ -162,6 +172,13 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
                 ("sendrecv", Some(p)) => p.direction = Direction::SendRecv,
                 ("inactive", Some(p)) => p.direction = Direction::Inactive,
                 ("rtpmap", Some(p)) => p.rtpmaps.push(value),
+                ("fingerprint", _) if fingerprint.is_none() => fingerprint = Some(value.to_owned()),
+                ("ssrc", Some(p)) => {
+                    let ssrc = value.split(' ').next().and_then(|v| v.parse().ok());
+                    if let Some(ssrc) = ssrc.filter(|s| !p.ssrcs.contains(s)) {
+                        p.ssrcs.push(ssrc);
+                    }
+                }
                 _ => {}
             }
         }
@@ -188,12 +205,17 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
             kind: p.kind,
             mid,
             direction: p.direction,
+            ssrcs: p.ssrcs,
         });
     }
     if let Some(index) = unusable {
         return Err(SdpError::NoSupportedCodec(index));
     }
-    Ok(OfferSummary { ice_ufrag, mlines })
+    Ok(OfferSummary {
+        ice_ufrag,
+        fingerprint,
+        mlines,
+    })
 }
 
 #[cfg(test)]
@@ -214,6 +236,18 @@ mod tests {
         assert_eq!(s.mlines[0].kind, Some(TrackKind::Audio));
         assert_eq!(s.mlines[2].direction, Direction::RecvOnly);
         assert_eq!(s.mline("1").unwrap().index, 1);
+        assert_eq!(s.fingerprint, None);
+    }
+
+    #[test]
+    fn reads_fingerprint_and_ssrcs() {
+        let offer = "v=0\r\na=fingerprint:sha-256 AB:CD\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:0\r\na=sendonly\r\n\
+            a=ssrc-group:FID 11 12\r\na=ssrc:11 cname:x\r\na=ssrc:11 msid:a b\r\n\
+            a=ssrc:12 cname:x\r\na=ssrc:bad cname:x\r\n";
+        let s = summarize(offer).unwrap();
+        assert_eq!(s.fingerprint.as_deref(), Some("sha-256 AB:CD"));
+        assert_eq!(s.mlines[0].ssrcs, vec![11, 12]);
     }
 
     #[test]

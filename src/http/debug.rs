@@ -135,7 +135,7 @@ async fn inject_fault(id: String, q: FaultQuery, state: AppState) -> warp::reply
     };
     match query(&handle, |reply| RoomCommand::InjectFault { fault, reply }).await {
         Some(Ok(())) => warp::reply::with_status("fault injected", StatusCode::OK).into_response(),
-        Some(Err(e)) => error(StatusCode::NOT_FOUND, e),
+        Some(Err(e)) => error(StatusCode::NOT_FOUND, e.to_string()),
         None => error(StatusCode::GATEWAY_TIMEOUT, "room did not answer"),
     }
 }

@@ -10,9 +10,10 @@
 //! Nothing here knows warp: the HTTP layer adapts its WebSocket and calls [`socket::run`].
 
 pub mod channel;
+/// Token buckets (the room core's, shared: `lamina_core::rate`).
+pub use lamina_core::rate;
 /// Frame encode/decode (defined in `lamina-protocol`).
 pub use lamina_protocol::phoenix_frame as frame;
-pub mod rate;
 pub mod socket;
 pub mod transport;
 

@@ -11,19 +11,17 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use super::core::{Effect, Limits, PipelineCommand, RoomCore, TurnProvider};
+use super::core::{Effect, Limits, Outcome, RoomCore, TurnProvider};
 use super::media::{BackendFactory, MediaBackend};
-use super::peer::RoundState;
 use super::registry::RoomSpawner;
 use super::stats::ForwardTally;
 use super::{
     JoinError, PeerOutbound, PeerSender, RoomCommand, RoomHandle, RoomId, RoomStats, Rooms,
 };
-use crate::media_event::{self, ClientEvent, ServerEvent};
+use crate::media_event::{self, ServerEvent};
 use crate::metrics::{self, NegotiationFailure};
-use crate::phoenix::rate::{Decision, RateLimiter};
 use crate::PeerId;
-use lamina_pipelines::PipelineEvent;
+use lamina_pipelines::{MediaCommand, MediaEvent};
 
 /// How long a stopping room waits for its media engine to be torn down (pipeline NULL).
 pub const ENGINE_STOP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -62,11 +60,6 @@ pub fn spawn(id: RoomId, ctx: Arc<RoomContext>, rooms: Rooms) -> RoomHandle {
     handle
 }
 
-/// Metadata updates (endpoint or track) one peer may have relayed per second, sustained
-/// (bursts of twice that). Each update goes to every other peer, so beyond this the update is
-/// refused with an `error` instead of flooding the room.
-pub const METADATA_UPDATES_PER_SEC: u32 = 10;
-
 struct Actor {
     id: RoomId,
     core: RoomCore,
@@ -75,7 +68,6 @@ struct Actor {
     timers: mpsc::UnboundedSender<(PeerId, u64)>,
     closing: bool,
     forwarded: ForwardTally,
-    metadata_rate: HashMap<PeerId, RateLimiter>,
 }
 
 async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomCommand>) {
@@ -96,7 +88,6 @@ async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomComma
         timers,
         closing: false,
         forwarded: ForwardTally::default(),
-        metadata_rate: HashMap::new(),
     };
     tracing::info!(room = %id, "room started");
     while !actor.closing {
@@ -106,20 +97,13 @@ async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomComma
                 None => break,
             },
             Some(ev) = events.recv() => {
-                tracing::debug!(room = %id, event = ?short(&ev), "pipeline event");
-                if matches!(ev, PipelineEvent::NegotiationFailed { .. }) {
-                    metrics::negotiation_failed(NegotiationFailure::AnswerFailed);
-                }
-                let fx = actor.core.pipeline_event(ev);
+                tracing::debug!(room = %id, event = ?short(&ev), "media event");
+                actor.core.advance(std::time::Instant::now());
+                let fx = actor.core.media_event(ev);
                 actor.apply(fx);
             }
             Some((peer, round)) = timer_rx.recv() => {
-                let waiting = actor.core.peer(&peer).is_some_and(|p| {
-                    p.round_no == round && p.round == RoundState::AwaitingConnected
-                });
-                if waiting {
-                    metrics::negotiation_failed(NegotiationFailure::ConnectTimeout);
-                }
+                actor.core.advance(std::time::Instant::now());
                 let fx = actor.core.round_timeout(&peer, round);
                 actor.apply(fx);
             }
@@ -158,13 +142,14 @@ async fn refuse_all(rx: &mut mpsc::Receiver<RoomCommand>) {
     }
 }
 
-fn short(ev: &PipelineEvent) -> String {
+fn short(ev: &MediaEvent) -> String {
     let s = format!("{ev:?}");
     s.chars().take(160).collect()
 }
 
 impl Actor {
     fn command(&mut self, cmd: RoomCommand) {
+        self.core.advance(std::time::Instant::now());
         match cmd {
             RoomCommand::Join {
                 peer,
@@ -184,28 +169,6 @@ impl Actor {
             }
             RoomCommand::MediaEvent { peer, data } => {
                 let fx = match media_event::decode(&data) {
-                    Ok(ev @ ClientEvent::SdpOffer { .. }) => {
-                        let fx = self.core.client_event(&peer, ev);
-                        // An offer the core refused leaves the round idle without a command.
-                        if self
-                            .core
-                            .peer(&peer)
-                            .is_some_and(|p| p.round == RoundState::Idle)
-                            && !fx.iter().any(|f| matches!(f, Effect::Pipeline(_)))
-                        {
-                            metrics::negotiation_failed(NegotiationFailure::InvalidOffer);
-                        }
-                        fx
-                    }
-                    Ok(
-                        ClientEvent::UpdateEndpointMetadata { .. }
-                        | ClientEvent::UpdateTrackMetadata { .. },
-                    ) if !self.metadata_allowed(&peer) => self.core.reject(
-                        &peer,
-                        format!(
-                            "metadata updates too frequent (at most {METADATA_UPDATES_PER_SEC} per second)"
-                        ),
-                    ),
                     Ok(ev) => self.core.client_event(&peer, ev),
                     Err(e) => {
                         tracing::warn!(room = %self.id, %peer, error = %e, "bad media event");
@@ -215,7 +178,6 @@ impl Actor {
                 self.apply(fx);
             }
             RoomCommand::Leave { peer } => {
-                self.metadata_rate.remove(&peer);
                 if self.senders.remove(&peer).is_some() {
                     tracing::info!(room = %self.id, %peer, "peer left");
                 }
@@ -261,7 +223,7 @@ impl Actor {
                 tracing::warn!(room = %self.id, %fault, "fault injection requested");
                 let res = match self.backend.as_mut() {
                     Some(b) => b.inject_fault(&fault),
-                    None => Err("room has no media pipeline".into()),
+                    None => Err(lamina_pipelines::MediaError::NoMedia),
                 };
                 let _ = reply.send(res);
             }
@@ -278,16 +240,6 @@ impl Actor {
                 self.closing = true;
             }
         }
-    }
-
-    /// Takes a token of the peer's metadata-update budget.
-    fn metadata_allowed(&mut self, peer: &PeerId) -> bool {
-        let now = std::time::Instant::now();
-        self.metadata_rate
-            .entry(peer.clone())
-            .or_insert_with(|| RateLimiter::new(METADATA_UPDATES_PER_SEC, now))
-            .check(now)
-            == Decision::Allow
     }
 
     /// Executes effects; peers whose queue overflowed are removed afterwards.
@@ -321,7 +273,13 @@ impl Actor {
                     }
                 }
             }
-            Effect::Pipeline(cmd) => self.pipeline(cmd),
+            Effect::Media(cmd) => self.media(cmd),
+            Effect::Report(outcome) => metrics::negotiation_failed(match outcome {
+                Outcome::InvalidOffer => NegotiationFailure::InvalidOffer,
+                Outcome::Refused => NegotiationFailure::Refused,
+                Outcome::AnswerFailed => NegotiationFailure::AnswerFailed,
+                Outcome::ConnectTimeout => NegotiationFailure::ConnectTimeout,
+            }),
             Effect::Disconnect { peer, error } => {
                 if let Some(s) = self.senders.remove(&peer) {
                     let _ = s.try_send(PeerOutbound::Closed { error });
@@ -348,31 +306,19 @@ impl Actor {
         self.forwarded.refresh(tracks, |t| backend.forwarded(t));
     }
 
-    fn pipeline(&mut self, cmd: PipelineCommand) {
+    fn media(&mut self, cmd: MediaCommand) {
         if matches!(
             cmd,
-            PipelineCommand::RemovePeer(_) | PipelineCommand::HandleOffer { .. }
+            MediaCommand::RemovePeer(_) | MediaCommand::HandleOffer { .. }
         ) {
             self.refresh_forwarded();
         }
         let Some(backend) = self.backend.as_mut() else {
             return;
         };
-        let peer = match &cmd {
-            PipelineCommand::AddPeer(p) | PipelineCommand::RemovePeer(p) => p.clone(),
-            PipelineCommand::HandleOffer { peer, .. }
-            | PipelineCommand::AddCandidate { peer, .. } => peer.clone(),
-        };
-        let is_offer = matches!(cmd, PipelineCommand::HandleOffer { .. });
-        if let Err(reason) = backend.execute(cmd) {
-            tracing::warn!(room = %self.id, %peer, %reason, "pipeline command failed");
-            let ev = if is_offer {
-                metrics::negotiation_failed(NegotiationFailure::Refused);
-                PipelineEvent::NegotiationFailed { peer, reason }
-            } else {
-                PipelineEvent::PeerFailed { peer, reason }
-            };
-            let fx = self.core.pipeline_event(ev);
+        if let Err(error) = backend.execute(cmd.clone()) {
+            tracing::warn!(room = %self.id, %error, "media command refused");
+            let fx = self.core.media_refused(&cmd, error);
             self.apply(fx);
         }
     }

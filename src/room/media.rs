@@ -1,21 +1,20 @@
-//! The seam between a room and its media engine.
+//! The room actor's port on its media graph.
 //!
-//! The room actor executes [`PipelineCommand`]s through a [`MediaBackend`] and receives
-//! [`PipelineEvent`]s on a channel. The production backend is `lamina_pipelines::RoomPipeline`;
-//! tests of the signalling layer may use their own.
+//! The room core's [`MediaCommand`]s go through a [`MediaBackend`]; [`MediaEvent`]s come back
+//! on a channel (both types are the seam crate's, `lamina-seam`). The production backend is
+//! `lamina_pipelines::RoomPipeline`; tests of the signalling layer may use their own.
 
 use tokio::sync::{mpsc, oneshot};
 
-use lamina_pipelines::{PipelineEvent, TrackId};
+use lamina_pipelines::{MediaCommand, MediaError, MediaEvent, TrackId};
 
-use super::core::PipelineCommand;
 use super::RoomId;
 
-/// A room's media engine as seen from the room actor. Calls must return quickly: blocking
+/// A room's media graph as seen from the room actor. Calls must return quickly: blocking
 /// GStreamer work belongs on the engine's own threads.
 pub trait MediaBackend: Send {
     /// Executes one command; an error concerns only the command's peer.
-    fn execute(&mut self, cmd: PipelineCommand) -> Result<(), String>;
+    fn execute(&mut self, cmd: MediaCommand) -> Result<(), MediaError>;
     /// The media graph in Graphviz dot, if the backend has one.
     fn dot(&self) -> Option<String>;
     /// Number of elements in the media graph (for leak checks and metrics).
@@ -37,8 +36,8 @@ pub trait MediaBackend: Send {
     }
     /// Posts a real error into the media graph, from inside a peer's part or from the room
     /// itself (failure-isolation tests); backends without a media graph refuse.
-    fn inject_fault(&mut self, _fault: &lamina_pipelines::Fault) -> Result<(), String> {
-        Err("this room has no media pipeline".into())
+    fn inject_fault(&mut self, _fault: &lamina_pipelines::Fault) -> Result<(), MediaError> {
+        Err(MediaError::NoMedia)
     }
     /// Packets and bytes forwarded so far by the forwarder of `track`, if it exists.
     fn forwarded(&self, _track: &TrackId) -> Option<(u64, u64)> {
@@ -55,10 +54,7 @@ pub trait MediaBackend: Send {
 }
 
 /// A started backend and the receiver of its events.
-pub type StartedBackend = (
-    Box<dyn MediaBackend>,
-    mpsc::UnboundedReceiver<PipelineEvent>,
-);
+pub type StartedBackend = (Box<dyn MediaBackend>, mpsc::UnboundedReceiver<MediaEvent>);
 
 /// Creates the media backend of a room.
 pub type BackendFactory = dyn Fn(&RoomId) -> Result<StartedBackend, String> + Send + Sync;

@@ -1,22 +1,23 @@
 //! Rooms: one actor (tokio task) per videoroom, reached through a [`RoomHandle`].
 //!
 //! ```text
-//!  channel (socket task)            room actor                       RoomPipeline
+//!  channel (socket task)            room actor                       RoomPipeline (media graph)
 //!  ── Join{peer, outbound} ───────▶ RoomCore::join
-//!  ── MediaEvent{peer, data} ─────▶ decode → RoomCore::handle ─────▶ command (offer, candidate…)
-//!  ◀── PeerOutbound::MediaEvent ─── Effect::Push                ◀─── PipelineEvent (answer, ice…)
+//!  ── MediaEvent{peer, data} ─────▶ decode → RoomCore::client_event ─▶ MediaCommand (offer, candidate…)
+//!  ◀── PeerOutbound::MediaEvent ─── Effect::Push                ◀─── MediaEvent (answer, ice…)
 //!  ── Leave{peer} ────────────────▶ RoomCore::leave → tracksRemoved, endpointRemoved to others
 //! ```
 
 pub mod actor;
-pub mod core;
 pub mod media;
-pub mod peer;
 pub mod pipeline_backend;
 pub mod registry;
 pub mod stats;
 pub mod tools;
-pub mod track;
+
+/// The room's sans-IO decisions (the `lamina-core` crate).
+pub use lamina_core as core;
+pub use lamina_core::{peer, track, JoinError};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -50,23 +51,6 @@ pub enum PeerOutbound {
 /// Sender half a channel gives the room for its peer. Bounded: a peer whose queue is full is
 /// disconnected by the room instead of growing memory.
 pub type PeerSender = mpsc::Sender<PeerOutbound>;
-
-/// Why a peer could not join a room.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JoinError {
-    /// The room has reached its peer limit.
-    #[error("room_full")]
-    RoomFull,
-    /// The server has reached its room limit.
-    #[error("too_many_rooms")]
-    TooManyRooms,
-    /// The room could not be started (its pipeline failed to build).
-    #[error("failed to start room")]
-    StartFailed,
-    /// The room is shutting down; try again.
-    #[error("room closing")]
-    Closing,
-}
 
 /// Messages a room actor accepts.
 #[derive(Debug)]
@@ -118,7 +102,7 @@ pub enum RoomCommand {
         /// A peer's bin or the whole room.
         fault: lamina_pipelines::Fault,
         /// `Err` when the fault could not be injected (unknown peer, no pipeline).
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), lamina_pipelines::MediaError>>,
     },
     /// Close the room: tell every peer, tear the pipeline down, stop the actor.
     Shutdown,

@@ -1,9 +1,8 @@
 //! The production [`MediaBackend`]: a `lamina_pipelines::RoomPipeline` per room.
 
-use lamina_pipelines::{PipelineConfig, RoomPipeline, TrackId};
+use lamina_pipelines::{MediaCommand, MediaError, PipelineConfig, RoomPipeline, TrackId};
 use tokio::sync::oneshot;
 
-use super::core::PipelineCommand;
 use super::media::{MediaBackend, StartedBackend};
 use super::RoomId;
 
@@ -22,36 +21,16 @@ struct Backend {
 }
 
 impl MediaBackend for Backend {
-    fn execute(&mut self, cmd: PipelineCommand) -> Result<(), String> {
-        match cmd {
-            PipelineCommand::AddPeer(peer) => {
-                self.pipeline.add_peer(&peer).map_err(|e| e.to_string())
-            }
-            PipelineCommand::RemovePeer(peer) => {
-                self.pipeline.remove_peer(&peer);
-                Ok(())
-            }
-            PipelineCommand::HandleOffer { peer, plan } => self
-                .pipeline
-                .handle_offer(&peer, plan)
-                .map_err(|e| e.to_string()),
-            PipelineCommand::AddCandidate {
-                peer,
-                mline,
-                candidate,
-            } => {
-                self.pipeline.add_remote_candidate(&peer, mline, &candidate);
-                Ok(())
-            }
-        }
+    fn execute(&mut self, cmd: MediaCommand) -> Result<(), MediaError> {
+        self.pipeline.execute(cmd)
     }
 
     fn dot(&self) -> Option<String> {
         Some(self.pipeline.dot())
     }
 
-    fn inject_fault(&mut self, fault: &lamina_pipelines::Fault) -> Result<(), String> {
-        self.pipeline.inject_fault(fault).map_err(|e| e.to_string())
+    fn inject_fault(&mut self, fault: &lamina_pipelines::Fault) -> Result<(), MediaError> {
+        self.pipeline.inject_fault(fault)
     }
 
     fn element_count(&self) -> usize {

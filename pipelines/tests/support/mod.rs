@@ -8,7 +8,45 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
-use lamina_pipelines::{OfferPlan, PeerId, PipelineConfig, PipelineEvent, RoomPipeline, TrackId};
+use lamina_pipelines::{
+    MediaCommand, MediaError, MediaEvent, OfferPlan, PeerId, PipelineConfig, RoomPipeline, TrackId,
+};
+
+/// The seam's commands spelled as calls, for readable tests (each is one
+/// [`RoomPipeline::execute`]).
+pub trait Commands {
+    /// `MediaCommand::AddPeer`.
+    fn add_peer(&mut self, peer: &PeerId) -> Result<(), MediaError>;
+    /// `MediaCommand::RemovePeer`.
+    fn remove_peer(&mut self, peer: &PeerId);
+    /// `MediaCommand::HandleOffer`.
+    fn handle_offer(&mut self, peer: &PeerId, plan: OfferPlan) -> Result<(), MediaError>;
+    /// `MediaCommand::AddCandidate`.
+    fn add_remote_candidate(&mut self, peer: &PeerId, mline: u32, candidate: &str);
+}
+
+impl Commands for RoomPipeline {
+    fn add_peer(&mut self, peer: &PeerId) -> Result<(), MediaError> {
+        self.execute(MediaCommand::AddPeer(peer.clone()))
+    }
+    fn remove_peer(&mut self, peer: &PeerId) {
+        self.execute(MediaCommand::RemovePeer(peer.clone()))
+            .expect("removing never fails");
+    }
+    fn handle_offer(&mut self, peer: &PeerId, plan: OfferPlan) -> Result<(), MediaError> {
+        self.execute(MediaCommand::HandleOffer {
+            peer: peer.clone(),
+            plan,
+        })
+    }
+    fn add_remote_candidate(&mut self, peer: &PeerId, mline: u32, candidate: &str) {
+        let _ = self.execute(MediaCommand::AddCandidate {
+            peer: peer.clone(),
+            mline,
+            candidate: candidate.to_owned(),
+        });
+    }
+}
 use tokio::sync::mpsc::UnboundedReceiver;
 
 pub use client::Client;
@@ -85,13 +123,13 @@ pub struct Member {
 
 pub struct Harness {
     pub room: RoomPipeline,
-    pub events: UnboundedReceiver<PipelineEvent>,
+    pub events: UnboundedReceiver<MediaEvent>,
     pub members: BTreeMap<String, Member>,
     pub published: HashMap<TrackId, (PeerId, String)>,
     pub answers: HashMap<String, String>,
-    pub failures: Vec<PipelineEvent>,
+    pub failures: Vec<MediaEvent>,
     pub hook: Option<CandidateHook>,
-    pub log: Vec<(Instant, PipelineEvent)>,
+    pub log: Vec<(Instant, MediaEvent)>,
     /// The server's candidates per peer, as emitted (before the hook).
     pub server_candidates: HashMap<String, Vec<(u32, String)>>,
     /// Kinds of tracks as the room learns them from the publishers' offers (true = video).
@@ -114,7 +152,7 @@ impl Harness {
         Self::with_room(room, events)
     }
 
-    pub fn with_room(room: RoomPipeline, events: UnboundedReceiver<PipelineEvent>) -> Self {
+    pub fn with_room(room: RoomPipeline, events: UnboundedReceiver<MediaEvent>) -> Self {
         Self {
             room,
             events,
@@ -134,7 +172,7 @@ impl Harness {
         while let Ok(ev) = self.events.try_recv() {
             self.log.push((Instant::now(), ev.clone()));
             match ev {
-                PipelineEvent::LocalCandidate {
+                MediaEvent::LocalCandidate {
                     peer,
                     mline,
                     candidate,
@@ -145,15 +183,15 @@ impl Harness {
                         .push((mline, candidate.clone()));
                     self.send_to_client(peer.as_str(), mline, &candidate);
                 }
-                PipelineEvent::AnswerReady { peer, sdp } => {
+                MediaEvent::AnswerReady { peer, sdp } => {
                     self.answers.insert(peer.to_string(), sdp);
                 }
-                PipelineEvent::PeerConnected { peer } => {
+                MediaEvent::PeerConnected { peer } => {
                     if let Some(m) = self.members.get_mut(peer.as_str()) {
                         m.connected += 1;
                     }
                 }
-                PipelineEvent::TrackPublished {
+                MediaEvent::TrackPublished {
                     peer, track, codec, ..
                 } => {
                     self.published.insert(track, (peer, codec));
@@ -317,11 +355,7 @@ impl Harness {
         self.room
             .handle_offer(
                 &peer,
-                OfferPlan {
-                    sdp: offer,
-                    publish,
-                    subscribe,
-                },
+                OfferPlan::new(offer, publish, subscribe).expect("offer summarises"),
             )
             .unwrap();
         let n = name.to_owned();

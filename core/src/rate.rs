@@ -1,5 +1,6 @@
-//! Per-socket rate limit: a token bucket (sustained `rate`/s, bursts of `2 × rate`) plus a flood
-//! detector that asks for a disconnect when a client keeps sending far beyond the limit.
+//! Token buckets (sustained `rate`/s, bursts of `2 × rate`) with a flood detector that asks for a
+//! disconnect when a client keeps sending far beyond the limit: the Phoenix layer limits frames per
+//! socket with it, the room core metadata updates per peer.
 //!
 //! Pure: the caller passes the current [`Instant`], so tests control time.
 

@@ -1,13 +1,22 @@
 //! [`Peer`]: one participant's state inside a room: metadata, negotiation, subscriptions.
+//!
+//! Negotiation facts this module owns (the media graph owns the transport's: ICE ufrag and
+//! restarts, local candidates until the first answer, connection state, DTLS identity):
+//! - **the round**: which round is in flight and where it stands ([`RoundState`], `round_no`),
+//!   and how long it may wait for its transport (`ROUND_CONNECT_TIMEOUT`); one in flight, at
+//!   most one more wanted (`pending`);
+//! - **the client's candidates before its first offer** (`early_candidates`): the only buffer
+//!   of remote candidates; after the first offer they go straight to the media graph;
+//! - **the m-line ↔ track mapping** (`slots`, `answer_map`, `mapped`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::track::{Announced, Slot};
+use crate::track::{Announced, Slot};
 use crate::{PeerId, TrackId};
 
-/// Where a peer's negotiation round stands (protocol.md 3.5: one round in flight).
+/// Where a peer's negotiation round stands (docs/protocol.md §3.5: one round in flight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoundState {
     /// No round in flight.
@@ -38,8 +47,8 @@ pub struct Peer {
     pub round_no: u64,
     /// Another round is wanted once the current one ends.
     pub pending: bool,
-    /// At least one answer was sent (server candidates may flow).
-    pub answered_once: bool,
+    /// An offer of this peer was handed to the media graph (its candidates may follow).
+    pub offer_handed: bool,
     /// Last `tracksTypes` sent (audio, video); never decreases.
     pub offered: (usize, usize),
     /// Recvonly m-lines of this peer.
@@ -56,8 +65,6 @@ pub struct Peer {
     pub answer_map: BTreeMap<String, String>,
     /// Client candidates received before its first offer.
     pub early_candidates: Vec<(String, u32)>,
-    /// Server candidates produced before the first answer.
-    pub local_candidates: Vec<(String, u32)>,
     /// `displayName` enforced in this peer's metadata (from its room access token).
     pub display_name: Option<String>,
 }
@@ -72,7 +79,7 @@ impl Peer {
             round: RoundState::Idle,
             round_no: 0,
             pending: false,
-            answered_once: false,
+            offer_handed: false,
             offered: (0, 0),
             slots: Vec::new(),
             announced: Vec::new(),
@@ -81,7 +88,6 @@ impl Peer {
             publishing: Vec::new(),
             answer_map: BTreeMap::new(),
             early_candidates: Vec::new(),
-            local_candidates: Vec::new(),
             display_name: None,
         }
     }
@@ -91,8 +97,8 @@ impl Peer {
         self.slots.iter_mut().find(|s| s.mid == mid)
     }
 
-    /// True when an offer of this peer has reached the pipeline (candidates may follow).
+    /// True when an offer of this peer has reached the media graph (candidates may follow).
     pub fn offer_applied(&self) -> bool {
-        self.answered_once || self.round == RoundState::AwaitingAnswer
+        self.offer_handed
     }
 }

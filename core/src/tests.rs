@@ -1,4 +1,4 @@
-//! RoomCore sequences from protocol.md 3.7 that need no media.
+//! RoomCore sequences from docs/protocol.md §3.7 that need no media.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
+use lamina_seam::OfferPlan;
 
 struct FixedTurn;
 
@@ -52,7 +53,7 @@ fn events<'a>(fx: &'a [Effect], peer: &str) -> Vec<&'a ServerEvent> {
 fn plan(fx: &[Effect]) -> &OfferPlan {
     fx.iter()
         .find_map(|e| match e {
-            Effect::Pipeline(PipelineCommand::HandleOffer { plan, .. }) => Some(plan),
+            Effect::Media(MediaCommand::HandleOffer { plan, .. }) => Some(plan),
             _ => None,
         })
         .expect("a HandleOffer effect")
@@ -108,14 +109,14 @@ fn offer(
 }
 
 fn answer(r: &mut RoomCore, p: &str) -> Vec<Effect> {
-    r.pipeline_event(PipelineEvent::AnswerReady {
+    r.media_event(MediaEvent::AnswerReady {
         peer: id(p),
         sdp: "v=0 answer".into(),
     })
 }
 
 fn connected(r: &mut RoomCore, p: &str) -> Vec<Effect> {
-    r.pipeline_event(PipelineEvent::PeerConnected { peer: id(p) })
+    r.media_event(MediaEvent::PeerConnected { peer: id(p) })
 }
 
 fn renegotiate(r: &mut RoomCore, p: &str) -> Vec<Effect> {
@@ -136,7 +137,7 @@ fn first_peer_connects_to_empty_room() {
     let mut r = room();
     let fx = connect(&mut r, "A", "Alice");
     assert_eq!(kinds(&fx, "A"), ["connected"]);
-    assert!(fx.contains(&Effect::Pipeline(PipelineCommand::AddPeer(id("A")))));
+    assert!(fx.contains(&Effect::Media(MediaCommand::AddPeer(id("A")))));
     match events(&fx, "A")[0] {
         ServerEvent::Connected {
             id,
@@ -318,7 +319,7 @@ fn leaving_publisher_is_removed_from_subscribers_in_order() {
         ServerEvent::OfferData { audio, video, .. } => assert_eq!((*audio, *video), (1, 1)),
         e => panic!("{e:?}"),
     }
-    assert!(fx.contains(&Effect::Pipeline(PipelineCommand::RemovePeer(id("A")))));
+    assert!(fx.contains(&Effect::Media(MediaCommand::RemovePeer(id("A")))));
     let fx = offer(&mut r, "B", &[], &[("audio", "0"), ("video", "1")]);
     assert_eq!(
         plan(&fx).subscribe,
@@ -442,35 +443,37 @@ fn early_candidates_are_buffered_until_the_offer() {
     let fx = offer(&mut r, "A", &[("audio", "0", "a")], &[]);
     let pos_offer = fx
         .iter()
-        .position(|e| matches!(e, Effect::Pipeline(PipelineCommand::HandleOffer { .. })))
+        .position(|e| matches!(e, Effect::Media(MediaCommand::HandleOffer { .. })))
         .unwrap();
     let pos_cand = fx
         .iter()
-        .position(|e| matches!(e, Effect::Pipeline(PipelineCommand::AddCandidate { .. })))
+        .position(|e| matches!(e, Effect::Media(MediaCommand::AddCandidate { .. })))
         .unwrap();
     assert!(pos_offer < pos_cand);
     // Afterwards they go straight to the pipeline.
     let fx = r.client_event(&id("A"), cand);
     assert!(matches!(
         fx[..],
-        [Effect::Pipeline(PipelineCommand::AddCandidate { .. })]
+        [Effect::Media(MediaCommand::AddCandidate { .. })]
     ));
 }
 
 #[test]
-fn server_candidates_wait_for_the_first_answer() {
+fn server_candidates_are_relayed_as_they_come() {
+    // The media graph holds candidates gathered before the first answer (it owns that fact:
+    // see the contract of `lamina-pipelines`); the core relays each one it is given.
     let mut r = room();
     connect(&mut r, "A", "Alice");
     renegotiate(&mut r, "A");
     offer(&mut r, "A", &[("audio", "0", "a")], &[]);
-    let fx = r.pipeline_event(PipelineEvent::LocalCandidate {
+    let fx = answer(&mut r, "A");
+    assert_eq!(kinds(&fx, "A"), ["sdpAnswer"]);
+    let fx = r.media_event(MediaEvent::LocalCandidate {
         peer: id("A"),
         mline: 0,
         candidate: "candidate:1 1 UDP 1 127.0.0.1 5000 typ host".into(),
     });
-    assert!(fx.is_empty());
-    let fx = answer(&mut r, "A");
-    assert_eq!(kinds(&fx, "A"), ["sdpAnswer", "candidate"]);
+    assert_eq!(kinds(&fx, "A"), ["candidate"]);
 }
 
 #[test]
@@ -524,9 +527,9 @@ fn disconnect_event_and_pipeline_failure_remove_the_peer() {
         error: None
     }));
     connect(&mut r, "C", "Carol");
-    let fx = r.pipeline_event(PipelineEvent::PeerFailed {
+    let fx = r.media_event(MediaEvent::PeerFailed {
         peer: id("C"),
-        reason: "ice failed".into(),
+        failure: lamina_seam::PeerFailure::Transport,
     });
     assert_eq!(kinds(&fx, "C"), ["error"]);
     assert_eq!(kinds(&fx, "A"), ["endpointRemoved"]);

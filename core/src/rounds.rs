@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use lamina_pipelines::OfferPlan;
+use lamina_protocol::media_event::ServerEvent;
+use lamina_protocol::sdp::{self, Direction};
+use lamina_seam::OfferPlan;
 
-use super::{error, push, Effect, PipelineCommand, RoomCore, ROUND_CONNECT_TIMEOUT};
-use crate::media_event::ServerEvent;
-use crate::room::peer::RoundState;
-use crate::room::track::{Announced, Slot, Track};
-use crate::sdp::{self, Direction};
-use crate::{PeerId, TrackId, TrackKind};
+use crate::peer::RoundState;
+use crate::track::{Announced, Slot, Track};
+use crate::ROUND_CONNECT_TIMEOUT;
+use crate::{error, push, Effect, MediaCommand, Outcome, PeerId, RoomCore, TrackId, TrackKind};
 
 impl RoomCore {
     /// Starts a round for `id` if one is wanted and none is in flight.
@@ -67,7 +67,11 @@ impl RoomCore {
         mid_to_track_id: BTreeMap<String, String>,
         fx: &mut Vec<Effect>,
     ) {
-        if self.peers[from].round != RoundState::AwaitingOffer {
+        let round = self.peers[from].round;
+        if round != RoundState::AwaitingOffer {
+            if round == RoundState::Idle {
+                fx.push(Effect::Report(Outcome::InvalidOffer));
+            }
             fx.push(error(from, "sdpOffer without a pending offerData"));
             return;
         }
@@ -75,12 +79,13 @@ impl RoomCore {
             Ok(plan) => {
                 let p = self.peers.get_mut(from).expect("caller checked peer");
                 p.round = RoundState::AwaitingAnswer;
-                fx.push(Effect::Pipeline(PipelineCommand::HandleOffer {
+                p.offer_handed = true;
+                fx.push(Effect::Media(MediaCommand::HandleOffer {
                     peer: from.clone(),
                     plan,
                 }));
                 for (candidate, mline) in std::mem::take(&mut p.early_candidates) {
-                    fx.push(Effect::Pipeline(PipelineCommand::AddCandidate {
+                    fx.push(Effect::Media(MediaCommand::AddCandidate {
                         peer: from.clone(),
                         mline,
                         candidate,
@@ -90,6 +95,7 @@ impl RoomCore {
             Err(message) => {
                 let p = self.peers.get_mut(from).expect("caller checked peer");
                 p.round = RoundState::Idle;
+                fx.push(Effect::Report(Outcome::InvalidOffer));
                 fx.push(error(from, message));
             }
         }
@@ -245,6 +251,7 @@ impl RoomCore {
         p.answer_map = answer_map;
         Ok(OfferPlan {
             sdp: sdp_text,
+            summary,
             publish: publish.into_iter().map(|(mid, id, _)| (mid, id)).collect(),
             subscribe,
         })
@@ -264,18 +271,8 @@ impl RoomCore {
                 mid_to_track_id: p.answer_map.clone(),
             },
         ));
-        p.answered_once = true;
         p.round = RoundState::AwaitingConnected;
         p.mapped = p.slots.iter().filter_map(|s| s.track.clone()).collect();
-        for (candidate, mline) in std::mem::take(&mut p.local_candidates) {
-            fx.push(push(
-                id,
-                ServerEvent::Candidate {
-                    candidate,
-                    sdp_mline_index: mline,
-                },
-            ));
-        }
         fx.push(Effect::StartTimer {
             peer: id.clone(),
             round: p.round_no,

@@ -1,9 +1,10 @@
-//! [`RoomCore`]: the sans-IO decision logic of a room.
+//! # lamina-core: the sans-IO decisions of a videoroom
 //!
-//! Inputs are client media events (already decoded), pipeline events and timers; outputs are
-//! [`Effect`]s the actor executes (push a media event to a peer, command the pipeline,
-//! disconnect a peer, start a timer, close the room). Nothing here touches sockets or
-//! GStreamer, so every sequence of protocol.md 3.7 is unit-tested in `core_tests.rs`.
+//! [`RoomCore`] takes client media events (already decoded), media events from the room's
+//! media graph ([`MediaEvent`]) and timers; it returns [`Effect`]s the room actor executes
+//! (push a media event to a peer, command the media graph, disconnect a peer, start a timer,
+//! close the room). Nothing here touches sockets, async runtimes or GStreamer, so every
+//! sequence of `docs/protocol.md` §3.7 is unit-tested in `tests.rs` in milliseconds.
 //!
 //! ```text
 //!  A (publisher)                 RoomCore                          B (subscriber)
@@ -19,47 +20,45 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use lamina_pipelines::{OfferPlan, PipelineEvent};
+pub use lamina_protocol::ids::{PeerId, TrackId, TrackKind};
+use lamina_protocol::media_event::{ClientEvent, EndpointInfo, ServerEvent, TurnServerInfo};
+pub use lamina_seam::{MediaCommand, MediaEvent};
 
-use super::peer::{Peer, RoundState, MAX_EARLY_CANDIDATES};
-use super::track::{Announced, Track};
-use super::JoinError;
-
+mod outcome;
+pub mod peer;
+pub mod rate;
 mod rounds;
-use crate::media_event::{ClientEvent, EndpointInfo, ServerEvent, TurnServerInfo};
-use crate::{PeerId, TrackId};
+pub mod track;
+
+pub use outcome::Outcome;
+use rate::{Decision, RateLimiter};
+
+use peer::{Peer, RoundState, MAX_EARLY_CANDIDATES};
+use track::{Announced, Track};
+
+/// Why a peer could not join a room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// The room has reached its peer limit.
+    #[error("room_full")]
+    RoomFull,
+    /// The server has reached its room limit.
+    #[error("too_many_rooms")]
+    TooManyRooms,
+    /// The room could not be started (its pipeline failed to build).
+    #[error("failed to start room")]
+    StartFailed,
+    /// The room is shutting down; try again.
+    #[error("room closing")]
+    Closing,
+}
 
 /// How long a round may wait for the transport to report `connected` after its answer.
 pub const ROUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Commands for the room pipeline.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PipelineCommand {
-    /// Create the peer's webrtcbin.
-    AddPeer(PeerId),
-    /// Tear the peer's part of the pipeline down.
-    RemovePeer(PeerId),
-    /// Apply an offer and produce an answer.
-    HandleOffer {
-        /// Whose offer.
-        peer: PeerId,
-        /// What to answer.
-        plan: OfferPlan,
-    },
-    /// A client ICE candidate.
-    AddCandidate {
-        /// Whose.
-        peer: PeerId,
-        /// m-line index.
-        mline: u32,
-        /// The `candidate:` line.
-        candidate: String,
-    },
-}
 
 /// What the actor must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,8 +70,8 @@ pub enum Effect {
         /// The event.
         event: ServerEvent,
     },
-    /// Command the pipeline.
-    Pipeline(PipelineCommand),
+    /// Command the room's media graph.
+    Media(MediaCommand),
     /// Close the peer's channel (after it was removed from the room).
     Disconnect {
         /// Who.
@@ -91,6 +90,8 @@ pub enum Effect {
     },
     /// The room has no peers left (or failed): stop the actor.
     CloseRoom,
+    /// Something metrics count happened (the actor only counts it).
+    Report(Outcome),
 }
 
 /// Gives each peer the TURN servers (with its own credentials) for `offerData`.
@@ -108,8 +109,17 @@ pub struct Limits {
     pub max_tracks_per_peer: usize,
 }
 
+/// Metadata updates (endpoint or track) one peer may have relayed per second, sustained
+/// (bursts of twice that). Each update goes to every other peer, so beyond this the update is
+/// refused with an `error` instead of flooding the room.
+pub const METADATA_UPDATES_PER_SEC: u32 = 10;
+
 /// The room's state and decisions.
 pub struct RoomCore {
+    /// The time of the input being handled (see [`RoomCore::advance`]).
+    now: Instant,
+    /// Each peer's metadata-update budget.
+    metadata_rate: BTreeMap<PeerId, RateLimiter>,
     peers: BTreeMap<PeerId, Peer>,
     /// Join order, for stable listings.
     order: Vec<PeerId>,
@@ -142,12 +152,30 @@ impl RoomCore {
     /// An empty room.
     pub fn new(limits: Limits, turn: Arc<dyn TurnProvider>) -> Self {
         Self {
+            now: Instant::now(),
+            metadata_rate: BTreeMap::new(),
             peers: BTreeMap::new(),
             order: Vec::new(),
             tracks: BTreeMap::new(),
             limits,
             turn,
         }
+    }
+
+    /// Sets the time of the next inputs (the core never reads a clock: rate limits count in
+    /// this time). The actor calls it before each input; tests move it as they like.
+    pub fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// Takes a token of the peer's metadata-update budget.
+    fn metadata_allowed(&mut self, peer: &PeerId) -> bool {
+        let now = self.now;
+        self.metadata_rate
+            .entry(peer.clone())
+            .or_insert_with(|| RateLimiter::new(METADATA_UPDATES_PER_SEC, now))
+            .check(now)
+            == Decision::Allow
     }
 
     /// Number of peers (joined channels).
@@ -229,6 +257,16 @@ impl RoomCore {
                 });
             }
             _ if !connected => fx.push(error(from, "send \"connect\" first")),
+            ClientEvent::UpdateEndpointMetadata { .. } | ClientEvent::UpdateTrackMetadata { .. }
+                if !self.metadata_allowed(from) =>
+            {
+                fx.push(error(
+                    from,
+                    format!(
+                        "metadata updates too frequent (at most {METADATA_UPDATES_PER_SEC} per second)"
+                    ),
+                ))
+            }
             ClientEvent::UpdateEndpointMetadata { metadata } => {
                 self.update_endpoint_metadata(from, metadata, &mut fx)
             }
@@ -280,42 +318,42 @@ impl RoomCore {
         fx
     }
 
-    /// An event from the room pipeline.
-    pub fn pipeline_event(&mut self, event: PipelineEvent) -> Vec<Effect> {
+    /// An event from the room's media graph.
+    pub fn media_event(&mut self, event: MediaEvent) -> Vec<Effect> {
         let mut fx = Vec::new();
         match event {
-            PipelineEvent::AnswerReady { peer, sdp } => self.answer_ready(&peer, sdp, &mut fx),
-            PipelineEvent::NegotiationFailed { peer, reason } => {
+            MediaEvent::AnswerReady { peer, sdp } => self.answer_ready(&peer, sdp, &mut fx),
+            MediaEvent::NegotiationFailed {
+                peer,
+                error: reason,
+            } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     tracing::warn!(%peer, %reason, "negotiation failed");
                     p.round = RoundState::Idle;
                     p.pending = false;
+                    fx.push(Effect::Report(Outcome::AnswerFailed));
                     fx.push(error(&peer, format!("negotiation failed: {reason}")));
                 }
             }
-            PipelineEvent::LocalCandidate {
+            MediaEvent::LocalCandidate {
                 peer,
                 mline,
                 candidate,
             } => {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    if p.answered_once {
-                        fx.push(push(
-                            &peer,
-                            ServerEvent::Candidate {
-                                candidate,
-                                sdp_mline_index: mline,
-                            },
-                        ));
-                    } else {
-                        p.local_candidates.push((candidate, mline));
-                    }
+                if self.peers.contains_key(&peer) {
+                    fx.push(push(
+                        &peer,
+                        ServerEvent::Candidate {
+                            candidate,
+                            sdp_mline_index: mline,
+                        },
+                    ));
                 }
             }
-            PipelineEvent::TrackPublished { peer, track, .. } => {
+            MediaEvent::TrackPublished { peer, track, .. } => {
                 tracing::debug!(%peer, %track, "media of track arrived");
             }
-            PipelineEvent::PeerConnected { peer } => {
+            MediaEvent::PeerConnected { peer } => {
                 let ended = match self.peers.get_mut(&peer) {
                     Some(p) if p.round == RoundState::AwaitingConnected => {
                         p.round = RoundState::Idle;
@@ -327,7 +365,10 @@ impl RoomCore {
                     self.try_start_round(&peer, &mut fx);
                 }
             }
-            PipelineEvent::PeerFailed { peer, reason } => {
+            MediaEvent::PeerFailed {
+                peer,
+                failure: reason,
+            } => {
                 if self.peers.contains_key(&peer) {
                     let message = format!("media connection failed: {reason}");
                     fx.push(error(&peer, message.clone()));
@@ -338,7 +379,7 @@ impl RoomCore {
                     });
                 }
             }
-            PipelineEvent::RoomFailed { reason } => {
+            MediaEvent::RoomFailed { reason } => {
                 let message = format!("room failed: {reason}");
                 for id in self.order.drain(..) {
                     fx.push(error(&id, message.clone()));
@@ -355,6 +396,43 @@ impl RoomCore {
         fx
     }
 
+    /// The media graph refused `cmd` outright (its peer or the graph is gone): an offer's round
+    /// fails, any other command fails the peer.
+    pub fn media_refused(
+        &mut self,
+        cmd: &MediaCommand,
+        error: lamina_seam::MediaError,
+    ) -> Vec<Effect> {
+        let reason = error.to_string();
+        match cmd {
+            MediaCommand::HandleOffer { peer, .. } => {
+                let mut fx = vec![Effect::Report(Outcome::Refused)];
+                if let Some(p) = self.peers.get_mut(peer) {
+                    tracing::warn!(%peer, %reason, "offer refused by the media graph");
+                    p.round = RoundState::Idle;
+                    p.pending = false;
+                    fx.push(self::error(peer, format!("negotiation failed: {reason}")));
+                }
+                fx
+            }
+            MediaCommand::AddPeer(peer)
+            | MediaCommand::RemovePeer(peer)
+            | MediaCommand::AddCandidate { peer, .. } => {
+                let mut fx = Vec::new();
+                if self.peers.contains_key(peer) {
+                    let message = format!("media connection failed: {reason}");
+                    fx.push(self::error(peer, message.clone()));
+                    self.leave_into(peer, &mut fx);
+                    fx.push(Effect::Disconnect {
+                        peer: peer.clone(),
+                        error: Some(message),
+                    });
+                }
+                fx
+            }
+        }
+    }
+
     /// A round timer fired: if that round still waits for its transport, end it anyway.
     pub fn round_timeout(&mut self, peer: &PeerId, round: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
@@ -362,6 +440,7 @@ impl RoomCore {
             Some(p) if p.round_no == round && p.round == RoundState::AwaitingConnected => {
                 tracing::warn!(%peer, round, "no connected state after answer; ending round");
                 p.round = RoundState::Idle;
+                fx.push(Effect::Report(Outcome::ConnectTimeout));
                 true
             }
             _ => false,
@@ -416,7 +495,7 @@ impl RoomCore {
                 tracks: list,
             });
         }
-        fx.push(Effect::Pipeline(PipelineCommand::AddPeer(from.clone())));
+        fx.push(Effect::Media(MediaCommand::AddPeer(from.clone())));
         fx.push(push(
             from,
             ServerEvent::Connected {
@@ -424,7 +503,7 @@ impl RoomCore {
                 other_endpoints: infos.clone(),
             },
         ));
-        // 0.5.3 drops the tracks listed in `connected`: re-announce them (protocol.md 4.3).
+        // 0.5.3 drops the tracks listed in `connected`: re-announce them (docs/protocol.md §4.3).
         for info in infos.into_iter().filter(|i| !i.tracks.is_empty()) {
             fx.push(push(
                 from,
@@ -513,7 +592,7 @@ impl RoomCore {
             return; // end-of-candidates
         }
         if p.offer_applied() {
-            fx.push(Effect::Pipeline(PipelineCommand::AddCandidate {
+            fx.push(Effect::Media(MediaCommand::AddCandidate {
                 peer: from.clone(),
                 mline,
                 candidate,
@@ -538,6 +617,7 @@ impl RoomCore {
             .collect();
         // Remove the peer first so no round is started for it.
         self.peers.remove(id);
+        self.metadata_rate.remove(id);
         self.order.retain(|o| o != id);
         let affected = self.remove_tracks(&own, fx);
         if was_connected {
@@ -556,7 +636,7 @@ impl RoomCore {
                     ServerEvent::EndpointRemoved { id: id.to_string() },
                 ));
             }
-            fx.push(Effect::Pipeline(PipelineCommand::RemovePeer(id.clone())));
+            fx.push(Effect::Media(MediaCommand::RemovePeer(id.clone())));
         }
         for q in affected {
             self.try_start_round(&q, fx);
@@ -568,5 +648,4 @@ impl RoomCore {
 }
 
 #[cfg(test)]
-#[path = "../core_tests.rs"]
 mod tests;

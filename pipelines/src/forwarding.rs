@@ -1,0 +1,223 @@
+//! [`Forwarding`]: the room's published tracks, their forwarders, and the links from each
+//! forwarder to its subscribers' m-lines.
+//!
+//! Owned here: which tracks exist (one forwarder each), who subscribes to which on which
+//! m-line, and forwarders kept as a sink of a publisher pad that is not idle yet (`retired`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use gst::prelude::*;
+
+use crate::codecs::Codec;
+use crate::forwarder::Forwarder;
+use crate::ids::{PeerId, TrackId};
+use crate::port::TrackInfo;
+
+/// One forwarded link: forwarder output → subscriber m-line.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// The forwarded track.
+    pub track: TrackId,
+    /// The forwarder's output pad.
+    pub fwd_pad: gst::Pad,
+}
+
+/// A published track.
+#[derive(Debug)]
+struct Track {
+    publisher: PeerId,
+    mline: u32,
+    codec: Codec,
+    fwd: Forwarder,
+    subscribers: BTreeSet<(PeerId, u32)>,
+}
+
+/// A track being unpublished, for the caller to finish.
+#[derive(Debug)]
+pub(crate) struct Unpublished {
+    /// Who published it.
+    pub publisher: PeerId,
+    /// Its m-line on the publisher.
+    pub mline: u32,
+    /// Its subscribers' (peer, m-line), whose links the caller closes.
+    pub subscribers: Vec<(PeerId, u32)>,
+    /// The forwarder, for the caller to remove or retire.
+    pub fwd: Forwarder,
+}
+
+/// The room's tracks and links.
+#[derive(Debug, Default)]
+pub(crate) struct Forwarding {
+    tracks: HashMap<TrackId, Track>,
+    /// Forwarders of unpublished tracks whose publisher pad still exists.
+    retired: HashMap<TrackId, (PeerId, Forwarder)>,
+}
+
+impl Forwarding {
+    /// True when `track` has a forwarder (live or retired).
+    pub(crate) fn knows(&self, track: &TrackId) -> bool {
+        self.tracks.contains_key(track) || self.retired.contains_key(track)
+    }
+
+    /// The track's codec and publisher, if it is live.
+    pub(crate) fn source(&self, track: &TrackId) -> Option<(&Codec, &PeerId)> {
+        self.tracks.get(track).map(|t| (&t.codec, &t.publisher))
+    }
+
+    /// Live tracks, for branches.
+    pub(crate) fn infos(&self) -> Vec<TrackInfo> {
+        self.tracks
+            .iter()
+            .map(|(id, t)| TrackInfo {
+                id: id.clone(),
+                kind: t.codec.kind,
+                codec: t.codec.encoding_name.clone(),
+            })
+            .collect()
+    }
+
+    /// Live tracks published by `peer`.
+    pub(crate) fn published_by(&self, peer: &PeerId) -> Vec<TrackId> {
+        self.tracks
+            .iter()
+            .filter(|(_, t)| &t.publisher == peer)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Creates and starts `fwd-<track>` in `pipeline`; returns its sink pad.
+    pub(crate) fn publish(
+        &mut self,
+        pipeline: &gst::Pipeline,
+        track: &TrackId,
+        publisher: &PeerId,
+        mline: u32,
+        codec: Codec,
+    ) -> Result<gst::Pad, String> {
+        let fwd = Forwarder::new(track).map_err(|e| e.to_string())?;
+        if pipeline.add(fwd.element()).is_err() || fwd.element().sync_state_with_parent().is_err() {
+            let _ = pipeline.remove(fwd.element());
+            return Err("cannot start forwarder".into());
+        }
+        let sink = fwd.sink_pad();
+        self.tracks.insert(
+            track.clone(),
+            Track {
+                publisher: publisher.clone(),
+                mline,
+                codec,
+                fwd,
+                subscribers: BTreeSet::new(),
+            },
+        );
+        Ok(sink)
+    }
+
+    /// Links a new gated output of `track` (rewriting to `pt`/`ssrc`) to `sink`.
+    pub(crate) fn link(
+        &mut self,
+        track: &TrackId,
+        subscriber: (&PeerId, u32),
+        pt: u32,
+        ssrc: u32,
+        sink: &gst::Pad,
+    ) -> Result<Link, String> {
+        let t = self.tracks.get_mut(track).ok_or("unknown track")?;
+        let fwd_pad = t
+            .fwd
+            .request_src(pt, ssrc)
+            .ok_or("forwarder refused a pad")?;
+        if let Err(e) = fwd_pad.link(sink) {
+            t.fwd.release_src(&fwd_pad);
+            return Err(format!("cannot link forwarder to subscriber: {e:?}"));
+        }
+        t.subscribers.insert((subscriber.0.clone(), subscriber.1));
+        Ok(Link {
+            track: track.clone(),
+            fwd_pad,
+        })
+    }
+
+    /// Closes a subscriber link in the safe order.
+    pub(crate) fn unlink(&mut self, subscriber: (&PeerId, u32), link: Link) {
+        if let Some(t) = self.tracks.get_mut(&link.track) {
+            t.subscribers.remove(&(subscriber.0.clone(), subscriber.1));
+            t.fwd.release_src(&link.fwd_pad);
+        }
+    }
+
+    /// Opens a link's gate. Returns when to ask for a keyframe again, if the forwarder's
+    /// throttle swallowed the request that opening makes.
+    pub(crate) fn open(&self, track: &TrackId, pad: &gst::Pad) -> Option<Duration> {
+        self.tracks.get(track)?.fwd.open(pad)
+    }
+
+    /// Asks the track's publisher for a keyframe (deduplicated by the forwarder).
+    pub(crate) fn request_keyframe(&self, track: &TrackId) {
+        if let Some(t) = self.tracks.get(track) {
+            t.fwd.request_keyframe();
+        }
+    }
+
+    /// A gated output keeping the publisher's SSRC, and its payload type unless `pt` is set
+    /// (branches).
+    pub(crate) fn branch_pad(&self, track: &TrackId, pt: u32) -> Option<gst::Pad> {
+        self.tracks.get(track)?.fwd.request_src(pt, 0)
+    }
+
+    /// Releases a branch output; when the track is gone, unlinks it when idle.
+    pub(crate) fn release_branch_pad(&self, track: &TrackId, pad: &gst::Pad) {
+        match self.tracks.get(track) {
+            Some(t) => t.fwd.release_src(pad),
+            None => crate::teardown::unlink_when_idle(pad),
+        }
+    }
+
+    /// Takes a track out of the live set (its forwarder and subscribers go to the caller).
+    pub(crate) fn take(&mut self, track: &TrackId) -> Option<Unpublished> {
+        let t = self.tracks.remove(track)?;
+        Some(Unpublished {
+            publisher: t.publisher,
+            mline: t.mline,
+            subscribers: t.subscribers.into_iter().collect(),
+            fwd: t.fwd,
+        })
+    }
+
+    /// Keeps a forwarder whose publisher pad is busy until the pad or the publisher goes.
+    pub(crate) fn retire(&mut self, track: TrackId, publisher: PeerId, fwd: Forwarder) {
+        self.retired.insert(track, (publisher, fwd));
+    }
+
+    /// Retired forwarders of `publisher` (it is leaving).
+    pub(crate) fn take_retired_of(&mut self, publisher: &PeerId) -> Vec<Forwarder> {
+        let ids: Vec<TrackId> = self
+            .retired
+            .iter()
+            .filter(|(_, (p, _))| p == publisher)
+            .map(|(t, _)| t.clone())
+            .collect();
+        ids.iter()
+            .filter_map(|t| self.retired.remove(t).map(|(_, f)| f))
+            .collect()
+    }
+
+    /// Retired forwarders whose element is `element` (its upstream pad went away).
+    pub(crate) fn take_retired_element(&mut self, element: &gst::Element) -> Vec<Forwarder> {
+        let ids: Vec<TrackId> = self
+            .retired
+            .iter()
+            .filter(|(_, (_, f))| f.element() == element)
+            .map(|(t, _)| t.clone())
+            .collect();
+        ids.iter()
+            .filter_map(|t| self.retired.remove(t).map(|(_, f)| f))
+            .collect()
+    }
+
+    /// Every retired forwarder (the room is closing).
+    pub(crate) fn drain_retired(&mut self) -> Vec<Forwarder> {
+        self.retired.drain().map(|(_, (_, f))| f).collect()
+    }
+}

@@ -1,0 +1,103 @@
+//! # lamina-seam: what a room and its media graph say to each other
+//!
+//! The room core ([`MediaCommand`] out, [`MediaEvent`] in) and the media graph
+//! (`lamina-pipelines`, which executes the commands and reports the events) share these types
+//! and nothing else. They are plain data: no GStreamer, no channels, no I/O.
+//!
+//! The order in which the media graph reports events, and what the room may rely on, is the
+//! contract written at the top of `lamina-pipelines`.
+
+#![warn(missing_docs)]
+
+mod error;
+mod plan;
+
+pub use error::{MediaError, NegotiationError, PeerFailure};
+pub use lamina_protocol::ids::{PeerId, TrackId, TrackKind};
+pub use lamina_protocol::sdp::{Direction, OfferSummary, SdpError};
+pub use plan::{OfferPlan, Want};
+
+/// What the room asks of its media graph.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaCommand {
+    /// Create the peer's part of the graph (its `webrtcbin`).
+    AddPeer(PeerId),
+    /// Tear the peer's part of the graph down, with everything it published or received.
+    RemovePeer(PeerId),
+    /// Apply an offer and produce an answer ([`MediaEvent::AnswerReady`] or
+    /// [`MediaEvent::NegotiationFailed`] follows).
+    HandleOffer {
+        /// Whose offer.
+        peer: PeerId,
+        /// What to answer.
+        plan: OfferPlan,
+    },
+    /// A client ICE candidate (after the peer's first offer was handed over).
+    AddCandidate {
+        /// Whose.
+        peer: PeerId,
+        /// m-line index.
+        mline: u32,
+        /// The `candidate:` line.
+        candidate: String,
+    },
+}
+
+/// What happened inside a room's media graph, in the order the room consumes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// The answer to the peer's last offer is set locally and ready to send.
+    AnswerReady {
+        /// Whose offer was answered.
+        peer: PeerId,
+        /// The answer SDP text.
+        sdp: String,
+    },
+    /// The peer's offer could not be applied or answered; the round is over for it.
+    NegotiationFailed {
+        /// Whose offer failed.
+        peer: PeerId,
+        /// Why.
+        error: NegotiationError,
+    },
+    /// A local ICE candidate to trickle to the peer. Never before the peer's first
+    /// [`MediaEvent::AnswerReady`]: the media graph holds earlier ones until then.
+    LocalCandidate {
+        /// The peer whose `webrtcbin` gathered it.
+        peer: PeerId,
+        /// m-line index (always 0 with max-bundle).
+        mline: u32,
+        /// The `candidate:` line.
+        candidate: String,
+    },
+    /// Media of a track the peer publishes started arriving.
+    TrackPublished {
+        /// The publishing peer.
+        peer: PeerId,
+        /// The track.
+        track: TrackId,
+        /// Audio or video.
+        kind: TrackKind,
+        /// Encoding name, e.g. `"VP8"` or `"OPUS"`.
+        codec: String,
+    },
+    /// The peer's transport is connected for its current round (after the first round, and
+    /// again after each ICE restart).
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The peer's part of the graph failed and was already removed; the room should remove
+    /// the peer.
+    PeerFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        failure: PeerFailure,
+    },
+    /// The room's graph as a whole failed and must be closed.
+    RoomFailed {
+        /// Human-readable cause.
+        reason: String,
+    },
+}
