@@ -1,4 +1,4 @@
-//! Failure isolation (design.md): real GStreamer errors injected into a running room through
+//! Failure isolation (docs/design.md §7): real GStreamer errors injected into a running room through
 //! `POST /debug/rooms/<id>/fault` (`--debug-endpoints`).
 //! - An error inside one peer's bin removes that peer only (with an `error`); the others keep
 //!   decoding each other.

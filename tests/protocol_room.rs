@@ -1,4 +1,4 @@
-//! The room channel with the real room behind it (protocol.md 3.7 and 8): `connect` →
+//! The room channel with the real room behind it (docs/protocol.md §3.7 and §8): `connect` →
 //! `connected`, `endpointAdded` to the others, and `endpointRemoved` whichever way a peer goes.
 
 mod support;

@@ -37,6 +37,9 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name(format!("bus-{}", pipeline.name()))
         .spawn(move || {
+            // Every line this thread logs carries the room's name.
+            let span = tracing::info_span!("bus", room = %pipeline.name());
+            let _entered = span.enter();
             while !stop.load(Ordering::Acquire) {
                 let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
                     continue;
@@ -63,7 +66,8 @@ fn handle(
                 err.error(),
                 err.debug().unwrap_or_default()
             );
-            tracing::warn!(%reason, "pipeline error");
+            let peer = msg.src().and_then(|s| owning_peer(s, pipeline));
+            tracing::warn!(peer = peer.as_ref().map(|p| p.as_str()), %reason, "pipeline error");
             if let Some(branch) = msg
                 .src()
                 .and_then(|s| crate::recording::owning_branch(s, pipeline))
@@ -71,7 +75,7 @@ fn handle(
                 let _ = cmd.send(Cmd::BranchError { branch, reason });
                 return;
             }
-            match msg.src().and_then(|s| owning_peer(s, pipeline)) {
+            match peer {
                 Some(peer) => {
                     let _ = cmd.send(Cmd::PeerError { peer, reason });
                 }

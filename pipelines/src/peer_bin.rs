@@ -79,6 +79,8 @@ impl PublishMap {
 /// Lock order: this is the only lock; never held across a GStreamer call.
 #[derive(Debug)]
 pub(crate) struct PeerShared {
+    /// The room's name, for logs of GStreamer threads.
+    pub room: String,
     pub peer: PeerId,
     pub cmd: Sender<Cmd>,
     pub events: UnboundedSender<MediaEvent>,
@@ -112,6 +114,7 @@ pub(crate) struct IceSettings {
 impl PeerBin {
     /// Builds `peer-<id>` (not yet added to the pipeline) and connects its callbacks.
     pub(crate) fn new(
+        room: &str,
         peer: &PeerId,
         ice: &IceSettings,
         cmd: Sender<Cmd>,
@@ -148,6 +151,7 @@ impl PeerBin {
         }
 
         let shared = Arc::new(PeerShared {
+            room: room.to_owned(),
             peer: peer.clone(),
             cmd,
             events,
@@ -225,7 +229,7 @@ fn connect_callbacks(
     ids.push(
         webrtc.connect_notify(Some("ice-connection-state"), move |w, _| {
             let state = w.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state");
-            tracing::debug!(peer = %sh.peer, ?state, "ice-connection-state");
+            tracing::debug!(room = %sh.room, peer = %sh.peer, ?state, "ice-connection-state");
         }),
     );
 
@@ -285,29 +289,29 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
         })
     };
     let Some((track, codec, fwd_sink, first)) = target else {
-        tracing::warn!(peer = %shared.peer, pad = %pad.name(), ?transceiver, ?ssrc, ?pt, "RTP for no free published track: discarding");
+        tracing::warn!(room = %shared.room, peer = %shared.peer, pad = %pad.name(), ?transceiver, ?ssrc, ?pt, "RTP for no free published track: discarding");
         discard(&bin, pad);
         return;
     };
     let ghost = match gst::GhostPad::builder_with_target(pad) {
         Ok(b) => b.name(pad.name()).build(),
         Err(e) => {
-            tracing::error!(peer = %shared.peer, "cannot ghost {}: {e}", pad.name());
+            tracing::error!(room = %shared.room, peer = %shared.peer, "cannot ghost {}: {e}", pad.name());
             return;
         }
     };
     let _ = ghost.set_active(true);
     if bin.add_pad(&ghost).is_err() {
-        tracing::error!(peer = %shared.peer, "cannot add ghost pad {}", pad.name());
+        tracing::error!(room = %shared.room, peer = %shared.peer, "cannot add ghost pad {}", pad.name());
         return;
     }
     if let Err(e) = ghost.link(&fwd_sink) {
-        tracing::error!(peer = %shared.peer, %track, "cannot link to forwarder: {e:?}");
+        tracing::error!(room = %shared.room, peer = %shared.peer, %track, "cannot link to forwarder: {e:?}");
         let _ = bin.remove_pad(&ghost);
         discard(&bin, pad);
         return;
     }
-    tracing::debug!(peer = %shared.peer, %track, pad = %pad.name(), "publisher pad linked");
+    tracing::debug!(room = %shared.room, peer = %shared.peer, %track, pad = %pad.name(), "publisher pad linked");
     if first {
         let codec_name = pad
             .current_caps()

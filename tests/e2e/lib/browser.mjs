@@ -1,5 +1,5 @@
 // One shared headless Chromium (Debian's /usr/bin/chromium through playwright-core; nothing is
-// downloaded) and one browser context per participant. Flags: shared/testing.md recipe 9(a).3.
+// downloaded) and one browser context per participant. Flags: docs/testing.md §1.
 
 import { chromium } from "playwright-core";
 
