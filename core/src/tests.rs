@@ -585,3 +585,96 @@ fn freed_slots_are_not_reused() {
         ]
     );
 }
+
+fn reports(fx: &[Effect]) -> Vec<Outcome> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Report(o) => Some(*o),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn negotiation_outcomes_are_reported_not_inspected() {
+    let mut r = room();
+    connect(&mut r, "A", "Alice");
+    // An offer outside a round, then an offer that does not parse.
+    let fx = offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    assert_eq!(reports(&fx), [Outcome::InvalidOffer]);
+    renegotiate(&mut r, "A");
+    let fx = r.client_event(
+        &id("A"),
+        ClientEvent::SdpOffer {
+            sdp: "not sdp".into(),
+            track_metadata: BTreeMap::new(),
+            mid_to_track_id: BTreeMap::new(),
+        },
+    );
+    assert_eq!(reports(&fx), [Outcome::InvalidOffer]);
+    // The media graph refuses the command, then fails an answer.
+    renegotiate(&mut r, "A");
+    let fx = offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    assert!(reports(&fx).is_empty());
+    let cmd = MediaCommand::HandleOffer {
+        peer: id("A"),
+        plan: plan(&fx).clone(),
+    };
+    let fx = r.media_refused(&cmd, lamina_seam::MediaError::Closed);
+    assert_eq!(reports(&fx), [Outcome::Refused]);
+    assert_eq!(kinds(&fx, "A"), ["error"]);
+    renegotiate(&mut r, "A");
+    offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    let fx = r.media_event(MediaEvent::NegotiationFailed {
+        peer: id("A"),
+        error: lamina_seam::NegotiationError::Webrtc("create-answer: no reply".into()),
+    });
+    assert_eq!(reports(&fx), [Outcome::AnswerFailed]);
+    // An answered round whose transport never connects.
+    renegotiate(&mut r, "A");
+    offer(&mut r, "A", &[("audio", "0", "a")], &[]);
+    let fx = answer(&mut r, "A");
+    let round = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::StartTimer { round, .. } => Some(*round),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        reports(&r.round_timeout(&id("A"), round)),
+        [Outcome::ConnectTimeout]
+    );
+}
+
+#[test]
+fn metadata_updates_are_limited_in_the_cores_time() {
+    let mut r = room();
+    connect(&mut r, "A", "Alice");
+    connect(&mut r, "B", "Bob");
+    let t0 = std::time::Instant::now();
+    r.advance(t0);
+    let update = |r: &mut RoomCore, n: u32| {
+        r.client_event(
+            &id("A"),
+            ClientEvent::UpdateEndpointMetadata {
+                metadata: json!({ "n": n }),
+            },
+        )
+    };
+    // A burst of twice the rate passes; the next update in the same instant is refused.
+    let burst = 2 * METADATA_UPDATES_PER_SEC;
+    for n in 0..burst {
+        assert_eq!(
+            kinds(&update(&mut r, n), "B"),
+            ["endpointUpdated"],
+            "update {n}"
+        );
+    }
+    let fx = update(&mut r, burst);
+    assert_eq!(kinds(&fx, "A"), ["error"]);
+    assert!(kinds(&fx, "B").is_empty());
+    // One second later the budget has refilled.
+    r.advance(t0 + Duration::from_secs(1));
+    assert_eq!(kinds(&update(&mut r, burst + 1), "B"), ["endpointUpdated"]);
+}
