@@ -652,7 +652,7 @@ fn metadata_updates_are_limited_in_the_cores_time() {
     let mut r = room();
     connect(&mut r, "A", "Alice");
     connect(&mut r, "B", "Bob");
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
     r.advance(t0);
     let update = |r: &mut RoomCore, n: u32| {
         r.client_event(
