@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
 secs="${1:-20}"
-targets=(phoenix_frame media_event sdp_offer)
+targets=(phoenix_frame media_event server_event sdp_offer)
 export CARGO_TARGET_DIR="$PWD/target"
 export CARGO_INCREMENTAL=0
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \

@@ -1,7 +1,9 @@
 //! Phoenix v2 JSON frames: `[join_ref, ref, topic, event, payload]`.
 //!
-//! Pure encode/decode with a size limit, plus constructors for the frames a Phoenix server sends
-//! (`phx_reply`, pushes, `phx_close`, `phx_error`). No I/O here.
+//! Pure encode/decode with a size limit (the serde form of [`Frame`] is that 5-element array),
+//! constructors for the frames a Phoenix server sends (`phx_reply`, pushes, `phx_close`,
+//! `phx_error`) and for those a client sends (`phx_join`, requests, `phx_leave`, heartbeats),
+//! and readers of replies and `"mediaEvent"` payloads. No I/O here.
 //!
 //! ```
 //! use lamina_protocol::phoenix_frame::{decode, Frame};
@@ -12,6 +14,7 @@
 //! assert_eq!(serde_json::from_str::<serde_json::Value>(&reply).unwrap(), expected);
 //! ```
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Event name of replies.
@@ -28,6 +31,8 @@ pub const PHX_ERROR: &str = "phx_error";
 pub const PHOENIX_TOPIC: &str = "phoenix";
 /// Event name of heartbeats.
 pub const HEARTBEAT: &str = "heartbeat";
+/// Event name of the pushes carrying a media event (`{"data": JSON text}`), both ways.
+pub const MEDIA_EVENT: &str = "mediaEvent";
 
 /// Why a text frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,10 +86,20 @@ pub enum ReplyStatus {
 }
 
 impl ReplyStatus {
-    fn as_str(self) -> &'static str {
+    /// `"ok"` or `"error"`.
+    pub fn as_str(self) -> &'static str {
         match self {
             ReplyStatus::Ok => "ok",
             ReplyStatus::Error => "error",
+        }
+    }
+
+    /// The status named `s`, if it is one.
+    pub fn parse(s: &str) -> Option<ReplyStatus> {
+        match s {
+            "ok" => Some(ReplyStatus::Ok),
+            "error" => Some(ReplyStatus::Error),
+            _ => None,
         }
     }
 }
@@ -101,6 +116,52 @@ pub struct Recovered {
     pub topic: Option<String>,
 }
 
+/// A frame as sent: `[join_ref, ref, topic, event, payload]`.
+#[derive(Deserialize)]
+struct Wire(
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Map<String, Value>,
+);
+
+/// [`Wire`] borrowed from a [`Frame`], to encode it.
+#[derive(Serialize)]
+struct WireRef<'a>(
+    &'a Option<String>,
+    &'a Option<String>,
+    &'a str,
+    &'a str,
+    &'a Map<String, Value>,
+);
+
+impl Serialize for Frame {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireRef(
+            &self.join_ref,
+            &self.reference,
+            &self.topic,
+            &self.event,
+            &self.payload,
+        )
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Frame {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Frame, D::Error> {
+        let Wire(join_ref, reference, topic, event, payload) = Wire::deserialize(d)?;
+        Ok(Frame {
+            join_ref,
+            reference,
+            topic,
+            event,
+            payload,
+        })
+    }
+}
+
 /// Decodes a text frame of at most `max_bytes` bytes.
 pub fn decode(text: &str, max_bytes: usize) -> Result<Frame, FrameError> {
     if text.len() > max_bytes {
@@ -109,29 +170,34 @@ pub fn decode(text: &str, max_bytes: usize) -> Result<Frame, FrameError> {
             max: max_bytes,
         });
     }
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    serde_json::from_str(text).map_err(|e| explain(text, e))
+}
+
+/// Why `text` is not a frame (deserializing it failed with `e`): the checks one by one.
+fn explain(text: &str, e: serde_json::Error) -> FrameError {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(e) => return FrameError::NotJson(e.to_string()),
+    };
     let Value::Array(items) = value else {
-        return Err(FrameError::WrongArity);
+        return FrameError::WrongArity;
     };
     let Ok([join_ref, reference, topic, event, payload]) = <[Value; 5]>::try_from(items) else {
-        return Err(FrameError::WrongArity);
+        return FrameError::WrongArity;
     };
-    Ok(Frame {
-        join_ref: opt_string(join_ref, "join_ref")?,
-        reference: opt_string(reference, "ref")?,
-        topic: string(topic, "topic")?,
-        event: string(event, "event")?,
-        payload: match payload {
-            Value::Object(m) => m,
-            _ => {
-                return Err(FrameError::WrongType {
-                    field: "payload",
-                    expected: "an object",
-                })
-            }
-        },
-    })
+    let optional = |v: &Value| v.is_null() || v.is_string();
+    let checks = [
+        (optional(&join_ref), "join_ref", "a string or null"),
+        (optional(&reference), "ref", "a string or null"),
+        (topic.is_string(), "topic", "a string"),
+        (event.is_string(), "event", "a string"),
+        (payload.is_object(), "payload", "an object"),
+    ];
+    match checks.into_iter().find(|(ok, _, _)| !ok) {
+        Some((_, field, expected)) => FrameError::WrongType { field, expected },
+        // Not expected: the checks above are all the frame's shape.
+        None => FrameError::NotJson(e.to_string()),
+    }
 }
 
 /// Reads the refs and topic of a malformed frame, if its `ref` (2nd element) is a string.
@@ -158,7 +224,7 @@ struct Head<'a>(&'a mut Vec<Value>);
 impl<'de> serde::de::Visitor<'de> for Head<'_> {
     type Value = ();
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a frame array")
     }
 
@@ -170,27 +236,6 @@ impl<'de> serde::de::Visitor<'de> for Head<'_> {
             }
         }
         Ok(())
-    }
-}
-
-fn opt_string(v: Value, field: &'static str) -> Result<Option<String>, FrameError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s)),
-        _ => Err(FrameError::WrongType {
-            field,
-            expected: "a string or null",
-        }),
-    }
-}
-
-fn string(v: Value, field: &'static str) -> Result<String, FrameError> {
-    match v {
-        Value::String(s) => Ok(s),
-        _ => Err(FrameError::WrongType {
-            field,
-            expected: "a string",
-        }),
     }
 }
 
@@ -296,172 +341,87 @@ impl Frame {
         }
     }
 
+    /// A client's `phx_join` of `topic`; its ref is the join ref:
+    /// `[join_ref, join_ref, topic, "phx_join", payload]`.
+    pub fn join(
+        join_ref: impl Into<String>,
+        topic: impl Into<String>,
+        payload: Map<String, Value>,
+    ) -> Frame {
+        let join_ref = join_ref.into();
+        Frame {
+            join_ref: Some(join_ref.clone()),
+            reference: Some(join_ref),
+            topic: topic.into(),
+            event: PHX_JOIN.into(),
+            payload,
+        }
+    }
+
+    /// A client's request on the channel opened by `join_ref`, answered by a `phx_reply` to
+    /// `reference`: `[join_ref, ref, topic, event, payload]`.
+    pub fn request(
+        join_ref: Option<String>,
+        reference: impl Into<String>,
+        topic: impl Into<String>,
+        event: impl Into<String>,
+        payload: Map<String, Value>,
+    ) -> Frame {
+        Frame {
+            join_ref,
+            reference: Some(reference.into()),
+            topic: topic.into(),
+            event: event.into(),
+            payload,
+        }
+    }
+
+    /// A client's `phx_leave` of the channel opened by `join_ref`.
+    pub fn leave(
+        join_ref: Option<String>,
+        reference: impl Into<String>,
+        topic: impl Into<String>,
+    ) -> Frame {
+        Frame::request(join_ref, reference, topic, PHX_LEAVE, Map::new())
+    }
+
+    /// A client's heartbeat: `[null, ref, "phoenix", "heartbeat", {}]`.
+    pub fn heartbeat(reference: impl Into<String>) -> Frame {
+        Frame::request(None, reference, PHOENIX_TOPIC, HEARTBEAT, Map::new())
+    }
+
+    /// `{"data": data}`: the payload of a [`MEDIA_EVENT`] push, `data` being the event's JSON
+    /// text.
+    pub fn media_event_payload(data: impl Into<String>) -> Map<String, Value> {
+        let mut payload = Map::new();
+        payload.insert("data".into(), Value::String(data.into()));
+        payload
+    }
+
+    /// The `data` text of a [`MEDIA_EVENT`] frame; `None` for other events or a `data` that is
+    /// not a string.
+    pub fn media_event_data(&self) -> Option<&str> {
+        if self.event != MEDIA_EVENT {
+            return None;
+        }
+        self.payload.get("data").and_then(Value::as_str)
+    }
+
+    /// Status and response of a `phx_reply` (`null` when it has no response); `None` for other
+    /// events or an unknown status.
+    pub fn as_reply(&self) -> Option<(ReplyStatus, &Value)> {
+        if self.event != PHX_REPLY {
+            return None;
+        }
+        let status = ReplyStatus::parse(self.payload.get("status")?.as_str()?)?;
+        Some((status, self.payload.get("response").unwrap_or(&Value::Null)))
+    }
+
     /// The JSON text of this frame.
     pub fn encode(&self) -> String {
-        // A tuple serializes as a JSON array; `None` as `null`.
-        let fields = (
-            &self.join_ref,
-            &self.reference,
-            &self.topic,
-            &self.event,
-            &self.payload,
-        );
-        serde_json::to_string(&fields).expect("a frame of strings and a JSON map always serializes")
+        serde_json::to_string(self).expect("a frame of strings and a JSON map always serializes")
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn decodes_join() {
-        let f = decode(r#"["3","3","room:abc","phx_join",{}]"#, 100).unwrap();
-        assert_eq!(f.join_ref.as_deref(), Some("3"));
-        assert_eq!(f.reference.as_deref(), Some("3"));
-        assert_eq!(f.topic, "room:abc");
-        assert_eq!(f.event, "phx_join");
-        assert!(f.payload.is_empty());
-    }
-
-    #[test]
-    fn decodes_nulls_and_payload() {
-        let f = decode(r#"[null,null,"t","e",{"data":"x"}]"#, 100).unwrap();
-        assert_eq!(f.join_ref, None);
-        assert_eq!(f.reference, None);
-        assert_eq!(f.payload.get("data"), Some(&json!("x")));
-    }
-
-    #[test]
-    fn rejects_too_large() {
-        let text = r#"[null,"1","phoenix","heartbeat",{}]"#;
-        assert_eq!(
-            decode(text, 10),
-            Err(FrameError::TooLarge {
-                size: text.len(),
-                max: 10
-            })
-        );
-        assert!(decode(text, text.len()).is_ok());
-    }
-
-    #[test]
-    fn rejects_non_json() {
-        assert!(matches!(decode("hello", 100), Err(FrameError::NotJson(_))));
-        assert!(matches!(decode("", 100), Err(FrameError::NotJson(_))));
-    }
-
-    #[test]
-    fn rejects_wrong_arity() {
-        assert_eq!(
-            decode(r#"[null,"1","t","e"]"#, 100),
-            Err(FrameError::WrongArity)
-        );
-        assert_eq!(
-            decode(r#"[null,"1","t","e",{},1]"#, 100),
-            Err(FrameError::WrongArity)
-        );
-        assert_eq!(decode(r#"{"a":1}"#, 100), Err(FrameError::WrongArity));
-        assert_eq!(decode("42", 100), Err(FrameError::WrongArity));
-    }
-
-    #[test]
-    fn rejects_wrong_types() {
-        let field = |text: &str| match decode(text, 100) {
-            Err(FrameError::WrongType { field, .. }) => field,
-            other => panic!("unexpected {other:?}"),
-        };
-        assert_eq!(field(r#"[1,"1","t","e",{}]"#), "join_ref");
-        assert_eq!(field(r#"[null,2,"t","e",{}]"#), "ref");
-        assert_eq!(field(r#"[null,"1",null,"e",{}]"#), "topic");
-        assert_eq!(field(r#"[null,"1","t",["e"],{}]"#), "event");
-        assert_eq!(field(r#"[null,"1","t","e",[]]"#), "payload");
-        assert_eq!(field(r#"[null,"1","t","e","x"]"#), "payload");
-    }
-
-    #[test]
-    fn deep_nesting_is_an_error_not_a_crash() {
-        let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(matches!(
-            decode(&text, 1 << 20),
-            Err(FrameError::NotJson(_))
-        ));
-    }
-
-    #[test]
-    fn recovers_refs_of_malformed_frames() {
-        assert_eq!(
-            recover(r#"["3","7","room:a","mediaEvent"]"#),
-            Some(Recovered {
-                join_ref: Some("3".into()),
-                reference: "7".into(),
-                topic: Some("room:a".into()),
-            })
-        );
-        assert_eq!(
-            recover(r#"[null,"7",5,"e",[]]"#).map(|r| (r.reference, r.topic)),
-            Some(("7".into(), None))
-        );
-        assert_eq!(recover(r#"[null,7,"t","e",{}]"#), None);
-        assert_eq!(recover("nope"), None);
-        assert_eq!(recover(r#"{"ref":"1"}"#), None);
-        // Whatever follows the topic does not matter.
-        let deep = format!(
-            r#"["3","8","room:a","e",{{"x":{}{}}}]"#,
-            "[".repeat(10_000),
-            "]".repeat(10_000)
-        );
-        assert_eq!(recover(&deep).map(|r| r.reference), Some("8".into()));
-        assert_eq!(
-            recover(r#"[null,"9","room:a","e",{"x":"#).map(|r| r.reference),
-            Some("9".into())
-        );
-        assert_eq!(recover(r#"[null,"9"#), None);
-    }
-
-    /// Compares as JSON values, so the key order of objects does not matter.
-    fn same(frame: &Frame, expected: &str) {
-        let got: Value = serde_json::from_str(&frame.encode()).unwrap();
-        let want: Value = serde_json::from_str(expected).unwrap();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn encodes_replies_and_pushes() {
-        let req = decode(r#"["3","9","room:a","phx_leave",{}]"#, 100).unwrap();
-        same(
-            &Frame::ok_reply(&req, json!({})),
-            r#"["3","9","room:a","phx_reply",{"response":{},"status":"ok"}]"#,
-        );
-        same(
-            &Frame::error_reply(&req, "nope"),
-            r#"["3","9","room:a","phx_reply",{"response":{"reason":"nope"},"status":"error"}]"#,
-        );
-        same(
-            &Frame::unmatched_topic(&req),
-            r#"[null,"9","room:a","phx_reply",{"response":{"reason":"unmatched topic"},"status":"error"}]"#,
-        );
-        let mut payload = Map::new();
-        payload.insert("data".into(), json!("{\"type\":\"x\"}"));
-        same(
-            &Frame::push(Some("3".into()), "room:a", "mediaEvent", payload),
-            r#"["3",null,"room:a","mediaEvent",{"data":"{\"type\":\"x\"}"}]"#,
-        );
-        same(
-            &Frame::close(Some("3".into()), "room:a"),
-            r#"["3","3","room:a","phx_close",{}]"#,
-        );
-        same(
-            &Frame::crash(Some("3".into()), "room:a"),
-            r#"["3","3","room:a","phx_error",{"reason":"channel_crash"}]"#,
-        );
-    }
-
-    #[test]
-    fn round_trips() {
-        let text = r#"["1","2","room:x","mediaEvent",{"data":"é\n"}]"#;
-        let f = decode(text, 100).unwrap();
-        assert_eq!(decode(&f.encode(), 100).unwrap(), f);
-    }
-}
+mod tests;

@@ -1,11 +1,13 @@
-//! Client-to-server media events: [`ClientEvent`], [`decode`] and the checks applied to what a
-//! client sends (SDP, ICE candidate and metadata sizes, candidate syntax).
+//! Client-to-server media events: [`ClientEvent`], its wire bodies, [`decode`] (the server's
+//! half) and [`ClientEvent::encode`] (the client's half).
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use super::{MAX_CANDIDATE_BYTES, MAX_METADATA_BYTES, MAX_SDP_BYTES};
+use super::{bad, bad_body, envelope, DecodeError};
 
 /// A media event sent by a client.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,30 +66,8 @@ pub enum ClientEvent {
     },
 }
 
-/// Why a media event was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The text is not JSON.
-    #[error("media event is not valid JSON")]
-    NotJson,
-    /// The JSON is not an object with a string `type`.
-    #[error("media event must be an object with a string \"type\"")]
-    NoType,
-    /// The type is not one of the protocol's.
-    #[error("unknown media event type: {0}")]
-    UnknownType(String),
-    /// A field is missing or has the wrong type.
-    #[error("invalid {event} event: {problem}")]
-    BadField {
-        /// The event type.
-        event: &'static str,
-        /// What is wrong.
-        problem: String,
-    },
-}
-
 /// Events this server accepts without acting on them.
-const IGNORED: &[&str] = &[
+pub(super) const IGNORED: [&str; 5] = [
     "prioritizeTrack",
     "unprioritizeTrack",
     "preferedVideoSizes",
@@ -95,221 +75,307 @@ const IGNORED: &[&str] = &[
     "trackVariantBitrates",
 ];
 
-/// Decodes the `data` string of a client's `"mediaEvent"` push.
+/// Every client event type. The server takes each at top level and inside `custom`.
+pub(super) const KINDS: [&str; 14] = [
+    "connect",
+    "disconnect",
+    "updateEndpointMetadata",
+    "updateTrackMetadata",
+    "enableTrackEncoding",
+    "disableTrackEncoding",
+    "renegotiateTracks",
+    "sdpOffer",
+    "candidate",
+    IGNORED[0],
+    IGNORED[1],
+    IGNORED[2],
+    IGNORED[3],
+    IGNORED[4],
+];
+
+/// `data` of `connect` and `updateEndpointMetadata`.
+#[derive(Serialize, Deserialize)]
+struct MetadataBody {
+    metadata: Value,
+}
+
+/// `data` of `updateTrackMetadata`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrackMetadataBody {
+    track_id: String,
+    track_metadata: Value,
+}
+
+/// `data` of `enableTrackEncoding` and `disableTrackEncoding`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrackEncodingBody {
+    track_id: String,
+    encoding: String,
+}
+
+/// `data` of `sdpOffer`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SdpOfferBody {
+    sdp_offer: SessionDescription,
+    /// Absent or `null` reads as no tracks.
+    #[serde(default)]
+    track_id_to_track_metadata: Option<BTreeMap<String, Value>>,
+    /// Sent empty (no bitrate limits), ignored when received.
+    #[serde(skip_deserializing)]
+    track_id_to_track_bitrates: Map<String, Value>,
+    #[serde(deserialize_with = "mid_to_track_id")]
+    mid_to_track_id: BTreeMap<String, String>,
+}
+
+/// `midToTrackId`, with the errors the server has always given for it.
+fn mid_to_track_id<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    use serde::de::Error;
+    let Value::Object(mids) = Value::deserialize(d)? else {
+        return Err(D::Error::custom("midToTrackId must be an object"));
+    };
+    mids.into_iter()
+        .map(|(mid, track)| match track {
+            Value::String(track) => Ok((mid, track)),
+            _ => Err(D::Error::custom("midToTrackId values must be strings")),
+        })
+        .collect()
+}
+
+/// `{"type": "offer", "sdp": …}`, as `RTCSessionDescription` serializes.
+#[derive(Serialize, Deserialize)]
+struct SessionDescription {
+    #[serde(rename = "type")]
+    kind: String,
+    sdp: String,
+}
+
+/// `data` of a client's `candidate` (`sdpMid` and `usernameFragment` are ignored).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CandidateBody {
+    candidate: String,
+    sdp_m_line_index: u32,
+}
+
+/// A client event as sent: `{"type": …, "data": …}`.
+#[derive(Serialize)]
+#[serde(tag = "type", content = "data", rename_all = "camelCase")]
+enum Wire {
+    Connect(MetadataBody),
+    Disconnect,
+    UpdateEndpointMetadata(MetadataBody),
+    UpdateTrackMetadata(TrackMetadataBody),
+    EnableTrackEncoding(TrackEncodingBody),
+    DisableTrackEncoding(TrackEncodingBody),
+    Custom(Custom),
+}
+
+/// The events a client wraps in `{"type": "custom", "data": …}`.
+#[derive(Serialize)]
+#[serde(tag = "type", content = "data", rename_all = "camelCase")]
+enum Custom {
+    RenegotiateTracks,
+    SdpOffer(SdpOfferBody),
+    Candidate(CandidateBody),
+    /// An ignored event, sent without data: `{"type": kind}`.
+    #[serde(untagged)]
+    Ignored(TypeOnly),
+}
+
+/// `{"type": kind}`.
+#[derive(Serialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Decodes the `data` string of a client's `"mediaEvent"` push, then checks it with
+/// [`ClientEvent::validate`].
 pub fn decode(data: &str) -> Result<ClientEvent, DecodeError> {
     let value: Value = serde_json::from_str(data).map_err(|_| DecodeError::NotJson)?;
-    decode_value(&value, 0)
+    // The tag is dispatched here rather than by a serde-tagged enum: serde buffers `data`
+    // when it comes before `type` and then loses the path of a bad field, which the error
+    // message must name.
+    let (kind, data) = envelope(value, &KINDS, &KINDS)?;
+    let event = from_body(kind, data)?;
+    event.validate()?;
+    Ok(event)
 }
 
-fn decode_value(value: &Value, depth: u8) -> Result<ClientEvent, DecodeError> {
-    let obj = value.as_object().ok_or(DecodeError::NoType)?;
-    let kind = obj
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or(DecodeError::NoType)?;
-    let data = obj.get("data");
-    match kind {
-        "custom" if depth == 0 => decode_value(data.ok_or(DecodeError::NoType)?, 1),
-        "connect" => Ok(ClientEvent::Connect {
-            metadata: metadata(data, "connect", "metadata")?,
-        }),
-        "disconnect" => Ok(ClientEvent::Disconnect),
-        "updateEndpointMetadata" => Ok(ClientEvent::UpdateEndpointMetadata {
-            metadata: metadata(data, "updateEndpointMetadata", "metadata")?,
-        }),
-        "updateTrackMetadata" => Ok(ClientEvent::UpdateTrackMetadata {
-            track_id: string(data, "updateTrackMetadata", "trackId")?,
-            metadata: metadata(data, "updateTrackMetadata", "trackMetadata")?,
-        }),
-        "enableTrackEncoding" | "disableTrackEncoding" => {
-            let event = if kind == "enableTrackEncoding" {
-                "enableTrackEncoding"
-            } else {
-                "disableTrackEncoding"
-            };
-            Ok(ClientEvent::TrackEncoding {
-                track_id: string(data, event, "trackId")?,
-                encoding: string(data, event, "encoding")?,
-                enabled: kind == "enableTrackEncoding",
-            })
-        }
-        "renegotiateTracks" => Ok(ClientEvent::RenegotiateTracks),
-        "sdpOffer" => decode_offer(data),
-        "candidate" => {
-            let candidate = string(data, "candidate", "candidate")?;
-            check_candidate(&candidate).map_err(|problem| bad("candidate", problem))?;
-            let index = field(data, "candidate", "sdpMLineIndex")?
-                .as_u64()
-                .filter(|i| *i < 1024)
-                .ok_or_else(|| {
-                    bad(
-                        "candidate",
-                        "sdpMLineIndex must be a small unsigned integer",
-                    )
-                })?;
-            Ok(ClientEvent::Candidate {
-                candidate,
-                sdp_mline_index: index as u32,
-            })
-        }
-        k if IGNORED.contains(&k) => Ok(ClientEvent::Ignored { kind: k.to_owned() }),
-        other => Err(DecodeError::UnknownType(truncate(other, 64))),
-    }
-}
-
-fn decode_offer(data: Option<&Value>) -> Result<ClientEvent, DecodeError> {
-    const E: &str = "sdpOffer";
-    let offer = field(data, E, "sdpOffer")?;
-    let offer = offer
-        .as_object()
-        .ok_or_else(|| bad(E, "sdpOffer must be an object"))?;
-    if offer.get("type").and_then(Value::as_str) != Some("offer") {
-        return Err(bad(E, "sdpOffer.type must be \"offer\""));
-    }
-    let sdp = offer
-        .get("sdp")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad(E, "sdpOffer.sdp must be a string"))?;
-    if sdp.len() > MAX_SDP_BYTES {
-        return Err(bad(E, "sdp is too large"));
-    }
-    let track_metadata = match data.and_then(|d| d.get("trackIdToTrackMetadata")) {
-        None | Some(Value::Null) => BTreeMap::new(),
-        Some(Value::Object(m)) => {
-            if m.values().any(too_large) {
-                return Err(bad(E, &metadata_too_large()));
+/// The event of type `kind` (one of [`KINDS`]) from its `data`.
+fn from_body(kind: &'static str, data: Option<Value>) -> Result<ClientEvent, DecodeError> {
+    Ok(match kind {
+        "connect" => ClientEvent::Connect {
+            metadata: body::<MetadataBody>(kind, data)?.metadata,
+        },
+        "disconnect" => ClientEvent::Disconnect,
+        "updateEndpointMetadata" => ClientEvent::UpdateEndpointMetadata {
+            metadata: body::<MetadataBody>(kind, data)?.metadata,
+        },
+        "updateTrackMetadata" => {
+            let b: TrackMetadataBody = body(kind, data)?;
+            ClientEvent::UpdateTrackMetadata {
+                track_id: b.track_id,
+                metadata: b.track_metadata,
             }
-            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         }
-        Some(_) => return Err(bad(E, "trackIdToTrackMetadata must be an object")),
-    };
-    let mids = field(data, E, "midToTrackId")?
-        .as_object()
-        .ok_or_else(|| bad(E, "midToTrackId must be an object"))?;
-    let mut mid_to_track_id = BTreeMap::new();
-    for (mid, track) in mids {
-        let track = track
-            .as_str()
-            .ok_or_else(|| bad(E, "midToTrackId values must be strings"))?;
-        mid_to_track_id.insert(mid.clone(), track.to_owned());
-    }
-    Ok(ClientEvent::SdpOffer {
-        sdp: sdp.to_owned(),
-        track_metadata,
-        mid_to_track_id,
+        "enableTrackEncoding" | "disableTrackEncoding" => {
+            let b: TrackEncodingBody = body(kind, data)?;
+            ClientEvent::TrackEncoding {
+                track_id: b.track_id,
+                encoding: b.encoding,
+                enabled: kind == "enableTrackEncoding",
+            }
+        }
+        "renegotiateTracks" => ClientEvent::RenegotiateTracks,
+        "sdpOffer" => {
+            let b: SdpOfferBody = body(kind, data)?;
+            if b.sdp_offer.kind != "offer" {
+                return Err(bad(kind, "sdpOffer.type must be \"offer\""));
+            }
+            ClientEvent::SdpOffer {
+                sdp: b.sdp_offer.sdp,
+                track_metadata: b.track_id_to_track_metadata.unwrap_or_default(),
+                mid_to_track_id: b.mid_to_track_id,
+            }
+        }
+        "candidate" => {
+            let b: CandidateBody = body(kind, data)?;
+            ClientEvent::Candidate {
+                candidate: b.candidate,
+                sdp_mline_index: b.sdp_m_line_index,
+            }
+        }
+        ignored => ClientEvent::Ignored {
+            kind: ignored.to_owned(),
+        },
     })
 }
 
-fn bad(event: &'static str, problem: &str) -> DecodeError {
-    DecodeError::BadField {
-        event,
-        problem: problem.to_owned(),
-    }
-}
-
-fn field<'a>(
-    data: Option<&'a Value>,
-    event: &'static str,
-    name: &str,
-) -> Result<&'a Value, DecodeError> {
-    data.and_then(Value::as_object)
-        .and_then(|d| d.get(name))
-        .ok_or_else(|| bad(event, &format!("missing field \"{name}\"")))
-}
-
-/// Checks an ICE candidate line (RFC 8839 section 5.1) so that only well-formed candidates
-/// with an IP address reach the ICE agent: no host names (the server never resolves a name a
-/// client gives it), no control characters, at most [`MAX_CANDIDATE_BYTES`]. The empty string
-/// (end of candidates) passes.
-pub(super) fn check_candidate(c: &str) -> Result<(), &'static str> {
-    if c.is_empty() {
-        return Ok(());
-    }
-    if c.len() > MAX_CANDIDATE_BYTES {
-        return Err("candidate is too long");
-    }
-    if c.chars().any(char::is_control) {
-        return Err("candidate contains control characters");
-    }
-    let body = c
-        .strip_prefix("candidate:")
-        .ok_or("candidate must start with \"candidate:\"")?;
-    let f: Vec<&str> = body.split(' ').filter(|s| !s.is_empty()).collect();
-    let [_foundation, component, transport, priority, address, port, typ, kind, ..] = f[..] else {
-        return Err(
-            "candidate must have foundation, component, transport, priority, address, port and typ",
-        );
+/// The `data` of `event` as `T`. A missing or non-object `data` reads as `{}`, so the error
+/// names the first missing field.
+fn body<T: DeserializeOwned>(event: &'static str, data: Option<Value>) -> Result<T, DecodeError> {
+    let data = match data {
+        Some(d @ Value::Object(_)) => d,
+        _ => Value::Object(Map::new()),
     };
-    let ok = component
-        .parse::<u16>()
-        .is_ok_and(|c| (1..=256).contains(&c))
-        && (transport.eq_ignore_ascii_case("udp") || transport.eq_ignore_ascii_case("tcp"))
-        && priority.parse::<u32>().is_ok()
-        && port.parse::<u16>().is_ok()
-        && typ == "typ"
-        && ["host", "srflx", "prflx", "relay"].contains(&kind);
-    if !ok {
-        return Err("malformed candidate");
-    }
-    if address.parse::<std::net::IpAddr>().is_err() {
-        return Err("candidate address must be an IP address");
-    }
-    Ok(())
+    serde_path_to_error::deserialize(data).map_err(|e| bad_body(event, e))
 }
 
-/// A metadata field, at most [`MAX_METADATA_BYTES`] long as JSON.
-fn metadata(data: Option<&Value>, event: &'static str, name: &str) -> Result<Value, DecodeError> {
-    let value = field(data, event, name)?;
-    if too_large(value) {
-        return Err(bad(event, &metadata_too_large()));
+impl ClientEvent {
+    /// Decodes and validates a media event's JSON text (same as [`decode`]).
+    pub fn decode(data: &str) -> Result<ClientEvent, DecodeError> {
+        decode(data)
     }
-    Ok(value.clone())
-}
 
-fn metadata_too_large() -> String {
-    format!("metadata is too large (limit {MAX_METADATA_BYTES} bytes)")
-}
-
-/// True when `value` as JSON text exceeds [`MAX_METADATA_BYTES`] (stops writing at the limit).
-fn too_large(value: &Value) -> bool {
-    struct Budget(usize);
-    impl std::io::Write for Budget {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 = self
-                .0
-                .checked_sub(buf.len())
-                .ok_or(std::io::ErrorKind::WriteZero)?;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+    /// The wire name of the event (`connect`, `sdpOffer`, `enableTrackEncoding`…).
+    pub fn kind(&self) -> &str {
+        match self {
+            ClientEvent::Connect { .. } => "connect",
+            ClientEvent::Disconnect => "disconnect",
+            ClientEvent::UpdateEndpointMetadata { .. } => "updateEndpointMetadata",
+            ClientEvent::UpdateTrackMetadata { .. } => "updateTrackMetadata",
+            ClientEvent::RenegotiateTracks => "renegotiateTracks",
+            ClientEvent::SdpOffer { .. } => "sdpOffer",
+            ClientEvent::Candidate { .. } => "candidate",
+            ClientEvent::TrackEncoding { enabled: true, .. } => "enableTrackEncoding",
+            ClientEvent::TrackEncoding { .. } => "disableTrackEncoding",
+            ClientEvent::Ignored { kind } => kind,
         }
     }
-    serde_json::to_writer(Budget(MAX_METADATA_BYTES), value).is_err()
+
+    /// The event as JSON, in the shape membrane-webrtc-js sends (custom events wrapped).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.wire()).expect("a media event always serializes")
+    }
+
+    /// The event as the JSON text that goes into `{"data": …}`.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(&self.wire()).expect("a media event always serializes")
+    }
+
+    fn wire(&self) -> Wire {
+        let metadata = |metadata: &Value| MetadataBody {
+            metadata: metadata.clone(),
+        };
+        let encoding = |track_id: &String, encoding: &String| TrackEncodingBody {
+            track_id: track_id.clone(),
+            encoding: encoding.clone(),
+        };
+        match self {
+            ClientEvent::Connect { metadata: m } => Wire::Connect(metadata(m)),
+            ClientEvent::Disconnect => Wire::Disconnect,
+            ClientEvent::UpdateEndpointMetadata { metadata: m } => {
+                Wire::UpdateEndpointMetadata(metadata(m))
+            }
+            ClientEvent::UpdateTrackMetadata { track_id, metadata } => {
+                Wire::UpdateTrackMetadata(TrackMetadataBody {
+                    track_id: track_id.clone(),
+                    track_metadata: metadata.clone(),
+                })
+            }
+            ClientEvent::TrackEncoding {
+                track_id,
+                encoding: e,
+                enabled: true,
+            } => Wire::EnableTrackEncoding(encoding(track_id, e)),
+            ClientEvent::TrackEncoding {
+                track_id,
+                encoding: e,
+                enabled: false,
+            } => Wire::DisableTrackEncoding(encoding(track_id, e)),
+            ClientEvent::RenegotiateTracks => Wire::Custom(Custom::RenegotiateTracks),
+            ClientEvent::SdpOffer {
+                sdp,
+                track_metadata,
+                mid_to_track_id,
+            } => Wire::Custom(Custom::SdpOffer(SdpOfferBody {
+                sdp_offer: SessionDescription {
+                    kind: "offer".into(),
+                    sdp: sdp.clone(),
+                },
+                track_id_to_track_metadata: Some(track_metadata.clone()),
+                track_id_to_track_bitrates: Map::new(),
+                mid_to_track_id: mid_to_track_id.clone(),
+            })),
+            ClientEvent::Candidate {
+                candidate,
+                sdp_mline_index,
+            } => Wire::Custom(Custom::Candidate(CandidateBody {
+                candidate: candidate.clone(),
+                sdp_m_line_index: *sdp_mline_index,
+            })),
+            ClientEvent::Ignored { kind } => {
+                Wire::Custom(Custom::Ignored(TypeOnly { kind: kind.clone() }))
+            }
+        }
+    }
 }
 
-fn string(data: Option<&Value>, event: &'static str, name: &str) -> Result<String, DecodeError> {
-    field(data, event, name)?
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| bad(event, &format!("\"{name}\" must be a string")))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
-
-/// The `sdpOffer` custom event as membrane-webrtc-js sends it, for our Rust clients: `metadata`
-/// maps track id → metadata, `mid_to_track` maps mid → track id; bitrates are left empty.
+/// The `sdpOffer` custom event as membrane-webrtc-js sends it: `metadata` maps track id →
+/// metadata, `mid_to_track` maps mid → track id (a non-string id is taken as its JSON text);
+/// bitrates are left empty. The typed form is [`ClientEvent::SdpOffer`].
 pub fn sdp_offer_event(
     sdp: &str,
     metadata: Map<String, Value>,
     mid_to_track: Map<String, Value>,
 ) -> Value {
-    json!({"type": "custom", "data": {"type": "sdpOffer", "data": {
-        "sdpOffer": {"type": "offer", "sdp": sdp},
-        "trackIdToTrackMetadata": metadata,
-        "trackIdToTrackBitrates": {},
-        "midToTrackId": mid_to_track,
-    }}})
+    let mid_to_track_id = mid_to_track
+        .into_iter()
+        .map(|(mid, track)| match track {
+            Value::String(track) => (mid, track),
+            other => (mid, other.to_string()),
+        })
+        .collect();
+    ClientEvent::SdpOffer {
+        sdp: sdp.to_owned(),
+        track_metadata: metadata.into_iter().collect(),
+        mid_to_track_id,
+    }
+    .to_json()
 }

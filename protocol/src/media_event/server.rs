@@ -1,9 +1,15 @@
 //! Server-to-client media events: [`ServerEvent`] with the listed [`EndpointInfo`] and
-//! [`TurnServerInfo`], encoded to the JSON wire shapes.
+//! [`TurnServerInfo`], [`ServerEvent::encode`] (the server's half) and
+//! [`ServerEvent::decode`] (the client's half).
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::DecodeError;
+
+mod wire;
 
 /// Another endpoint as listed in `connected.otherEndpoints`.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,12 +22,15 @@ pub struct EndpointInfo {
     pub tracks: Vec<(String, Value)>,
 }
 
-/// A TURN server as listed in `offerData.integratedTurnServers`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A TURN server as listed in `offerData.integratedTurnServers` (the serde form is that
+/// wire shape: `serverAddr`, `serverPort`…).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TurnServerInfo {
     /// Address the browser connects to.
+    #[serde(rename = "serverAddr")]
     pub addr: String,
     /// UDP port.
+    #[serde(rename = "serverPort")]
     pub port: u16,
     /// `"udp"`, `"tcp"` or `"tls"`.
     pub transport: String,
@@ -124,25 +133,22 @@ pub enum ServerEvent {
     },
 }
 
-fn track_maps(tracks: &[(String, Value)]) -> (Value, Value) {
-    let mut meta = Map::new();
-    let mut infos = Map::new();
-    for (id, m) in tracks {
-        meta.insert(id.clone(), m.clone());
-        infos.insert(
-            id.clone(),
-            json!({
-                "metadata": m,
-                "simulcastConfig": {"enabled": false, "activeEncodings": ["h"], "disabledEncodings": []}
-            }),
-        );
-    }
-    (Value::Object(meta), Value::Object(infos))
-}
+/// Server events at top level.
+pub(super) const TOP: [&str; 10] = [
+    "connected",
+    "endpointAdded",
+    "endpointRemoved",
+    "endpointUpdated",
+    "tracksAdded",
+    "tracksRemoved",
+    "trackUpdated",
+    "trackEncodingEnabled",
+    "trackEncodingDisabled",
+    "error",
+];
 
-fn custom(kind: &str, data: Value) -> Value {
-    json!({"type": "custom", "data": {"type": kind, "data": data}})
-}
+/// Server events wrapped in `{"type": "custom", "data": …}`.
+pub(super) const CUSTOM: [&str; 3] = ["offerData", "sdpAnswer", "candidate"];
 
 impl ServerEvent {
     /// The wire name of the event (for logs and tests).
@@ -166,93 +172,16 @@ impl ServerEvent {
 
     /// The event as JSON.
     pub fn to_json(&self) -> Value {
-        let kind = self.kind();
-        match self {
-            ServerEvent::Connected {
-                id,
-                other_endpoints,
-            } => {
-                let others: Vec<Value> = other_endpoints
-                    .iter()
-                    .map(|e| {
-                        let (meta, infos) = track_maps(&e.tracks);
-                        json!({"id": e.id, "type": "webrtc", "metadata": e.metadata,
-                               "trackIdToMetadata": meta, "tracks": infos})
-                    })
-                    .collect();
-                json!({"type": kind, "data": {"id": id, "otherEndpoints": others}})
-            }
-            ServerEvent::EndpointAdded { id, metadata } => {
-                json!({"type": kind, "data": {"id": id, "type": "webrtc", "metadata": metadata}})
-            }
-            ServerEvent::EndpointRemoved { id } => json!({"type": kind, "data": {"id": id}}),
-            ServerEvent::EndpointUpdated { id, metadata } => {
-                json!({"type": kind, "data": {"id": id, "metadata": metadata}})
-            }
-            ServerEvent::TracksAdded {
-                endpoint_id,
-                tracks,
-            } => {
-                let (meta, infos) = track_maps(tracks);
-                json!({"type": kind, "data": {"endpointId": endpoint_id,
-                       "trackIdToMetadata": meta, "tracks": infos}})
-            }
-            ServerEvent::TracksRemoved {
-                endpoint_id,
-                track_ids,
-            } => json!({"type": kind, "data": {"endpointId": endpoint_id, "trackIds": track_ids}}),
-            ServerEvent::TrackUpdated {
-                endpoint_id,
-                track_id,
-                metadata,
-            } => json!({"type": kind, "data": {"endpointId": endpoint_id, "trackId": track_id,
-                        "metadata": metadata}}),
-            ServerEvent::TrackEncoding {
-                endpoint_id,
-                track_id,
-                encoding,
-                ..
-            } => json!({"type": kind, "data": {"endpointId": endpoint_id, "trackId": track_id,
-                        "encoding": encoding}}),
-            ServerEvent::Error { message } => json!({"type": kind, "data": {"message": message}}),
-            ServerEvent::OfferData {
-                audio,
-                video,
-                turn_servers,
-            } => {
-                let turns: Vec<Value> = turn_servers
-                    .iter()
-                    .map(|t| {
-                        json!({"serverAddr": t.addr, "serverPort": t.port, "transport": t.transport,
-                               "username": t.username, "password": t.password})
-                    })
-                    .collect();
-                custom(
-                    kind,
-                    json!({"tracksTypes": {"audio": audio, "video": video},
-                           "integratedTurnServers": turns}),
-                )
-            }
-            ServerEvent::SdpAnswer {
-                sdp,
-                mid_to_track_id,
-            } => custom(
-                kind,
-                json!({"type": "answer", "sdp": sdp, "midToTrackId": mid_to_track_id}),
-            ),
-            ServerEvent::Candidate {
-                candidate,
-                sdp_mline_index,
-            } => custom(
-                kind,
-                json!({"candidate": candidate, "sdpMLineIndex": sdp_mline_index,
-                       "sdpMid": null, "usernameFragment": null}),
-            ),
-        }
+        wire::to_json(self)
     }
 
-    /// The event as the JSON text that goes into `{"data": …}`.
+    /// The event as the JSON text that goes into `{"data": …}`. Track lists keep their order.
     pub fn encode(&self) -> String {
-        self.to_json().to_string()
+        wire::encode(self)
+    }
+
+    /// Decodes a media event the server sent (what [`ServerEvent::encode`] writes).
+    pub fn decode(data: &str) -> Result<ServerEvent, DecodeError> {
+        wire::decode(data)
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map};
 
-use super::client::check_candidate;
+use super::validate::check_candidate;
 use super::*;
 
 #[test]
