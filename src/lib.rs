@@ -12,7 +12,6 @@
 
 pub mod auth;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod http;
 pub mod metrics;

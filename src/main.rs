@@ -37,7 +37,14 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logs(cli.server.log_format);
     if let Some(Command::Publish(args)) = cli.command {
-        return Ok(lamina::client::publish::run(args, wait_for_signal()).await?);
+        let options = lamina_client::publish::PublishOptions {
+            url: args.url,
+            room: args.room,
+            name: args.name,
+            video: args.video,
+            audio: args.audio,
+        };
+        return Ok(lamina_client::publish::run(options, wait_for_signal()).await?);
     }
     let config = cli.server;
     let server = lamina::server::start(config).await?;

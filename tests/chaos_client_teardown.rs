@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use lamina::client::{Participant, ParticipantConfig};
+use lamina_client::{Participant, ParticipantConfig};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(20);

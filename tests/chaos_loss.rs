@@ -21,9 +21,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use lamina::client::{CandidateFilter, Participant, ParticipantConfig, ParticipantOptions};
 use lamina::room::{RoomCommand, RoomId};
 use lamina::server::Server;
+use lamina_client::{CandidateFilter, Participant, ParticipantConfig, ParticipantOptions};
 use relay::LossyRelay;
 use serde_json::Value;
 use tokio::sync::oneshot;

@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use hostile::{wait_decoding, HostileRoom, ROOM};
-use lamina::client::Participant;
+use lamina_client::Participant;
 use repair_metrics::Repair;
 
-/// Payload type the client offers for VP8 (`lamina::client`'s `VP8_PT`).
+/// Payload type the client offers for VP8 (`lamina_client`'s `VP8_PT`).
 const VP8_PT: u8 = 96;
 /// RTCP packet type of transport-layer feedback (RTPFB).
 const RTPFB: u8 = 205;

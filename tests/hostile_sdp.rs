@@ -389,7 +389,7 @@ async fn forged_fingerprint_from_a_real_peer() {
     // C is a real webrtcbin participant whose offers carry a fingerprint of no certificate
     // (a man in the middle of its signalling): the DTLS handshake must not be accepted.
     let proxy = tamper::tamper_proxy(room.addr(), tamper::forge_fingerprint).await;
-    let c = lamina::client::Participant::join(lamina::client::ParticipantConfig {
+    let c = lamina_client::Participant::join(lamina_client::ParticipantConfig {
         url: proxy.url.clone(),
         room: hostile::ROOM.into(),
         name: "C".into(),

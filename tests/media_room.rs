@@ -7,9 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use lamina::client::{Participant, ParticipantConfig, ParticipantState};
 use lamina::room::{RoomCommand, RoomId};
 use lamina::server::Server;
+use lamina_client::{Participant, ParticipantConfig, ParticipantState};
 use serde_json::json;
 use tokio::sync::oneshot;
 

@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use lamina::client::{Participant, ParticipantConfig};
 use lamina::server::Server;
+use lamina_client::{Participant, ParticipantConfig};
 use ops_common::sample;
 use serde_json::json;
 use support::{http_get, spawn_server, wait_until, PhoenixClient};

@@ -199,7 +199,7 @@ fn thread_names() -> Vec<String> {
 /// (it ends only after the pipeline is NULL) and the stop stays well within its bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_with_live_media_tears_the_pipeline_down() {
-    use lamina::client::{Participant, ParticipantConfig};
+    use lamina_client::{Participant, ParticipantConfig};
     let server = support::spawn_server(|_| {}).await;
     let join = |name: &str| {
         Participant::join(ParticipantConfig {

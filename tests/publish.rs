@@ -7,7 +7,7 @@ mod tools;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lamina::client::{Participant, ParticipantConfig};
+use lamina_client::{Participant, ParticipantConfig};
 use tools::{serial, url, MEDIA_TIMEOUT};
 
 const VIDEO: &str = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 ! vp8enc deadline=1 ! rtpvp8pay";

@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use lamina::client::{CandidateFilter, Participant, ParticipantConfig, ParticipantOptions};
 use lamina::server::Server;
+use lamina_client::{CandidateFilter, Participant, ParticipantConfig, ParticipantOptions};
 use relay::{loss_rate, LossyRelay};
 use repair_metrics::Repair;
 use serde_json::json;

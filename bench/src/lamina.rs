@@ -1,5 +1,5 @@
 //! A synthetic participant of a Lamina room: Lamina's real protocol (Phoenix channel +
-//! Membrane media events, through [`lamina::client::Signalling`]) driving a str0m peer that
+//! Membrane media events, through [`lamina_client::Signalling`]) driving a str0m peer that
 //! behaves like the Membrane browser client: it always offers, with sendonly m-lines for its
 //! own tracks and as many recvonly m-lines as `offerData` asks for.
 
@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lamina::client::Signalling;
+use lamina_client::{ClientEvent, ServerEvent, Signalling};
 use serde_json::{json, Value};
 use str0m::media::{Direction, MediaKind};
 use tokio::sync::mpsc;
@@ -45,18 +45,18 @@ impl LaminaPeer {
             .map_err(|e| BenchError::Join(format!("lamina {name}: {e}")))?;
         let publishing = publish.is_some();
         let peer = PeerHandle::start(ip, publish, shared).await?;
-        sig.send(json!({"type": "connect", "data": {"metadata": {"displayName": name}}}));
+        sig.send(&ClientEvent::Connect {
+            metadata: json!({"displayName": name}),
+        });
         let id = loop {
             match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-                Ok(Some(ev)) if ev["type"] == "connected" => {
-                    break ev["data"]["id"].as_str().unwrap_or_default().to_owned()
-                }
+                Ok(Some(ServerEvent::Connected { id, .. })) => break id,
                 Ok(Some(_)) => {}
                 _ => return Err(BenchError::Join(format!("lamina {name}: no `connected`"))),
             }
         };
         if publishing {
-            sig.send(json!({"type": "custom", "data": {"type": "renegotiateTracks"}}));
+            sig.send(&ClientEvent::RenegotiateTracks);
         }
         let mut session = Session {
             id,
@@ -100,30 +100,15 @@ struct Session {
 }
 
 impl Session {
-    async fn event(&mut self, ev: Value) -> Result<(), String> {
-        let ev = if ev["type"] == "custom" {
-            ev["data"].clone()
-        } else {
-            ev
-        };
-        let data = &ev["data"];
-        match ev["type"].as_str().unwrap_or_default() {
-            "offerData" => {
-                let audio = data["tracksTypes"]["audio"].as_u64().unwrap_or(0) as usize;
-                let video = data["tracksTypes"]["video"].as_u64().unwrap_or(0) as usize;
-                self.offer(audio, video).await
-            }
-            "sdpAnswer" => {
-                let sdp = data["sdp"].as_str().ok_or("answer without sdp")?.to_owned();
-                ask(&self.cmd, |r| PeerCmd::Answer(sdp, r)).await
-            }
-            "candidate" => {
-                if let Some(c) = data["candidate"].as_str() {
-                    let _ = self.cmd.send(PeerCmd::Candidate(c.to_owned()));
-                }
+    async fn event(&mut self, ev: ServerEvent) -> Result<(), String> {
+        match ev {
+            ServerEvent::OfferData { audio, video, .. } => self.offer(audio, video).await,
+            ServerEvent::SdpAnswer { sdp, .. } => ask(&self.cmd, |r| PeerCmd::Answer(sdp, r)).await,
+            ServerEvent::Candidate { candidate, .. } => {
+                let _ = self.cmd.send(PeerCmd::Candidate(candidate));
                 Ok(())
             }
-            "error" => Err(format!("server error: {data}")),
+            ServerEvent::Error { message } => Err(format!("server error: {message}")),
             _ => Ok(()),
         }
     }
@@ -150,21 +135,21 @@ impl Session {
                     .insert(mid.clone(), (track, json!({"type": kind, "active": true})));
             }
         }
-        let metadata: serde_json::Map<String, Value> = self
+        let track_metadata = self
             .own
             .values()
             .map(|(t, m)| (t.clone(), m.clone()))
             .collect();
-        let mid_to_track: serde_json::Map<String, Value> = self
+        let mid_to_track_id = self
             .own
             .iter()
-            .map(|(mid, (t, _))| (mid.clone(), json!(t)))
+            .map(|(mid, (t, _))| (mid.clone(), t.clone()))
             .collect();
-        self.sig.send(lamina::media_event::sdp_offer_event(
-            &sdp,
-            metadata,
-            mid_to_track,
-        ));
+        self.sig.send(&ClientEvent::SdpOffer {
+            sdp,
+            track_metadata,
+            mid_to_track_id,
+        });
         Ok(())
     }
 }

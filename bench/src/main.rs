@@ -125,7 +125,7 @@ struct Args {
     /// Do not enter a private network namespace (Janus then cannot run).
     #[arg(long)]
     no_netns: bool,
-    /// Instead of benchmarking, measure what N webrtcbin participants (`lamina::client`)
+    /// Instead of benchmarking, measure what N webrtcbin participants (`lamina_client`)
     /// cost as load clients, for comparison with the str0m peers.
     #[arg(long)]
     probe_webrtcbin: Option<usize>,

@@ -1,11 +1,11 @@
 //! `--probe-webrtcbin N`: what a webrtcbin load client would cost. Joins N
-//! [`lamina::client::Participant`]s (webrtcbin, live VP8/Opus test sources, decoding what they
+//! [`lamina_client::Participant`]s (webrtcbin, live VP8/Opus test sources, decoding what they
 //! receive) into one Lamina room and reads this process's CPU and memory over a window, for
 //! comparison with the str0m peers the benchmark uses (`bench CPU %` of a `roomN` run).
 
 use std::time::{Duration, Instant};
 
-use lamina::client::{Participant, ParticipantConfig};
+use lamina_client::{Participant, ParticipantConfig};
 
 use crate::scenario::Env;
 use crate::servers::{ProcSample, ServerProc};

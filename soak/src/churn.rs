@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lamina::client::{Participant, ParticipantConfig};
+use lamina_client::{Participant, ParticipantConfig};
 use serde_json::json;
 
 /// What the churn does.

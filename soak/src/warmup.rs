@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use lamina::client::{Participant, ParticipantConfig, SignallingError};
+use lamina_client::{Participant, ParticipantConfig, SignallingError};
 use serde_json::json;
 
 /// The warm-up room did not work.

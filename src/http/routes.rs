@@ -20,9 +20,7 @@ use warp::{Filter, Rejection, Reply};
 use super::{debug, recordings, web, ws, AppState};
 
 /// All routes of the server.
-pub fn routes(
-    state: AppState,
-) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
+pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let health = warp::path("health")
         .and(warp::path::end())
         .and(warp::get())

@@ -23,9 +23,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-use lamina::client::{Participant, ParticipantConfig, ParticipantState};
 use lamina::config::Config;
 use lamina::server::Server;
+use lamina_client::{ClientEvent, Participant, ParticipantConfig, ParticipantState, ServerEvent};
 use serde_json::{json, Value};
 use tokio::sync::MutexGuard;
 
@@ -176,15 +176,10 @@ impl HostileRoom {
     /// A fresh client can join the room and sees A and B; no panic so far.
     pub async fn assert_server_up(&self) {
         let mut fresh = Offender::join(self.server.addr, ROOM).await;
-        let connected = fresh.connect("Fresh").await;
-        let others: Vec<&str> = connected["data"]["otherEndpoints"]
-            .as_array()
-            .expect("otherEndpoints")
-            .iter()
-            .filter_map(|e| e["id"].as_str())
-            .collect();
+        fresh.connect("Fresh").await;
+        let others = fresh.other_endpoints.clone();
         assert!(
-            others.contains(&self.a.id.as_str()) && others.contains(&self.b.id.as_str()),
+            others.contains(&self.a.id) && others.contains(&self.b.id),
             "fresh client sees {others:?}"
         );
         fresh.client.close().await;
@@ -235,6 +230,8 @@ pub struct Offender {
     pub join_ref: String,
     /// Endpoint id once connected.
     pub id: String,
+    /// The other endpoints `connected` listed.
+    pub other_endpoints: Vec<String>,
 }
 
 impl Offender {
@@ -248,23 +245,34 @@ impl Offender {
             topic,
             join_ref,
             id: String::new(),
+            other_endpoints: Vec::new(),
         }
     }
 
-    /// Sends `connect` and waits for `connected`; returns that event.
+    /// Sends `connect` and waits for `connected`; returns that event as JSON.
     pub async fn connect(&mut self, name: &str) -> Value {
-        self.event(json!({"type": "connect", "data": {"metadata": {"displayName": name}}}))
-            .await;
+        let connect = ClientEvent::Connect {
+            metadata: json!({"displayName": name}),
+        };
+        let (jr, topic) = (self.join_ref.clone(), self.topic.clone());
+        self.client.client_event(&jr, &topic, &connect).await;
         let f = self
             .client
             .next_frame_where(|f| media(f).is_some_and(|(t, _)| t == "connected"))
             .await;
-        let ev = f.media_event().expect("media event");
-        self.id = ev["data"]["id"].as_str().expect("id").to_owned();
-        ev
+        let Some(ServerEvent::Connected {
+            id,
+            other_endpoints,
+        }) = f.server_event()
+        else {
+            unreachable!("a connected event")
+        };
+        self.id = id;
+        self.other_endpoints = other_endpoints.into_iter().map(|e| e.id).collect();
+        f.media_event().expect("media event")
     }
 
-    /// Pushes a media event; returns the push's ref.
+    /// Pushes any JSON as a media event; returns the push's ref.
     pub async fn event(&mut self, ev: Value) -> String {
         self.client
             .media_event(&self.join_ref, &self.topic, ev)
@@ -299,15 +307,18 @@ impl Offender {
 
     /// Waits for `offerData`; returns `(audio, video)` of `tracksTypes`.
     pub async fn offer_data(&mut self) -> (usize, usize) {
-        let d = self.wait_media("offerData").await;
-        let n = |k: &str| d["tracksTypes"][k].as_u64().expect("count") as usize;
-        (n("audio"), n("video"))
+        match self.client.server_event_of_kind("offerData").await {
+            ServerEvent::OfferData { audio, video, .. } => (audio, video),
+            other => unreachable!("{other:?}"),
+        }
     }
 
     /// Waits for an `error` media event; returns its message.
     pub async fn error_event(&mut self) -> String {
-        let d = self.wait_media("error").await;
-        d["message"].as_str().expect("error message").to_owned()
+        match self.client.server_event_of_kind("error").await {
+            ServerEvent::Error { message } => message,
+            other => unreachable!("{other:?}"),
+        }
     }
 
     /// Waits for the reply to `reference` and asserts it is an error; returns the reason.
@@ -378,7 +389,8 @@ impl Offender {
         }
     }
 
-    /// Answers the pending `offerData` with `sdp` and this `midToTrackId`.
+    /// Answers the pending `offerData` with `sdp` and this `midToTrackId`, as raw JSON (`mids`
+    /// may be anything).
     pub async fn send_offer(&mut self, sdp: &str, mids: Value) -> String {
         self.custom(
             "sdpOffer",
@@ -392,7 +404,7 @@ impl Offender {
         .await
     }
 
-    /// A candidate event.
+    /// A candidate event, as raw JSON (`candidate` and `index` may be anything).
     pub async fn candidate(&mut self, candidate: Value, index: Value) -> String {
         self.custom(
             "candidate",

@@ -1,5 +1,7 @@
 //! Shared helpers of the protocol tests: a server on 127.0.0.1:0 and a Phoenix v2 client over a
-//! real WebSocket. Every wait has a timeout; nothing sleeps for a fixed time.
+//! real WebSocket. Every wait has a timeout; nothing sleeps for a fixed time. Frames and media
+//! events are built and read with `lamina-protocol`'s types; raw text stays possible for the
+//! hostile tests ([`PhoenixClient::send_text`], [`PhoenixClient::media_event`]).
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -10,6 +12,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use lamina::config::Config;
 use lamina::server::{self, Server};
+use lamina_protocol::media_event::{ClientEvent, ServerEvent};
+use lamina_protocol::phoenix_frame::{self, ReplyStatus, MEDIA_EVENT, PHX_REPLY};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -72,27 +76,20 @@ pub struct Frame {
 impl Frame {
     /// Parses a server frame, panicking on anything that is not a valid v2 frame.
     pub fn parse(text: &str) -> Frame {
-        let v: Value = serde_json::from_str(text).expect("server frame is JSON");
-        let a = v.as_array().expect("server frame is an array");
-        assert_eq!(a.len(), 5, "server frame has 5 elements: {text}");
-        let opt = |v: &Value| match v {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            other => panic!("ref is not a string or null: {other}"),
-        };
-        assert!(a[4].is_object(), "payload is an object: {text}");
+        let f = phoenix_frame::decode(text, usize::MAX)
+            .unwrap_or_else(|e| panic!("server frame {text}: {e}"));
         Frame {
-            join_ref: opt(&a[0]),
-            reference: opt(&a[1]),
-            topic: a[2].as_str().expect("topic is a string").to_owned(),
-            event: a[3].as_str().expect("event is a string").to_owned(),
-            payload: a[4].clone(),
+            join_ref: f.join_ref,
+            reference: f.reference,
+            topic: f.topic,
+            event: f.event,
+            payload: Value::Object(f.payload),
         }
     }
 
     /// True for a `phx_reply` to `reference`.
     pub fn is_reply_to(&self, reference: &str) -> bool {
-        self.event == "phx_reply" && self.reference.as_deref() == Some(reference)
+        self.event == PHX_REPLY && self.reference.as_deref() == Some(reference)
     }
 
     /// `payload.status` of a reply.
@@ -100,20 +97,37 @@ impl Frame {
         self.payload["status"].as_str().unwrap_or("")
     }
 
+    /// Whether this is an `ok` reply.
+    pub fn is_ok(&self) -> bool {
+        ReplyStatus::parse(self.status()) == Some(ReplyStatus::Ok)
+    }
+
     /// `payload.response` of a reply.
     pub fn response(&self) -> &Value {
         &self.payload["response"]
     }
 
-    /// The decoded media event of a `"mediaEvent"` push.
+    /// The media event of a `"mediaEvent"` push, as JSON.
     pub fn media_event(&self) -> Option<Value> {
-        if self.event != "mediaEvent" {
+        if self.event != MEDIA_EVENT {
             return None;
         }
         let data = self.payload["data"]
             .as_str()
             .expect("mediaEvent data is a string");
         Some(serde_json::from_str(data).expect("mediaEvent data is JSON"))
+    }
+
+    /// The media event of a `"mediaEvent"` push, decoded (panics if the server sent one that
+    /// does not decode).
+    pub fn server_event(&self) -> Option<ServerEvent> {
+        if self.event != MEDIA_EVENT {
+            return None;
+        }
+        let data = self.payload["data"]
+            .as_str()
+            .expect("mediaEvent data is a string");
+        Some(ServerEvent::decode(data).unwrap_or_else(|e| panic!("server event {data}: {e}")))
     }
 }
 
@@ -195,7 +209,13 @@ impl PhoenixClient {
             .expect("send");
     }
 
-    /// Sends `[join_ref, ref, topic, event, payload]`.
+    /// Sends a frame.
+    pub async fn send_frame(&mut self, frame: &phoenix_frame::Frame) {
+        self.send_text(frame.encode()).await;
+    }
+
+    /// Sends `[join_ref, ref, topic, event, payload]` (a payload that is not an object is
+    /// sent as is, as raw JSON).
     pub async fn send(
         &mut self,
         join_ref: Option<&str>,
@@ -204,14 +224,24 @@ impl PhoenixClient {
         event: &str,
         payload: Value,
     ) {
-        let text = json!([join_ref, reference, topic, event, payload]).to_string();
-        self.send_text(text).await;
+        let Value::Object(payload) = payload else {
+            let text = json!([join_ref, reference, topic, event, payload]).to_string();
+            return self.send_text(text).await;
+        };
+        let frame = phoenix_frame::Frame {
+            join_ref: join_ref.map(str::to_owned),
+            reference: reference.map(str::to_owned),
+            topic: topic.into(),
+            event: event.into(),
+            payload,
+        };
+        self.send_frame(&frame).await;
     }
 
     /// Sends a heartbeat; returns its ref.
     pub async fn heartbeat(&mut self) -> String {
         let r = self.make_ref();
-        self.send(None, Some(&r), "phoenix", "heartbeat", json!({}))
+        self.send_frame(&phoenix_frame::Frame::heartbeat(r.clone()))
             .await;
         r
     }
@@ -233,8 +263,12 @@ impl PhoenixClient {
     /// Sends a `phx_join` (join_ref = ref); returns its ref.
     pub async fn send_join(&mut self, topic: &str) -> String {
         let r = self.make_ref();
-        self.send(Some(&r), Some(&r), topic, "phx_join", json!({}))
-            .await;
+        self.send_frame(&phoenix_frame::Frame::join(
+            r.clone(),
+            topic,
+            Default::default(),
+        ))
+        .await;
         r
     }
 
@@ -242,7 +276,7 @@ impl PhoenixClient {
     pub async fn join(&mut self, topic: &str) -> Result<String, Frame> {
         let r = self.send_join(topic).await;
         let reply = self.reply(&r).await;
-        if reply.status() == "ok" {
+        if reply.is_ok() {
             Ok(r)
         } else {
             Err(reply)
@@ -257,15 +291,34 @@ impl PhoenixClient {
         }
     }
 
-    /// Sends a media event (`{"data": JSON text of event}`); returns the push's ref.
+    /// Sends any JSON as a media event (`{"data": JSON text of event}`); returns the push's ref.
     pub async fn media_event(&mut self, join_ref: &str, topic: &str, event: Value) -> String {
-        self.push(
-            join_ref,
+        self.media_event_data(join_ref, topic, event.to_string())
+            .await
+    }
+
+    /// Sends a media event; returns the push's ref.
+    pub async fn client_event(
+        &mut self,
+        join_ref: &str,
+        topic: &str,
+        event: &ClientEvent,
+    ) -> String {
+        self.media_event_data(join_ref, topic, event.encode()).await
+    }
+
+    /// Sends a `"mediaEvent"` push whose `data` is `data`; returns its ref.
+    async fn media_event_data(&mut self, join_ref: &str, topic: &str, data: String) -> String {
+        let r = self.make_ref();
+        let frame = phoenix_frame::Frame::request(
+            Some(join_ref.into()),
+            r.clone(),
             topic,
-            "mediaEvent",
-            json!({"data": event.to_string()}),
-        )
-        .await
+            MEDIA_EVENT,
+            phoenix_frame::Frame::media_event_payload(data),
+        );
+        self.send_frame(&frame).await;
+        r
     }
 
     /// Waits for the reply to `reference`.
@@ -348,6 +401,14 @@ impl PhoenixClient {
         }
     }
 
+    /// Waits for a `"mediaEvent"` push whose (unwrapped) type is `ty`; returns it decoded.
+    pub async fn server_event_of_kind(&mut self, ty: &str) -> ServerEvent {
+        let f = self
+            .next_frame_where(|f| f.server_event().is_some_and(|e| e.kind() == ty))
+            .await;
+        f.server_event().expect("is a media event")
+    }
+
     /// Waits for a `"mediaEvent"` push whose decoded `type` is `ty`; returns the decoded event.
     pub async fn media_event_of_type(&mut self, ty: &str) -> Value {
         let f = self
@@ -380,7 +441,7 @@ impl PhoenixClient {
     pub async fn barrier(&mut self) -> Vec<Frame> {
         let r = self.heartbeat().await;
         let reply = self.reply(&r).await;
-        assert_eq!(reply.status(), "ok", "heartbeat reply: {reply:?}");
+        assert!(reply.is_ok(), "heartbeat reply: {reply:?}");
         self.backlog
             .drain(..)
             .filter_map(|e| e.frame().cloned())

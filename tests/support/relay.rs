@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lamina::client::{CandidateDirection, CandidateFilter};
+use lamina_client::{CandidateDirection, CandidateFilter};
 
 /// Datagram counters of one relay direction.
 #[derive(Default)]

@@ -6,12 +6,13 @@
 
 use std::net::SocketAddr;
 
-use serde_json::Value;
+use lamina_client::ClientEvent;
+use lamina_protocol::phoenix_frame::{self, Frame};
 
 use crate::hostile::FINGERPRINT;
 
 /// A WebSocket man-in-the-middle between one participant and the server: forwards every
-/// frame, passing the `data` of the participant's media events through `rewrite` first.
+/// frame, passing the participant's media events through `rewrite` first.
 pub struct TamperProxy {
     /// URL to give the participant (`ws://<proxy>/socket/websocket`).
     pub url: String,
@@ -27,7 +28,7 @@ impl Drop for TamperProxy {
 /// Starts a [`TamperProxy`] in front of `server` (one connection at a time is enough).
 pub async fn tamper_proxy(
     server: SocketAddr,
-    rewrite: impl Fn(Value) -> Value + Send + Sync + 'static,
+    rewrite: impl Fn(ClientEvent) -> ClientEvent + Send + Sync + 'static,
 ) -> TamperProxy {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
@@ -72,30 +73,24 @@ pub async fn tamper_proxy(
     TamperProxy { url, task }
 }
 
-/// Rewrites the media event inside a `"mediaEvent"` frame; other frames pass unchanged.
-fn tamper_frame(text: &str, rewrite: &dyn Fn(Value) -> Value) -> String {
-    let Ok(mut frame) = serde_json::from_str::<Value>(text) else {
+/// Rewrites the media event inside a `"mediaEvent"` frame; other frames (and events that do
+/// not decode) pass unchanged.
+fn tamper_frame(text: &str, rewrite: &dyn Fn(ClientEvent) -> ClientEvent) -> String {
+    let Ok(mut frame) = phoenix_frame::decode(text, usize::MAX) else {
         return text.to_owned();
     };
-    if frame[3] != "mediaEvent" {
-        return text.to_owned();
-    }
-    let Some(ev) = frame[4]["data"]
-        .as_str()
-        .and_then(|d| serde_json::from_str::<Value>(d).ok())
-    else {
+    let Some(Ok(event)) = frame.media_event_data().map(ClientEvent::decode) else {
         return text.to_owned();
     };
-    frame[4]["data"] = Value::String(rewrite(ev).to_string());
-    frame.to_string()
+    frame.payload = Frame::media_event_payload(rewrite(event).encode());
+    frame.encode()
 }
 
 /// `rewrite` for [`tamper_proxy`]: replaces the DTLS fingerprint of every `sdpOffer` with
 /// [`FINGERPRINT`] (which belongs to no certificate).
-pub fn forge_fingerprint(mut ev: Value) -> Value {
-    let sdp = &mut ev["data"]["data"]["sdpOffer"]["sdp"];
-    if let Some(text) = sdp.as_str() {
-        let forged: Vec<String> = text
+pub fn forge_fingerprint(mut event: ClientEvent) -> ClientEvent {
+    if let ClientEvent::SdpOffer { sdp, .. } = &mut event {
+        let forged: Vec<String> = sdp
             .split("\r\n")
             .map(|l| {
                 if l.starts_with("a=fingerprint:") {
@@ -105,7 +100,7 @@ pub fn forge_fingerprint(mut ev: Value) -> Value {
                 }
             })
             .collect();
-        *sdp = Value::String(forged.join("\r\n"));
+        *sdp = forged.join("\r\n");
     }
-    ev
+    event
 }

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lamina::client::{Participant, ParticipantConfig, ParticipantState};
 use lamina::server::Server;
+use lamina_client::{Participant, ParticipantConfig, ParticipantState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,19 +1,21 @@
 //! The participant's negotiation [`Session`], owned by its task: own tracks and their sources,
 //! recvonly transceivers, server media events, offers and answers.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 use gst_webrtc::{WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection, WebRTCSDPType};
-use serde_json::{json, Value};
+use lamina_protocol::media_event::{ClientEvent, ServerEvent};
+use serde_json::Value;
 
-use super::media;
-use super::options::{self, CandidateDirection, ParticipantOptions};
-use super::signalling::Signalling;
-use super::state::{lock, ParticipantState};
+use crate::media;
+use crate::options::{self, CandidateDirection, ParticipantOptions};
+use crate::signalling::Signalling;
+use crate::state::{lock, ParticipantState};
 
-/// A request from the [`super::Participant`] handle to its task.
-pub(super) enum Command {
+/// A request from the [`crate::Participant`] handle to its task.
+pub(crate) enum Command {
     /// A test-source track of this kind.
     AddTrack {
         video: bool,
@@ -33,7 +35,7 @@ pub(super) enum Command {
 }
 
 /// A track this participant publishes.
-pub(super) struct OwnTrack {
+pub(crate) struct OwnTrack {
     id: String,
     metadata: Value,
     transceiver: WebRTCRTPTransceiver,
@@ -42,18 +44,18 @@ pub(super) struct OwnTrack {
 }
 
 /// The participant's negotiation state, owned by its task.
-pub(super) struct Session {
-    pub(super) id: String,
-    pub(super) sig: Signalling,
-    pub(super) pipeline: gst::Pipeline,
-    pub(super) webrtc: gst::Element,
-    pub(super) state: Arc<Mutex<ParticipantState>>,
-    pub(super) own: Vec<OwnTrack>,
+pub(crate) struct Session {
+    pub(crate) id: String,
+    pub(crate) sig: Signalling,
+    pub(crate) pipeline: gst::Pipeline,
+    pub(crate) webrtc: gst::Element,
+    pub(crate) state: Arc<Mutex<ParticipantState>>,
+    pub(crate) own: Vec<OwnTrack>,
     /// Recvonly transceivers created so far (audio, video).
-    pub(super) recv: (usize, usize),
+    pub(crate) recv: (usize, usize),
     /// Whether to add recvonly transceivers at all.
-    pub(super) receive: bool,
-    pub(super) options: ParticipantOptions,
+    pub(crate) receive: bool,
+    pub(crate) options: ParticipantOptions,
 }
 
 impl Session {
@@ -62,7 +64,7 @@ impl Session {
         video && !self.options.without_nack
     }
 
-    pub(super) fn add_track(&mut self, video: bool, metadata: Value, id: String) {
+    pub(crate) fn add_track(&mut self, video: bool, metadata: Value, id: String) {
         let pattern = if self.own.iter().any(|t| t.metadata["type"] == "camera") {
             "smpte"
         } else {
@@ -77,7 +79,7 @@ impl Session {
 
     /// Links `source` (ending in a payloader sending with `ssrc`) to a new sendonly m-line and
     /// asks the server for a negotiation round.
-    pub(super) fn add_source(
+    pub(crate) fn add_source(
         &mut self,
         video: bool,
         source: gst::Bin,
@@ -120,11 +122,10 @@ impl Session {
             source,
             active: true,
         });
-        self.sig
-            .send(json!({"type": "custom", "data": {"type": "renegotiateTracks"}}));
+        self.sig.send(&ClientEvent::RenegotiateTracks);
     }
 
-    pub(super) fn remove_track(&mut self, id: &str) {
+    pub(crate) fn remove_track(&mut self, id: &str) {
         let Some(t) = self.own.iter_mut().find(|t| t.id == id && t.active) else {
             return;
         };
@@ -143,63 +144,50 @@ impl Session {
         }
         let _ = t.source.set_state(gst::State::Null);
         let _ = self.pipeline.remove(&t.source);
-        self.sig
-            .send(json!({"type": "custom", "data": {"type": "renegotiateTracks"}}));
+        self.sig.send(&ClientEvent::RenegotiateTracks);
     }
 
-    pub(super) async fn server_event(&mut self, ev: Value) {
-        // Custom events are wrapped once.
-        let ev = if ev["type"] == "custom" {
-            ev["data"].clone()
-        } else {
-            ev
-        };
-        let kind = ev["type"].as_str().unwrap_or_default().to_owned();
-        let data = &ev["data"];
+    pub(crate) async fn server_event(&mut self, ev: ServerEvent) {
         {
             let mut s = lock(&self.state);
-            s.log.push(kind.clone());
-            match kind.as_str() {
-                "endpointAdded" | "endpointUpdated" => {
-                    if let Some(id) = data["id"].as_str() {
-                        s.endpoints.insert(id.to_owned(), data["metadata"].clone());
-                    }
+            s.log.push(ev.kind().into());
+            match &ev {
+                ServerEvent::EndpointAdded { id, metadata }
+                | ServerEvent::EndpointUpdated { id, metadata } => {
+                    s.endpoints.insert(id.clone(), metadata.clone());
                 }
-                "endpointRemoved" => {
-                    let id = data["id"].as_str().unwrap_or_default().to_owned();
-                    s.endpoints.remove(&id);
-                    s.tracks.retain(|_, t| t.endpoint != id);
+                ServerEvent::EndpointRemoved { id } => {
+                    s.endpoints.remove(id);
+                    s.tracks.retain(|_, t| t.endpoint != *id);
                 }
-                "tracksAdded" => {
-                    let owner = data["endpointId"].as_str().unwrap_or_default();
-                    for (tid, info) in data["tracks"].as_object().into_iter().flatten() {
+                ServerEvent::TracksAdded {
+                    endpoint_id,
+                    tracks,
+                } => {
+                    for (tid, metadata) in tracks {
                         let t = s.tracks.entry(tid.clone()).or_default();
-                        t.endpoint = owner.to_owned();
-                        t.metadata = info["metadata"].clone();
+                        t.endpoint = endpoint_id.clone();
+                        t.metadata = metadata.clone();
                     }
                 }
-                "tracksRemoved" => {
-                    for tid in data["trackIds"].as_array().into_iter().flatten() {
-                        if let Some(tid) = tid.as_str() {
-                            s.tracks.remove(tid);
-                        }
+                ServerEvent::TracksRemoved { track_ids, .. } => {
+                    for tid in track_ids {
+                        s.tracks.remove(tid);
                     }
                 }
-                "trackUpdated" => {
-                    if let Some(t) = data["trackId"].as_str().and_then(|t| s.tracks.get_mut(t)) {
-                        t.metadata = data["metadata"].clone();
+                ServerEvent::TrackUpdated {
+                    track_id, metadata, ..
+                } => {
+                    if let Some(t) = s.tracks.get_mut(track_id) {
+                        t.metadata = metadata.clone();
                     }
                 }
-                "error" => s
-                    .errors
-                    .push(data["message"].as_str().unwrap_or_default().to_owned()),
+                ServerEvent::Error { message } => s.errors.push(message.clone()),
                 _ => {}
             }
         }
-        match kind.as_str() {
-            "offerData" => {
-                let audio = data["tracksTypes"]["audio"].as_u64().unwrap_or(0) as usize;
-                let video = data["tracksTypes"]["video"].as_u64().unwrap_or(0) as usize;
+        match ev {
+            ServerEvent::OfferData { audio, video, .. } => {
                 lock(&self.state).rounds += 1;
                 if let Err(e) = self.offer(audio, video).await {
                     lock(&self.state)
@@ -207,23 +195,27 @@ impl Session {
                         .push(format!("client offer failed: {e}"));
                 }
             }
-            "sdpAnswer" => {
-                if let Err(e) = self.answer(data).await {
+            ServerEvent::SdpAnswer {
+                sdp,
+                mid_to_track_id,
+            } => {
+                if let Err(e) = self.answer(&sdp, mid_to_track_id).await {
                     lock(&self.state)
                         .errors
                         .push(format!("client answer failed: {e}"));
                 }
             }
-            "candidate" => {
-                let mline = data["sdpMLineIndex"].as_u64().unwrap_or(0) as u32;
-                let filtered = match (&self.options.candidate_filter, data["candidate"].as_str()) {
-                    (Some(f), Some(c)) => f(CandidateDirection::FromServer, c),
-                    (None, c) => c.map(str::to_owned),
-                    _ => None,
+            ServerEvent::Candidate {
+                candidate,
+                sdp_mline_index,
+            } => {
+                let filtered = match &self.options.candidate_filter {
+                    Some(f) => f(CandidateDirection::FromServer, &candidate),
+                    None => Some(candidate),
                 };
                 if let Some(c) = filtered.as_deref() {
                     self.webrtc
-                        .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
+                        .emit_by_name::<()>("add-ice-candidate", &[&sdp_mline_index, &c]);
                 }
             }
             _ => {}
@@ -268,28 +260,34 @@ impl Session {
         let _ = fut.await;
         let sdp = offer.sdp().as_text().map_err(|e| e.to_string())?;
         tracing::trace!(id = %self.id, %sdp, "client offer");
-        let mut mids = serde_json::Map::new();
-        let mut metadata = serde_json::Map::new();
+        let mut mid_to_track_id = BTreeMap::new();
+        let mut track_metadata = BTreeMap::new();
         for t in &self.own {
             if !t.active {
                 continue;
             }
-            metadata.insert(t.id.clone(), t.metadata.clone());
+            track_metadata.insert(t.id.clone(), t.metadata.clone());
             // webrtcbin 1.22 assigns mids only once the answer is applied; in the offer the
             // transceiver is named by its `a=ssrc … msid:<stream> <transceiver name>` line.
             let mid = mid_of_transceiver(&sdp, t.transceiver.name().as_str())
                 .or_else(|| t.transceiver.mid().map(|m| m.to_string()));
             if let Some(mid) = mid {
-                mids.insert(mid, json!(t.id));
+                mid_to_track_id.insert(mid, t.id.clone());
             }
         }
-        self.sig
-            .send(crate::media_event::sdp_offer_event(&sdp, metadata, mids));
+        self.sig.send(&ClientEvent::SdpOffer {
+            sdp,
+            track_metadata,
+            mid_to_track_id,
+        });
         Ok(())
     }
 
-    async fn answer(&mut self, data: &Value) -> Result<(), String> {
-        let sdp = data["sdp"].as_str().ok_or("answer without sdp")?;
+    async fn answer(
+        &mut self,
+        sdp: &str,
+        mid_to_track: BTreeMap<String, String>,
+    ) -> Result<(), String> {
         let filtered = self
             .options
             .candidate_filter
@@ -300,12 +298,7 @@ impl Session {
         {
             let mut s = lock(&self.state);
             s.answers += 1;
-            s.mid_to_track = data["midToTrackId"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(m, t)| Some((m.clone(), t.as_str()?.to_owned())))
-                .collect();
+            s.mid_to_track = mid_to_track;
             let map = s.mid_to_track.clone();
             for (mid, tid) in map {
                 if let Some(t) = s.tracks.get_mut(&tid) {
@@ -350,7 +343,7 @@ fn mid_of_transceiver(sdp: &str, transceiver: &str) -> Option<String> {
 }
 
 /// A random odd SSRC.
-pub(super) fn rand_ssrc() -> u32 {
+pub(crate) fn rand_ssrc() -> u32 {
     let b = *uuid::Uuid::new_v4().as_bytes();
     u32::from_le_bytes([b[0], b[1], b[2], b[3]]) | 1
 }

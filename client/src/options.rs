@@ -1,4 +1,4 @@
-//! Optional behaviour of a [`super::Participant`], for fault-injection tests: rewriting the ICE
+//! Optional behaviour of a [`crate::Participant`], for fault-injection tests: rewriting the ICE
 //! candidates that cross signalling (to route a participant's media through a lossy relay),
 //! browser-like handling of lost video packets, and turning loss repair (NACK/RTX) off.
 
@@ -17,7 +17,7 @@ pub enum CandidateDirection {
 /// `None` drops it.
 pub type CandidateFilter = Arc<dyn Fn(CandidateDirection, &str) -> Option<String> + Send + Sync>;
 
-/// Options of [`super::Participant::join_with`]; the default is [`super::Participant::join`]'s
+/// Options of [`crate::Participant::join_with`]; the default is [`crate::Participant::join`]'s
 /// behaviour.
 #[derive(Clone, Default)]
 pub struct ParticipantOptions {
@@ -45,7 +45,7 @@ impl std::fmt::Debug for ParticipantOptions {
 }
 
 /// Applies `filter` to the `a=candidate:` lines of an SDP text.
-pub(super) fn filter_sdp(sdp: &str, filter: &CandidateFilter) -> String {
+pub(crate) fn filter_sdp(sdp: &str, filter: &CandidateFilter) -> String {
     let mut out = String::with_capacity(sdp.len());
     for line in sdp.split_inclusive('\n') {
         let bare = line.trim_end_matches(['\r', '\n']);

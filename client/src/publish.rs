@@ -6,8 +6,22 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{CustomSourceError, Participant, ParticipantConfig, SignallingError};
-use crate::cli::PublishArgs;
+use crate::{CustomSourceError, Participant, ParticipantConfig, SignallingError};
+
+/// What `lamina publish` publishes and where (its command-line options).
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// The server's Phoenix socket URL (`ws://host:port/socket/websocket`).
+    pub url: String,
+    /// Room to join.
+    pub room: String,
+    /// Display name of the participant.
+    pub name: String,
+    /// Video pipeline fragment (gst-launch syntax) ending in a VP8 RTP payloader.
+    pub video: Option<String>,
+    /// Audio pipeline fragment ending in an Opus RTP payloader.
+    pub audio: Option<String>,
+}
 
 /// How long the first negotiation may take before `publish` gives up.
 const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(20);
@@ -42,7 +56,7 @@ pub enum PublishError {
 
 /// Publishes `args`' fragments into the room until `stop` resolves (then leaves cleanly) or the
 /// connection is lost. Prints the endpoint and track ids to stdout.
-pub async fn run(args: PublishArgs, stop: impl Future<Output = ()>) -> Result<(), PublishError> {
+pub async fn run(args: PublishOptions, stop: impl Future<Output = ()>) -> Result<(), PublishError> {
     if args.video.is_none() && args.audio.is_none() {
         return Err(PublishError::NothingToPublish);
     }
@@ -50,7 +64,7 @@ pub async fn run(args: PublishArgs, stop: impl Future<Output = ()>) -> Result<()
     // Fail on a bad fragment before joining the room.
     for (video, desc) in [(true, &args.video), (false, &args.audio)] {
         if let Some(desc) = desc {
-            super::media::custom_source(video, desc, 1).map_err(|error| PublishError::Source {
+            crate::media::custom_source(video, desc, 1).map_err(|error| PublishError::Source {
                 kind: kind(video),
                 error,
             })?;
@@ -80,7 +94,7 @@ fn kind(video: bool) -> &'static str {
 
 async fn publish(
     participant: &Participant,
-    args: &PublishArgs,
+    args: &PublishOptions,
     stop: impl Future<Output = ()>,
 ) -> Result<(), PublishError> {
     let mut tracks = Vec::new();

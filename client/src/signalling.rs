@@ -1,13 +1,19 @@
-//! Client side of Phoenix Channels v2 for one room channel.
+//! Client side of Phoenix Channels v2 for one room channel, through `lamina-protocol`'s typed
+//! frames ([`Frame`]) and media events ([`ClientEvent`] out, [`ServerEvent`] in).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use lamina_protocol::media_event::{ClientEvent, ServerEvent};
+use lamina_protocol::phoenix_frame::{self, Frame, ReplyStatus, MEDIA_EVENT, PHX_CLOSE, PHX_ERROR};
+use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
+
+/// Ref of the channel join (also its join ref).
+const JOIN_REF: &str = "1";
 
 /// Signalling failures.
 #[derive(Debug, thiserror::Error)]
@@ -29,18 +35,17 @@ pub enum SignallingError {
 pub struct Signalling {
     out: mpsc::UnboundedSender<Message>,
     topic: Arc<String>,
-    join_ref: Arc<String>,
     next_ref: Arc<AtomicU64>,
 }
 
 impl Signalling {
     /// Connects to `url` (`ws://host:port/socket/websocket`) and joins `room:<room>`.
-    /// Media events pushed by the server (decoded JSON) arrive on the returned receiver; it
-    /// ends when the connection or channel closes.
+    /// Media events pushed by the server arrive decoded on the returned receiver (events that
+    /// do not decode are logged and skipped); it ends when the connection or channel closes.
     pub async fn connect(
         url: &str,
         room: &str,
-    ) -> Result<(Signalling, mpsc::UnboundedReceiver<Value>), SignallingError> {
+    ) -> Result<(Signalling, mpsc::UnboundedReceiver<ServerEvent>), SignallingError> {
         let url = format!("{url}?vsn=2.0.0");
         let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
@@ -59,7 +64,6 @@ impl Signalling {
         let sig = Signalling {
             out,
             topic: Arc::new(topic.clone()),
-            join_ref: Arc::new("1".into()),
             next_ref: Arc::new(AtomicU64::new(2)),
         };
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -68,37 +72,39 @@ impl Signalling {
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
-                let Ok(frame) = serde_json::from_str::<Value>(&text) else {
-                    continue;
+                let frame = match phoenix_frame::decode(&text, usize::MAX) {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "client got a malformed frame");
+                        continue;
+                    }
                 };
-                let (r, t, ev, payload) = (&frame[1], &frame[2], &frame[3], &frame[4]);
-                match ev.as_str() {
-                    Some("phx_reply") if r == "1" && t == topic.as_str() => {
+                let on_channel = frame.topic == topic;
+                if let Some((status, response)) = frame.as_reply() {
+                    if on_channel && frame.reference.as_deref() == Some(JOIN_REF) {
                         if let Some(tx) = joined_tx.take() {
-                            let res = if payload["status"] == "ok" {
-                                Ok(())
-                            } else {
-                                Err(payload["response"].to_string())
+                            let res = match status {
+                                ReplyStatus::Ok => Ok(()),
+                                ReplyStatus::Error => Err(response.to_string()),
                             };
                             let _ = tx.send(res);
                         }
                     }
-                    Some("mediaEvent") => {
-                        let parsed = payload["data"]
-                            .as_str()
-                            .and_then(|d| serde_json::from_str::<Value>(d).ok());
-                        if let Some(e) = parsed {
-                            if events_tx.send(e).is_err() {
+                } else if let Some(data) = frame.media_event_data() {
+                    match ServerEvent::decode(data) {
+                        Ok(event) => {
+                            if events_tx.send(event).is_err() {
                                 break;
                             }
                         }
+                        Err(e) => tracing::warn!(error = %e, "client got a bad media event"),
                     }
-                    Some("phx_close") | Some("phx_error") if t == topic.as_str() => break,
-                    _ => {}
+                } else if on_channel && (frame.event == PHX_CLOSE || frame.event == PHX_ERROR) {
+                    break;
                 }
             }
         });
-        sig.frame("1", "phx_join", json!({}));
+        sig.send_frame(&Frame::join(JOIN_REF, sig.topic.as_str(), Map::new()));
         match tokio::time::timeout(Duration::from_secs(10), joined_rx).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(reason))) => return Err(SignallingError::JoinRefused(reason)),
@@ -115,8 +121,10 @@ impl Signalling {
                 tick.tick().await;
                 let Some(out) = hb_out.upgrade() else { break };
                 let r = hb_ref.fetch_add(1, Ordering::Relaxed).to_string();
-                let frame = json!([null, r, "phoenix", "heartbeat", {}]).to_string();
-                if out.send(Message::Text(frame)).is_err() {
+                if out
+                    .send(Message::Text(Frame::heartbeat(r).encode()))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -124,27 +132,43 @@ impl Signalling {
         Ok((sig, events_rx))
     }
 
-    fn frame(&self, r: &str, event: &str, payload: Value) -> bool {
-        let f = json!([
-            self.join_ref.as_str(),
-            r,
-            self.topic.as_str(),
-            event,
-            payload
-        ]);
-        self.out.send(Message::Text(f.to_string())).is_ok()
+    fn send_frame(&self, frame: &Frame) -> bool {
+        self.out.send(Message::Text(frame.encode())).is_ok()
     }
 
-    /// Pushes a media event (JSON); `false` if the connection is gone.
-    pub fn send(&self, event: Value) -> bool {
-        let r = self.next_ref.fetch_add(1, Ordering::Relaxed).to_string();
-        self.frame(&r, "mediaEvent", json!({"data": event.to_string()}))
+    fn fresh_ref(&self) -> String {
+        self.next_ref.fetch_add(1, Ordering::Relaxed).to_string()
+    }
+
+    /// Pushes `data` as a `"mediaEvent"`; `false` if the connection is gone.
+    fn push_media_event(&self, data: String) -> bool {
+        self.send_frame(&Frame::request(
+            Some(JOIN_REF.into()),
+            self.fresh_ref(),
+            self.topic.as_str(),
+            MEDIA_EVENT,
+            Frame::media_event_payload(data),
+        ))
+    }
+
+    /// Pushes a media event; `false` if the connection is gone.
+    pub fn send(&self, event: &ClientEvent) -> bool {
+        self.push_media_event(event.encode())
+    }
+
+    /// Pushes any JSON as a media event, unchecked (for tests of odd inputs); `false` if the
+    /// connection is gone.
+    pub fn send_raw(&self, event: &Value) -> bool {
+        self.push_media_event(event.to_string())
     }
 
     /// Leaves the channel and closes the socket.
     pub fn close(&self) {
-        let r = self.next_ref.fetch_add(1, Ordering::Relaxed).to_string();
-        self.frame(&r, "phx_leave", json!({}));
+        self.send_frame(&Frame::leave(
+            Some(JOIN_REF.into()),
+            self.fresh_ref(),
+            self.topic.as_str(),
+        ));
         let _ = self.out.send(Message::Close(None));
     }
 }

@@ -9,7 +9,7 @@ use gst::prelude::*;
 use gst_webrtc::WebRTCRTPTransceiver;
 use serde_json::Value;
 
-use super::media;
+use crate::media;
 
 /// A remote track as this participant sees it.
 #[derive(Debug, Clone, Default)]
@@ -71,12 +71,12 @@ impl ParticipantState {
 }
 
 /// Locks the participant state, recovering it if a holder panicked.
-pub(super) fn lock(state: &Mutex<ParticipantState>) -> std::sync::MutexGuard<'_, ParticipantState> {
+pub(crate) fn lock(state: &Mutex<ParticipantState>) -> std::sync::MutexGuard<'_, ParticipantState> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Links every incoming stream of `webrtc` to a decoder that counts frames for its track.
-pub(super) fn connect_decoders(
+pub(crate) fn connect_decoders(
     pipeline: &gst::Pipeline,
     webrtc: &gst::Element,
     state: &Arc<Mutex<ParticipantState>>,

@@ -8,15 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+use lamina_protocol::media_event::{ClientEvent, ServerEvent};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::media;
-use super::options::{CandidateDirection, ParticipantOptions};
-use super::session::{rand_ssrc, Command, Session};
-use super::signalling::{Signalling, SignallingError};
-use super::state::{connect_decoders, lock, ParticipantState};
+use crate::media;
+use crate::options::{CandidateDirection, ParticipantOptions};
+use crate::session::{rand_ssrc, Command, Session};
+use crate::signalling::{Signalling, SignallingError};
+use crate::state::{connect_decoders, lock, ParticipantState};
 
 /// What the participant publishes and where it goes.
 #[derive(Debug, Clone)]
@@ -98,27 +99,25 @@ impl Participant {
             .set_state(gst::State::Playing)
             .map_err(|e| SignallingError::Connect(e.to_string()))?;
 
-        signalling
-            .send(json!({"type": "connect", "data": {"metadata": {"displayName": config.name}}}));
+        signalling.send(&ClientEvent::Connect {
+            metadata: json!({"displayName": config.name}),
+        });
         // Wait for `connected` to learn our id.
         let id = loop {
             match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-                Ok(Some(ev)) if ev["type"] == "connected" => {
+                Ok(Some(ServerEvent::Connected {
+                    id,
+                    other_endpoints,
+                })) => {
                     let mut s = lock(&state);
                     s.log.push("connected".into());
-                    s.id = ev["data"]["id"].as_str().unwrap_or_default().to_owned();
-                    for e in ev["data"]["otherEndpoints"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                    {
-                        if let Some(eid) = e["id"].as_str() {
-                            s.endpoints.insert(eid.to_owned(), e["metadata"].clone());
-                        }
+                    s.id = id.clone();
+                    for e in other_endpoints {
+                        s.endpoints.insert(e.id, e.metadata);
                     }
-                    break s.id.clone();
+                    break id;
                 }
-                Ok(Some(ev)) => lock(&state).log.push(ev["type"].to_string()),
+                Ok(Some(ev)) => lock(&state).log.push(ev.kind().into()),
                 _ => return Err(SignallingError::Closed),
             }
         };
@@ -157,8 +156,10 @@ impl Participant {
                             },
                             None => c,
                         };
-                        session.sig.send(json!({"type": "custom", "data": {"type": "candidate",
-                            "data": {"candidate": c, "sdpMLineIndex": mline}}}));
+                        session.sig.send(&ClientEvent::Candidate {
+                            candidate: c,
+                            sdp_mline_index: mline,
+                        });
                     }
                     Some(cmd) = cmd_rx.recv() => match cmd {
                         Command::AddTrack { video, metadata, id } => {
@@ -266,9 +267,14 @@ impl Participant {
         self.webrtc.clone()
     }
 
-    /// Sends a raw media event (for tests of odd inputs).
-    pub fn send_raw(&self, event: Value) -> bool {
+    /// Sends a media event; `false` if the connection is gone.
+    pub fn send(&self, event: &ClientEvent) -> bool {
         self.signalling.send(event)
+    }
+
+    /// Sends any JSON as a media event, unchecked (for tests of odd inputs).
+    pub fn send_raw(&self, event: Value) -> bool {
+        self.signalling.send_raw(&event)
     }
 
     /// Leaves the room and tears the pipeline down.
