@@ -6,6 +6,10 @@
 //! close the room). Nothing here touches sockets, async runtimes or GStreamer, so every
 //! sequence of `docs/protocol.md` §3.7 is unit-tested in `tests.rs` in milliseconds.
 //!
+//! The room chat goes through the core too ([`RoomCore::chat`]): who may chat, how often, what
+//! text is acceptable, and [`Effect::Chat`] deliveries to every connected peer. Nothing of it is
+//! kept: a message exists only in the effects that deliver it.
+//!
 //! ```text
 //!  A (publisher)                 RoomCore                          B (subscriber)
 //!  connect ───────────────────▶  connected(A, others) ──▶ A
@@ -20,10 +24,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+pub use lamina_protocol::chat::{ChatError, ChatMessage};
 pub use lamina_protocol::ids::{PeerId, TrackId, TrackKind};
 use lamina_protocol::media_event::{ClientEvent, EndpointInfo, ServerEvent, TurnServerInfo};
 pub use lamina_seam::{MediaCommand, MediaEvent};
@@ -63,6 +68,13 @@ pub const ROUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the actor must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
+    /// Deliver a chat message to a peer (a `"chat"` push on its channel, not a media event).
+    Chat {
+        /// Recipient.
+        peer: PeerId,
+        /// The message.
+        message: ChatMessage,
+    },
     /// Send a media event to a peer.
     Push {
         /// Recipient.
@@ -114,12 +126,21 @@ pub struct Limits {
 /// refused with an `error` instead of flooding the room.
 pub const METADATA_UPDATES_PER_SEC: u32 = 10;
 
+/// Chat messages one peer may send per second, sustained (bursts of twice that); beyond this a
+/// message is refused with [`ChatError::RateLimited`].
+pub const CHAT_MESSAGES_PER_SEC: u32 = 5;
+
 /// The room's state and decisions.
 pub struct RoomCore {
     /// The time of the input being handled (see [`RoomCore::advance`]).
     now: Instant,
+    /// The wall-clock time of the input being handled, in ms since the Unix epoch (chat
+    /// timestamps).
+    unix_ms: u64,
     /// Each peer's metadata-update budget.
     metadata_rate: BTreeMap<PeerId, RateLimiter>,
+    /// Each peer's chat budget.
+    chat_rate: BTreeMap<PeerId, RateLimiter>,
     peers: BTreeMap<PeerId, Peer>,
     /// Join order, for stable listings.
     order: Vec<PeerId>,
@@ -153,7 +174,9 @@ impl RoomCore {
     pub fn new(limits: Limits, turn: Arc<dyn TurnProvider>) -> Self {
         Self {
             now: Instant::now(),
+            unix_ms: 0,
             metadata_rate: BTreeMap::new(),
+            chat_rate: BTreeMap::new(),
             peers: BTreeMap::new(),
             order: Vec::new(),
             tracks: BTreeMap::new(),
@@ -162,10 +185,14 @@ impl RoomCore {
         }
     }
 
-    /// Sets the time of the next inputs (the core never reads a clock: rate limits count in
-    /// this time). The actor calls it before each input; tests move it as they like.
-    pub fn advance(&mut self, now: Instant) {
+    /// Sets the time of the next inputs (the core never reads a clock): `now` is what rate
+    /// limits count in, `wall` what chat messages are stamped with. The actor calls it before
+    /// each input; tests move it as they like.
+    pub fn advance(&mut self, now: Instant, wall: SystemTime) {
         self.now = self.now.max(now);
+        self.unix_ms = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     }
 
     /// Takes a token of the peer's metadata-update budget.
@@ -176,6 +203,48 @@ impl RoomCore {
             .or_insert_with(|| RateLimiter::new(METADATA_UPDATES_PER_SEC, now))
             .check(now)
             == Decision::Allow
+    }
+
+    /// A chat message from a peer: refused (the error is the reply's reason) unless the peer
+    /// has sent `connect`, is within [`CHAT_MESSAGES_PER_SEC`] and the text passes
+    /// [`lamina_protocol::chat::validate_text`]; otherwise one [`Effect::Chat`] per connected
+    /// peer, the sender included, in join order. Nothing is stored.
+    pub fn chat(&mut self, from: &PeerId, text: String) -> Result<Vec<Effect>, ChatError> {
+        let peer = self.peers.get(from).ok_or(ChatError::NotConnected)?;
+        if !peer.connected {
+            return Err(ChatError::NotConnected);
+        }
+        let now = self.now;
+        let budget = self
+            .chat_rate
+            .entry(from.clone())
+            .or_insert_with(|| RateLimiter::new(CHAT_MESSAGES_PER_SEC, now));
+        // A flood (`Decision::Disconnect`) is refused like any excess: the socket's own limit
+        // closes clients that keep flooding.
+        if budget.check(now) != Decision::Allow {
+            return Err(ChatError::RateLimited);
+        }
+        lamina_protocol::chat::validate_text(&text)?;
+        let name = peer
+            .metadata
+            .get("displayName")
+            .and_then(Value::as_str)
+            .map(lamina_protocol::chat::clean_name)
+            .unwrap_or_default();
+        let message = ChatMessage {
+            from: from.to_string(),
+            name,
+            text,
+            at: self.unix_ms,
+        };
+        Ok(self
+            .peers()
+            .filter(|p| p.connected)
+            .map(|p| Effect::Chat {
+                peer: p.id.clone(),
+                message: message.clone(),
+            })
+            .collect())
     }
 
     /// Number of peers (joined channels).
@@ -390,6 +459,8 @@ impl RoomCore {
                 }
                 self.peers.clear();
                 self.tracks.clear();
+                self.metadata_rate.clear();
+                self.chat_rate.clear();
                 fx.push(Effect::CloseRoom);
             }
         }
@@ -618,6 +689,7 @@ impl RoomCore {
         // Remove the peer first so no round is started for it.
         self.peers.remove(id);
         self.metadata_rate.remove(id);
+        self.chat_rate.remove(id);
         self.order.retain(|o| o != id);
         let affected = self.remove_tracks(&own, fx);
         if was_connected {
@@ -649,3 +721,6 @@ impl RoomCore {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod chat_tests;

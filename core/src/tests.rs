@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde_json::json;
 
@@ -22,7 +23,7 @@ impl TurnProvider for FixedTurn {
     }
 }
 
-fn room() -> RoomCore {
+pub(crate) fn room() -> RoomCore {
     RoomCore::new(
         Limits {
             max_peers: 4,
@@ -32,7 +33,7 @@ fn room() -> RoomCore {
     )
 }
 
-fn id(s: &str) -> PeerId {
+pub(crate) fn id(s: &str) -> PeerId {
     PeerId::new(s)
 }
 
@@ -59,7 +60,7 @@ fn plan(fx: &[Effect]) -> &OfferPlan {
         .expect("a HandleOffer effect")
 }
 
-fn connect(r: &mut RoomCore, p: &str, name: &str) -> Vec<Effect> {
+pub(crate) fn connect(r: &mut RoomCore, p: &str, name: &str) -> Vec<Effect> {
     r.join(id(p)).unwrap();
     r.client_event(
         &id(p),
@@ -653,7 +654,7 @@ fn metadata_updates_are_limited_in_the_cores_time() {
     connect(&mut r, "A", "Alice");
     connect(&mut r, "B", "Bob");
     let t0 = Instant::now();
-    r.advance(t0);
+    r.advance(t0, SystemTime::UNIX_EPOCH);
     let update = |r: &mut RoomCore, n: u32| {
         r.client_event(
             &id("A"),
@@ -675,6 +676,6 @@ fn metadata_updates_are_limited_in_the_cores_time() {
     assert_eq!(kinds(&fx, "A"), ["error"]);
     assert!(kinds(&fx, "B").is_empty());
     // One second later the budget has refilled.
-    r.advance(t0 + Duration::from_secs(1));
+    r.advance(t0 + Duration::from_secs(1), SystemTime::UNIX_EPOCH);
     assert_eq!(kinds(&update(&mut r, burst + 1), "B"), ["endpointUpdated"]);
 }

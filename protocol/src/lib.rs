@@ -9,9 +9,11 @@
 //!   [`media_event::ClientEvent`] and [`media_event::ServerEvent`], each encoded and decoded.
 //! - [`sdp`]: the small summary of an SDP offer the room logic needs.
 //! - [`ids`]: typed peer and track ids and the track kind, shared with the media graph.
+//! - [`chat`]: the room chat's `"chat"` channel event (not a media event), both directions.
 
 #![warn(missing_docs)]
 
+pub mod chat;
 pub mod ids;
 pub mod media_event;
 pub mod phoenix_frame;

@@ -3,16 +3,21 @@
 //!
 //! - Join: a fresh peer id (UUID v4), a bounded [`PeerSender`] for the room's messages,
 //!   [`Rooms::join`].
-//! - In: `"mediaEvent"` `{"data": <string>}` goes to the room unread; anything else is refused.
+//! - In: `"mediaEvent"` `{"data": <string>}` goes to the room unread; `"chat"` `{"text":
+//!   <string>}` goes to the room, whose verdict is the reply (ok, or error with a
+//!   [`ChatError`] reason); anything else is refused.
 //! - Out (relay task): [`PeerOutbound::MediaEvent`] becomes a `"mediaEvent"` push with the
-//!   current join ref; [`PeerOutbound::Closed`] becomes `phx_close`; a room that stopped becomes
-//!   `phx_error` (the client rejoins, as with a crashed Phoenix channel).
+//!   current join ref, [`PeerOutbound::Chat`] a `"chat"` push; [`PeerOutbound::Closed`] becomes
+//!   `phx_close`; a room that stopped becomes `phx_error` (the client rejoins, as with a crashed
+//!   Phoenix channel).
 
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use lamina_protocol::chat::{ChatError, ChatPush, CHAT_EVENT};
 
 use super::frame::Frame;
 use super::transport::{Outbox, Queued};
@@ -132,6 +137,9 @@ impl RoomChannel {
 
     /// Handles a message for this channel other than `phx_join`/`phx_leave`; returns the reply.
     pub async fn handle_in(&self, frame: &Frame) -> Frame {
+        if frame.event == CHAT_EVENT {
+            return self.chat(frame).await;
+        }
         if frame.event != MEDIA_EVENT {
             return Frame::error_reply(frame, "unknown event");
         }
@@ -142,6 +150,18 @@ impl RoomChannel {
             Frame::ok_reply(frame, json!({}))
         } else {
             Frame::error_reply(frame, "room closed")
+        }
+    }
+
+    /// A `"chat"` push: its shape is checked here, everything else by the room.
+    async fn chat(&self, frame: &Frame) -> Frame {
+        let verdict: Result<(), ChatError> = match ChatPush::from_payload(&frame.payload) {
+            Ok(push) => self.room.chat(self.peer.clone(), push.text).await,
+            Err(e) => Err(e),
+        };
+        match verdict {
+            Ok(()) => Frame::ok_reply(frame, json!({})),
+            Err(e) => Frame::error_reply(frame, e.reason()),
         }
     }
 
@@ -186,6 +206,17 @@ async fn relay(
                 let push = Frame::push(join_ref.clone(), topic.clone(), MEDIA_EVENT, payload);
                 if outbox.send(&push) == Queued::No {
                     // Queue full: the socket closes itself; or the socket is gone.
+                    return;
+                }
+            }
+            Some(PeerOutbound::Chat(message)) => {
+                let push = Frame::push(
+                    join_ref.clone(),
+                    topic.clone(),
+                    CHAT_EVENT,
+                    message.to_payload(),
+                );
+                if outbox.send(&push) == Queued::No {
                     return;
                 }
             }
@@ -282,6 +313,28 @@ mod tests {
         assert_eq!(f.topic, "room:r");
         assert_eq!(f.event, "mediaEvent");
         assert_eq!(f.payload.get("data"), Some(&json!("{\"type\":\"x\"}")));
+    }
+
+    #[tokio::test]
+    async fn relays_chat_messages_as_chat_pushes_with_the_join_ref() {
+        let (handle, _commands) = room();
+        let (peer, mut written, _ended) = relay_fixture(handle);
+        let message = crate::room::ChatMessage {
+            from: "a".into(),
+            name: "Alice".into(),
+            text: "<b>hi</b>".into(),
+            at: 1_700_000_000_000,
+        };
+        peer.send(PeerOutbound::Chat(message)).await.unwrap();
+        let f = next_frame(&mut written).await;
+        assert_eq!(f.join_ref.as_deref(), Some("7"));
+        assert_eq!(f.reference, None);
+        assert_eq!(f.topic, "room:r");
+        assert_eq!(f.event, "chat");
+        assert_eq!(
+            Value::Object(f.payload),
+            json!({"from": "a", "name": "Alice", "text": "<b>hi</b>", "at": 1_700_000_000_000u64})
+        );
     }
 
     #[tokio::test]

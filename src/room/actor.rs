@@ -98,12 +98,12 @@ async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomComma
             },
             Some(ev) = events.recv() => {
                 tracing::debug!(room = %id, event = ?short(&ev), "media event");
-                actor.core.advance(std::time::Instant::now());
+                actor.advance();
                 let fx = actor.core.media_event(ev);
                 actor.apply(fx);
             }
             Some((peer, round)) = timer_rx.recv() => {
-                actor.core.advance(std::time::Instant::now());
+                actor.advance();
                 let fx = actor.core.round_timeout(&peer, round);
                 actor.apply(fx);
             }
@@ -148,8 +148,14 @@ fn short(ev: &MediaEvent) -> String {
 }
 
 impl Actor {
+    /// Gives the core the time of the input about to be handled.
+    fn advance(&mut self) {
+        self.core
+            .advance(std::time::Instant::now(), std::time::SystemTime::now());
+    }
+
     fn command(&mut self, cmd: RoomCommand) {
-        self.core.advance(std::time::Instant::now());
+        self.advance();
         match cmd {
             RoomCommand::Join {
                 peer,
@@ -176,6 +182,19 @@ impl Actor {
                     }
                 };
                 self.apply(fx);
+            }
+            RoomCommand::Chat { peer, text, reply } => {
+                let verdict = match self.core.chat(&peer, text) {
+                    Ok(fx) => {
+                        self.apply(fx);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::debug!(room = %self.id, %peer, reason = %e, "chat message refused");
+                        Err(e)
+                    }
+                };
+                let _ = reply.send(verdict);
             }
             RoomCommand::Leave { peer } => {
                 if self.senders.remove(&peer).is_some() {
@@ -261,17 +280,10 @@ impl Actor {
     fn effect(&mut self, fx: Effect, dropped: &mut Vec<PeerId>) {
         match fx {
             Effect::Push { peer, event } => {
-                let Some(s) = self.senders.get(&peer) else {
-                    return;
-                };
-                match s.try_send(PeerOutbound::MediaEvent(event.encode())) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
-                        if !dropped.contains(&peer) {
-                            dropped.push(peer);
-                        }
-                    }
-                }
+                self.deliver(peer, || PeerOutbound::MediaEvent(event.encode()), dropped)
+            }
+            Effect::Chat { peer, message } => {
+                self.deliver(peer, || PeerOutbound::Chat(message), dropped)
             }
             Effect::Media(cmd) => self.media(cmd),
             Effect::Report(outcome) => metrics::negotiation_failed(match outcome {
@@ -293,6 +305,27 @@ impl Actor {
                 });
             }
             Effect::CloseRoom => self.closing = true,
+        }
+    }
+
+    /// Queues a message for a peer (built only if the peer has a queue); a peer whose queue is
+    /// full or closed goes to `dropped`.
+    fn deliver(
+        &self,
+        peer: PeerId,
+        message: impl FnOnce() -> PeerOutbound,
+        dropped: &mut Vec<PeerId>,
+    ) {
+        let Some(s) = self.senders.get(&peer) else {
+            return;
+        };
+        match s.try_send(message()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
+                if !dropped.contains(&peer) {
+                    dropped.push(peer);
+                }
+            }
         }
     }
 

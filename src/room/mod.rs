@@ -5,6 +5,8 @@
 //!  ── Join{peer, outbound} ───────▶ RoomCore::join
 //!  ── MediaEvent{peer, data} ─────▶ decode → RoomCore::client_event ─▶ MediaCommand (offer, candidate…)
 //!  ◀── PeerOutbound::MediaEvent ─── Effect::Push                ◀─── MediaEvent (answer, ice…)
+//!  ── Chat{peer, text, reply} ─────▶ RoomCore::chat ─▶ reply ok/error to the sender
+//!  ◀── PeerOutbound::Chat ───────── Effect::Chat (every connected peer)
 //!  ── Leave{peer} ────────────────▶ RoomCore::leave → tracksRemoved, endpointRemoved to others
 //! ```
 
@@ -17,7 +19,7 @@ pub mod tools;
 
 /// The room's sans-IO decisions (the `lamina-core` crate).
 pub use lamina_core as core;
-pub use lamina_core::{peer, track, JoinError};
+pub use lamina_core::{peer, track, ChatError, ChatMessage, JoinError};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -40,6 +42,8 @@ impl std::fmt::Display for RoomId {
 pub enum PeerOutbound {
     /// A media event: the JSON text to put in `{"data": …}` of a `"mediaEvent"` push.
     MediaEvent(String),
+    /// A chat message of the room: the channel pushes it as a `"chat"` event.
+    Chat(ChatMessage),
     /// The room removed this peer (kicked, room closed or failed); the channel sends
     /// `phx_close` (or an error first when `error` is set) and stops relaying.
     Closed {
@@ -73,6 +77,15 @@ pub enum RoomCommand {
         peer: PeerId,
         /// The media event JSON text, not yet decoded.
         data: String,
+    },
+    /// A `"chat"` push from the peer's channel (its shape checked, its text not yet).
+    Chat {
+        /// Sender.
+        peer: PeerId,
+        /// The message.
+        text: String,
+        /// Accepted (delivered to every connected peer) or why not.
+        reply: oneshot::Sender<Result<(), ChatError>>,
     },
     /// The peer's channel left or its socket closed.
     Leave {
@@ -212,6 +225,16 @@ impl RoomHandle {
     /// Relays a media event from the peer's channel.
     pub async fn media_event(&self, peer: PeerId, data: String) -> bool {
         self.send(RoomCommand::MediaEvent { peer, data }).await
+    }
+
+    /// Relays a chat message from the peer's channel and waits for the room's verdict
+    /// ([`ChatError::RoomClosed`] when the room has stopped).
+    pub async fn chat(&self, peer: PeerId, text: String) -> Result<(), ChatError> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(RoomCommand::Chat { peer, text, reply }).await {
+            return Err(ChatError::RoomClosed);
+        }
+        rx.await.unwrap_or(Err(ChatError::RoomClosed))
     }
 
     /// Tells the room the peer is gone.

@@ -6,7 +6,7 @@
 #   tests/e2e/run.sh client.test.mjs     some of them (names relative to tests/e2e)
 #
 # Needs: web/dist built (cd web && npm ci && npm run build), npm ci in tests/e2e, Chromium at
-# /usr/bin/chromium (or CHROMIUM_PATH), and for videoroom.test.mjs and loss.test.mjs the server
+# /usr/bin/chromium (or CHROMIUM_PATH), and for videoroom.test.mjs, chat.test.mjs and loss.test.mjs the server
 # binary LAMINA_BIN (default target/release/lamina, relative to the repository root); loss.test.mjs
 # also needs nft (nftables) and drops packets on lo of the namespace only.
 # Tests start the server themselves (127.0.0.1:0) and one shared browser.
@@ -21,7 +21,7 @@ bin=${LAMINA_BIN:-target/release/lamina}
 case "$bin" in /*) ;; *) bin="$repo/$bin" ;; esac
 export LAMINA_BIN="$bin"
 
-if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs loss.test.mjs"; fi
+if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs chat.test.mjs loss.test.mjs"; fi
 
 fail=0
 if [ ! -f "$repo/web/dist/room.html" ] || [ ! -f "$repo/web/dist/assets/index.js" ]; then
@@ -29,7 +29,7 @@ if [ ! -f "$repo/web/dist/room.html" ] || [ ! -f "$repo/web/dist/assets/index.js
   fail=1
 fi
 case " $files " in
-  *videoroom*|*loss*)
+  *videoroom*|*chat*|*loss*)
     if [ ! -x "$bin" ]; then
       echo "e2e: server binary not found: $bin (cargo build --release, or set LAMINA_BIN)" >&2
       fail=1

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use lamina::config::Config;
 use lamina::server::{self, Server};
+use lamina_protocol::chat::{ChatMessage, ChatPush, CHAT_EVENT};
 use lamina_protocol::media_event::{ClientEvent, ServerEvent};
 use lamina_protocol::phoenix_frame::{self, ReplyStatus, MEDIA_EVENT, PHX_REPLY};
 use serde_json::{json, Value};
@@ -479,4 +480,33 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Room chat (`"chat"` channel event, `lamina_protocol::chat`).
+impl Frame {
+    /// The message of a `"chat"` push, decoded and checked (panics on a malformed one).
+    pub fn chat_message(&self) -> Option<ChatMessage> {
+        if self.event != CHAT_EVENT {
+            return None;
+        }
+        let Value::Object(payload) = &self.payload else {
+            panic!("chat payload is not an object: {self:?}");
+        };
+        Some(ChatMessage::decode(payload).unwrap_or_else(|e| panic!("chat push {payload:?}: {e}")))
+    }
+}
+
+/// Room chat (`"chat"` channel event, `lamina_protocol::chat`).
+impl PhoenixClient {
+    /// Pushes `"chat"` `{"text": text}` on a channel; returns the push's ref.
+    pub async fn chat(&mut self, join_ref: &str, topic: &str, text: &str) -> String {
+        let payload = Value::Object(ChatPush::new(text).to_payload());
+        self.push(join_ref, topic, CHAT_EVENT, payload).await
+    }
+
+    /// Waits for the next `"chat"` push; returns its message.
+    pub async fn chat_message(&mut self) -> ChatMessage {
+        let f = self.next_frame_where(|f| f.event == CHAT_EVENT).await;
+        f.chat_message().expect("is a chat push")
+    }
 }

@@ -1,6 +1,7 @@
 // Entry point of both pages: the home page form and the room page bootstrap.
 
 import { DISPLAY_NAME_STORAGE_KEY, MAX_DISPLAY_NAME_LENGTH } from "./consts";
+import { setupChatForm } from "./chat";
 import { LocalMediaRequest } from "./local_media";
 import { Room } from "./room";
 import * as ui from "./room_ui";
@@ -94,6 +95,7 @@ function setupRoomPage(): void {
     leave: () => r.leave(),
     unlockAudio: () => r.unlockAudio(),
   });
+  setupChatForm((text) => r.sendChat(text));
   window.addEventListener("pagehide", () => r.leave());
   r.join().catch((err) => {
     console.error(err);

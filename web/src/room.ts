@@ -3,7 +3,8 @@
 // Signalling is the Membrane videoroom protocol: channel "room:<id>" on socket "/socket", the
 // library's media events travel as channel event "mediaEvent" with payload {data: "<json>"}.
 // One tile per remote endpoint (camera and microphone play in one MediaStream), plus one tile
-// per screen share track.
+// per screen share track. The room chat is a channel event of its own ("chat", see chat.ts),
+// which the Membrane library never sees.
 
 import { Channel, Socket } from "phoenix";
 import { Endpoint, TrackContext, WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
@@ -17,6 +18,8 @@ import {
   TEST_SCREENSHARING_CONSTRAINTS,
   TrackMetadata,
 } from "./consts";
+import * as chat from "./chat";
+import { ChatMessage, ChatResult } from "./chat";
 import { LocalMedia, getLocalMedia } from "./local_media";
 import * as remote from "./room_remote";
 import { LocalTrack, Participant, RemoteTrack, RemoteTrackInfo, RoomOptions, RoomState, RoomTimings } from "./room_types";
@@ -38,6 +41,8 @@ export class Room {
   };
   /** Errors shown to the user, oldest first (tests read them). */
   readonly errors: string[] = [];
+  /** Chat messages received, oldest first (at most chat.MAX_CHAT_SHOWN). */
+  readonly chatMessages: ChatMessage[] = [];
 
   private readonly opts: RoomOptions;
   private readonly socket: Socket;
@@ -75,6 +80,7 @@ export class Room {
         console.error("lamina: media event failed", err, payload.data);
       }
     });
+    this.channel.on("chat", (payload: unknown) => this.onChat(payload));
     // Sent by some servers when our endpoint crashed; the channel then closes.
     this.channel.on("error", (payload: { message?: string }) => {
       this.fail(payload?.message || "The server reported an error.");
@@ -192,6 +198,7 @@ export class Room {
     ui.showAudioUnlock(false);
     this.renderParticipants();
     this.renderControls();
+    chat.setChatEnabled(false);
     this.socket.off(this.socketCallbackRefs.splice(0));
     try {
       this.channel.leave();
@@ -230,6 +237,7 @@ export class Room {
       for (const ep of otherEndpoints) remote.addParticipant(this.participants, ep);
       this.renderParticipants();
       this.renderControls();
+      chat.setChatEnabled(true);
     });
 
     w.on("endpointAdded", (ep: Endpoint) => {
@@ -324,6 +332,42 @@ export class Room {
     w.on("disconnected", () => {
       // Our own endpoint was removed by the server.
       this.fail("You were removed from the room.");
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Chat
+
+  private onChat(payload: unknown): void {
+    const msg = chat.parseChatMessage(payload);
+    if (!msg) {
+      console.warn("lamina: malformed chat message", payload);
+      return;
+    }
+    this.chatMessages.push(msg);
+    if (this.chatMessages.length > chat.MAX_CHAT_SHOWN) this.chatMessages.shift();
+    chat.showChatMessage(msg, msg.from === this.endpointId);
+  }
+
+  /** Sends a chat message; resolves with the server's verdict (errors are shown too). */
+  sendChat(text: string): Promise<ChatResult> {
+    const refuse = (reason: string): ChatResult => {
+      chat.showChatError(chat.CHAT_ERROR_MESSAGES[reason] ?? `Message not sent: ${reason}.`);
+      return { ok: false, reason };
+    };
+    if (this.state !== "connected") return Promise.resolve(refuse("not_connected"));
+    return new Promise((resolve) => {
+      this.channel
+        .push("chat", { text })
+        .receive("ok", () => {
+          chat.showChatError(null);
+          resolve({ ok: true });
+        })
+        .receive("error", (resp: { reason?: unknown } | undefined) => {
+          const reason = typeof resp?.reason === "string" ? resp.reason : "unknown error";
+          resolve(refuse(reason));
+        })
+        .receive("timeout", () => resolve(refuse("timeout")));
     });
   }
 

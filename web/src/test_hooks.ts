@@ -4,6 +4,8 @@
 // touching the library, the page replaces the global RTCPeerConnection constructor (before the
 // library creates one) with a subclass that only records its instances.
 
+import { chatEntries } from "./chat";
+import type { ChatResult } from "./chat";
 import type { Room } from "./room";
 import * as ui from "./room_ui";
 
@@ -159,6 +161,13 @@ export function installTestHooks(getRoom: () => Room | null): void {
       })),
     tileColour,
     tileTone,
+    /** Chat messages received ({from, name, text, at}), oldest first. */
+    chat: () => [...(getRoom()?.chatMessages ?? [])],
+    /** The chat panel as the user reads it (name, time, text, own), from the DOM. */
+    chatEntries,
+    /** Sends a chat message as the form does; resolves with the server's verdict. */
+    sendChat: (text: string): Promise<ChatResult> =>
+      getRoom()?.sendChat(text) ?? Promise.resolve({ ok: false, reason: "no room" }),
     /** Per remote tile: who it is and what it receives (inbound-rtp via the track ids). */
     async stats(): Promise<TileStats[]> {
       const room = getRoom();
