@@ -10,7 +10,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 run_pkgs=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
   gstreamer1.0-tools libnice-dev graphviz libssl-dev)
-test_pkgs=(chromium iproute2 util-linux nftables gstreamer1.0-plugins-base-apps gdb)
+test_pkgs=(chromium iproute2 util-linux nftables gstreamer1.0-plugins-base-apps gdb nginx-light systemd)
 bench_pkgs=(janus linux-perf)
 
 want=("${run_pkgs[@]}")

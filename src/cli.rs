@@ -2,9 +2,12 @@
 //! a tool subcommand such as `lamina publish`.
 //!
 //! ```text
-//! lamina [server options]                       run the server (Config)
+//! lamina [--config FILE] [server options]       run the server (Config)
+//! lamina [--config FILE] [...] --print-config   print the effective configuration
 //! lamina publish --url … --room … --video "…"   publish GStreamer fragments into a room
 //! ```
+
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -26,6 +29,17 @@ pub struct Cli {
     /// Server options (used when no subcommand is given).
     #[command(flatten)]
     pub server: Config,
+
+    /// TOML configuration file setting any server option by its long name with `_` for `-`
+    /// (`turn_listen = "0.0.0.0:3478"`, `allowed_origins = [...]`; every key is in
+    /// `lamina.example.toml`). Flags and environment variables override it.
+    #[arg(long, env = "LAMINA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective server configuration (file, environment and flags merged, secrets
+    /// redacted) as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
 
     /// A tool to run instead of the server.
     #[command(subcommand)]

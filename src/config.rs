@@ -1,15 +1,93 @@
-//! Command-line and environment configuration of the `lamina` binary.
+//! Configuration of the `lamina` server: command-line flags, environment variables and an
+//! optional TOML file.
+//!
+//! Every option is one field of [`Config`], settable three ways: a flag (`--turn-listen`), an
+//! environment variable (`LAMINA_TURN_LISTEN`) and a key of the configuration file given with
+//! `--config` (`turn_listen`: the field's name). [`resolve`] merges them: a flag or an
+//! environment variable given explicitly wins over the file, which wins over the default
+//! (clap's `ArgMatches::value_source` tells an explicit value from a default). [`FileConfig`]
+//! is generated from the same field list as [`Config`], so the file cannot miss an option;
+//! `lamina.example.toml` at the repository root lists every key with its default.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use anyhow::{bail, Context};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Parser};
+use serde::{Deserialize, Serialize};
 
+/// Defines [`Config`] and, from the same field list, [`FileConfig`]: one optional key per field,
+/// with the field's name and type, and no other key.
+macro_rules! options {
+    (
+        $(#[$meta:meta])*
+        pub struct Config {
+            $(
+                $(#[$field_meta:meta])*
+                pub $field:ident: $ty:ty,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct Config {
+            $(
+                $(#[$field_meta])*
+                pub $field: $ty,
+            )*
+        }
+
+        /// The contents of a configuration file: one optional key per [`Config`] field (same
+        /// name, same type, e.g. `turn_listen = "0.0.0.0:3478"`); any other key is an error.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct FileConfig {
+            $(
+                #[serde(default)]
+                $field: Option<$ty>,
+            )*
+        }
+
+        impl FileConfig {
+            /// Every key a configuration file may set, in the order of `--help`.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The keys this file sets.
+            pub fn keys_set(&self) -> Vec<&'static str> {
+                let mut keys = Vec::new();
+                $(
+                    if self.$field.is_some() {
+                        keys.push(stringify!($field));
+                    }
+                )*
+                keys
+            }
+
+            /// Writes the values of this file into `config`, except those of the options for
+            /// which `explicit` is true; returns the keys written.
+            fn apply(self, config: &mut Config, explicit: impl Fn(&str) -> bool) -> Vec<&'static str> {
+                let mut applied = Vec::new();
+                $(
+                    if let Some(value) = self.$field {
+                        if !explicit(stringify!($field)) {
+                            config.$field = value;
+                            applied.push(stringify!($field));
+                        }
+                    }
+                )*
+                applied
+            }
+        }
+    };
+}
+
+options! {
 /// Lamina: a multi-party video-room server (SFU) on GStreamer.
 ///
-/// Every option can also be set through the environment variable named in brackets.
-#[derive(Debug, Clone, Parser)]
+/// Every option can also be set through the environment variable named in brackets, or in the
+/// configuration file (`--config`).
+#[derive(Debug, Clone, Parser, Serialize)]
 #[command(name = "lamina", version, about, long_about = None)]
 pub struct Config {
     /// HTTP/WebSocket listen address; port 0 picks a free port (the chosen address is logged).
@@ -38,11 +116,19 @@ pub struct Config {
 
     /// Address browsers use to reach the TURN server (defaults to the TURN listen address).
     #[arg(long, env = "LAMINA_TURN_PUBLIC_IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub turn_public_ip: Option<IpAddr>,
 
-    /// Shared secret of TURN REST credentials (random per start when unset).
+    /// Shared secret of TURN REST credentials (random per start when unset). Prefer
+    /// `--turn-secret-file` or the environment: command lines are visible to every local user.
     #[arg(long, env = "LAMINA_TURN_SECRET", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub turn_secret: Option<Secret>,
+
+    /// File holding the TURN secret (one line), instead of `--turn-secret`.
+    #[arg(long, env = "LAMINA_TURN_SECRET_FILE", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_secret_file: Option<PathBuf>,
 
     /// Lifetime of the TURN credentials handed to each peer, in seconds.
     #[arg(long, env = "LAMINA_TURN_TTL_SECS", default_value_t = 86400)]
@@ -59,6 +145,7 @@ pub struct Config {
     /// Announce this external TURN server (`host:port`, e.g. coturn with the same
     /// `--turn-secret`) instead of running the embedded one.
     #[arg(long, env = "LAMINA_EXTERNAL_TURN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub external_turn: Option<SocketAddr>,
 
     /// Largest accepted WebSocket frame, in bytes.
@@ -109,9 +196,16 @@ pub struct Config {
     /// HS256 secret of room access tokens. When set, `phx_join` on `room:<id>` must carry
     /// `{"token": "<JWT>"}` with claims `room` (the room id), `name` (display name) and `exp`;
     /// other joins are refused with reason `unauthorized`. The token's `name` replaces the
-    /// `displayName` of the endpoint metadata the client sends.
+    /// `displayName` of the endpoint metadata the client sends. Prefer `--jwt-secret-file` or
+    /// the environment: command lines are visible to every local user.
     #[arg(long, env = "LAMINA_JWT_SECRET", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_secret: Option<Secret>,
+
+    /// File holding the room token secret (one line), instead of `--jwt-secret`.
+    #[arg(long, env = "LAMINA_JWT_SECRET_FILE", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret_file: Option<PathBuf>,
 
     /// Accept WebSocket upgrades only with this `Origin` header (e.g. `https://meet.example.org`;
     /// repeatable, the environment variable takes a comma-separated list). When set, upgrades
@@ -131,6 +225,7 @@ pub struct Config {
         value_name = "PEM",
         requires = "tls_key"
     )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
@@ -140,16 +235,25 @@ pub struct Config {
         value_name = "PEM",
         requires = "tls_cert"
     )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+
+    /// Serve `/metrics` on this address (plain HTTP) instead of on `--listen`, e.g. a private
+    /// interface only the Prometheus server reaches. Unset: `/metrics` is on `--listen`.
+    #[arg(long, env = "LAMINA_METRICS_LISTEN", value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Log format: `text` for people, `json` (one JSON object per line) for log shipping.
     /// The level filter comes from `LAMINA_LOG` (default `info`).
     #[arg(long, env = "LAMINA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
+}
 
 /// Output format of the logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -157,10 +261,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// A secret option value: its `Debug` never shows it, and it has no `Display`, so it cannot
-/// slip into a log line by accident.
+/// A secret option value: its `Debug` never shows it, it has no `Display`, and it serializes
+/// as `"<redacted>"`, so it cannot slip into a log line or `--print-config` by accident.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+/// What a [`Secret`] shows instead of itself.
+pub const REDACTED: &str = "<redacted>";
 
 impl Secret {
     /// Wraps a secret.
@@ -176,7 +283,7 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
+        f.write_str(REDACTED)
     }
 }
 
@@ -187,6 +294,24 @@ impl std::str::FromStr for Secret {
         Ok(Self(s.to_owned()))
     }
 }
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
+/// Each secret option with the option naming the file it may come from instead.
+const SECRET_FILES: [(&str, &str); 2] = [
+    ("turn_secret", "turn_secret_file"),
+    ("jwt_secret", "jwt_secret_file"),
+];
 
 impl Config {
     /// A configuration for tests: loopback, any free ports, defaults elsewhere.
@@ -205,4 +330,205 @@ impl Config {
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
     }
+
+    /// Reads `turn_secret_file` and `jwt_secret_file` into `turn_secret` and `jwt_secret`
+    /// where those are unset (the file's trailing line break removed). Returns a warning for
+    /// each secret file every local user may read.
+    pub fn read_secret_files(&mut self) -> anyhow::Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        for (secret, file, key) in [
+            (
+                &mut self.turn_secret,
+                &self.turn_secret_file,
+                "turn_secret_file",
+            ),
+            (
+                &mut self.jwt_secret,
+                &self.jwt_secret_file,
+                "jwt_secret_file",
+            ),
+        ] {
+            if let (None, Some(path)) = (&*secret, file) {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {key} {}", path.display()))?;
+                let value = text.trim_end_matches(['\n', '\r']);
+                if value.is_empty() {
+                    bail!("{key} {} is empty", path.display());
+                }
+                *secret = Some(Secret::new(value));
+                if let Some(mode) = world_readable(path) {
+                    warnings.push(format!(
+                        "secret file {} ({key}) is readable by every user (mode {mode:03o}); \
+                         make it readable by lamina only (chmod o-r)",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// The configuration as a TOML configuration file: every option with its effective value,
+    /// unset options left out, secrets as `"<redacted>"` (a secret read from a file as that
+    /// file's path only).
+    pub fn to_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.turn_secret_file.is_some() {
+            shown.turn_secret = None;
+        }
+        if shown.jwt_secret_file.is_some() {
+            shown.jwt_secret = None;
+        }
+        toml::to_string(&shown).expect("the configuration is representable in TOML")
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("tls_cert and tls_key must be set together");
+        }
+        Ok(())
+    }
+}
+
+impl FileConfig {
+    /// Parses `text`, the contents of the configuration file `path`. Errors name the file, the
+    /// line and the key, e.g. `lamina.toml, line 3: unknown key `lisen`, expected one of …`.
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<FileConfig> {
+        let document = toml::Deserializer::parse(text)
+            .map_err(|e| file_error(path, text, e.span(), None, e.message()))?;
+        serde_path_to_error::deserialize(document).map_err(|e| {
+            let key = e.path().to_string();
+            let key = (key != ".").then_some(key);
+            file_error(path, text, e.inner().span(), key, e.inner().message())
+        })
+    }
+
+    /// Reads and parses the configuration file `path`.
+    pub fn read(path: &Path) -> anyhow::Result<(FileConfig, String)> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        Ok((Self::parse(&text, path)?, text))
+    }
+}
+
+/// An error of the configuration file `path`, located by the byte `span` of `text`.
+fn file_error(
+    path: &Path,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    key: Option<String>,
+    message: &str,
+) -> anyhow::Error {
+    let message = message
+        .trim_end()
+        .replacen("unknown field", "unknown key", 1);
+    let location = match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{}, line {line}", path.display())
+        }
+        None => path.display().to_string(),
+    };
+    match key {
+        Some(key) if !message.contains(&format!("`{key}`")) => {
+            anyhow::anyhow!("{location}: key `{key}`: {message}")
+        }
+        _ => anyhow::anyhow!("{location}: {message}"),
+    }
+}
+
+/// The permission bits of `path` when every user may read it.
+fn world_readable(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o004 != 0).then_some(mode)
+}
+
+/// The effective configuration and what the operator should hear about it.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Flags, environment and file merged, secrets read from their files.
+    pub config: Config,
+    /// Warnings to log (world-readable secrets, secrets on the command line).
+    pub warnings: Vec<String>,
+}
+
+/// Merges the configuration file `file` (if any) under `config`, the options parsed from
+/// `matches`: an option given as a flag or environment variable keeps that value, any other
+/// takes the file's value if the file sets it, else keeps its default. A secret and its file
+/// (`turn_secret`, `turn_secret_file`) count as one option: the one given by the strongest
+/// source wins, both from the same source is an error. Then the secret files are read.
+pub fn resolve(
+    mut config: Config,
+    file: Option<&Path>,
+    matches: &ArgMatches,
+) -> anyhow::Result<Resolved> {
+    let explicit = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    let mut warnings = Vec::new();
+    let mut from_file = Vec::new();
+    if let Some(path) = file {
+        let (parsed, _) = FileConfig::read(path)?;
+        let set = parsed.keys_set();
+        if set.iter().any(|k| SECRET_FILES.iter().any(|(s, _)| s == k)) {
+            if let Some(mode) = world_readable(path) {
+                warnings.push(format!(
+                    "configuration file {} holds a secret and is readable by every user \
+                     (mode {mode:03o}); make it readable by lamina only (chmod o-r) or move the \
+                     secret to a *_secret_file",
+                    path.display()
+                ));
+            }
+        }
+        from_file = parsed.apply(&mut config, explicit);
+    }
+    // Strength of the source of each option: flag, environment, file, default.
+    let rank = |id: &str| match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => 3,
+        Some(ValueSource::EnvVariable) => 2,
+        _ if from_file.contains(&id) => 1,
+        _ => 0,
+    };
+    for (secret, file) in SECRET_FILES {
+        let secret_set = match secret {
+            "turn_secret" => config.turn_secret.is_some(),
+            _ => config.jwt_secret.is_some(),
+        };
+        let file_set = match file {
+            "turn_secret_file" => config.turn_secret_file.is_some(),
+            _ => config.jwt_secret_file.is_some(),
+        };
+        if !(secret_set && file_set) {
+            continue;
+        }
+        let drop_file = match rank(secret).cmp(&rank(file)) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => bail!("{secret} and {file} are both set; set only one"),
+        };
+        match (secret, drop_file) {
+            ("turn_secret", true) => config.turn_secret_file = None,
+            ("turn_secret", false) => config.turn_secret = None,
+            (_, true) => config.jwt_secret_file = None,
+            (_, false) => config.jwt_secret = None,
+        }
+    }
+    for (id, flag) in [
+        ("turn_secret", "--turn-secret"),
+        ("jwt_secret", "--jwt-secret"),
+    ] {
+        if matches.value_source(id) == Some(ValueSource::CommandLine) {
+            warnings.push(format!(
+                "{flag} on the command line is visible to every local user (ps, /proc); \
+                 prefer {flag}-file or the environment"
+            ));
+        }
+    }
+    warnings.extend(config.read_secret_files()?);
+    config.validate()?;
+    Ok(Resolved { config, warnings })
 }

@@ -1,15 +1,50 @@
-//! The `lamina` binary: parses the command line; without a subcommand it starts the server
-//! (stopping on SIGINT/SIGTERM), `lamina publish` publishes GStreamer fragments into a room.
+//! The `lamina` binary: parses the command line; without a subcommand it merges the
+//! configuration file (`--config`) under the flags and environment and starts the server
+//! (stopping on SIGINT/SIGTERM), or prints the merged configuration (`--print-config`);
+//! `lamina publish` publishes GStreamer fragments into a room.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use lamina::cli::{Cli, Command};
-use lamina::config::LogFormat;
+use lamina::config::{self, Config, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     slice_allocator_off();
-    tokio::runtime::Runtime::new()?.block_on(run())
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(Command::Publish(args)) = cli.command {
+        init_logs(cli.server.log_format);
+        let options = lamina_client::publish::PublishOptions {
+            url: args.url,
+            room: args.room,
+            name: args.name,
+            video: args.video,
+            audio: args.audio,
+        };
+        return tokio::runtime::Runtime::new()?.block_on(async {
+            Ok(lamina_client::publish::run(options, wait_for_signal()).await?)
+        });
+    }
+    let resolved = match config::resolve(cli.server, cli.config.as_deref(), &matches) {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            eprintln!("lamina: configuration error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    if cli.print_config {
+        for warning in &resolved.warnings {
+            eprintln!("lamina: warning: {warning}");
+        }
+        print!("{}", resolved.config.to_toml());
+        return Ok(());
+    }
+    init_logs(resolved.config.log_format);
+    for warning in &resolved.warnings {
+        tracing::warn!("{warning}");
+    }
+    tokio::runtime::Runtime::new()?.block_on(run(resolved.config))
 }
 
 /// GLib 2.74 (Debian 12) allocates GStreamer's buffers and events from its slice allocator,
@@ -33,20 +68,7 @@ fn slice_allocator_off() {
     eprintln!("lamina: cannot re-execute with G_SLICE=always-malloc ({err}); continuing");
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_logs(cli.server.log_format);
-    if let Some(Command::Publish(args)) = cli.command {
-        let options = lamina_client::publish::PublishOptions {
-            url: args.url,
-            room: args.room,
-            name: args.name,
-            video: args.video,
-            audio: args.audio,
-        };
-        return Ok(lamina_client::publish::run(options, wait_for_signal()).await?);
-    }
-    let config = cli.server;
+async fn run(config: Config) -> anyhow::Result<()> {
     let server = lamina::server::start(config).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");

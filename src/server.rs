@@ -1,4 +1,5 @@
-//! Wiring: starts the TURN server, the rooms registry and the HTTP(S) server, and stops them.
+//! Wiring: starts the TURN server, the rooms registry, the HTTP(S) server and (with
+//! `--metrics-listen`) the metrics server, and stops them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,15 +7,15 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 use lamina_pipelines::PipelineConfig;
 
 use crate::auth::RoomTokens;
 use crate::config::Config;
+use crate::http::routes::metrics_routes;
 use crate::http::{routes, AppState};
 use crate::metrics::{Scraper, SharedTurn};
 use crate::room::core::Limits;
@@ -37,26 +38,29 @@ pub struct Server {
     pub tls: bool,
     /// The address browsers reach TURN at.
     pub turn_addr: SocketAddr,
+    /// The address serving `/metrics` when it is not `addr` (`--metrics-listen`).
+    pub metrics_addr: Option<SocketAddr>,
     /// The rooms registry (for tests and debugging).
     pub rooms: Rooms,
     /// Gathers the `/metrics` values (for tests).
     pub metrics: Arc<Scraper>,
     turn: SharedTurn,
-    shutdown: Option<oneshot::Sender<()>>,
+    http_stop: CancellationToken,
+    /// Stops the HTTP servers when the `Server` is dropped without [`Server::stop`].
+    _http_stop_on_drop: DropGuard,
     sockets_stop: CancellationToken,
     sockets: TaskTracker,
     task: JoinHandle<()>,
+    metrics_task: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Stops the server, each step bounded in time: stop accepting connections; close every
     /// room (peers get an `error` media event "server shutting down" and `phx_close`) and wait
     /// for the room pipelines to reach NULL; close every WebSocket (1001); wait for the HTTP
-    /// server; close TURN.
+    /// servers; close TURN.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.http_stop.cancel();
         self.sockets_stop.cancel();
         self.sockets.close();
         // Twice: a room started by a join racing with the first pass is closed by the second.
@@ -91,6 +95,15 @@ impl Server {
             tracing::warn!("HTTP server did not stop in time");
             self.task.abort();
         }
+        if let Some(mut task) = self.metrics_task.take() {
+            if tokio::time::timeout(HTTP_STOP_TIMEOUT, &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("metrics server did not stop in time");
+                task.abort();
+            }
+        }
         let turn = self.turn.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(turn) = turn {
             turn.close().await;
@@ -112,8 +125,12 @@ fn register_elements() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot register the lamina plugin: {e}"))
 }
 
-/// Starts a server with `config`; returns once it listens.
-pub async fn start(config: Config) -> anyhow::Result<Server> {
+/// Starts a server with `config`; returns once it listens. Secrets still unset are read from
+/// their files (`turn_secret_file`, `jwt_secret_file`).
+pub async fn start(mut config: Config) -> anyhow::Result<Server> {
+    for warning in config.read_secret_files()? {
+        tracing::warn!("{warning}");
+    }
     gst::init()?;
     register_elements()?;
     // The first webrtcbin of a process pays ~0.5 s for its DTLS certificate: pay it now, not
@@ -121,6 +138,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let warm = std::time::Instant::now();
     tokio::task::spawn_blocking(lamina_pipelines::prewarm).await?;
     tracing::debug!(elapsed = ?warm.elapsed(), "media engine pre-warmed");
+    let missing = routes::missing_elements();
+    if !missing.is_empty() {
+        tracing::warn!(
+            ?missing,
+            "GStreamer elements not found: rooms will fail and /ready answers 503"
+        );
+    }
     let config = Arc::new(config);
     let secret = config
         .turn_secret
@@ -181,12 +205,20 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         shutdown: CancellationToken::new(),
         sockets: TaskTracker::new(),
         metrics: metrics.clone(),
+        turn: turn.clone(),
     };
     let (sockets_stop, sockets) = (state.shutdown.clone(), state.sockets.clone());
-    let (tx, rx) = oneshot::channel::<()>();
-    let signal = async {
-        let _ = rx.await;
+    let http_stop = CancellationToken::new();
+    // Bound now, served once the main listener is bound too.
+    let metrics_serve = match config.metrics_listen {
+        Some(listen) => Some(
+            warp::serve(metrics_routes(metrics.clone()))
+                .try_bind_with_graceful_shutdown(listen, http_stop.clone().cancelled_owned())?,
+        ),
+        None => None,
     };
+    let metrics_addr = metrics_serve.as_ref().map(|(addr, _)| *addr);
+    let signal = http_stop.clone().cancelled_owned();
     let (addr, fut, tls): (SocketAddr, ServeFuture, bool) =
         match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
@@ -206,16 +238,23 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         };
     tracing::info!(%addr, tls, "lamina listening");
     let task = tokio::spawn(fut);
+    let metrics_task = metrics_serve.map(|(addr, fut)| {
+        tracing::info!(%addr, "metrics listening");
+        tokio::spawn(fut)
+    });
     Ok(Server {
         addr,
         tls,
         turn_addr,
+        metrics_addr,
         rooms,
         metrics,
         turn,
-        shutdown: Some(tx),
+        _http_stop_on_drop: http_stop.clone().drop_guard(),
+        http_stop,
         sockets_stop,
         sockets,
         task,
+        metrics_task,
     })
 }

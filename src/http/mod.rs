@@ -1,6 +1,7 @@
-//! HTTP layer: warp routes for the WebSocket, the web client, health and metrics.
+//! HTTP layer: warp routes for the WebSocket, the web client, health, readiness and metrics.
 //!
-//! - [`routes`]: the route table and the rejection → status mapping.
+//! - [`routes`]: the route table, `/health`, `/ready`, `/metrics` (also served alone on
+//!   `--metrics-listen`) and the rejection → status mapping.
 //! - [`ws`]: `/socket/websocket`, adapting warp's WebSocket to [`crate::phoenix::socket::run`]
 //!   (with the `--allowed-origin` check).
 //! - [`web`]: the built browser client from `config.web_dir`.
@@ -19,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::RoomTokens;
 use crate::config::Config;
-use crate::metrics::Scraper;
+use crate::metrics::{Scraper, SharedTurn};
 use crate::room::Rooms;
 
 pub use routes::routes;
@@ -39,4 +40,6 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Gathers `/metrics`.
     pub metrics: Arc<Scraper>,
+    /// The embedded TURN server while it runs (for `/ready`).
+    pub turn: SharedTurn,
 }
