@@ -2,10 +2,12 @@
 
 import { DISPLAY_NAME_STORAGE_KEY, MAX_DISPLAY_NAME_LENGTH } from "./consts";
 import { setupChatForm } from "./chat";
+import { savedDevice, setupDevicePanel } from "./devices";
 import { LocalMediaRequest } from "./local_media";
+import { Lobby } from "./lobby";
 import { Room } from "./room";
 import * as ui from "./room_ui";
-import { installPeerConnectionRecorder, installTestHooks } from "./test_hooks";
+import { installLobbyTestHooks, installPeerConnectionRecorder, installTestHooks } from "./test_hooks";
 
 function setupHomePage(form: HTMLFormElement): void {
   const room = form.querySelector<HTMLInputElement>("#room-name-input")!;
@@ -49,13 +51,16 @@ function setupRoomPage(): void {
     history.replaceState(history.state, "", window.location.pathname + (rest ? `?${rest}` : "") + window.location.hash);
   }
   if (displayName) sessionStorage.setItem(DISPLAY_NAME_STORAGE_KEY, displayName);
-  else displayName = sessionStorage.getItem(DISPLAY_NAME_STORAGE_KEY) ?? `Guest ${Math.random().toString(36).slice(2, 6)}`;
+  else displayName = sessionStorage.getItem(DISPLAY_NAME_STORAGE_KEY) ?? "";
 
+  const guestName = `Guest ${Math.random().toString(36).slice(2, 6)}`;
   const test = flag(params, "test", false);
   let room: Room | null = null;
+  let lobby: Lobby | null = null;
   if (test) {
     installPeerConnectionRecorder();
     installTestHooks(() => room);
+    installLobbyTestHooks(() => lobby);
   }
 
   let roomId: string;
@@ -65,6 +70,9 @@ function setupRoomPage(): void {
     ui.showError(String(err instanceof Error ? err.message : err));
     return;
   }
+  ui.setRoomName(roomId);
+  // "Copy link": the room's address without the display name (nor test flags).
+  ui.setupCopyLink(`${window.location.origin}/room/${encodeURIComponent(roomId)}`);
 
   const media: LocalMediaRequest = {
     audio: test ? flag(params, "audio", true) : true,
@@ -77,29 +85,91 @@ function setupRoomPage(): void {
   if (capture) media.capture = { width: Number(capture[1]), height: Number(capture[2]), fps: Number(capture[3]) };
   if (test && flag(params, "synth", false)) {
     media.synth = {
-      hue: Number(params.get("hue") ?? hashHue(displayName)) % 360,
+      hue: Number(params.get("hue") ?? hashHue(displayName || guestName)) % 360,
       toneHz: Number(params.get("tone") ?? 440),
       width: 320,
       height: 240,
       fps: 15,
     };
   }
-
   const rejoin = `/room/${encodeURIComponent(roomId)}${window.location.search}`;
-  room = new Room({ roomId, displayName, media, rejoinUrl: rejoin, test });
-  const r = room;
-  ui.setupControls({
-    toggleMic: () => r.toggleMic(),
-    toggleCamera: () => r.toggleCamera(),
-    toggleScreen: () => void r.toggleScreenShare(),
-    leave: () => r.leave(),
-    unlockAudio: () => r.unlockAudio(),
+
+  const startRoom = (name: string, request: LocalMediaRequest, speaker: string) => {
+    room = new Room({ roomId, displayName: name, media: request, rejoinUrl: rejoin, test });
+    const r = room;
+    if (speaker) ui.setAudioOutput(speaker);
+    applyInitialActive(r, request.initialActive ?? null);
+    ui.setupControls({
+      toggleMic: () => r.toggleMic(),
+      toggleCamera: () => r.toggleCamera(),
+      toggleScreen: () => void r.toggleScreenShare(),
+      leave: () => r.leave(),
+      unlockAudio: () => r.unlockAudio(),
+    });
+    // Device switching mid-call needs Room.replaceLocalTrack (MembraneWebRTC replaceTrack);
+    // without it the panel saves the choice for the next join.
+    const withReplace = r as unknown as { replaceLocalTrack?: (which: "audio" | "camera", track: MediaStreamTrack) => Promise<boolean> };
+    const replace = withReplace.replaceLocalTrack;
+    setupDevicePanel({
+      request: { ...request, preacquired: null },
+      replace: typeof replace === "function" ? (which, track) => replace.call(r, which, track) : null,
+      localTracks: () => ui.localTileTracks(),
+      setSpeaker: (id) => ui.setAudioOutput(id),
+    });
+    setupChatForm((text) => r.sendChat(text));
+    r.join().catch((err) => {
+      console.error(err);
+      ui.showError(`Cannot join the room: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  };
+  window.addEventListener("pagehide", () => {
+    room?.leave();
+    lobby?.close();
   });
-  setupChatForm((text) => r.sendChat(text));
-  window.addEventListener("pagehide", () => r.leave());
-  r.join().catch((err) => {
+
+  // The lobby comes first, except in test mode (?test=1) unless ?lobby=1; ?lobby=0 skips it.
+  if (!flag(params, "lobby", !test)) {
+    startRoom(displayName || guestName, { ...media, audioDeviceId: savedDevice("audioinput"), videoDeviceId: savedDevice("videoinput") }, savedDevice("audiooutput") ?? "");
+    return;
+  }
+  const l = new Lobby({
+    request: media,
+    displayName,
+    onJoin: (choice) => {
+      lobby = null;
+      sessionStorage.setItem(DISPLAY_NAME_STORAGE_KEY, choice.displayName);
+      startRoom(
+        choice.displayName,
+        { ...media, preacquired: choice.media, initialActive: { audio: choice.micOn, camera: choice.cameraOn } },
+        choice.speaker,
+      );
+    },
+  });
+  lobby = l;
+  ui.setStatus("Not joined yet", "lobby");
+  l.start().catch((err) => {
     console.error(err);
-    ui.showError(`Cannot join the room: ${err instanceof Error ? err.message : String(err)}`);
+    ui.showError(`Cannot start the camera and microphone: ${err instanceof Error ? err.message : String(err)}`);
+  });
+}
+
+/**
+ * Joined with the microphone or camera off (lobby): the track is handed over disabled, and as
+ * soon as the Room is connected (it has added its tracks in that same task) it is marked
+ * inactive, before the first offer leaves, so its `active: false` metadata rides in that offer.
+ * A no-op once Room.join honours `media.initialActive` itself.
+ */
+function applyInitialActive(room: Room, initial: { audio: boolean; camera: boolean } | null): void {
+  if (!initial || (initial.audio && initial.camera)) return;
+  let applied = false;
+  ui.onStatus((state) => {
+    if (applied || state !== "connected") return;
+    applied = true;
+    queueMicrotask(() => {
+      const local = ui.tileInfos().find((t) => t.kind === "local");
+      if (!initial.audio && local?.mic === "on") room.setLocalActive("audio", false);
+      if (!initial.camera && local?.camera === "on") room.setLocalActive("camera", false);
+    });
   });
 }
 

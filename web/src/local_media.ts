@@ -12,6 +12,16 @@ export interface LocalMediaRequest {
   capture?: { width: number; height: number; fps: number } | null;
   /** Test mode: generate media instead of opening devices. */
   synth?: { hue: number; toneHz: number; width: number; height: number; fps: number } | null;
+  /** Preferred devices (e.g. remembered from the last visit); another one is used if they are gone. */
+  audioDeviceId?: string | null;
+  videoDeviceId?: string | null;
+  /** Media already opened (by the lobby): returned as is instead of opening devices again. */
+  preacquired?: LocalMedia | null;
+  /**
+   * Whether each track starts active (false: joined muted / with the camera off, the track is
+   * published disabled with `active: false` metadata). Default: both true.
+   */
+  initialActive?: { audio: boolean; camera: boolean } | null;
 }
 
 export interface LocalMedia {
@@ -21,11 +31,18 @@ export interface LocalMedia {
   video: MediaStreamTrack | null;
   /** Human readable problems, e.g. "Camera unavailable: permission denied". */
   problems: string[];
+  /** Why a requested device could not be opened: the DOMException name (e.g. "NotAllowedError"). */
+  failures?: { audio: string | null; video: string | null };
   /** Stops synthetic generators (no-op for devices). */
   dispose: () => void;
 }
 
-function describe(err: unknown): string {
+/** The error's DOMException name ("NotAllowedError", "NotFoundError", ...), or "Error". */
+export function errorName(err: unknown): string {
+  return err instanceof DOMException || err instanceof Error ? err.name : "Error";
+}
+
+export function describe(err: unknown): string {
   if (err instanceof DOMException) {
     switch (err.name) {
       case "NotAllowedError":
@@ -50,17 +67,62 @@ async function gum(constraints: MediaStreamConstraints): Promise<MediaStream> {
   return navigator.mediaDevices.getUserMedia(constraints);
 }
 
-export async function getLocalMedia(req: LocalMediaRequest): Promise<LocalMedia> {
-  if (req.synth) return synthMedia(req);
+function withDevice(base: boolean | MediaTrackConstraints, deviceId: string | null | undefined, exact: boolean): MediaTrackConstraints | boolean {
+  if (!deviceId) return base;
+  const c: MediaTrackConstraints = typeof base === "object" ? { ...base } : {};
+  c.deviceId = exact ? { exact: deviceId } : { ideal: deviceId };
+  return c;
+}
 
-  const audioC: boolean | MediaTrackConstraints = req.test ? TEST_AUDIO_CONSTRAINTS : (MEDIA_CONSTRAINTS.audio ?? true);
+/** Microphone constraints of `req`, preferring (or, with `exact`, requiring) `deviceId`. */
+export function audioConstraints(req: LocalMediaRequest, deviceId?: string | null, exact = false): boolean | MediaTrackConstraints {
+  const base: boolean | MediaTrackConstraints = req.test ? TEST_AUDIO_CONSTRAINTS : (MEDIA_CONSTRAINTS.audio ?? true);
+  return withDevice(base, deviceId, exact);
+}
+
+/** Camera constraints of `req`, preferring (or, with `exact`, requiring) `deviceId`. */
+export function videoConstraints(req: LocalMediaRequest, deviceId?: string | null, exact = false): boolean | MediaTrackConstraints {
   const c = req.test ? req.capture : null;
-  const videoC: boolean | MediaTrackConstraints = c
+  const base: boolean | MediaTrackConstraints = c
     ? { width: { ideal: c.width }, height: { ideal: c.height }, frameRate: { ideal: c.fps } }
     : req.test
       ? TEST_VIDEO_CONSTRAINTS
       : (MEDIA_CONSTRAINTS.video ?? true);
+  return withDevice(base, deviceId, exact);
+}
+
+/** Opens one device of `kind` (exactly `deviceId` if given) with the constraints of `req`. */
+export async function openDevice(req: LocalMediaRequest, kind: "audio" | "video", deviceId: string | null): Promise<MediaStreamTrack> {
+  const s =
+    kind === "audio"
+      ? await gum({ audio: audioConstraints(req, deviceId, true) })
+      : await gum({ video: videoConstraints(req, deviceId, true) });
+  const track = kind === "audio" ? s.getAudioTracks()[0] : s.getVideoTracks()[0];
+  if (!track) throw new DOMException("The device gave no track", "NotReadableError");
+  return track;
+}
+
+/** openDevice, falling back to any device of the kind when `deviceId` is gone. */
+async function openPreferred(req: LocalMediaRequest, kind: "audio" | "video", deviceId: string | null | undefined): Promise<MediaStreamTrack> {
+  try {
+    return await openDevice(req, kind, deviceId ?? null);
+  } catch (err) {
+    const name = errorName(err);
+    if (deviceId && (name === "OverconstrainedError" || name === "NotFoundError")) return openDevice(req, kind, null);
+    throw err;
+  }
+}
+
+export async function getLocalMedia(req: LocalMediaRequest): Promise<LocalMedia> {
+  if (req.preacquired) return req.preacquired;
+  if (req.synth) return synthMedia(req);
+
+  // Preferred devices are asked for with `exact` (Chrome ignores an `ideal` deviceId); a gone
+  // device makes that request fail, and the device of that kind is then opened on its own.
+  const audioC = audioConstraints(req, req.audioDeviceId, true);
+  const videoC = videoConstraints(req, req.videoDeviceId, true);
   const problems: string[] = [];
+  const failures: { audio: string | null; video: string | null } = { audio: null, video: null };
   let audio: MediaStreamTrack | null = null;
   let video: MediaStreamTrack | null = null;
 
@@ -75,20 +137,22 @@ export async function getLocalMedia(req: LocalMediaRequest): Promise<LocalMedia>
   }
   if (req.audio && !audio) {
     try {
-      audio = (await gum({ audio: audioC })).getAudioTracks()[0] ?? null;
+      audio = await openPreferred(req, "audio", req.audioDeviceId);
     } catch (err) {
       problems.push(`Microphone unavailable: ${describe(err)}`);
+      failures.audio = errorName(err);
     }
   }
   if (req.video && !video) {
     try {
-      video = (await gum({ video: videoC })).getVideoTracks()[0] ?? null;
+      video = await openPreferred(req, "video", req.videoDeviceId);
     } catch (err) {
       problems.push(`Camera unavailable: ${describe(err)}`);
+      failures.video = errorName(err);
     }
   }
   const stream = new MediaStream([audio, video].filter((t): t is MediaStreamTrack => t !== null));
-  return { stream, audio, video, problems, dispose: () => undefined };
+  return { stream, audio, video, problems, failures, dispose: () => undefined };
 }
 
 /** Canvas video in one hue (with a moving bar so frames differ) and an oscillator tone. */
@@ -139,6 +203,7 @@ function synthMedia(req: LocalMediaRequest): LocalMedia {
     audio,
     video,
     problems: [],
+    failures: { audio: null, video: null },
     dispose: () => stops.forEach((f) => f()),
   };
 }

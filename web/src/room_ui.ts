@@ -36,12 +36,240 @@ function updateGridCount(): void {
   const n = grid().querySelectorAll(".tile").length;
   grid().dataset.count = String(n);
   grid().dataset.many = String(n > 9);
+  layoutGrid();
 }
 
-function initials(name: string): string {
-  const parts = name.trim().split(/\s+/).filter(Boolean);
+/** The person's name of a tile label: "Alice (you)" and "Alice (screen)" → "Alice". */
+function personName(name: string): string {
+  return name.replace(/\s*\((you|screen|your screen)\)\s*$/, "").trim();
+}
+
+/** Up to two initials of a name ("Ana Lúcia" → "AL", "bob" → "B"). */
+export function initials(name: string): string {
+  const parts = personName(name).split(/\s+/).filter(Boolean);
   const letters = parts.slice(0, 2).map((p) => Array.from(p)[0] ?? "");
   return letters.join("").toUpperCase() || "?";
+}
+
+/** A stable hue (0-359) for a name: the background of its camera-off placeholder. */
+export function nameHue(name: string): number {
+  let h = 0;
+  for (const ch of personName(name).toLowerCase()) h = (h * 31 + (ch.codePointAt(0) ?? 0)) >>> 0;
+  return h % 360;
+}
+
+// ------------------------------------------------------------------------------------------
+// Grid layout: every tile gets an absolute position so that 1-16 tiles fill the grid area
+// (as large as they can be, between 4:3 and 16:9), and a shared screen takes the main area
+// with the other tiles in a strip beside (landscape) or below (portrait) it.
+
+export interface Rect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+export const GRID_GAP = 6;
+/** Below this width tiles stop shrinking and the grid scrolls. */
+const MIN_TILE_W = 96;
+
+/** Best columns for `n` cells in W x H: the largest tile with an aspect in [minA, maxA]. */
+function bestFit(n: number, W: number, H: number, gap: number, minA: number, maxA: number, minW: number) {
+  let best = { cols: 1, rows: n, w: 0, h: 0 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    const cw = (W - gap * (cols - 1)) / cols;
+    const ch = (H - gap * (rows - 1)) / rows;
+    if (cw <= 0 || ch <= 0) continue;
+    const a = Math.min(maxA, Math.max(minA, cw / ch));
+    // The tile of aspect a that fits the cell.
+    const w = Math.min(cw, ch * a);
+    const h = w / a;
+    if (w * h > best.w * best.h + 0.5) best = { cols, rows, w, h };
+  }
+  if (best.w < minW) {
+    // Too many for the area: fixed minimum size, as many columns as fit, the grid scrolls.
+    const w = Math.min(minW, W);
+    const cols = Math.max(1, Math.floor((W + gap) / (w + gap)));
+    best = { cols, rows: Math.ceil(n / cols), w, h: w / maxA };
+  }
+  return best;
+}
+
+/** Cells of `n` tiles packed in the box (x0, y0, W, H), centred, the last row centred too. */
+function gridRects(n: number, x0: number, y0: number, W: number, H: number, gap: number, minA: number, maxA: number, minW: number): Rect[] {
+  if (n === 0) return [];
+  const { cols, rows, w, h } = bestFit(n, W, H, gap, minA, maxA, minW);
+  const blockW = cols * w + (cols - 1) * gap;
+  const blockH = rows * h + (rows - 1) * gap;
+  const left = x0 + Math.max(0, (W - blockW) / 2);
+  const top = y0 + Math.max(0, (H - blockH) / 2);
+  const out: Rect[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = Math.floor(i / cols);
+    const col = i % cols;
+    const inRow = row === rows - 1 ? n - row * cols : cols;
+    const shift = ((cols - inRow) * (w + gap)) / 2;
+    out.push({ x: left + shift + col * (w + gap), y: top + row * (h + gap), w, h });
+  }
+  return out;
+}
+
+/**
+ * Positions of tiles (in order) in a W x H grid area. `screen[i]`: tile i is a shared screen.
+ * Pure (the e2e tests check it for 1-16 tiles through the test hooks).
+ */
+export function computeLayout(screen: boolean[], W: number, H: number, gap = GRID_GAP): Rect[] {
+  const n = screen.length;
+  if (n === 0 || W <= 0 || H <= 0) return [];
+  const screens = screen.map((s, i) => (s ? i : -1)).filter((i) => i >= 0);
+  if (screens.length === 0) return gridRects(n, 0, 0, W, H, gap, 4 / 3, 16 / 9, Math.min(MIN_TILE_W, W));
+  const others = screen.map((s, i) => (s ? -1 : i)).filter((i) => i >= 0);
+  const out: Rect[] = new Array(n);
+  const k = others.length;
+  let main: Rect = { x: 0, y: 0, w: W, h: H };
+  if (k > 0) {
+    if (W >= H * 1.1) {
+      // Strip on the right, one column; it scrolls when too many.
+      const stripW = Math.round(Math.min(320, Math.max(140, W * 0.22)));
+      main = { x: 0, y: 0, w: W - stripW - gap, h: H };
+      const cellH = (H - gap * (k - 1)) / k;
+      const h = Math.max(72, Math.min(cellH, (stripW * 3) / 4));
+      const w = Math.min(stripW, (h * 16) / 9);
+      const total = k * h + (k - 1) * gap;
+      const top = Math.max(0, (H - total) / 2);
+      others.forEach((idx, j) => {
+        out[idx] = { x: main.w + gap + (stripW - w) / 2, y: top + j * (h + gap), w, h };
+      });
+    } else {
+      // Strip below, one row; it scrolls when too many.
+      const stripH = Math.round(Math.min(180, Math.max(70, H * 0.22)));
+      main = { x: 0, y: 0, w: W, h: H - stripH - gap };
+      const cellW = (W - gap * (k - 1)) / k;
+      const w = Math.max(110, Math.min(cellW, (stripH * 16) / 9));
+      const h = Math.min(stripH, (w * 3) / 4);
+      const total = k * w + (k - 1) * gap;
+      const left = Math.max(0, (W - total) / 2);
+      others.forEach((idx, j) => {
+        out[idx] = { x: left + j * (w + gap), y: main.h + gap + (stripH - h) / 2, w, h };
+      });
+    }
+  }
+  // Screens fill the main area (object-fit: contain inside).
+  gridRects(screens.length, main.x, main.y, main.w, main.h, gap, 0.5, 3, 1).forEach((r, j) => {
+    out[screens[j]] = r;
+  });
+  return out;
+}
+
+const isScreenTile = (t: HTMLElement) => t.dataset.kind === "screen" || t.dataset.kind === "local-screen";
+
+/** Lays the tiles out in the grid's current size (on every tile change and resize). */
+export function layoutGrid(): void {
+  const g = document.getElementById("videos-grid");
+  if (!g) return;
+  const tiles = Array.from(g.querySelectorAll<HTMLElement>(".tile"));
+  const W = g.clientWidth;
+  const H = g.clientHeight;
+  if (W === 0 || H === 0) return; // hidden: laid out when it gets a size (ResizeObserver)
+  const rects = computeLayout(tiles.map(isScreenTile), W, H);
+  g.dataset.layout = tiles.some(isScreenTile) ? "screen" : "grid";
+  tiles.forEach((t, i) => {
+    const r = rects[i];
+    if (!r) return;
+    t.style.left = `${Math.round(r.x)}px`;
+    t.style.top = `${Math.round(r.y)}px`;
+    t.style.width = `${Math.floor(r.w)}px`;
+    t.style.height = `${Math.floor(r.h)}px`;
+  });
+}
+
+let gridObserver: ResizeObserver | null = null;
+function observeGrid(): void {
+  if (gridObserver || typeof ResizeObserver === "undefined") return;
+  const g = document.getElementById("videos-grid");
+  if (!g) return;
+  gridObserver = new ResizeObserver(() => layoutGrid());
+  gridObserver.observe(g);
+}
+
+// ------------------------------------------------------------------------------------------
+// Audio output of every tile (setSinkId where supported).
+
+let audioOutput = "";
+
+/** Plays every tile's audio (now and later ones) on output `deviceId` ("" = default). */
+export function setAudioOutput(deviceId: string): void {
+  audioOutput = deviceId;
+  grid()
+    .querySelectorAll<HTMLElement>(".tile")
+    .forEach((t) => applySink(t));
+}
+
+function applySink(tile: HTMLElement): void {
+  if (tile.dataset.kind !== "remote" && tile.dataset.kind !== "screen") return;
+  const v = tile.querySelector("video") as HTMLVideoElement & { setSinkId?: (id: string) => Promise<void>; sinkId?: string };
+  if (typeof v.setSinkId !== "function" || (v.sinkId ?? "") === audioOutput) return;
+  v.setSinkId(audioOutput).catch((err: unknown) => console.warn("lamina: setSinkId failed", err));
+}
+
+/** The tracks the local tile shows (the local camera and microphone), for the device panel. */
+export function localTileTracks(): MediaStreamTrack[] {
+  const v = grid().querySelector<HTMLVideoElement>('.tile[data-kind="local"] video');
+  return v && v.srcObject instanceof MediaStream ? v.srcObject.getTracks() : [];
+}
+
+// ------------------------------------------------------------------------------------------
+// Room status listeners (called synchronously from setStatus).
+
+const statusListeners: Array<(state: string) => void> = [];
+
+/** Calls `fn` with the new state on every setStatus (e.g. "connected"). */
+export function onStatus(fn: (state: string) => void): void {
+  statusListeners.push(fn);
+}
+
+// ------------------------------------------------------------------------------------------
+// Copy link
+
+/** The "Copy link" button copies `url` (the room URL without the display name). */
+export function setupCopyLink(url: string): void {
+  const button = document.getElementById("copy-link-button") as HTMLButtonElement | null;
+  if (!button) return;
+  button.hidden = false;
+  button.dataset.url = url;
+  const label = button.textContent ?? "Copy link";
+  let timer: number | null = null;
+  button.addEventListener("click", async () => {
+    let ok = false;
+    try {
+      await navigator.clipboard.writeText(url);
+      ok = true;
+    } catch {
+      // No clipboard API (insecure page) or no permission: the old way.
+      const ta = document.createElement("textarea");
+      ta.value = url;
+      ta.setAttribute("readonly", "");
+      ta.style.position = "fixed";
+      ta.style.opacity = "0";
+      document.body.appendChild(ta);
+      ta.select();
+      try {
+        ok = document.execCommand("copy");
+      } catch {
+        ok = false;
+      }
+      ta.remove();
+    }
+    button.dataset.copied = String(ok);
+    button.textContent = ok ? "Link copied" : "Copy failed";
+    if (!ok) window.prompt("Copy the room link:", url);
+    if (timer !== null) window.clearTimeout(timer);
+    timer = window.setTimeout(() => {
+      button.textContent = label;
+    }, 2000);
+  });
 }
 
 /** Room id from the page URL `/room/<id>`. */
@@ -59,6 +287,13 @@ export function setRoomName(name: string): void {
 export function setStatus(text: string, state: string): void {
   el("room-status").textContent = text;
   el("room").dataset.state = state;
+  for (const fn of statusListeners) {
+    try {
+      fn(state);
+    } catch (err) {
+      console.error("lamina: status listener failed", err);
+    }
+  }
 }
 
 export function addTile(id: string, kind: TileKind, name: string, endpointId: string | null): HTMLElement {
@@ -75,6 +310,8 @@ export function addTile(id: string, kind: TileKind, name: string, endpointId: st
   if (kind === "screen" || kind === "local-screen") tile.dataset.camera = "off";
   grid().appendChild(tile);
   setTileName(id, name);
+  applySink(tile);
+  observeGrid();
   updateGridCount();
   return tile;
 }
@@ -103,6 +340,7 @@ export function setTileName(id: string, name: string): void {
   if (!tile) return;
   (tile.querySelector(".name") as HTMLElement).textContent = name;
   (tile.querySelector(".initials") as HTMLElement).textContent = initials(name);
+  tile.style.setProperty("--avatar-hue", String(nameHue(name)));
   tile.dataset.name = name;
 }
 
