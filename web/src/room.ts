@@ -5,6 +5,12 @@
 // One tile per remote endpoint (camera and microphone play in one MediaStream), plus one tile
 // per screen share track. The room chat is a channel event of its own ("chat", see chat.ts),
 // which the Membrane library never sees.
+//
+// Reconnection (reconnect.ts): a "session" is one socket + channel + WebRTCEndpoint (+ its peer
+// connection). When any of them drops, the session is torn down (listeners removed, peer
+// connection closed, channel left, socket disconnected), the remote tiles go, and a new session
+// joins again after a back-off with the same name and the same local MediaStreamTracks. Events
+// of an ended session are ignored (every handler checks that its session is the current one).
 
 import { Channel, Socket } from "phoenix";
 import { Endpoint, TrackContext, WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
@@ -21,11 +27,50 @@ import {
 import * as chat from "./chat";
 import { ChatMessage, ChatResult } from "./chat";
 import { LocalMedia, getLocalMedia } from "./local_media";
+import { QualityMonitor, QualityTarget, QualityView } from "./quality";
+import * as reconnect from "./reconnect";
 import * as remote from "./room_remote";
-import { LocalTrack, Participant, RemoteTrack, RemoteTrackInfo, RoomOptions, RoomState, RoomTimings } from "./room_types";
+import {
+  LocalTrack,
+  Participant,
+  ReconnectRecord,
+  RemoteTrack,
+  RemoteTrackInfo,
+  RoomOptions,
+  RoomState,
+  RoomTimings,
+} from "./room_types";
 import * as ui from "./room_ui";
 
-export type { RemoteTrackInfo, RoomOptions, RoomState, RoomTimings } from "./room_types";
+export type { ReconnectRecord, RemoteTrackInfo, RoomOptions, RoomState, RoomTimings } from "./room_types";
+
+/** One attempt at being in the room: socket, channel, endpoint and its peer connection(s). */
+interface Session {
+  readonly id: number;
+  readonly socket: Socket;
+  readonly channel: Channel;
+  readonly webrtc: WebRTCEndpoint;
+  readonly socketRefs: string[];
+  /** Peer connections the endpoint created (closed when the session ends). */
+  readonly pcs: RTCPeerConnection[];
+  readonly startedAt: number;
+  connectedAt: number | null;
+}
+
+/** Give-up time: the option, or in test mode `?reconnect_giveup_ms=` of the page URL, or 1 min. */
+function giveUpMs(opts: RoomOptions): number {
+  if (opts.reconnectGiveUpMs && opts.reconnectGiveUpMs > 0) return opts.reconnectGiveUpMs;
+  if (opts.test) {
+    const v = Number(new URLSearchParams(window.location.search).get("reconnect_giveup_ms"));
+    if (Number.isFinite(v) && v > 0) return v;
+  }
+  return reconnect.RECONNECT_GIVE_UP_MS;
+}
+
+/** The library keeps its RTCPeerConnection in a private field (and never closes it). */
+function endpointConnection(w: WebRTCEndpoint): RTCPeerConnection | undefined {
+  return (w as unknown as { connection?: RTCPeerConnection }).connection;
+}
 
 export class Room {
   readonly roomId: string;
@@ -43,11 +88,20 @@ export class Room {
   readonly errors: string[] = [];
   /** Chat messages received, oldest first (at most chat.MAX_CHAT_SHOWN). */
   readonly chatMessages: ChatMessage[] = [];
+  /** Every connection loss, oldest first, with when it was reconnected. */
+  readonly reconnects: ReconnectRecord[] = [];
 
   private readonly opts: RoomOptions;
-  private readonly socket: Socket;
-  private readonly channel: Channel;
-  private readonly webrtc: WebRTCEndpoint;
+  private session: Session | null = null;
+  private sessionCount = 0;
+  /** Attempts stopped ("Rejoin" shown). */
+  private gaveUp = false;
+  private readonly backoff: reconnect.Backoff;
+  private readonly peerWatch = new reconnect.PeerWatch();
+  private retryTimer: number | null = null;
+  private watchTimer: number | null = null;
+  private readonly quality: QualityMonitor;
+  private readonly onOnline = () => this.retryNow();
   private localMedia: LocalMedia | null = null;
   private readonly local: { audio: LocalTrack | null; camera: LocalTrack | null; screen: LocalTrack | null } = {
     audio: null,
@@ -57,42 +111,13 @@ export class Room {
   private readonly participants = new Map<string, Participant>();
   private readonly remoteTracks = new Map<string, RemoteTrack>();
   private screenShareStarting = false;
-  private readonly socketCallbackRefs: string[] = [];
 
   constructor(opts: RoomOptions) {
     this.opts = opts;
     this.roomId = opts.roomId;
     this.displayName = opts.displayName;
-
-    this.socket = new Socket("/socket", { params: {} });
-    this.channel = this.socket.channel(`room:${this.roomId}`, {});
-    this.webrtc = new WebRTCEndpoint();
-
-    this.channel.on("mediaEvent", (payload: { data?: unknown }) => {
-      if (typeof payload?.data !== "string") {
-        console.warn("lamina: mediaEvent without string data", payload);
-        return;
-      }
-      try {
-        this.webrtc.receiveMediaEvent(payload.data);
-      } catch (err) {
-        // The library throws on events it cannot place (unknown endpoint/track): keep going.
-        console.error("lamina: media event failed", err, payload.data);
-      }
-    });
-    this.channel.on("chat", (payload: unknown) => this.onChat(payload));
-    // Sent by some servers when our endpoint crashed; the channel then closes.
-    this.channel.on("error", (payload: { message?: string }) => {
-      this.fail(payload?.message || "The server reported an error.");
-    });
-    this.channel.onError(() => {
-      if (this.state === "connected" || this.state === "joining") this.fail("Connection lost: the room channel failed.");
-    });
-    this.channel.onClose(() => {
-      if (this.state === "connected" || this.state === "joining") this.fail("Connection lost: the server closed the room.");
-    });
-
-    this.setupWebRTCHandlers();
+    this.backoff = new reconnect.Backoff({ giveUpAfterMs: giveUpMs(opts) });
+    this.quality = new QualityMonitor(() => this.qualitySource());
     ui.setAutoplayBlockedHandler(() => ui.showAudioUnlock(true));
   }
 
@@ -124,38 +149,20 @@ export class Room {
     ui.setTileMedia(LOCAL_TILE_ID, audio ? "on" : "none", video ? "on" : "none");
     this.renderParticipants();
 
-    const ref1 = this.socket.onError(() => this.onSocketLost("Connection lost: cannot reach the server."));
-    const ref2 = this.socket.onClose(() => this.onSocketLost("Connection lost: the server closed the connection."));
-    this.socketCallbackRefs.push(ref1, ref2);
-    this.socket.connect();
-
+    window.addEventListener("online", this.onOnline);
+    this.watchTimer = window.setInterval(() => this.watch(), 1000);
+    this.quality.start();
     ui.setStatus("Joining…", "joining");
-    this.channel
-      .join()
-      .receive("ok", () => {
-        if (this.state !== "joining") return;
-        this.timings.channelJoined = Date.now();
-        const metadata: EndpointMetadata = { displayName: this.displayName };
-        this.webrtc.connect(metadata);
-      })
-      .receive("error", (resp: { reason?: string } | undefined) => {
-        const reason = resp?.reason ?? "unknown error";
-        const text = JOIN_ERROR_MESSAGES[reason] ?? `Cannot join the room: ${reason}.`;
-        // channel.leave() stops Phoenix from retrying the join forever.
-        this.fail(text);
-      })
-      .receive("timeout", () => {
-        this.fail("Cannot join the room: the server did not answer.");
-      });
+    this.startSession();
     this.renderControls();
   }
 
   /** Leave button: tell the server, close everything, show the "left" panel. */
   leave(): void {
     if (this.state === "left") return;
-    if (this.state === "connected") {
+    if (this.state === "connected" && this.session) {
       try {
-        this.webrtc.disconnect(); // sends the "disconnect" media event
+        this.session.webrtc.disconnect(); // sends the "disconnect" media event
       } catch (err) {
         console.warn("lamina: disconnect failed", err);
       }
@@ -166,46 +173,35 @@ export class Room {
     ui.showLeft(this.opts.rejoinUrl);
   }
 
+  /** A failure that reconnecting cannot fix (join refused, removed by the server). */
   private fail(message: string): void {
-    if (this.state === "left" || this.state === "failed") return;
+    if (this.state === "left" || (this.state === "failed" && !this.gaveUp)) return;
     this.state = "failed";
+    this.gaveUp = false;
     this.showError(message);
     this.teardown();
     ui.setStatus("Disconnected", "failed");
     ui.showLeft(this.opts.rejoinUrl);
   }
 
-  private onSocketLost(message: string): void {
-    if (this.state === "joining" || this.state === "connected") this.fail(message);
-  }
-
-  /** Stops local media, drops tiles, leaves the channel and closes the socket (no reconnects). */
+  /** Stops local media, drops tiles, ends the session (no reconnects). */
   private teardown(): void {
-    try {
-      this.webrtc.cleanUp();
-    } catch {
-      /* nothing to clean */
-    }
+    this.clearRetry();
+    if (this.watchTimer !== null) window.clearInterval(this.watchTimer);
+    this.watchTimer = null;
+    window.removeEventListener("online", this.onOnline);
+    this.quality.stop();
+    if (this.session) this.endSession(this.session);
+    reconnect.hideReconnectBanner();
     for (const lt of [this.local.audio, this.local.camera, this.local.screen]) lt?.track.stop();
     this.localMedia?.dispose();
     this.local.audio = this.local.camera = this.local.screen = null;
-    // The library keeps its RTCPeerConnection after disconnect(); stopping the received tracks
-    // at least stops decoding here. The server tears down its side on "disconnect"/channel close.
-    for (const rt of this.remoteTracks.values()) rt.track?.stop();
-    this.remoteTracks.clear();
-    this.participants.clear();
+    this.clearRemote();
     ui.removeAllTiles();
     ui.showAudioUnlock(false);
     this.renderParticipants();
     this.renderControls();
     chat.setChatEnabled(false);
-    this.socket.off(this.socketCallbackRefs.splice(0));
-    try {
-      this.channel.leave();
-    } catch {
-      /* already closed */
-    }
-    this.socket.disconnect();
   }
 
   private showError(message: string): void {
@@ -214,23 +210,278 @@ export class Room {
   }
 
   // ------------------------------------------------------------------------------------------
+  // Sessions and reconnection
+
+  /** Opens a socket, joins the channel and connects a fresh endpoint. */
+  private startSession(): void {
+    const socket = new Socket("/socket", { params: {} });
+    const s: Session = {
+      id: ++this.sessionCount,
+      socket,
+      channel: socket.channel(`room:${this.roomId}`, {}),
+      webrtc: new WebRTCEndpoint(),
+      socketRefs: [],
+      pcs: [],
+      startedAt: Date.now(),
+      connectedAt: null,
+    };
+    this.session = s;
+    this.peerWatch.reset();
+    this.quality.reset();
+    const live = () => this.session === s;
+    const { channel } = s;
+
+    channel.on("mediaEvent", (payload: { data?: unknown }) => {
+      if (!live()) return;
+      if (typeof payload?.data !== "string") {
+        console.warn("lamina: mediaEvent without string data", payload);
+        return;
+      }
+      try {
+        s.webrtc.receiveMediaEvent(payload.data);
+      } catch (err) {
+        // The library throws on events it cannot place (unknown endpoint/track): keep going.
+        console.error("lamina: media event failed", err, payload.data);
+      }
+    });
+    channel.on("chat", (payload: unknown) => {
+      if (live()) this.onChat(payload);
+    });
+    // Sent by some servers when our endpoint crashed; the channel then closes.
+    channel.on("error", (payload: { message?: string }) => {
+      if (live()) this.connectionLost(payload?.message || "the server reported an error");
+    });
+    channel.onError(() => {
+      // The socket dropped (Phoenix errors its channels first), or the room crashed (phx_error).
+      if (live()) this.connectionLost("the connection to the room dropped");
+    });
+    channel.onClose(() => {
+      if (live()) this.connectionLost("the server closed the room");
+    });
+    s.socketRefs.push(
+      socket.onError(() => {
+        if (live()) this.connectionLost("cannot reach the server");
+      }),
+      socket.onClose(() => {
+        if (live()) this.connectionLost("the connection to the server closed");
+      }),
+    );
+    this.setupWebRTCHandlers(s);
+    socket.connect();
+
+    channel
+      .join(reconnect.RECONNECT_ATTEMPT_TIMEOUT_MS - 1000)
+      .receive("ok", () => {
+        if (!live() || (this.state !== "joining" && this.state !== "reconnecting")) return;
+        if (this.timings.channelJoined === null) this.timings.channelJoined = Date.now();
+        const metadata: EndpointMetadata = { displayName: this.displayName };
+        s.webrtc.connect(metadata);
+      })
+      .receive("error", (resp: { reason?: string } | undefined) => {
+        if (!live()) return;
+        const reason = resp?.reason ?? "unknown error";
+        if (this.state === "reconnecting" && reconnect.isRetriableJoinRefusal(reason)) {
+          this.connectionLost(`the server refused the join (${reason})`);
+          return;
+        }
+        const text = JOIN_ERROR_MESSAGES[reason] ?? `Cannot join the room: ${reason}.`;
+        // channel.leave() (in teardown) stops Phoenix from retrying the join forever.
+        this.fail(text);
+      })
+      .receive("timeout", () => {
+        if (live()) this.connectionLost("the server did not answer");
+      });
+  }
+
+  /** Remembers the endpoint's peer connection (created lazily by the library) to close it later. */
+  private capturePc(s: Session): void {
+    const pc = endpointConnection(s.webrtc);
+    if (pc && !s.pcs.includes(pc)) s.pcs.push(pc);
+  }
+
+  /** Ends a session for good: no listener of it fires again, nothing of it stays open. */
+  private endSession(s: Session): void {
+    if (this.session === s) this.session = null;
+    s.socket.off(s.socketRefs.splice(0));
+    this.capturePc(s);
+    s.webrtc.removeAllListeners();
+    try {
+      s.webrtc.cleanUp();
+    } catch {
+      /* nothing to clean */
+    }
+    // cleanUp() forgets the peer connection without closing it.
+    for (const pc of s.pcs.splice(0)) {
+      try {
+        pc.close();
+      } catch {
+        /* already closed */
+      }
+    }
+    for (const ev of ["mediaEvent", "chat", "error"]) s.channel.off(ev);
+    try {
+      s.channel.leave();
+    } catch {
+      /* already closed */
+    }
+    s.socket.disconnect();
+    for (const lt of [this.local.audio, this.local.camera, this.local.screen]) if (lt) lt.trackId = null;
+  }
+
+  /** Removes every remote participant, track and tile (their endpoints are gone with the session). */
+  private clearRemote(): void {
+    for (const id of Array.from(this.participants.keys())) remote.removeParticipant(this.participants, this.remoteTracks, id);
+    for (const rt of this.remoteTracks.values()) {
+      if (rt.type === "screensharing") ui.removeTile(rt.trackId);
+    }
+    this.remoteTracks.clear();
+    this.participants.clear();
+  }
+
+  /**
+   * The socket, the channel or the media connection dropped (or an attempt failed): end the
+   * session, drop the others' tiles and schedule the next attempt.
+   */
+  private connectionLost(reason: string, detail?: string): void {
+    if (this.state !== "joining" && this.state !== "connected" && this.state !== "reconnecting") return;
+    const now = Date.now();
+    console.warn(`lamina: connection lost: ${reason}${detail ? ` (${detail})` : ""}`);
+    if (this.session) this.endSession(this.session);
+    this.clearRetry();
+    this.clearRemote();
+    if (this.state !== "reconnecting") {
+      this.state = "reconnecting";
+      this.endpointId = null;
+      const why = detail ? `${reason}: ${detail}` : reason;
+      this.reconnects.push({ lostAt: now, reason: why, attempts: 0, reconnectedAt: null, endpointId: null });
+      chat.setChatEnabled(false);
+      this.renderParticipants();
+      this.renderControls();
+    }
+    this.backoff.begin(now);
+    const delay = this.backoff.next(now);
+    if (delay === null) {
+      this.giveUp(reason);
+      return;
+    }
+    ui.setStatus("Reconnecting…", "reconnecting");
+    reconnect.showReconnecting(reason, this.backoff.attempt, delay);
+    this.retryTimer = window.setTimeout(() => {
+      this.retryTimer = null;
+      this.attempt();
+    }, delay);
+  }
+
+  private attempt(): void {
+    if (this.state !== "reconnecting" || this.session) return;
+    const rec = this.reconnects[this.reconnects.length - 1];
+    if (rec) rec.attempts += 1;
+    this.startSession();
+  }
+
+  /** The browser is back online: try at once instead of waiting for the back-off. */
+  private retryNow(): void {
+    if (this.state !== "reconnecting" || this.retryTimer === null) return;
+    this.clearRetry();
+    this.attempt();
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer !== null) window.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  private giveUp(reason: string): void {
+    this.state = "failed";
+    this.gaveUp = true;
+    const minutes = Math.round(this.backoff.giveUpAfterMs / 60_000);
+    const seconds = Math.round(this.backoff.giveUpAfterMs / 1000);
+    const span = minutes === 1 ? "a minute" : minutes > 1 ? `${minutes} minutes` : `${seconds} s`;
+    const message = `Could not reconnect to the room for ${span} (${reason}).`;
+    this.errors.push(message);
+    ui.setStatus("Disconnected", "failed");
+    reconnect.showGaveUp(message, () => this.rejoin());
+    this.renderControls();
+  }
+
+  /** "Rejoin" after giving up: start over with a fresh back-off (same tracks, no device prompt). */
+  rejoin(): void {
+    if (this.state !== "failed" || !this.gaveUp) return;
+    this.gaveUp = false;
+    this.backoff.reset();
+    this.state = "reconnecting";
+    this.reconnects.push({ lostAt: Date.now(), reason: "rejoin", attempts: 0, reconnectedAt: null, endpointId: null });
+    ui.setStatus("Reconnecting…", "reconnecting");
+    reconnect.showReconnecting("rejoining", 1, 0);
+    this.backoff.begin(Date.now());
+    this.backoff.next(Date.now());
+    this.attempt();
+  }
+
+  /** Once a second: attempt time-out, peer connection state, back-off reset when stable. */
+  private watch(): void {
+    const s = this.session;
+    const now = Date.now();
+    if (!s) return;
+    const attempting = this.state === "joining" || this.state === "reconnecting";
+    if (attempting && now - s.startedAt > reconnect.RECONNECT_ATTEMPT_TIMEOUT_MS) {
+      this.connectionLost("the server did not answer in time");
+      return;
+    }
+    if (this.state !== "connected") return;
+    this.capturePc(s);
+    const pc = endpointConnection(s.webrtc) ?? s.pcs[s.pcs.length - 1];
+    const lost = this.peerWatch.observe(pc ? pc.connectionState : null, now);
+    if (lost) {
+      this.connectionLost(lost);
+      return;
+    }
+    if (s.connectedAt !== null && now - s.connectedAt >= reconnect.RECONNECT_STABLE_MS && this.backoff.since !== null) {
+      this.backoff.reset();
+    }
+  }
+
+  /** Test hook: drops the WebSocket under the Phoenix client, as a network cut would. */
+  testCutSocket(): boolean {
+    const conn = (this.session?.socket as unknown as { conn?: WebSocket } | undefined)?.conn;
+    if (!conn) return false;
+    conn.close(4000, "test: connection cut");
+    return true;
+  }
+
+  // ------------------------------------------------------------------------------------------
   // WebRTC endpoint events
 
-  private setupWebRTCHandlers(): void {
-    const w = this.webrtc;
+  private setupWebRTCHandlers(s: Session): void {
+    const w = s.webrtc;
+    const live = () => this.session === s;
 
     w.on("sendMediaEvent", (mediaEvent: string) => {
-      if (this.state === "left" || this.state === "failed") return;
-      this.channel.push("mediaEvent", { data: mediaEvent });
+      if (!live()) return;
+      this.capturePc(s);
+      s.channel.push("mediaEvent", { data: mediaEvent });
     });
 
     w.on("connected", (endpointId: string, otherEndpoints: Endpoint[]) => {
-      if (this.state !== "joining") return;
+      if (!live() || (this.state !== "joining" && this.state !== "reconnecting")) return;
+      const rejoined = this.state === "reconnecting";
       this.state = "connected";
+      this.gaveUp = false;
       this.endpointId = endpointId;
-      this.timings.connected = Date.now();
+      s.connectedAt = Date.now();
+      if (this.timings.connected === null) this.timings.connected = s.connectedAt;
       ui.setStatus("Connected", "connected");
-      for (const lt of [this.local.audio, this.local.camera]) {
+      if (rejoined) {
+        const rec = this.reconnects[this.reconnects.length - 1];
+        if (rec) {
+          rec.reconnectedAt = s.connectedAt;
+          rec.endpointId = endpointId;
+        }
+        reconnect.hideReconnectBanner();
+        ui.clearError(); // what the server said before the loss is over
+      }
+      // The same MediaStreamTracks every session: a rejoin never asks for the devices again.
+      for (const lt of [this.local.audio, this.local.camera, this.local.screen]) {
         if (!lt) continue;
         lt.trackId = w.addTrack(lt.track, lt.stream, { ...lt.metadata });
       }
@@ -241,11 +492,13 @@ export class Room {
     });
 
     w.on("endpointAdded", (ep: Endpoint) => {
+      if (!live()) return;
       remote.addParticipant(this.participants, ep);
       this.renderParticipants();
     });
 
     w.on("endpointUpdated", (ep: Endpoint) => {
+      if (!live()) return;
       const p = this.participants.get(ep.id);
       if (!p) return remote.addParticipant(this.participants, ep);
       p.name = remote.displayNameOf(ep);
@@ -257,23 +510,25 @@ export class Room {
     });
 
     w.on("endpointRemoved", (ep: Endpoint) => {
+      if (!live()) return;
       remote.removeParticipant(this.participants, this.remoteTracks, ep.id);
       this.renderParticipants();
     });
 
     w.on("trackAdded", (ctx: TrackContext) => {
-      if (!ctx) return;
+      if (!live() || !ctx) return;
       const endpointId = ctx.endpoint.id;
       const rt: RemoteTrack = { trackId: ctx.trackId, endpointId, type: remote.trackType(ctx.metadata), ctx, track: null };
       this.remoteTracks.set(ctx.trackId, rt);
       ctx.on("voiceActivityChanged", (c: TrackContext) => {
-        if (this.participants.has(endpointId)) ui.setTileSpeaking(endpointId, c.vadStatus === "speech");
+        if (live() && this.participants.has(endpointId)) ui.setTileSpeaking(endpointId, c.vadStatus === "speech");
       });
       remote.renderTrackState(this.remoteTracks, rt);
     });
 
     w.on("trackReady", (ctx: TrackContext) => {
-      if (!ctx || !ctx.track) return;
+      if (!live() || !ctx || !ctx.track) return;
+      this.capturePc(s);
       let rt = this.remoteTracks.get(ctx.trackId);
       if (!rt) {
         rt = { trackId: ctx.trackId, endpointId: ctx.endpoint.id, type: remote.trackType(ctx.metadata), ctx, track: null };
@@ -303,7 +558,7 @@ export class Room {
     });
 
     w.on("trackRemoved", (ctx: TrackContext) => {
-      if (!ctx) return;
+      if (!live() || !ctx) return;
       const rt = this.remoteTracks.get(ctx.trackId);
       this.remoteTracks.delete(ctx.trackId);
       const type = rt?.type ?? remote.trackType(ctx.metadata);
@@ -318,7 +573,7 @@ export class Room {
     });
 
     w.on("trackUpdated", (ctx: TrackContext) => {
-      if (!ctx) return;
+      if (!live() || !ctx) return;
       const rt = this.remoteTracks.get(ctx.trackId);
       if (!rt) return;
       rt.type = remote.trackType(ctx.metadata) === "unknown" ? rt.type : remote.trackType(ctx.metadata);
@@ -326,13 +581,66 @@ export class Room {
     });
 
     w.on("connectionError", (message: string) => {
-      this.showError(`Media connection problem: ${message}`);
+      // A failed peer connection, or an `error` media event: 0.5.3 then calls disconnect(),
+      // which sends the "disconnect" media event (let it go out: the reconnect waits a microtask).
+      if (!live()) return;
+      const ours = message === "Connection failed" || message === "Ice connection failed";
+      if (!ours) this.showError(`Media connection problem: ${message}`);
+      queueMicrotask(() => {
+        if (live()) this.connectionLost(ours ? "the media connection failed" : "the server ended the session", message);
+      });
     });
 
     w.on("disconnected", () => {
       // Our own endpoint was removed by the server.
-      this.fail("You were removed from the room.");
+      if (live()) this.fail("You were removed from the room.");
     });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Connection quality
+
+  /** What the quality monitor samples: the session's peer connection, and every tile's tracks. */
+  private qualitySource(): { pcs: RTCPeerConnection[]; targets: QualityTarget[] } {
+    const s = this.session;
+    if (!s || this.state !== "connected") return { pcs: [], targets: [] };
+    this.capturePc(s);
+    const targets: QualityTarget[] = [];
+    const own = [this.local.audio, this.local.camera].filter((lt): lt is LocalTrack => !!lt);
+    targets.push({
+      tileId: LOCAL_TILE_ID,
+      direction: "outbound",
+      trackIds: own.map((lt) => lt.track.id),
+      videoActive: !!this.local.camera?.metadata.active,
+    });
+    if (this.local.screen) {
+      const trackIds = [this.local.screen.track.id];
+      targets.push({ tileId: LOCAL_SCREEN_TILE_ID, direction: "outbound", trackIds, videoActive: true });
+    }
+    for (const p of this.participants.values()) {
+      let videoActive = false;
+      for (const id of p.tileTracks.keys()) {
+        const rt = this.remoteTracks.get(id);
+        if (rt?.track?.kind === "video" && remote.isActive(rt.ctx.metadata)) videoActive = true;
+      }
+      targets.push({
+        tileId: p.id,
+        direction: "inbound",
+        trackIds: Array.from(p.tileTracks.values()).map((t) => t.id),
+        videoActive,
+      });
+    }
+    for (const rt of this.remoteTracks.values()) {
+      if (rt.type !== "screensharing" || !rt.track) continue;
+      const videoActive = remote.isActive(rt.ctx.metadata);
+      targets.push({ tileId: rt.trackId, direction: "inbound", trackIds: [rt.track.id], videoActive });
+    }
+    return { pcs: s.pcs.filter((pc) => pc.connectionState !== "closed"), targets };
+  }
+
+  /** The last quality sample and level of every tile (test hooks). */
+  qualityViews(): QualityView[] {
+    return this.quality.views();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -355,9 +663,10 @@ export class Room {
       chat.showChatError(chat.CHAT_ERROR_MESSAGES[reason] ?? `Message not sent: ${reason}.`);
       return { ok: false, reason };
     };
-    if (this.state !== "connected") return Promise.resolve(refuse("not_connected"));
+    const session = this.session;
+    if (this.state !== "connected" || !session) return Promise.resolve(refuse("not_connected"));
     return new Promise((resolve) => {
-      this.channel
+      session.channel
         .push("chat", { text })
         .receive("ok", () => {
           chat.showChatError(null);
@@ -390,6 +699,11 @@ export class Room {
       screenSupported: !!navigator.mediaDevices?.getDisplayMedia,
       sharing: !!this.local.screen || this.screenShareStarting,
     });
+    // Leaving stays possible while reconnecting or after giving up.
+    if (this.state === "reconnecting" || (this.state === "failed" && this.gaveUp)) {
+      const leave = document.getElementById("leave-button");
+      if (leave instanceof HTMLButtonElement) leave.disabled = false;
+    }
   }
 
   /** Records the time the first remote video frame was presented (for the join-latency metric). */
@@ -414,10 +728,43 @@ export class Room {
     if (!lt || this.state !== "connected") return;
     lt.track.enabled = active;
     lt.metadata = { ...lt.metadata, active };
-    if (lt.trackId) this.webrtc.updateTrackMetadata(lt.trackId, { ...lt.metadata });
+    if (lt.trackId && this.session) this.session.webrtc.updateTrackMetadata(lt.trackId, { ...lt.metadata });
     if (which === "audio") ui.setTileMedia(LOCAL_TILE_ID, active ? "on" : "off", null);
     else ui.setTileMedia(LOCAL_TILE_ID, null, active ? "on" : "off");
     this.renderControls();
+  }
+
+  /**
+   * Device switch mid-call: publishes `track` instead of the microphone or camera track (the
+   * sender's track is replaced, no renegotiation), stops the old one and shows the new one in
+   * the local tile; later rejoins publish the new one. While reconnecting it is only swapped
+   * (the next session publishes it). False (nothing changed, the caller keeps `track`) when
+   * there is no such track, or the library cannot replace it yet (before the first negotiation).
+   */
+  async replaceLocalTrack(which: "audio" | "camera", track: MediaStreamTrack): Promise<boolean> {
+    const lt = which === "audio" ? this.local.audio : this.local.camera;
+    if (!lt || track.kind !== lt.track.kind || track.readyState === "ended") return false;
+    track.enabled = lt.metadata.active;
+    const s = this.session;
+    if (this.state === "connected" && s && lt.trackId) {
+      let ok = false;
+      try {
+        ok = await s.webrtc.replaceTrack(lt.trackId, track, { ...lt.metadata });
+      } catch {
+        ok = false; // no peer connection yet
+      }
+      if (!ok || s !== this.session || lt !== (which === "audio" ? this.local.audio : this.local.camera)) return false;
+    } else if (this.state !== "reconnecting") {
+      return false;
+    }
+    const old = lt.track;
+    lt.track = track;
+    // One stream for the local tile and the msid of both tracks (a new one: srcObject re-evaluated).
+    const stream = new MediaStream([this.local.audio?.track, this.local.camera?.track].filter((t): t is MediaStreamTrack => !!t));
+    for (const l of [this.local.audio, this.local.camera]) if (l) l.stream = stream;
+    ui.setTileStream(LOCAL_TILE_ID, stream);
+    old.stop();
+    return true;
   }
 
   async toggleScreenShare(): Promise<void> {
@@ -445,13 +792,14 @@ export class Room {
     }
     this.screenShareStarting = false;
     const track = stream.getVideoTracks()[0];
-    if (!track || this.state !== "connected") {
+    const session = this.session;
+    if (!track || this.state !== "connected" || !session) {
       stream.getTracks().forEach((t) => t.stop());
       this.renderControls();
       return;
     }
     const metadata: TrackMetadata = { type: "screensharing", active: true };
-    const trackId = this.webrtc.addTrack(track, stream, { ...metadata });
+    const trackId = session.webrtc.addTrack(track, stream, { ...metadata });
     this.local.screen = { trackId, track, stream, metadata };
     // The browser's own "Stop sharing" bar ends the track.
     track.addEventListener("ended", () => this.stopScreenShare());
@@ -475,16 +823,16 @@ export class Room {
    * `removeTrack` throws (without changing the library's state) while the track has no sender
    * yet, i.e. before the first negotiation created the peer connection: retry a little later.
    */
-  private removeLocalTrack(trackId: string, attempt: number): void {
-    if (this.state !== "connected") return;
+  private removeLocalTrack(trackId: string, attempt: number, session: Session | null = this.session): void {
+    if (this.state !== "connected" || !session || session !== this.session) return;
     try {
-      this.webrtc.removeTrack(trackId);
+      session.webrtc.removeTrack(trackId);
     } catch (err) {
       if (attempt >= 40) {
         console.warn("lamina: removeTrack failed", err);
         return;
       }
-      window.setTimeout(() => this.removeLocalTrack(trackId, attempt + 1), 250);
+      window.setTimeout(() => this.removeLocalTrack(trackId, attempt + 1, session), 250);
     }
   }
 
@@ -498,6 +846,15 @@ export class Room {
 
   remoteTrackInfos(): RemoteTrackInfo[] {
     return remote.remoteTrackInfos(this.remoteTracks, this.participants);
+  }
+
+  /** The local MediaStreamTracks' ids (the same before and after a reconnect). */
+  localMediaTrackIds(): { audio: string | null; camera: string | null; screen: string | null } {
+    return {
+      audio: this.local.audio?.track.id ?? null,
+      camera: this.local.camera?.track.id ?? null,
+      screen: this.local.screen?.track.id ?? null,
+    };
   }
 
   localTrackIds(): { audio: string | null; camera: string | null; screen: string | null } {

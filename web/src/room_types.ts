@@ -6,8 +6,11 @@ import { TrackContext } from "@jellyfish-dev/membrane-webrtc-js";
 import { TrackMetadata, TrackType } from "./consts";
 import { LocalMediaRequest } from "./local_media";
 
-/** Lifecycle of a Room. */
-export type RoomState = "idle" | "joining" | "connected" | "left" | "failed";
+/**
+ * Lifecycle of a Room. "reconnecting": the connection dropped, a new session is on its way
+ * (back to "connected", or "failed" after giving up, when "Rejoin" starts over).
+ */
+export type RoomState = "idle" | "joining" | "connected" | "reconnecting" | "left" | "failed";
 
 /** What a Room is created with. */
 export interface RoomOptions {
@@ -18,6 +21,21 @@ export interface RoomOptions {
   rejoinUrl: string;
   /** Test mode extras (timings, first-frame callbacks). */
   test: boolean;
+  /** Stop reconnecting after this long (default one minute; test mode: `?reconnect_giveup_ms=`). */
+  reconnectGiveUpMs?: number;
+}
+
+/** One loss of the connection and how it ended. */
+export interface ReconnectRecord {
+  /** Date.now() of the loss. */
+  lostAt: number;
+  reason: string;
+  /** Sessions started since the loss. */
+  attempts: number;
+  /** Date.now() of the `connected` that ended it, or null (still trying, or gave up). */
+  reconnectedAt: number | null;
+  /** The new endpoint id. */
+  endpointId: string | null;
 }
 
 /** A track this client publishes (trackId once the library added it). */

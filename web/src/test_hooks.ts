@@ -6,6 +6,7 @@
 
 import { chatEntries } from "./chat";
 import type { ChatResult } from "./chat";
+import type { Lobby } from "./lobby";
 import type { Room } from "./room";
 import * as ui from "./room_ui";
 
@@ -168,6 +169,16 @@ export function installTestHooks(getRoom: () => Room | null): void {
     /** Sends a chat message as the form does; resolves with the server's verdict. */
     sendChat: (text: string): Promise<ChatResult> =>
       getRoom()?.sendChat(text) ?? Promise.resolve({ ok: false, reason: "no room" }),
+    /** The local MediaStreamTracks' ids (unchanged by a reconnect). */
+    localMediaTracks: () => getRoom()?.localMediaTrackIds() ?? null,
+    /** Every connection loss: {lostAt, reason, attempts, reconnectedAt, endpointId}. */
+    reconnects: () => (getRoom()?.reconnects ?? []).map((r) => ({ ...r })),
+    /** Closes the page's WebSocket under the Phoenix client (a network cut); false without one. */
+    cutSocket: () => getRoom()?.testCutSocket() ?? false,
+    /** "Rejoin" after giving up (as the banner's button does). */
+    rejoin: () => getRoom()?.rejoin(),
+    /** Connection quality per tile: {tileId, level, reasons, sample} (see quality.ts). */
+    quality: () => getRoom()?.qualityViews() ?? [],
     /** Per remote tile: who it is and what it receives (inbound-rtp via the track ids). */
     async stats(): Promise<TileStats[]> {
       const room = getRoom();
@@ -199,4 +210,48 @@ export function installTestHooks(getRoom: () => Room | null): void {
     },
   };
   (window as unknown as { lamina: typeof api }).lamina = api;
+}
+
+/**
+ * Test hooks of the lobby and the tile grid, added to `window.lamina` (test mode only):
+ * `lobby()` (the lobby's state, null once joined or when skipped), `layout(screens, w, h)`
+ * (the grid layout function: one rect per tile, `screens[i]` true for a shared screen) and
+ * `tileRects()` (the grid's and each tile's rect on the page, with its camera-off placeholder
+ * and muted-microphone icon visibility).
+ */
+export function installLobbyTestHooks(getLobby: () => Lobby | null): void {
+  const w = window as unknown as { lamina?: Record<string, unknown> };
+  const visible = (e: Element | null) => {
+    if (!e) return false;
+    const r = e.getBoundingClientRect();
+    const cs = getComputedStyle(e);
+    return r.width > 0 && r.height > 0 && cs.display !== "none" && cs.visibility !== "hidden";
+  };
+  const rect = (e: Element) => {
+    const r = e.getBoundingClientRect();
+    return { x: r.x, y: r.y, w: r.width, h: r.height };
+  };
+  const extra = {
+    lobby: () => getLobby()?.info() ?? null,
+    layout: (screens: boolean[], width: number, height: number) => ui.computeLayout(screens, width, height),
+    tileRects: () => {
+      const g = document.getElementById("videos-grid");
+      return {
+        grid: g ? rect(g) : null,
+        viewport: { w: window.innerWidth, h: window.innerHeight },
+        tiles: Array.from(document.querySelectorAll<HTMLElement>("#videos-grid .tile")).map((t) => ({
+          id: t.dataset.tileId ?? "",
+          kind: t.dataset.kind ?? "",
+          name: t.dataset.name ?? "",
+          ...rect(t),
+          placeholder: visible(t.querySelector(".placeholder")),
+          initials: t.querySelector(".initials")?.textContent ?? "",
+          placeholderColour: t.querySelector(".placeholder") ? getComputedStyle(t.querySelector(".placeholder")!).backgroundColor : "",
+          micOffIcon: visible(t.querySelector(".badge-mic-off")),
+          cameraOffIcon: visible(t.querySelector(".badge-camera-off")),
+        })),
+      };
+    },
+  };
+  w.lamina = Object.assign(w.lamina ?? {}, extra);
 }

@@ -69,7 +69,8 @@ class FakeClient {
   }
 }
 
-export async function startFakeServer({ onJoin, onMediaEvent } = {}) {
+/** port: listen on this port (a restarted fake server keeps its pages' URL); default a free one. */
+export async function startFakeServer({ onJoin, onMediaEvent, port = 0 } = {}) {
   const clients = [];
   const http = createServer((req, res) => void serveStatic(req, res));
   const wss = new WebSocketServer({ noServer: true });
@@ -114,7 +115,10 @@ export async function startFakeServer({ onJoin, onMediaEvent } = {}) {
       }
     });
   });
-  await new Promise((r) => http.listen(0, "127.0.0.1", r));
+  await new Promise((r, rej) => {
+    http.once("error", rej);
+    http.listen(port, "127.0.0.1", r);
+  });
   const server = {
     url: `http://127.0.0.1:${http.address().port}`,
     clients,

@@ -14,10 +14,11 @@ export const LAMINA_BIN = resolve(REPO_DIR, process.env.LAMINA_BIN || "target/re
 // Strip ANSI colour codes that tracing may add.
 const ANSI = /\x1b\[[0-9;]*m/g;
 
-export async function startLamina({ timeout = 20000, extraArgs = [] } = {}) {
+/** listen: the HTTP address (default 127.0.0.1:0, a free port); restartLamina reuses the old one. */
+export async function startLamina({ timeout = 20000, extraArgs = [], listen = "127.0.0.1:0" } = {}) {
   if (!existsSync(LAMINA_BIN)) throw new Error(`server binary not found: ${LAMINA_BIN} (set LAMINA_BIN)`);
   if (!existsSync(resolve(WEB_DIST, "room.html"))) throw new Error(`web client not built: ${WEB_DIST}`);
-  const args = ["--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0", "--web-dir", WEB_DIST, ...extraArgs];
+  const args = ["--listen", listen, "--turn-listen", "127.0.0.1:0", "--web-dir", WEB_DIST, ...extraArgs];
   const child = spawn(LAMINA_BIN, args, {
     cwd: REPO_DIR,
     env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG || "info" },
@@ -71,6 +72,8 @@ export async function startLamina({ timeout = 20000, extraArgs = [] } = {}) {
     child,
     /** Last lines of the server log (for failure messages). */
     tail: (n = 40) => lines.slice(-n).join("\n"),
+    /** What it was started with (restartLamina starts the next one alike). */
+    options: { timeout, extraArgs },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
@@ -80,4 +83,27 @@ export async function startLamina({ timeout = 20000, extraArgs = [] } = {}) {
       clearTimeout(t);
     },
   };
+}
+
+/**
+ * Restarts a server from startLamina on the same HTTP address (pages keep their URL; the TURN
+ * port is new, clients get it with their next join): SIGTERM, wait for the exit, start again
+ * (retrying while the port is still taken). Returns the new server; `stoppedAt` and `readyAt`
+ * (Date.now()) tell how long it was away.
+ */
+export async function restartLamina(server, { retryForMs = 10000 } = {}) {
+  await server.stop();
+  const stoppedAt = Date.now();
+  let lastErr;
+  while (Date.now() - stoppedAt < retryForMs) {
+    try {
+      const next = await startLamina({ ...server.options, listen: server.addr });
+      return Object.assign(next, { stoppedAt, readyAt: Date.now() });
+    } catch (err) {
+      lastErr = err;
+      if (!/Address already in use|AddrInUse|os error 98/i.test(String(err.message))) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  throw lastErr;
 }
