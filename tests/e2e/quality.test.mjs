@@ -105,8 +105,10 @@ describe("quality.ts (pure functions)", () => {
     assert.equal(level({ rttMs: 199 }), "good");
     assert.equal(level({ rttMs: 200 }), "fair");
     assert.equal(level({ rttMs: 500 }), "poor");
-    assert.equal(level({ videoBitrateKbps: 5 }), "poor", "stalled video");
-    assert.equal(level({ videoBitrateKbps: 5 }, { videoActive: false }), "good", "camera off: no video expected");
+    assert.equal(level({ fps: 0, videoBitrateKbps: 0 }), "poor", "stalled video");
+    assert.equal(level({ videoBitrateKbps: 5 }), "good", "a still picture: few bits, frames keep coming");
+    assert.equal(level({ fps: null, videoBitrateKbps: 5 }), "poor", "no frame rate: the bitrate decides");
+    assert.equal(level({ fps: 0, videoBitrateKbps: 0 }, { videoActive: false }), "good", "camera off: no video expected");
     assert.equal(level({ streams: 0 }), "unknown");
     assert.equal(level({ lossPercent: null, rttMs: null, bitrateKbps: null }), "unknown");
     assert.equal(level({ direction: "outbound", qualityLimitation: "bandwidth" }), "fair");

@@ -21,7 +21,10 @@ export const POOR_LOSS_PERCENT = 10;
 /** Round trip (ms) at or above which a connection is fair / poor. */
 export const FAIR_RTT_MS = 200;
 export const POOR_RTT_MS = 500;
-/** An active video stream received below this (kbit/s) is stalled: poor. */
+/** An active video stream decoded at fewer frames per second than this is stalled: poor. */
+export const STALLED_VIDEO_FPS = 0.5;
+/** Without a frame rate, an active video stream received below this (kbit/s) is stalled.
+ * (Still pictures encode to a few kbit/s while frames keep coming: the frame rate decides.) */
 export const STALLED_VIDEO_KBPS = 15;
 /** A receiver report (remote-inbound-rtp) older than this is not used. */
 export const REMOTE_REPORT_MAX_AGE_MS = 10_000;
@@ -315,10 +318,11 @@ export function classify(sample: QualitySample, opts: { videoActive?: boolean } 
     sample.direction === "inbound" &&
     opts.videoActive &&
     sample.hasVideo &&
-    sample.videoBitrateKbps !== null &&
-    sample.videoBitrateKbps < STALLED_VIDEO_KBPS
+    (sample.fps !== null
+      ? sample.fps < STALLED_VIDEO_FPS
+      : sample.videoBitrateKbps !== null && sample.videoBitrateKbps < STALLED_VIDEO_KBPS)
   ) {
-    bump("poor", `video stalled (${Math.round(sample.videoBitrateKbps)} kbit/s)`);
+    bump("poor", sample.fps !== null ? `video stalled (${sample.fps.toFixed(1)} frames/s)` : `video stalled (${Math.round(sample.videoBitrateKbps ?? 0)} kbit/s)`);
   }
   if (sample.direction === "outbound" && sample.qualityLimitation === "bandwidth") bump("fair", "sending limited by bandwidth");
   return { level, reasons };
