@@ -287,3 +287,52 @@ async fn flooding_is_limited_per_peer_and_harms_nobody() {
     assert_eq!(updated["data"]["id"], a.id());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn control_characters_in_names_and_invalid_utf8_harm_nothing() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = spawn_server(|_| {}).await;
+    let mut a = Peer::connected(server.addr, "room:bytes", "Alice").await;
+    // A display name with control characters: others see it without them.
+    let mut b = Peer::connected(server.addr, "room:bytes", "B\u{7}o\u{1b}[31mb\n").await;
+    assert_eq!(b.chat("hi").await, Ok(()));
+    for p in [&mut a, &mut b] {
+        assert_eq!(p.client.chat_message().await.name, "Bo[31mb");
+    }
+
+    // A text frame that is not UTF-8, carrying a chat push: the sender's socket is closed
+    // (RFC 6455: 1007), nobody gets anything, the room goes on.
+    let (mut raw, _) = tokio_tungstenite::connect_async(support::socket_url(server.addr))
+        .await
+        .expect("websocket handshake");
+    let join = r#"["1","1","room:bytes","phx_join",{}]"#;
+    raw.send(Message::Text(join.into())).await.unwrap();
+    let mut payload = br#"["1","2","room:bytes","chat",{"text":"caf"#.to_vec();
+    payload.extend_from_slice(&[0xc3, 0x28, 0xff]);
+    payload.extend_from_slice(br#""}]"#);
+    let frame = Frame::message(payload, OpCode::Data(Data::Text), true);
+    let _ = raw.send(Message::Frame(frame)).await;
+    let closed = tokio::time::timeout(support::TIMEOUT, async {
+        loop {
+            match raw.next().await {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(c))) => return c.map(|c| u16::from(c.code)),
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server closes the socket in time");
+    assert!(
+        matches!(closed, None | Some(1007) | Some(1002)),
+        "closed with {closed:?}"
+    );
+    assert_eq!(a.chats_so_far().await, []);
+    assert_eq!(a.chat("still here").await, Ok(()));
+    assert_eq!(b.client.chat_message().await.text, "still here");
+    server.stop().await;
+}
