@@ -32,8 +32,8 @@ cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log 
 # RSS (within its tolerance) return to baseline once everyone has left (scripts/soak.sh).
 PROFILE=dev scripts/soak.sh 2 --sample 10s --rooms 2 --participants 3 --stay-min 10s \
     --stay-max 40s --out target/soak-short 2>&1 | tee target/soak-test.log || status=1
-# Fuzz smoke: the wire-format parsers under libFuzzer, 15 s per target from the seed corpus.
-scripts/fuzz.sh 15 2>&1 | tee target/fuzz-test.log || status=1
+# Fuzz smoke: the wire-format parsers under libFuzzer, 10 s per target from the seed corpus.
+scripts/fuzz.sh 10 2>&1 | tee target/fuzz-test.log || status=1
 LAMINA_BIN="$PWD/target/debug/lamina" tests/e2e/run.sh 2>&1 | tee target/e2e-test.log || status=1
 echo
 echo "=== summary ($(( $(date +%s) - start )) s) ==="
