@@ -5,6 +5,7 @@
 //! lamina [--config FILE] [server options]       run the server (Config)
 //! lamina [--config FILE] [...] --print-config   print the effective configuration
 //! lamina publish --url … --room … --video "…"   publish GStreamer fragments into a room
+//! lamina drain --redis-url … --node-id …        drain a cluster node
 //! ```
 
 use std::path::PathBuf;
@@ -52,6 +53,29 @@ pub enum Command {
     /// Join a room as a participant and publish media from gst-launch style pipeline
     /// fragments; leaves on Ctrl-C (SIGINT) or SIGTERM.
     Publish(PublishArgs),
+    /// Drain a cluster node: it takes no new rooms, and stops once its rooms have ended.
+    Drain(DrainArgs),
+}
+
+/// Options of `lamina drain`.
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    /// The cluster's Redis.
+    #[arg(
+        long,
+        env = "LAMINA_REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub redis_url: String,
+
+    /// The node to drain.
+    #[arg(long, env = "LAMINA_NODE_ID", value_name = "ID")]
+    pub node_id: String,
+
+    /// Wait until the node has stopped (its rooms ended), printing the rooms left.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// Options of `lamina publish`.

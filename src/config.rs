@@ -244,6 +244,31 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Redis of a cluster (`redis://10.0.0.9:6379/0`; `redis://:PASSWORD@host` with a password).
+    /// Set: this node registers there, places new rooms on the least loaded node and relays
+    /// channels of rooms owned by other nodes. Unset: a single node, no Redis.
+    #[arg(long, env = "LAMINA_REDIS_URL", hide_env_values = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<Secret>,
+
+    /// This node's id in the cluster: 1-64 letters, digits, `-`, `_` or `.`, unique among live
+    /// nodes. Unset: a random one (`node-1a2b3c4d`).
+    #[arg(long, env = "LAMINA_NODE_ID", value_name = "ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+
+    /// The URL clients and other nodes reach this node's WebSocket at (`ws://10.0.0.5:4000`,
+    /// `wss://n1.example.org`). Unset: `ws://` (or `wss://`) and the bound listen address, with
+    /// `--public-ip` for an unspecified address.
+    #[arg(long, env = "LAMINA_PUBLIC_URL", value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+
+    /// With `--redis-url`: on SIGTERM, first drain for up to this many seconds (take no new
+    /// rooms, let the rooms end), then stop. 0: stop at once.
+    #[arg(long, env = "LAMINA_DRAIN_TIMEOUT", default_value_t = 0, value_name = "SECS")]
+    pub drain_timeout_secs: u64,
+
     /// Log format: `text` for people, `json` (one JSON object per line) for log shipping.
     /// The level filter comes from `LAMINA_LOG` (default `info`).
     #[arg(long, env = "LAMINA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

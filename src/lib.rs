@@ -6,12 +6,14 @@
 //! - [`media_event`]: the Membrane media events carried inside `"mediaEvent"` pushes.
 //! - [`room`]: the rooms registry, one actor per room, and the sans-IO [`room::core::RoomCore`].
 //! - [`turn`]: the embedded TURN server the relay-only browser client needs.
+//! - [`cluster`]: with `--redis-url`, many nodes behind one Redis (placement, relays, drains).
 //!
 //! The media graph lives in the `lamina-pipelines` crate, the GStreamer elements in
 //! `lamina-elements`, the pure wire formats in `lamina-protocol`.
 
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod metrics;

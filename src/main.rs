@@ -1,7 +1,8 @@
 //! The `lamina` binary: parses the command line; without a subcommand it merges the
 //! configuration file (`--config`) under the flags and environment and starts the server
 //! (stopping on SIGINT/SIGTERM), or prints the merged configuration (`--print-config`);
-//! `lamina publish` publishes GStreamer fragments into a room.
+//! `lamina publish` publishes GStreamer fragments into a room; `lamina drain` drains a cluster
+//! node.
 
 use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
@@ -25,6 +26,10 @@ fn main() -> anyhow::Result<()> {
         return tokio::runtime::Runtime::new()?.block_on(async {
             Ok(lamina_client::publish::run(options, wait_for_signal()).await?)
         });
+    }
+    if let Some(Command::Drain(args)) = cli.command {
+        init_logs(cli.server.log_format);
+        return tokio::runtime::Runtime::new()?.block_on(drain(args));
     }
     let resolved = match config::resolve(cli.server, cli.config.as_deref(), &matches) {
         Ok(resolved) => resolved,
@@ -69,10 +74,55 @@ fn slice_allocator_off() {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    let drain_for = std::time::Duration::from_secs(config.drain_timeout_secs);
     let server = lamina::server::start(config).await?;
-    wait_for_signal().await;
+    tokio::select! {
+        _ = wait_for_signal() => {
+            if server.cluster.is_some() && !drain_for.is_zero() {
+                tracing::info!(timeout = ?drain_for, "draining before shutting down");
+                server.drain();
+                tokio::select! {
+                    _ = server.drained() => {}
+                    _ = tokio::time::sleep(drain_for) => tracing::warn!("drain timeout: closing the rooms left"),
+                    _ = wait_for_signal() => tracing::warn!("second signal: closing the rooms left"),
+                }
+            }
+        }
+        _ = server.drained() => tracing::info!("drained: no room left"),
+    }
     tracing::info!("shutting down");
     server.stop().await;
+    Ok(())
+}
+
+/// `lamina drain`: asks a node to drain through Redis; with `--wait`, until it has stopped.
+async fn drain(args: lamina::cli::DrainArgs) -> anyhow::Result<()> {
+    use lamina::cluster::Directory;
+    let dir = Directory::connect(&args.redis_url).await?;
+    let Some(node) = dir.node(&args.node_id).await? else {
+        anyhow::bail!(
+            "node {:?} is not registered (not running, or another Redis)",
+            args.node_id
+        );
+    };
+    dir.request_drain(&args.node_id).await?;
+    println!(
+        "node {} draining: {} room(s) left",
+        node.id,
+        node.rooms.len()
+    );
+    if !args.wait {
+        return Ok(());
+    }
+    let mut left = node.rooms.len();
+    while let Some(node) = dir.node(&args.node_id).await? {
+        if node.rooms.len() != left {
+            left = node.rooms.len();
+            println!("node {} draining: {left} room(s) left", node.id);
+        }
+        tokio::time::sleep(lamina::cluster::REFRESH_INTERVAL).await;
+    }
+    println!("node {} stopped", args.node_id);
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! Wiring: starts the TURN server, the rooms registry, the HTTP(S) server and (with
-//! `--metrics-listen`) the metrics server, and stops them.
+//! Wiring: starts the TURN server, the rooms registry, the HTTP(S) server, (with
+//! `--metrics-listen`) the metrics server and (with `--redis-url`) the cluster membership, and
+//! stops them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use lamina_pipelines::PipelineConfig;
 
 use crate::auth::RoomTokens;
+use crate::cluster::{random_node_id, Cluster, NodeIdentity};
 use crate::config::Config;
 use crate::http::routes::metrics_routes;
 use crate::http::{routes, AppState};
@@ -44,6 +46,8 @@ pub struct Server {
     pub rooms: Rooms,
     /// Gathers the `/metrics` values (for tests).
     pub metrics: Arc<Scraper>,
+    /// The cluster membership (with `--redis-url`).
+    pub cluster: Option<Cluster>,
     turn: SharedTurn,
     http_stop: CancellationToken,
     /// Stops the HTTP servers when the `Server` is dropped without [`Server::stop`].
@@ -60,6 +64,10 @@ impl Server {
     /// for the room pipelines to reach NULL; close every WebSocket (1001); wait for the HTTP
     /// servers; close TURN.
     pub async fn stop(mut self) {
+        if let Some(cluster) = &self.cluster {
+            // First, so no join is placed here any more.
+            cluster.leave().await;
+        }
         self.http_stop.cancel();
         self.sockets_stop.cancel();
         self.sockets.close();
@@ -109,6 +117,23 @@ impl Server {
             turn.close().await;
         }
         tracing::info!("server stopped");
+    }
+}
+
+impl Server {
+    /// Starts draining (a cluster node takes no new rooms); no effect on a single node.
+    pub fn drain(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.drain();
+        }
+    }
+
+    /// Resolves once a draining cluster node has no room left (never on a single node).
+    pub async fn drained(&self) {
+        match &self.cluster {
+            Some(cluster) => cluster.drained().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -206,7 +231,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         sockets: TaskTracker::new(),
         metrics: metrics.clone(),
         turn: turn.clone(),
+        cluster: config
+            .redis_url
+            .as_ref()
+            .map(|_| Arc::new(std::sync::OnceLock::new())),
     };
+    let cluster_cell = state.cluster.clone();
     let (sockets_stop, sockets) = (state.shutdown.clone(), state.sockets.clone());
     let http_stop = CancellationToken::new();
     // Bound now, served once the main listener is bound too.
@@ -236,6 +266,21 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
             }
             _ => anyhow::bail!("--tls-cert and --tls-key must be given together"),
         };
+    let cluster = match (&config.redis_url, cluster_cell) {
+        (Some(url), Some(cell)) => {
+            let me = NodeIdentity {
+                id: config.node_id.clone().unwrap_or_else(random_node_id),
+                url: public_url(&config, addr, tls),
+            };
+            let cluster = Cluster::join(url.expose(), me, rooms.clone(), metrics.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot join the cluster: {e}"))?;
+            metrics.set_node(cluster.node_id());
+            let _ = cell.set(cluster.clone());
+            Some(cluster)
+        }
+        _ => None,
+    };
     tracing::info!(%addr, tls, "lamina listening");
     let task = tokio::spawn(fut);
     let metrics_task = metrics_serve.map(|(addr, fut)| {
@@ -249,6 +294,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         metrics_addr,
         rooms,
         metrics,
+        cluster,
         turn,
         _http_stop_on_drop: http_stop.clone().drop_guard(),
         http_stop,
@@ -257,4 +303,18 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         task,
         metrics_task,
     })
+}
+
+/// `--public-url`, or `ws(s)://` and the bound address (`--public-ip` for an unspecified IP).
+fn public_url(config: &Config, addr: SocketAddr, tls: bool) -> String {
+    if let Some(url) = &config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let ip = if addr.ip().is_unspecified() {
+        config.public_ip
+    } else {
+        addr.ip()
+    };
+    let scheme = if tls { "wss" } else { "ws" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }

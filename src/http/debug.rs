@@ -2,6 +2,8 @@
 //! - `GET /debug/rooms`: JSON array of every running room's snapshot (`RoomCommand::Describe`:
 //!   peers with their `peer-<id>` bin and subscriptions, tracks with their `fwd-<track>`
 //!   forwarder);
+//! - `GET /debug/rooms/<id>`: one room's snapshot (404 if it does not run here; in a cluster a
+//!   room on another node is redirected there, see [`super::cluster`]).
 //! - `GET /debug/rooms/<id>/pipeline.dot`: the room pipeline's graph in Graphviz dot (the id
 //!   as it appears in the topic, not percent-decoded);
 //! - `GET /debug/rooms/<id>/pipeline.svg`: the same graph rendered by Graphviz `dot -Tsvg`
@@ -46,6 +48,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(warp::get())
         .and(with_state.clone())
         .then(list_rooms);
+    let one = warp::path!("debug" / "rooms" / String)
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(describe_room);
     let dot = warp::path!("debug" / "rooms" / String / "pipeline.dot")
         .and(warp::get())
         .and(with_state.clone())
@@ -71,7 +77,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(with_state)
         .then(inject_fault);
     gate.untuple_one()
-        .and(rooms.or(dot).or(svg).or(tap).or(untap).or(fault))
+        .and(rooms.or(one).or(dot).or(svg).or(tap).or(untap).or(fault))
 }
 
 async fn query<T>(
@@ -97,6 +103,19 @@ async fn list_rooms(state: AppState) -> warp::reply::Response {
         rooms.push(json!({"id": id.0, "state": snapshot}));
     }
     warp::reply::json(&rooms).into_response()
+}
+
+/// `GET /debug/rooms/<id>`: one room's snapshot, as in the listing.
+async fn describe_room(id: String, state: AppState) -> warp::reply::Response {
+    let id = percent_decode(&id);
+    let Some(handle) = state.rooms.get(&RoomId(id.clone())) else {
+        return warp::reply::with_status("no such room".to_owned(), StatusCode::NOT_FOUND)
+            .into_response();
+    };
+    let snapshot = query(&handle, |reply| RoomCommand::Describe { reply })
+        .await
+        .unwrap_or(Value::Null);
+    warp::reply::json(&json!({"id": id, "state": snapshot})).into_response()
 }
 
 async fn pipeline_dot(id: String, state: AppState) -> warp::reply::Response {

@@ -6,7 +6,9 @@
 //!   (with the `--allowed-origin` check).
 //! - [`web`]: the built browser client from `config.web_dir`.
 //! - [`debug`]: room snapshots and pipeline graphs (only with `--debug-endpoints`).
+//! - [`cluster`]: `/cluster` and the redirects of operator routes to a room's owner node.
 
+pub mod cluster;
 pub mod debug;
 pub mod recordings;
 pub mod routes;
@@ -19,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::RoomTokens;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::{Scraper, SharedTurn};
 use crate::room::Rooms;
@@ -42,4 +45,6 @@ pub struct AppState {
     pub metrics: Arc<Scraper>,
     /// The embedded TURN server while it runs (for `/ready`).
     pub turn: SharedTurn,
+    /// The cluster membership (with `--redis-url`), set once the node has registered.
+    pub cluster: Option<Arc<std::sync::OnceLock<Cluster>>>,
 }

@@ -9,8 +9,10 @@
 //! | `GET /` | `index.html` of the web client (503 when it is not built) |
 //! | `GET /room/<id>` | `room.html` (the client reads the room id from the URL) |
 //! | `GET /assets/…` | files under `web_dir/assets` (no path traversal) |
-//! | `GET /debug/rooms`, `GET /debug/rooms/<id>/pipeline.{dot,svg}`, `POST/DELETE /debug/rooms/<id>/tracks/<track>/tap` | with `--debug-endpoints` only |
+//! | `GET /cluster` | the live nodes and their rooms (with `--redis-url`; 404 otherwise) |
+//! | `GET /debug/rooms`, `GET /debug/rooms/<id>`, `GET /debug/rooms/<id>/pipeline.{dot,svg}`, `POST/DELETE /debug/rooms/<id>/tracks/<track>/tap` | with `--debug-endpoints` only |
 //! | `POST/GET/DELETE /rooms/<id>/recordings[/<rec>]` | with `--debug-endpoints` or `--recording-api` |
+//! | a room's `/debug/rooms/<id>…` or `/rooms/<id>/recordings…` on a node that does not own it | 307 to the owner node (cluster) |
 //! | anything else | 404 |
 
 use std::convert::Infallible;
@@ -20,7 +22,7 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::{debug, recordings, web, ws, AppState};
+use super::{cluster, debug, recordings, web, ws, AppState};
 use crate::metrics::Scraper;
 
 /// GStreamer elements a room needs: `webrtcbin` and the elements it builds its transports and
@@ -80,6 +82,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(metrics)
         .or(ws::route(state.clone()))
         .or(web::routes(&state.config.web_dir))
+        .or(cluster::routes(state.clone()))
         .or(debug::routes(state.clone()))
         .or(recordings::routes(state.clone()))
         .recover(recover)

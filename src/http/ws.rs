@@ -12,6 +12,7 @@ use warp::ws::{Message, WebSocket};
 use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
+use crate::cluster::relay::RELAYED_BY_HEADER;
 use crate::phoenix::socket::{self, SocketContext};
 use crate::phoenix::transport::{WsIn, WsOut, WsReadError};
 
@@ -72,21 +73,28 @@ pub fn route(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Re
         })
         .untuple_one()
         .and(origin_filter(state.config.allowed_origins.clone()))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>(RELAYED_BY_HEADER))
         .and(warp::ws())
-        .map(move |upgrade: warp::ws::Ws| {
-            let limit = transport_limit(state.config.max_frame_bytes);
-            let ctx = SocketContext {
-                config: state.config.clone(),
-                rooms: state.rooms.clone(),
-                tokens: state.tokens.clone(),
-                shutdown: state.shutdown.clone(),
-            };
-            let sockets = state.sockets.clone();
-            upgrade
-                .max_message_size(limit)
-                .max_frame_size(limit)
-                .on_upgrade(move |ws| sockets.track_future(serve(ws, ctx)))
-        })
+        .map(
+            move |origin: Option<String>, relayed_by: Option<String>, upgrade: warp::ws::Ws| {
+                let limit = transport_limit(state.config.max_frame_bytes);
+                let ctx = SocketContext {
+                    config: state.config.clone(),
+                    rooms: state.rooms.clone(),
+                    tokens: state.tokens.clone(),
+                    shutdown: state.shutdown.clone(),
+                    cluster: state.cluster.clone(),
+                    origin,
+                    relayed_by,
+                };
+                let sockets = state.sockets.clone();
+                upgrade
+                    .max_message_size(limit)
+                    .max_frame_size(limit)
+                    .on_upgrade(move |ws| sockets.track_future(serve(ws, ctx)))
+            },
+        )
 }
 
 /// Refuses upgrades from origins not in `allowed` (when it is not empty).

@@ -28,6 +28,8 @@
 //! | `lamina_turn_allocations` | gauge | |
 //! | `lamina_turn_auth_failures_total`, `lamina_turn_peer_denials_total` | counter | |
 //!
+//! In a cluster (`--redis-url`) every series also carries `node="<node id>"`.
+//!
 //! The counters are per process (one server per process in production); the forwarded totals
 //! never decrease for one [`Scraper`].
 
@@ -40,6 +42,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 use tokio::sync::oneshot;
 
 use lamina_pipelines::repair::RepairStats;
@@ -181,6 +184,8 @@ pub struct Snapshot {
     pub keyframes: Vec<TrackKeyframes>,
     /// TURN allocations, auth failures and peer denials, with the embedded TURN server.
     pub turn: Option<(u64, u64, u64)>,
+    /// The cluster node id: every series then carries the label `node`.
+    pub node: Option<String>,
 }
 
 /// Gathers the scrape-time values of one server and renders `/metrics`.
@@ -192,6 +197,8 @@ pub struct Scraper {
     high: Mutex<(u64, u64)>,
     /// Likewise for the repair counters.
     high_repair: Mutex<RepairStats>,
+    /// The cluster node id, once registered.
+    node: std::sync::OnceLock<String>,
 }
 
 impl Scraper {
@@ -202,7 +209,13 @@ impl Scraper {
             turn,
             high: Mutex::new((0, 0)),
             high_repair: Mutex::new(RepairStats::default()),
+            node: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Labels every series with this cluster node id from now on.
+    pub fn set_node(&self, id: &str) {
+        let _ = self.node.set(id.to_owned());
     }
 
     /// Asks every room for its stats (concurrently, bounded by [`ROOM_STATS_TIMEOUT`]).
@@ -216,7 +229,10 @@ impl Scraper {
             .unwrap_or_else(|e| e.into_inner());
         let handles = self.rooms.handles();
         let answers = futures_util::future::join_all(handles.iter().map(room_stats)).await;
-        let mut snap = Snapshot::default();
+        let mut snap = Snapshot {
+            node: self.node.get().cloned(),
+            ..Snapshot::default()
+        };
         for (answer, handle) in answers.into_iter().zip(handles.iter()) {
             match answer {
                 Answer::Stats(s) => {
@@ -308,7 +324,11 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
 
 /// Renders a snapshot and the process-wide counters.
 pub fn encode(snap: &Snapshot) -> String {
-    let mut r = Registry::with_prefix("lamina");
+    let labels = snap
+        .node
+        .iter()
+        .map(|id| (Cow::Borrowed("node"), Cow::Owned(id.clone())));
+    let mut r = Registry::with_prefix_and_labels("lamina", labels);
     gauge(&mut r, "rooms", "Running rooms", snap.rooms);
     gauge(
         &mut r,

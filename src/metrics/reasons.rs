@@ -22,11 +22,13 @@ pub enum DisconnectReason {
     ServerShutdown,
     /// Too many frames that were not Phoenix frames.
     Malformed,
+    /// A channel relayed to another node lost that node.
+    NodeLost,
 }
 
 impl DisconnectReason {
     /// Every reason, for pre-registering the label values.
-    pub const ALL: [DisconnectReason; 9] = [
+    pub const ALL: [DisconnectReason; 10] = [
         Self::ClientClosed,
         Self::TransportError,
         Self::IdleTimeout,
@@ -36,6 +38,7 @@ impl DisconnectReason {
         Self::BinaryFrame,
         Self::ServerShutdown,
         Self::Malformed,
+        Self::NodeLost,
     ];
 
     /// The `reason` label value.
@@ -50,6 +53,7 @@ impl DisconnectReason {
             Self::BinaryFrame => "binary_frame",
             Self::ServerShutdown => "server_shutdown",
             Self::Malformed => "malformed_frames",
+            Self::NodeLost => "node_lost",
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct ChannelEnded {
     pub topic: String,
     /// The join ref of the channel instance that ended.
     pub join_ref: Option<String>,
+    /// The channel was relayed to another node and that node's side ended: the socket closes
+    /// so the client rejoins.
+    pub node_lost: bool,
 }
 
 /// True for topics this channel serves (`room:` followed by anything).
@@ -197,6 +200,7 @@ async fn relay(
     let end = ChannelEnded {
         topic: topic.clone(),
         join_ref: join_ref.clone(),
+        node_lost: false,
     };
     loop {
         match inbox.recv().await {
@@ -353,7 +357,8 @@ mod tests {
             ended.recv().await,
             Some(ChannelEnded {
                 topic: "room:r".into(),
-                join_ref: Some("7".into())
+                join_ref: Some("7".into()),
+                node_lost: false,
             })
         );
     }

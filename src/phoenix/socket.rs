@@ -9,7 +9,9 @@
 //! - more than [`MAX_MALFORMED_FRAMES`] frames were not Phoenix frames (1002),
 //! - the outbound queue is full because the client does not read (1008),
 //! - the server stops (1001 "server shutting down", once its channels have been closed by
-//!   their rooms or after [`SHUTDOWN_CHANNELS_TIMEOUT`]).
+//!   their rooms or after [`SHUTDOWN_CHANNELS_TIMEOUT`]),
+//! - a channel relayed to the room's node ([`RemoteChannel`]) lost that node (1001
+//!   [`NODE_LOST_REASON`]: the client rejoins and the room is placed again).
 //!
 //! When the socket ends, every channel leaves its room. Each end is counted in the
 //! `lamina_ws_disconnects_total` metric by reason.
@@ -17,6 +19,9 @@
 //! With room access tokens (`--jwt-secret`), a `phx_join` whose payload lacks a valid token for
 //! the room is refused with `{"reason": "unauthorized"}`; the token's name is then enforced as
 //! the peer's display name.
+//!
+//! In a cluster ([`Cluster`]), a join first asks where the room is placed: here, or on another
+//! node, to which the channel is relayed ([`RemoteChannel`]).
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -36,6 +41,8 @@ use super::frame::{
 use super::rate::{Decision, RateLimiter};
 use super::transport::{spawn_writer, CloseFrame, Outbox, Queued, WsIn, WsOut, WsReadError};
 use crate::auth::RoomTokens;
+use crate::cluster::relay::{RelayTarget, RemoteChannel};
+use crate::cluster::{Cluster, ClusterError, Placement};
 use crate::config::Config;
 use crate::metrics::{self, DisconnectReason as Reason, JoinRefusal};
 use crate::room::{JoinError, Rooms};
@@ -61,6 +68,9 @@ pub const SHUTDOWN_CHANNELS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Reason of the close frame sent when the server stops.
 pub const SHUTDOWN_REASON: &str = "server shutting down";
 
+/// Reason of the close frame sent when a relayed channel's node went away.
+pub const NODE_LOST_REASON: &str = "the room's node went away";
+
 /// What a socket needs from the server.
 #[derive(Clone)]
 pub struct SocketContext {
@@ -72,6 +82,13 @@ pub struct SocketContext {
     pub tokens: Option<Arc<RoomTokens>>,
     /// Cancelled when the server stops: the socket closes with 1001.
     pub shutdown: CancellationToken,
+    /// This node's cluster membership: `None` for a single node; an empty cell while a
+    /// clustered node is still registering.
+    pub cluster: Option<Arc<std::sync::OnceLock<Cluster>>>,
+    /// The upgrade request's `Origin` header (passed on when a channel is relayed).
+    pub origin: Option<String>,
+    /// The node that relays this socket, when it is one (its joins must be owned here).
+    pub relayed_by: Option<String>,
 }
 
 /// Serves one Phoenix socket over a WebSocket split into `stream` and `sink`; returns when the
@@ -102,7 +119,12 @@ where
             biased;
             _ = outbox.overflowed() => break End::Overflow,
             Some(ended) = ended_rx.recv() => {
-                socket.channel_ended(ended);
+                if socket.channel_ended(ended) {
+                    break End::Close(
+                        CloseFrame::new(CloseFrame::GOING_AWAY, NODE_LOST_REASON),
+                        Reason::NodeLost,
+                    );
+                }
                 if stopping.is_some() && socket.channels.is_empty() {
                     break shutdown_close();
                 }
@@ -147,7 +169,7 @@ where
             }
             Some(Ok(WsIn::Control)) => {}
             Some(Ok(WsIn::Text(text))) => {
-                if let Some((close, reason)) = socket.on_text(&text).await {
+                if let Some((close, reason)) = socket.on_text(text).await {
                     break End::Close(close, reason);
                 }
             }
@@ -234,7 +256,7 @@ fn shutdown_close() -> End {
 struct Socket {
     ctx: SocketContext,
     outbox: Outbox,
-    channels: HashMap<String, RoomChannel>,
+    channels: HashMap<String, Joined>,
     ended_tx: mpsc::Sender<ChannelEnded>,
     limiter: RateLimiter,
     /// Malformed frames received so far.
@@ -243,15 +265,15 @@ struct Socket {
 
 impl Socket {
     /// Handles one text message; `Some` closes the socket.
-    async fn on_text(&mut self, text: &str) -> Option<(CloseFrame, Reason)> {
-        let decoded = frame::decode(text, self.ctx.config.max_frame_bytes);
+    async fn on_text(&mut self, text: String) -> Option<(CloseFrame, Reason)> {
+        let decoded = frame::decode(&text, self.ctx.config.max_frame_bytes);
         if let Err(FrameError::TooLarge { .. }) = decoded {
             return Some((too_big(), Reason::TooBig));
         }
         match self.limiter.check(std::time::Instant::now()) {
             Decision::Allow => {}
             Decision::Limit => {
-                self.reply_to_invalid(text, decoded.as_ref().ok(), "rate_limited");
+                self.reply_to_invalid(&text, decoded.as_ref().ok(), "rate_limited");
                 return None;
             }
             Decision::Disconnect => {
@@ -262,10 +284,10 @@ impl Socket {
             }
         }
         match decoded {
-            Ok(frame) => self.route(frame).await,
+            Ok(frame) => self.route(frame, text).await,
             Err(e) => {
                 tracing::debug!(error = %e, "malformed frame");
-                self.reply_to_invalid(text, None, "malformed frame");
+                self.reply_to_invalid(&text, None, "malformed frame");
                 self.malformed += 1;
                 if self.malformed > MAX_MALFORMED_FRAMES {
                     return Some((
@@ -303,12 +325,21 @@ impl Socket {
         self.outbox.send(frame);
     }
 
-    async fn route(&mut self, frame: Frame) {
+    /// Routes a decoded frame; `text` is the frame as received (relayed as is).
+    async fn route(&mut self, frame: Frame, text: String) {
         if frame.topic == PHOENIX_TOPIC && frame.event == HEARTBEAT {
             self.send(&Frame::ok_reply(&frame, json!({})));
         } else if frame.event == PHX_JOIN && is_room_topic(&frame.topic) {
-            self.join(frame).await;
-        } else if let Some(channel) = self.channels.get(&frame.topic) {
+            self.join(frame, text).await;
+        } else if let Some(Joined::Remote(channel)) = self.channels.get(&frame.topic) {
+            if frame.event == PHX_LEAVE {
+                if let Some(Joined::Remote(channel)) = self.channels.remove(&frame.topic) {
+                    channel.leave(Some(&text));
+                }
+            } else {
+                channel.forward(&text);
+            }
+        } else if let Some(Joined::Local(channel)) = self.channels.get(&frame.topic) {
             if frame.event == PHX_LEAVE {
                 self.leave(frame).await;
             } else {
@@ -321,7 +352,7 @@ impl Socket {
         }
     }
 
-    async fn join(&mut self, frame: Frame) {
+    async fn join(&mut self, frame: Frame, text: String) {
         let join_ref = frame.join_ref.clone().or_else(|| frame.reference.clone());
         let reply = |status, response| {
             Frame::reply(
@@ -342,7 +373,7 @@ impl Socket {
         };
         if let Some(old) = self.channels.remove(&frame.topic) {
             tracing::debug!(topic = %frame.topic, "duplicate join: closing the old channel");
-            let close = Frame::close(old.join_ref().map(str::to_owned), old.topic());
+            let close = Frame::close(old.join_ref().map(str::to_owned), &frame.topic);
             old.leave().await;
             self.send(&close);
         } else if self.channels.len() >= MAX_CHANNELS {
@@ -352,6 +383,49 @@ impl Socket {
                 frame::reason("too many channels joined"),
             ));
             return;
+        }
+        match self.place(&frame.topic).await {
+            Ok(Placement::Local) => {}
+            Ok(Placement::Remote(owner)) => {
+                let me = self
+                    .cluster()
+                    .map(|c| c.node_id().to_owned())
+                    .unwrap_or_default();
+                let target = RelayTarget {
+                    outbox: self.outbox.clone(),
+                    ended: self.ended_tx.clone(),
+                };
+                let opened = RemoteChannel::open(
+                    &owner,
+                    &me,
+                    self.ctx.origin.as_deref(),
+                    &frame.topic,
+                    join_ref.clone(),
+                    text,
+                    target,
+                )
+                .await;
+                match opened {
+                    Ok(channel) => {
+                        self.channels
+                            .insert(frame.topic.clone(), Joined::Remote(channel));
+                    }
+                    Err(e) => self.refuse_placement(
+                        &frame,
+                        reply(ReplyStatus::Error, frame::reason(&e.to_string())),
+                        &e,
+                    ),
+                }
+                return;
+            }
+            Err(e) => {
+                self.refuse_placement(
+                    &frame,
+                    reply(ReplyStatus::Error, frame::reason(&e.to_string())),
+                    &e,
+                );
+                return;
+            }
         }
         let queue = self.ctx.config.outbound_queue;
         let joined = RoomChannel::join(
@@ -366,7 +440,8 @@ impl Socket {
             Ok(mut channel) => {
                 self.send(&reply(ReplyStatus::Ok, json!({})));
                 channel.start_relay(self.outbox.clone(), self.ended_tx.clone());
-                self.channels.insert(frame.topic.clone(), channel);
+                self.channels
+                    .insert(frame.topic.clone(), Joined::Local(channel));
             }
             Err(e) => {
                 tracing::debug!(topic = %frame.topic, error = %e, "join refused");
@@ -399,8 +474,36 @@ impl Socket {
         }
     }
 
+    /// This node's cluster membership, once registered.
+    fn cluster(&self) -> Option<&Cluster> {
+        self.ctx.cluster.as_ref().and_then(|cell| cell.get())
+    }
+
+    /// Where a join of `topic` goes: always here on a single node.
+    async fn place(&self, topic: &str) -> Result<Placement, ClusterError> {
+        let Some(cell) = &self.ctx.cluster else {
+            return Ok(Placement::Local);
+        };
+        let Some(cluster) = cell.get() else {
+            return Err(ClusterError::Unavailable(
+                "this node is still registering".into(),
+            ));
+        };
+        let Ok(room) = room_id(topic) else {
+            // The local join refuses it with the usual reason.
+            return Ok(Placement::Local);
+        };
+        cluster.place(&room, self.ctx.relayed_by.is_some()).await
+    }
+
+    fn refuse_placement(&self, frame: &Frame, reply: Frame, e: &ClusterError) {
+        tracing::info!(topic = %frame.topic, error = %e, "join refused by the cluster");
+        metrics::join_refused(JoinRefusal::Unavailable);
+        self.send(&reply);
+    }
+
     async fn leave(&mut self, frame: Frame) {
-        let Some(channel) = self.channels.get(&frame.topic) else {
+        let Some(Joined::Local(channel)) = self.channels.get(&frame.topic) else {
             return;
         };
         let ok = Frame::ok_reply(&frame, json!({}));
@@ -409,7 +512,7 @@ impl Socket {
             self.send(&ok);
             return;
         }
-        let Some(channel) = self.channels.remove(&frame.topic) else {
+        let Some(Joined::Local(channel)) = self.channels.remove(&frame.topic) else {
             return;
         };
         let close = Frame::close(channel.join_ref().map(str::to_owned), channel.topic());
@@ -418,8 +521,9 @@ impl Socket {
         self.send(&close);
     }
 
-    /// The room closed a channel (or stopped); forget it if it is still the current instance.
-    fn channel_ended(&mut self, ended: ChannelEnded) {
+    /// The room closed a channel (or stopped, or its node went away); forget it if it is still
+    /// the current instance. True when the socket must close because the node was lost.
+    fn channel_ended(&mut self, ended: ChannelEnded) -> bool {
         let current = self
             .channels
             .get(&ended.topic)
@@ -427,11 +531,34 @@ impl Socket {
         if current {
             self.channels.remove(&ended.topic);
         }
+        current && ended.node_lost
     }
 
     async fn leave_all(&mut self) {
         for (_, channel) in self.channels.drain() {
             channel.leave().await;
+        }
+    }
+}
+
+/// A joined channel: the room runs here, or on the node it is relayed to.
+enum Joined {
+    Local(RoomChannel),
+    Remote(RemoteChannel),
+}
+
+impl Joined {
+    fn join_ref(&self) -> Option<&str> {
+        match self {
+            Joined::Local(c) => c.join_ref(),
+            Joined::Remote(c) => c.join_ref(),
+        }
+    }
+
+    async fn leave(self) {
+        match self {
+            Joined::Local(c) => c.leave().await,
+            Joined::Remote(c) => c.leave(None),
         }
     }
 }
