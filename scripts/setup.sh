@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Lamina needs on Debian 12, idempotently: only missing apt packages are installed.
-#   scripts/setup.sh run    system packages to build and run the server
-#   scripts/setup.sh test   the above, plus what the test suite needs (Chromium, tools)
-#   scripts/setup.sh bench  the above, plus Janus (reference SFU) and perf for lamina-bench
+#   scripts/setup.sh run      system packages to build and run the server
+#   scripts/setup.sh cluster  the above, plus redis-server (scripts/cluster.sh: several nodes, one Redis)
+#   scripts/setup.sh test     `run`, plus what the test suite needs (Chromium, Redis, tools)
+#   scripts/setup.sh bench    `test`, plus Janus (reference SFU) and perf for lamina-bench
 set -euo pipefail
 mode="${1:-run}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,12 +11,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 run_pkgs=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
   gstreamer1.0-tools libnice-dev graphviz libssl-dev)
-test_pkgs=(chromium iproute2 util-linux nftables gstreamer1.0-plugins-base-apps gdb nginx-light systemd)
+test_pkgs=(chromium iproute2 util-linux nftables gstreamer1.0-plugins-base-apps gdb nginx-light systemd redis-server)
 bench_pkgs=(janus linux-perf)
 
 want=("${run_pkgs[@]}")
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then want+=("${test_pkgs[@]}"); fi
 if [ "$mode" = "bench" ]; then want+=("${bench_pkgs[@]}"); fi
+if [ "$mode" = "cluster" ]; then want+=(redis-server); fi
 
 missing=()
 for p in "${want[@]}"; do

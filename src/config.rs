@@ -267,7 +267,7 @@ pub struct Config {
     /// With `--redis-url`: on SIGTERM, first drain for up to this many seconds (take no new
     /// rooms, let the rooms end), then stop. 0: stop at once.
     #[arg(long, env = "LAMINA_DRAIN_TIMEOUT", default_value_t = 0, value_name = "SECS")]
-    pub drain_timeout_secs: u64,
+    pub drain_timeout: u64,
 
     /// Log format: `text` for people, `json` (one JSON object per line) for log shipping.
     /// The level filter comes from `LAMINA_LOG` (default `info`).

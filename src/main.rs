@@ -74,7 +74,7 @@ fn slice_allocator_off() {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let drain_for = std::time::Duration::from_secs(config.drain_timeout_secs);
+    let drain_for = std::time::Duration::from_secs(config.drain_timeout);
     let server = lamina::server::start(config).await?;
     tokio::select! {
         _ = wait_for_signal() => {

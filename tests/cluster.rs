@@ -281,8 +281,23 @@ async fn a_relayed_channel_speaks_the_owners_protocol_and_its_cost_is_printed() 
         v["location"],
         format!("http://{}/debug/rooms/relay", a.addr)
     );
+    let (status, body) = http_get(b.addr, "/rooms/relay/recordings").await;
+    assert_eq!(status, 307, "{body}");
     let (status, _) = http_get(b.addr, "/debug/rooms/nowhere").await;
     assert_eq!(status, 404);
+
+    // A relayed client whose socket ends leaves the owner's room too.
+    direct.client.close().await;
+    let mut last = connect_peer(b.addr, "relay", "last").await;
+    assert!(wait_until(|| async { peers_in(a.addr, "relay").await == 2 }, TIMEOUT).await);
+    let hb = last.client.heartbeat().await;
+    assert!(last.client.reply(&hb).await.is_ok());
+    last.client.close().await;
+    let left = wait_until(|| async { peers_in(a.addr, "relay").await == 1 }, TIMEOUT).await;
+    assert!(
+        left,
+        "closing the client's socket closes the relay and the owner's peer"
+    );
     a.stop().await;
     b.stop().await;
 }

@@ -6,10 +6,11 @@
 #   tests/e2e/run.sh client.test.mjs     some of them (names relative to tests/e2e)
 #
 # Needs: web/dist built (cd web && npm ci && npm run build), npm ci in tests/e2e, Chromium at
-# /usr/bin/chromium (or CHROMIUM_PATH), and for videoroom, chat, lobby, tiles, reconnect, quality and
-# loss.test.mjs the server binary LAMINA_BIN (default target/release/lamina, relative to the repository
-# root); loss.test.mjs and reconnect.test.mjs also need nft (nftables) and drop packets on lo of the
-# namespace only.
+# /usr/bin/chromium (or CHROMIUM_PATH), and for videoroom, chat, lobby, tiles, reconnect, quality,
+# loss and cluster.test.mjs the server binary LAMINA_BIN (default target/release/lamina, relative to
+# the repository root); loss.test.mjs and reconnect.test.mjs also need nft (nftables) and drop
+# packets on lo of the namespace only; cluster.test.mjs also needs redis-server (REDIS_SERVER,
+# default /usr/bin/redis-server) and runs its nodes on 127.0.0.1, .2 and .3.
 # Tests start the server themselves (127.0.0.1:0) and one shared browser.
 # LAMINA_E2E_NO_NETNS=1 skips the namespace (when unshare is not permitted).
 # LAMINA_E2E_SERVER_LOG=1 echoes the server log.
@@ -22,7 +23,7 @@ bin=${LAMINA_BIN:-target/release/lamina}
 case "$bin" in /*) ;; *) bin="$repo/$bin" ;; esac
 export LAMINA_BIN="$bin"
 
-if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs chat.test.mjs lobby.test.mjs tiles.test.mjs reconnect.test.mjs quality.test.mjs loss.test.mjs"; fi
+if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs chat.test.mjs lobby.test.mjs tiles.test.mjs reconnect.test.mjs quality.test.mjs loss.test.mjs cluster.test.mjs"; fi
 
 fail=0
 if [ ! -f "$repo/web/dist/room.html" ] || [ ! -f "$repo/web/dist/assets/index.js" ]; then
@@ -30,7 +31,7 @@ if [ ! -f "$repo/web/dist/room.html" ] || [ ! -f "$repo/web/dist/assets/index.js
   fail=1
 fi
 case " $files " in
-  *videoroom*|*chat*|*lobby*|*tiles*|*reconnect*|*quality*|*loss*)
+  *videoroom*|*chat*|*lobby*|*tiles*|*reconnect*|*quality*|*loss*|*cluster*)
     if [ ! -x "$bin" ]; then
       echo "e2e: server binary not found: $bin (cargo build --release, or set LAMINA_BIN)" >&2
       fail=1
@@ -50,6 +51,14 @@ case " $files " in
   *loss*|*reconnect*)
     if ! command -v nft >/dev/null 2>&1; then
       echo "e2e: nft not found, loss.test.mjs and reconnect.test.mjs need it (apt-get install nftables)" >&2
+      fail=1
+    fi
+    ;;
+esac
+case " $files " in
+  *cluster*)
+    if [ ! -x "${REDIS_SERVER:-/usr/bin/redis-server}" ]; then
+      echo "e2e: redis-server not found, cluster.test.mjs needs it (apt-get install redis-server)" >&2
       fail=1
     fi
     ;;

@@ -1,4 +1,5 @@
-// Starts the Lamina server binary on 127.0.0.1:0 and finds its address in the log.
+// Starts the Lamina server binary on 127.0.0.1:0 (or another listen address) and finds its
+// address in the log.
 //
 // The server logs (tracing fmt) a line containing `lamina listening` and `addr=127.0.0.1:PORT`,
 // after `embedded TURN server listening addr=127.0.0.1:PORT`.
@@ -14,17 +15,21 @@ export const LAMINA_BIN = resolve(REPO_DIR, process.env.LAMINA_BIN || "target/re
 // Strip ANSI colour codes that tracing may add.
 const ANSI = /\x1b\[[0-9;]*m/g;
 
-/** listen: the HTTP address (default 127.0.0.1:0, a free port); restartLamina reuses the old one. */
-export async function startLamina({ timeout = 20000, extraArgs = [], listen = "127.0.0.1:0" } = {}) {
+/**
+ * listen: the HTTP address (default 127.0.0.1:0, a free port); restartLamina reuses the old one.
+ * turnListen: the embedded TURN server's UDP address (default 127.0.0.1:0).
+ */
+export async function startLamina({ timeout = 20000, extraArgs = [], listen = "127.0.0.1:0", turnListen = "127.0.0.1:0" } = {}) {
   if (!existsSync(LAMINA_BIN)) throw new Error(`server binary not found: ${LAMINA_BIN} (set LAMINA_BIN)`);
   if (!existsSync(resolve(WEB_DIST, "room.html"))) throw new Error(`web client not built: ${WEB_DIST}`);
-  const args = ["--listen", listen, "--turn-listen", "127.0.0.1:0", "--web-dir", WEB_DIST, ...extraArgs];
+  const args = ["--listen", listen, "--turn-listen", turnListen, "--web-dir", WEB_DIST, ...extraArgs];
   const child = spawn(LAMINA_BIN, args, {
     cwd: REPO_DIR,
     env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG || "info" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines = [];
+  const watchers = new Set();
   let turnAddr = null;
   let resolveAddr;
   let rejectAddr;
@@ -39,6 +44,7 @@ export async function startLamina({ timeout = 20000, extraArgs = [], listen = "1
       lines.push(line);
       if (lines.length > 5000) lines.shift();
       if (process.env.LAMINA_E2E_SERVER_LOG) console.log(`[lamina] ${line}`);
+      for (const w of watchers) w(line);
       if (line.includes("embedded TURN server listening")) {
         const m = line.match(/addr=([0-9.]+:\d+)/);
         if (m) turnAddr = m[1];
@@ -73,7 +79,22 @@ export async function startLamina({ timeout = 20000, extraArgs = [], listen = "1
     /** Last lines of the server log (for failure messages). */
     tail: (n = 40) => lines.slice(-n).join("\n"),
     /** What it was started with (restartLamina starts the next one alike). */
-    options: { timeout, extraArgs },
+    options: { timeout, extraArgs, turnListen },
+    /** Resolves with the first log line (past or future) matching `re`; rejects after `ms`. */
+    waitLog(re, ms = timeout) {
+      const seen = lines.find((l) => re.test(l));
+      if (seen) return Promise.resolve(seen);
+      return new Promise((res, rej) => {
+        const done = (fn, v) => {
+          watchers.delete(w);
+          clearTimeout(t);
+          fn(v);
+        };
+        const w = (line) => re.test(line) && done(res, line);
+        const t = setTimeout(() => done(rej, new Error(`no log line matching ${re} within ${ms} ms`)), ms);
+        watchers.add(w);
+      });
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
