@@ -147,7 +147,7 @@ async fn participants_on_two_nodes_survive_the_death_of_the_rooms_node() {
     fresh.join_ok("room:after-drain").await;
     assert_eq!(
         wait_owners(other.addr, "after-drain").await,
-        [other.id.clone()]
+        vec![other.id.clone()]
     );
     x.leave().await;
     y.leave().await;
