@@ -554,7 +554,10 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].server.as_str(), s[0].runs), ("lamina", 3));
         assert_eq!(s[0].median.pkts_per_cpu_s, 20.0);
-        assert_eq!((s[0].min.pkts_per_cpu_s, s[0].max.pkts_per_cpu_s), (10.0, 30.0));
+        assert_eq!(
+            (s[0].min.pkts_per_cpu_s, s[0].max.pkts_per_cpu_s),
+            (10.0, 30.0)
+        );
         assert_eq!(s[0].median.threads, 61);
         assert_eq!(s[0].median.scenario, "room4");
         assert_eq!(s[0].median.errors, vec!["run 3: late joiner failed"]);
@@ -575,7 +578,7 @@ mod tests {
         assert!(t.contains("| room4 | lamina | 3 |"), "{t}");
         assert!(t.contains("20 (10–30)"), "{t}");
         assert!(t.contains("Runs in order"), "{t}");
-        assert!(t.contains("| room4 | 2.86x |"), "{t}");
+        assert!(t.contains("| room4 | 3.33x |"), "{t}");
         let (names, values) = flat_row(&results[0]).unwrap();
         assert_eq!(names.len(), values.len());
         assert_eq!(&names[..3], ["server", "scenario", "repeat"]);

@@ -18,8 +18,9 @@
 //!   to "both m-lines have `a=rtcp-rsize`", and as an answerer it never copies `a=rtcp-rsize`
 //!   from the offer (only `mid` and `rtcp-mux`), so it was always false; it is put back to
 //!   true after each of webrtcbin's sets. Browsers, str0m and webrtcbin all offer
-//!   `a=rtcp-rsize` and parse non-compound packets (GStreamer:
-//!   `gst_rtcp_buffer_validate_reduced`); webrtcbin already sent TWCC feedback as lone packets.
+//!   `a=rtcp-rsize` (so they take non-compound packets; GStreamer:
+//!   `gst_rtcp_buffer_validate_reduced`), and webrtcbin already sent TWCC feedback as lone
+//!   packets.
 //! - **`rtcp-fraction` = [`RTCP_BANDWIDTH`]** (bit/s): shrinks the bandwidth-derived interval
 //!   to a few ms, so feedback goes out when it is asked for and no longer keeps an early packet
 //!   scheduled (which starved the regular reports). A timing knob, not a budget: early packets

@@ -119,7 +119,10 @@ fn rates(log: &Log, from: Instant, window: Duration) -> Rates {
     let n = |f: &dyn Fn(&Datagram) -> bool| w.iter().filter(|d| f(d)).count() as f64 / s;
     let mut deliveries: Vec<Instant> = Vec::new();
     for t in w.iter().filter(|d| d.twcc).filter_map(|d| d.at) {
-        if deliveries.last().is_none_or(|l| t - *l > Duration::from_millis(5)) {
+        if deliveries
+            .last()
+            .is_none_or(|l| t - *l > Duration::from_millis(5))
+        {
             deliveries.push(t);
         }
     }
