@@ -46,6 +46,11 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 
+/// Default measurement window, seconds.
+const DEFAULT_MEASURE_S: u64 = 15;
+/// Rooms of at most this many participants get twice the default window.
+const SMALL_ROOM: usize = 4;
+
 /// Environment variable set inside the benchmark's own network namespace.
 const NETNS_ENV: &str = "LAMINA_BENCH_NETNS";
 /// The veth address Janus gathers ICE candidates on inside the namespace.
@@ -55,10 +60,15 @@ const VETH_IP: &str = "198.18.0.1";
 #[derive(Debug, Clone, Parser)]
 #[command(name = "lamina-bench")]
 struct Args {
-    /// Quick smoke run (Lamina only, one room of 3, short window): checks that media flows and
-    /// figures come out; no thresholds.
+    /// Quick smoke run (Lamina only, one room of 3, one repeat, short window): checks that
+    /// media flows and figures come out; no thresholds.
     #[arg(long)]
     quick: bool,
+    /// Runs of each scenario per server, interleaved (Lamina, Janus, Lamina, Janus, …, each on
+    /// a fresh server process); reports give the median and the min–max of the runs. The
+    /// ramp runs once.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
     /// Servers to benchmark (comma separated: lamina, janus).
     #[arg(long, value_delimiter = ',', default_value = "lamina,janus")]
     servers: Vec<String>,
@@ -86,9 +96,11 @@ struct Args {
     /// Rooms per scenario (each with the scenario's participants).
     #[arg(long, default_value_t = 1)]
     rooms: usize,
-    /// Measurement window in seconds.
-    #[arg(long, default_value_t = 15)]
-    measure_s: u64,
+    /// Measurement window in seconds [default: 15, and twice that for rooms of 4 or fewer
+    /// participants, whose few packets make short windows noisy]. A value given here applies to
+    /// every scenario.
+    #[arg(long)]
+    measure_s: Option<u64>,
     /// Warm-up after all streams flow, in seconds.
     #[arg(long, default_value_t = 3)]
     warmup_s: u64,
@@ -134,6 +146,21 @@ struct Args {
     replot: Option<PathBuf>,
 }
 
+impl Args {
+    /// `--quick`: Lamina only, one room of 3, one run, a window of at most 6 s.
+    fn apply_quick(&mut self) {
+        if !self.quick {
+            return;
+        }
+        self.servers = vec!["lamina".into()];
+        self.scenarios = vec!["room3".into()];
+        self.measure_s = Some(self.measure_s.unwrap_or(6).min(6));
+        self.repeats = 1;
+        self.warmup_s = self.warmup_s.min(1);
+        self.late_joins = self.late_joins.min(2);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -146,16 +173,14 @@ fn main() -> anyhow::Result<()> {
     if let Some(json) = &args.replot {
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(json)?)?;
         let results: Vec<RunResult> = serde_json::from_value(v["results"].clone())?;
-        chart::draw(&results, &args.out.join("chart.png"))?;
+        let medians: Vec<RunResult> = report::summarise(&results)
+            .into_iter()
+            .map(|s| s.median)
+            .collect();
+        chart::draw(&medians, &args.out.join("chart.png"))?;
         return Ok(());
     }
-    if args.quick {
-        args.servers = vec!["lamina".into()];
-        args.scenarios = vec!["room3".into()];
-        args.measure_s = args.measure_s.min(6);
-        args.warmup_s = args.warmup_s.min(1);
-        args.late_joins = args.late_joins.min(2);
-    }
+    args.apply_quick();
     let want_janus = args.servers.iter().any(|s| s == "janus");
     if want_janus && args.install_janus && which("janus").is_none() {
         let st = Command::new("apt-get")
@@ -217,14 +242,19 @@ fn scenario(name: &str, args: &Args) -> Option<Scenario> {
     } else {
         (room(name.strip_prefix("room")?)?, 0)
     };
+    let per_room = publishers + subscribers;
     Some(Scenario {
+        measure_s: args.measure_s.unwrap_or(if per_room <= SMALL_ROOM {
+            2 * DEFAULT_MEASURE_S
+        } else {
+            DEFAULT_MEASURE_S
+        }),
         name: name.to_string(),
         rooms: args.rooms,
         publishers,
         subscribers,
         late_joins,
         warmup_s: args.warmup_s,
-        measure_s: args.measure_s,
         loss_percent,
         loss_seed: args.loss_seed,
         loss_latency_ms: args.loss_latency_ms,
@@ -254,7 +284,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         log_dir: args.out.join("logs"),
     };
     if let Some(n) = args.probe_webrtcbin {
-        return probe::webrtcbin(n.max(2), args.measure_s, &env).await;
+        return probe::webrtcbin(n.max(2), args.measure_s.unwrap_or(DEFAULT_MEASURE_S), &env).await;
     }
     let servers: Vec<ServerKind> = args
         .servers
@@ -277,8 +307,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         host: host_facts(),
         video_kbps: env.video_kbps,
+        repeats: args.repeats.max(1),
         scenarios: Vec::new(),
         results: Vec::new(),
+        summaries: Vec::new(),
         ramp_max: Vec::new(),
     };
     for name in &args.scenarios {
@@ -293,20 +325,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("unknown scenario {name}");
             continue;
         };
-        for &kind in &servers {
-            eprintln!("== {kind} {name}");
-            match scenario::run(kind, &sc, &env).await {
-                Ok(r) => {
-                    eprintln!("   {}", one_line(&r));
-                    report.results.push(r);
+        let repeats = args.repeats.max(1);
+        for repeat in 1..=repeats {
+            for &kind in &servers {
+                eprintln!("== {kind} {name} (run {repeat} of {repeats})");
+                match scenario::run(kind, &sc, &env).await {
+                    Ok(mut r) => {
+                        r.repeat = repeat;
+                        eprintln!("   {}", one_line(&r));
+                        report.results.push(r);
+                    }
+                    Err(e) => eprintln!("   failed: {e}"),
                 }
-                Err(e) => eprintln!("   failed: {e}"),
             }
         }
         report.scenarios.push(sc);
     }
+    report.summaries = report::summarise(&report.results);
     report::write(&report, &args.out)?;
-    if let Err(e) = chart::draw(&report.results, &args.out.join("chart.png")) {
+    let medians: Vec<RunResult> = report.summaries.iter().map(|s| s.median.clone()).collect();
+    if let Err(e) = chart::draw(&medians, &args.out.join("chart.png")) {
         eprintln!("{e}");
     }
     println!("{}", report::table(&report));
@@ -331,7 +369,10 @@ async fn ramp(kind: ServerKind, args: &Args, env: &Env, report: &mut report::Rep
         sc.late_joins = 0;
         eprintln!("== {kind} {}", sc.name);
         let r = match scenario::run(kind, &sc, env).await {
-            Ok(r) => r,
+            Ok(mut r) => {
+                r.repeat = 1;
+                r
+            }
             Err(e) => {
                 eprintln!("   failed: {e}");
                 break;
@@ -356,7 +397,7 @@ async fn ramp(kind: ServerKind, args: &Args, env: &Env, report: &mut report::Rep
 
 fn one_line(r: &RunResult) -> String {
     let mut line = format!(
-        "streams {}/{} pkt/s {:.0} delivered {:.1}% CPU {:.1}% pkt/CPU-s {:.0} RSS {:.1} MiB loss {:.2}% delay p50/p99 {:.2}/{:.2} ms first frame p50 {:.0} ms{}",
+        "streams {}/{} pkt/s {:.0} delivered {:.1}% CPU {:.1}% pkt/CPU-s {:.0} RSS {:.1} MiB loss {:.2}% delay p50/p99 {:.2}/{:.2} ms first frame p50 {:.0} ms RTCP/participant/s {:.1} wake-ups/s {:.0} (RTCP threads {:.0}, {} threads, {:.2}% CPU){}",
         r.streams_flowing,
         r.streams_expected,
         r.pkts_per_s,
@@ -368,6 +409,11 @@ fn one_line(r: &RunResult) -> String {
         r.delay_p50_ms,
         r.delay_p99_ms,
         r.first_frame_p50_ms,
+        r.rtcp_per_participant_s,
+        r.server_wakeups_per_s,
+        r.rtcp_thread_wakeups_per_s,
+        r.rtcp_threads,
+        r.rtcp_thread_cpu_pct,
         if r.errors.is_empty() { String::new() } else { format!(" errors: {}", r.errors.join("; ")) }
     );
     if r.drop_pct > 0.0 {
@@ -400,4 +446,34 @@ fn host_facts() -> String {
         kernel.trim(),
         load.trim()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["lamina-bench"];
+        v.extend_from_slice(extra);
+        Args::parse_from(v)
+    }
+
+    #[test]
+    fn small_rooms_get_twice_the_window_unless_one_is_given() {
+        let a = args(&[]);
+        assert_eq!(a.repeats, 3);
+        let window = |name: &str, a: &Args| scenario(name, a).unwrap().measure_s;
+        assert_eq!(window("room2", &a), 30);
+        assert_eq!(window("room4", &a), 30);
+        assert_eq!(window("loss", &a), 30);
+        assert_eq!(window("room8", &a), 15);
+        assert_eq!(window("fanout20", &a), 15);
+        let a = args(&["--measure-s", "5"]);
+        assert_eq!(window("room2", &a), 5);
+        assert_eq!(window("room8", &a), 5);
+        let mut a = args(&["--quick"]);
+        a.apply_quick();
+        assert_eq!((a.repeats, window("room3", &a)), (1, 6));
+        assert_eq!(a.servers, ["lamina"]);
+    }
 }

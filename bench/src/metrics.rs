@@ -155,6 +155,8 @@ pub struct PeerStats {
     pub delays_us: Vec<u32>,
     /// Media packets sent.
     pub tx_packets: u64,
+    /// SRTCP datagrams (compound RTCP packets) received from the server.
+    pub rtcp_rx: u64,
     /// Keyframe requests received from the server.
     pub keyframe_requests: u64,
     /// NACK messages sent (str0m's count, updated with its stats events when loss is on).

@@ -357,6 +357,9 @@ impl Driver {
 
     /// Hands a received datagram to str0m, unless the simulated loss drops it.
     fn receive(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
+        if rtp::is_rtcp(data) {
+            lock(&self.stats).rtcp_rx += 1;
+        }
         let ids = rtp::srtp_ids(data);
         self.datagram_ssrc = ids.map(|(ssrc, _)| ssrc);
         if ids.is_some_and(|(ssrc, seq)| self.lose(ssrc, seq, now)) {

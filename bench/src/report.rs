@@ -1,5 +1,7 @@
 //! Output of a benchmark: a side-by-side table on stdout (plus the repair table of the loss
-//! scenarios), JSON and CSV files, and the chart.
+//! scenarios), JSON and CSV files, and the chart. Each scenario runs `--repeats` times per
+//! server; tables and `results.csv` give per scenario and server the median of the runs with
+//! their min–max, `runs.csv` and `results.json` every run as well.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,12 +20,128 @@ pub struct Report {
     pub host: String,
     /// Video loop bitrate actually encoded, kbit/s.
     pub video_kbps: f64,
+    /// Runs of each scenario per server (interleaved between the servers).
+    pub repeats: usize,
     /// Scenarios run.
     pub scenarios: Vec<Scenario>,
-    /// One result per server and scenario.
+    /// Every run, in the order they ran.
     pub results: Vec<RunResult>,
+    /// Per scenario and server: median, min and max of the runs.
+    pub summaries: Vec<Summary>,
     /// Largest passing room per server found by the ramp (participants), if a ramp ran.
     pub ramp_max: Vec<(String, usize)>,
+}
+
+/// The runs of one scenario on one server, figure by figure: `median`, `min` and `max` are
+/// [`RunResult`]s whose every number is the median (minimum, maximum) of that number over the
+/// runs (integers rounded); names and errors come from the runs (errors of every run, tagged).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Server name.
+    pub server: String,
+    /// Runs summarised.
+    pub runs: usize,
+    /// Medians (mean of the two middle runs for an even count).
+    pub median: RunResult,
+    /// Minima.
+    pub min: RunResult,
+    /// Maxima.
+    pub max: RunResult,
+}
+
+/// Groups `results` by scenario and server (in order of first appearance) and summarises each
+/// group.
+pub fn summarise(results: &[RunResult]) -> Vec<Summary> {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in results {
+        let k = (r.scenario.as_str(), r.server.as_str());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .map(|(scenario, server)| {
+            let runs: Vec<&RunResult> = results
+                .iter()
+                .filter(|r| r.scenario == scenario && r.server == server)
+                .collect();
+            let mut median = combine(&runs, median);
+            median.errors = runs
+                .iter()
+                .flat_map(|r| {
+                    r.errors
+                        .iter()
+                        .map(move |e| format!("run {}: {e}", r.repeat))
+                })
+                .collect();
+            Summary {
+                scenario: scenario.to_string(),
+                server: server.to_string(),
+                runs: runs.len(),
+                median,
+                min: combine(&runs, |v| v.iter().copied().fold(f64::INFINITY, f64::min)),
+                max: combine(&runs, |v| {
+                    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                }),
+            }
+        })
+        .collect()
+}
+
+/// The median of `v` (sorted in place); 0 when empty.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// A [`RunResult`] whose numbers are `pick` of the runs' numbers, field by field (through
+/// their JSON form, so that every figure, present and future, is covered).
+fn combine(runs: &[&RunResult], pick: fn(&mut [f64]) -> f64) -> RunResult {
+    let values: Vec<serde_json::Value> = runs
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    let Some(mut out) = values.first().cloned() else {
+        return RunResult::default();
+    };
+    if let Some(obj) = out.as_object_mut() {
+        for (k, v) in obj.iter_mut() {
+            if !v.is_number() {
+                continue;
+            }
+            let nums: Vec<&serde_json::Value> = values.iter().filter_map(|x| x.get(k)).collect();
+            let mut xs: Vec<f64> = nums.iter().filter_map(|n| n.as_f64()).collect();
+            let y = pick(&mut xs);
+            *v = if nums.iter().all(|n| n.is_u64()) {
+                serde_json::json!(y.round().max(0.0) as u64)
+            } else {
+                serde_json::json!(y)
+            };
+        }
+        obj.insert("repeat".into(), serde_json::json!(0));
+    }
+    serde_json::from_value(out).unwrap_or_default()
+}
+
+/// `median (min–max)` of a figure over the runs, or just the median when the runs agree.
+fn spread(s: &Summary, f: fn(&RunResult) -> f64, decimals: usize) -> String {
+    let (m, lo, hi) = (f(&s.median), f(&s.min), f(&s.max));
+    let one = format!("{m:.decimals$}");
+    if s.runs < 2 || format!("{lo:.decimals$}") == format!("{hi:.decimals$}") {
+        one
+    } else {
+        format!("{one} ({lo:.decimals$}–{hi:.decimals$})")
+    }
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -34,58 +152,70 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-/// The side-by-side table (Markdown, also fit for a terminal).
+/// The side-by-side table (Markdown, also fit for a terminal): medians of the runs, min–max
+/// in brackets.
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scenario | server | streams | pkt/s | kbit/s | delivered % | CPU % | pkt per CPU-s | peak RSS MiB | MiB/participant | threads | loss mean/max % | delay p50/p99 ms | first frame p50/p95 ms | bench CPU % |"
+        "Median of {} run(s) per scenario and server, (min–max) where they differ.\n",
+        report.repeats
     );
     let _ = writeln!(
         out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| scenario | server | runs | streams | pkt/s | kbit/s | delivered % | CPU % | pkt per CPU-s | peak RSS MiB | MiB/participant | threads | loss mean/max % | delay p50/p99 ms | first frame p50/p95 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread wake-ups/s | RTCP-thread CPU % | bench CPU % |"
     );
-    for r in &report.results {
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for s in &report.summaries {
+        let r = &s.median;
         let _ = writeln!(
             out,
-            "| {} | {} | {}/{} | {:.0} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.2} | {} | {:.2}/{:.2} | {:.2}/{:.2} | {:.0}/{:.0} ({}{}) | {:.0} |",
-            r.scenario,
-            r.server,
-            r.streams_flowing,
+            "| {} | {} | {} | {}/{} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {} | {:.2}/{:.2} | {} / {} | {} / {}, n={}{} | {} | {} | {} | {} | {:.0} |",
+            s.scenario,
+            s.server,
+            s.runs,
+            s.min.streams_flowing,
             r.streams_expected,
-            r.pkts_per_s,
+            spread(s, |r| r.pkts_per_s, 0),
             r.kbps,
-            r.delivered_pct,
-            r.server_cpu_pct,
-            r.pkts_per_cpu_s,
-            r.peak_rss_mib,
+            spread(s, |r| r.delivered_pct, 1),
+            spread(s, |r| r.server_cpu_pct, 1),
+            spread(s, |r| r.pkts_per_cpu_s, 0),
+            spread(s, |r| r.peak_rss_mib, 1),
             r.mib_per_participant,
-            r.threads,
+            s.max.threads,
             r.loss_mean_pct,
-            r.loss_max_pct,
-            r.delay_p50_ms,
-            r.delay_p99_ms,
-            r.first_frame_p50_ms,
-            r.first_frame_p95_ms,
+            s.max.loss_max_pct,
+            spread(s, |r| r.delay_p50_ms, 2),
+            spread(s, |r| r.delay_p99_ms, 1),
+            spread(s, |r| r.first_frame_p50_ms, 0),
+            spread(s, |r| r.first_frame_p95_ms, 0),
             r.first_frame_samples,
-            if r.first_frame_missing > 0 { format!(", {} missing", r.first_frame_missing) } else { String::new() },
+            if s.max.first_frame_missing > 0 { format!(", up to {} missing", s.max.first_frame_missing) } else { String::new() },
+            spread(s, |r| r.rtcp_per_participant_s, 1),
+            spread(s, |r| r.server_wakeups_per_s, 0),
+            spread(s, |r| r.rtcp_thread_wakeups_per_s, 0),
+            spread(s, |r| r.rtcp_thread_cpu_pct, 2),
             r.bench_cpu_pct,
         );
     }
     let pairs: Vec<(&RunResult, &RunResult)> = report
-        .results
+        .summaries
         .iter()
-        .filter(|r| r.server == "lamina")
+        .filter(|s| s.server == "lamina")
         .filter_map(|l| {
             report
-                .results
+                .summaries
                 .iter()
                 .find(|j| j.server == "janus" && j.scenario == l.scenario)
-                .map(|j| (l, j))
+                .map(|j| (&l.median, &j.median))
         })
         .collect();
     if !pairs.is_empty() {
-        let _ = writeln!(out, "\nLamina / Janus ratios (pkt per CPU-s: higher is better for Lamina; CPU, RSS, delay, first frame: lower is better):\n");
+        let _ = writeln!(out, "\nLamina / Janus ratios of the medians (pkt per CPU-s: higher is better for Lamina; CPU, RSS, delay, first frame: lower is better):\n");
         let _ = writeln!(
             out,
             "| scenario | pkt per CPU-s | CPU % | peak RSS | delay p99 | first frame p50 |"
@@ -104,7 +234,11 @@ pub fn table(report: &Report) -> String {
             );
         }
     }
-    repair_table(&mut out, &report.results);
+    if report.results.len() > report.summaries.len() {
+        runs_table(&mut out, &report.results);
+    }
+    let medians: Vec<RunResult> = report.summaries.iter().map(|s| s.median.clone()).collect();
+    repair_table(&mut out, &medians);
     for (server, n) in &report.ramp_max {
         let _ = writeln!(out, "\nramp: largest room for {server} with loss and undelivered < 1 %, server CPU < limit: {n} participants");
     }
@@ -114,7 +248,7 @@ pub fn table(report: &Report) -> String {
         .flat_map(|r| {
             r.errors
                 .iter()
-                .map(move |e| format!("{} {}: {e}", r.server, r.scenario))
+                .map(move |e| format!("{} {} run {}: {e}", r.server, r.scenario, r.repeat))
         })
         .collect();
     if !errors.is_empty() {
@@ -124,6 +258,36 @@ pub fn table(report: &Report) -> String {
         }
     }
     out
+}
+
+/// Every run in the order they ran (servers interleaved), for the spread behind the medians.
+fn runs_table(out: &mut String, results: &[RunResult]) {
+    let _ = writeln!(out, "\nRuns in order:\n");
+    let _ = writeln!(
+        out,
+        "| scenario | server | run | pkt/s | CPU % | pkt per CPU-s | peak RSS MiB | delay p50/p99 ms | first frame p50 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread CPU % | load average |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in results {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2}/{:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.1} |",
+            r.scenario,
+            r.server,
+            r.repeat,
+            r.pkts_per_s,
+            r.server_cpu_pct,
+            r.pkts_per_cpu_s,
+            r.peak_rss_mib,
+            r.delay_p50_ms,
+            r.delay_p99_ms,
+            r.first_frame_p50_ms,
+            r.rtcp_per_participant_s,
+            r.server_wakeups_per_s,
+            r.rtcp_thread_cpu_pct,
+            r.loadavg,
+        );
+    }
 }
 
 /// The loss scenarios' figures: what the receivers dropped and what the server repaired.
@@ -171,21 +335,75 @@ fn repair_table(out: &mut String, results: &[RunResult]) {
     }
 }
 
-/// Writes `results.json`, `results.csv` and `results.md` into `dir`.
+/// Writes `results.json`, `results.csv` (medians with min and max), `runs.csv` (every run) and
+/// `results.md` into `dir`.
 pub fn write(report: &Report, dir: &Path) -> Result<(), BenchError> {
+    let err = |e: &dyn std::fmt::Display| BenchError::Output(e.to_string());
     std::fs::create_dir_all(dir)?;
-    let json =
-        serde_json::to_string_pretty(report).map_err(|e| BenchError::Output(e.to_string()))?;
+    let json = serde_json::to_string_pretty(report).map_err(|e| err(&e))?;
     std::fs::write(dir.join("results.json"), json)?;
-    let mut w = csv::Writer::from_path(dir.join("results.csv"))
-        .map_err(|e| BenchError::Output(e.to_string()))?;
+    let mut w = csv::Writer::from_path(dir.join("runs.csv")).map_err(|e| err(&e))?;
     for r in &report.results {
-        w.serialize(FlatResult::from(r))
-            .map_err(|e| BenchError::Output(e.to_string()))?;
+        w.serialize(FlatResult::from(r)).map_err(|e| err(&e))?;
+    }
+    w.flush()?;
+    let mut w = csv::Writer::from_path(dir.join("results.csv")).map_err(|e| err(&e))?;
+    for (i, s) in report.summaries.iter().enumerate() {
+        let (names, median) = flat_row(&s.median)?;
+        let (_, min) = flat_row(&s.min)?;
+        let (_, max) = flat_row(&s.max)?;
+        // server, scenario, runs, then each figure as median, min, max.
+        let mut header = vec![names[0].clone(), names[1].clone(), "runs".to_string()];
+        let mut row = vec![median[0].clone(), median[1].clone(), s.runs.to_string()];
+        for k in 2..names.len() {
+            match names[k].as_str() {
+                "repeat" => {}
+                // Errors of every run (the median's errors hold them all).
+                "errors" => {
+                    header.push(names[k].clone());
+                    row.push(median[k].clone());
+                }
+                name => {
+                    header.extend([
+                        name.to_string(),
+                        format!("{name}_min"),
+                        format!("{name}_max"),
+                    ]);
+                    row.extend([median[k].clone(), min[k].clone(), max[k].clone()]);
+                }
+            }
+        }
+        if i == 0 {
+            w.write_record(&header).map_err(|e| err(&e))?;
+        }
+        w.write_record(&row).map_err(|e| err(&e))?;
     }
     w.flush()?;
     std::fs::write(dir.join("results.md"), table(report))?;
     Ok(())
+}
+
+/// Column names and values of one [`FlatResult`] row.
+fn flat_row(r: &RunResult) -> Result<(Vec<String>, Vec<String>), BenchError> {
+    let err = |e: &dyn std::fmt::Display| BenchError::Output(e.to_string());
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(FlatResult::from(r)).map_err(|e| err(&e))?;
+    let bytes = w.into_inner().map_err(|e| err(&e))?;
+    let mut rd = csv::Reader::from_reader(bytes.as_slice());
+    let names = rd
+        .headers()
+        .map_err(|e| err(&e))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let values = rd
+        .records()
+        .next()
+        .transpose()
+        .map_err(|e| err(&e))?
+        .map(|rec| rec.iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    Ok((names, values))
 }
 
 /// A CSV row: every figure of a [`RunResult`], errors joined.
@@ -193,6 +411,7 @@ pub fn write(report: &Report, dir: &Path) -> Result<(), BenchError> {
 struct FlatResult<'a> {
     server: &'a str,
     scenario: &'a str,
+    repeat: usize,
     rooms: usize,
     per_room: usize,
     publishers: usize,
@@ -235,6 +454,11 @@ struct FlatResult<'a> {
     repair_p50_ms: f64,
     repair_p95_ms: f64,
     nacks_sent: u64,
+    rtcp_per_participant_s: f64,
+    server_wakeups_per_s: f64,
+    rtcp_thread_wakeups_per_s: f64,
+    rtcp_threads: u64,
+    rtcp_thread_cpu_pct: f64,
     bench_cpu_pct: f64,
     loadavg: f64,
     errors: String,
@@ -245,6 +469,7 @@ impl<'a> From<&'a RunResult> for FlatResult<'a> {
         Self {
             server: &r.server,
             scenario: &r.scenario,
+            repeat: r.repeat,
             rooms: r.rooms,
             per_room: r.per_room,
             publishers: r.publishers,
@@ -287,9 +512,82 @@ impl<'a> From<&'a RunResult> for FlatResult<'a> {
             repair_p50_ms: r.repair_p50_ms,
             repair_p95_ms: r.repair_p95_ms,
             nacks_sent: r.nacks_sent,
+            rtcp_per_participant_s: r.rtcp_per_participant_s,
+            server_wakeups_per_s: r.server_wakeups_per_s,
+            rtcp_thread_wakeups_per_s: r.rtcp_thread_wakeups_per_s,
+            rtcp_threads: r.rtcp_threads,
+            rtcp_thread_cpu_pct: r.rtcp_thread_cpu_pct,
             bench_cpu_pct: r.bench_cpu_pct,
             loadavg: r.loadavg,
             errors: r.errors.join("; "),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(server: &str, repeat: usize, pkt_per_cpu: f64, threads: u64) -> RunResult {
+        RunResult {
+            server: server.into(),
+            scenario: "room4".into(),
+            repeat,
+            pkts_per_cpu_s: pkt_per_cpu,
+            threads,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn summaries_hold_median_min_and_max_per_scenario_and_server() {
+        let mut bad = run("lamina", 3, 30.0, 60);
+        bad.errors.push("late joiner failed".into());
+        let results = vec![
+            run("lamina", 1, 10.0, 64),
+            run("janus", 1, 5.0, 20),
+            run("lamina", 2, 20.0, 61),
+            run("janus", 2, 7.0, 21),
+            bad,
+        ];
+        let s = summarise(&results);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].server.as_str(), s[0].runs), ("lamina", 3));
+        assert_eq!(s[0].median.pkts_per_cpu_s, 20.0);
+        assert_eq!(
+            (s[0].min.pkts_per_cpu_s, s[0].max.pkts_per_cpu_s),
+            (10.0, 30.0)
+        );
+        assert_eq!(s[0].median.threads, 61);
+        assert_eq!(s[0].median.scenario, "room4");
+        assert_eq!(s[0].median.errors, vec!["run 3: late joiner failed"]);
+        // Two runs: the mean of both; integers rounded.
+        assert_eq!(s[1].median.pkts_per_cpu_s, 6.0);
+        assert_eq!(s[1].median.threads, 21);
+        let report = Report {
+            command: String::new(),
+            host: String::new(),
+            video_kbps: 0.0,
+            repeats: 3,
+            scenarios: Vec::new(),
+            results: results.clone(),
+            summaries: s,
+            ramp_max: Vec::new(),
+        };
+        let t = table(&report);
+        assert!(t.contains("| room4 | lamina | 3 |"), "{t}");
+        assert!(t.contains("20 (10–30)"), "{t}");
+        assert!(t.contains("Runs in order"), "{t}");
+        assert!(t.contains("| room4 | 3.33x |"), "{t}");
+        let (names, values) = flat_row(&results[0]).unwrap();
+        assert_eq!(names.len(), values.len());
+        assert_eq!(&names[..3], ["server", "scenario", "repeat"]);
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut []), 0.0);
     }
 }

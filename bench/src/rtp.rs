@@ -37,6 +37,12 @@ pub fn srtp_ids(datagram: &[u8]) -> Option<(u32, u16)> {
     Some((ssrc, seq))
 }
 
+/// Whether a datagram holds an SRTCP packet (RFC 5761 demultiplexing: version 2, second byte
+/// 192..=223). A compound packet counts once: this is one RTCP transmission of the sender.
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() >= 8 && datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1])
+}
+
 /// Whether a VP8 RTP payload starts a keyframe (S=1, partition 0, VP8 P bit 0).
 pub fn vp8_keyframe_start(payload: &[u8]) -> bool {
     let Some(&b0) = payload.first() else {
@@ -100,8 +106,10 @@ mod tests {
             0x80, 96, 0x01, 0x02, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2,
         ];
         assert_eq!(srtp_ids(&d), Some((0xdeadbeef, 0x0102)));
+        assert!(!is_rtcp(&d));
         d[1] = 200;
         assert_eq!(srtp_ids(&d), None);
+        assert!(is_rtcp(&d));
         assert_eq!(srtp_ids(&[0, 1, 2]), None);
     }
 }

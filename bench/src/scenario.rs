@@ -74,6 +74,9 @@ pub struct RunResult {
     pub server: String,
     /// Scenario name.
     pub scenario: String,
+    /// Which repeat of the scenario this run was (1-based; 0 in reports written before
+    /// repeats existed).
+    pub repeat: usize,
     /// Rooms.
     pub rooms: usize,
     /// Participants per room.
@@ -160,6 +163,19 @@ pub struct RunResult {
     /// NACK messages the receivers sent from the window's start to the end of its repair
     /// deadline.
     pub nacks_sent: u64,
+    /// Compound RTCP packets (SRTCP datagrams) the server sent, counted at the receivers, per
+    /// participant and second (a Janus participant has two peer connections, both counted).
+    pub rtcp_per_participant_s: f64,
+    /// Server wake-ups: voluntary context switches of all its threads per second.
+    pub server_wakeups_per_s: f64,
+    /// Of those, the wake-ups of GStreamer's `rtpsession-rtcp` threads (one per rtpsession;
+    /// none in Janus).
+    pub rtcp_thread_wakeups_per_s: f64,
+    /// `rtpsession-rtcp` threads at the end of the window.
+    pub rtcp_threads: u64,
+    /// CPU of the `rtpsession-rtcp` threads (RTCP built, encrypted and sent), percent of one
+    /// core; part of `server_cpu_pct`.
+    pub rtcp_thread_cpu_pct: f64,
     /// Load generator CPU in percent of one core during the window.
     pub bench_cpu_pct: f64,
     /// 1-minute load average at the end of the window.
@@ -339,6 +355,9 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
         |stats: &[Arc<Mutex<PeerStats>>]| stats.iter().map(|s| lock(s).tx_packets).sum::<u64>();
     let tx0 = sent(&stats);
     let nacks0 = nacks_sent(&stats);
+    let rtcp_rx =
+        |stats: &[Arc<Mutex<PeerStats>>]| stats.iter().map(|s| lock(s).rtcp_rx).sum::<u64>();
+    let (rtcp0, sw0) = (rtcp_rx(&stats), server.switches());
     shared.measuring.store(true, Ordering::Relaxed);
     let mut threads = s0.threads;
     while t0.elapsed() < Duration::from_secs(sc.measure_s) {
@@ -352,6 +371,13 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
         RxSnapshot::take(&stats),
         t0.elapsed().as_secs_f64(),
     );
+    let (rtcp1, sw1) = (rtcp_rx(&stats), server.switches());
+    let participants = (sc.per_room() * sc.rooms).max(1) as f64;
+    res.rtcp_per_participant_s = (rtcp1 - rtcp0) as f64 / participants / wall;
+    res.server_wakeups_per_s = sw1.all.saturating_sub(sw0.all) as f64 / wall;
+    res.rtcp_thread_wakeups_per_s = sw1.rtcp.saturating_sub(sw0.rtcp) as f64 / wall;
+    res.rtcp_threads = sw1.rtcp_threads;
+    res.rtcp_thread_cpu_pct = 100.0 * (sw1.rtcp_cpu_s - sw0.rtcp_cpu_s).max(0.0) / wall;
     let w = RxWindow::between(&r0, &r1);
     let fanout = (sent(&stats) - tx0) * (sc.per_room() as u64 - 1);
     res.delivered_pct = if fanout > 0 {
@@ -453,7 +479,6 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
 
     let end = server.sample();
     res.peak_rss_mib = mib(end.peak_rss);
-    let participants = (sc.per_room() * sc.rooms).max(1) as f64;
     res.mib_per_participant = (res.peak_rss_mib - res.idle_rss_mib).max(0.0) / participants;
     for p in people {
         p.leave();

@@ -51,6 +51,59 @@ impl ProcSample {
     }
 }
 
+/// Voluntary context switches of a process's threads (what `pidstat -w -t` reports as
+/// cswch: a thread blocked and was woken again), summed, and those of GStreamer's RTCP threads
+/// (`rtpsession-rtcp`, one per rtpsession). Threads that exit between two readings take their
+/// switches with them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Switches {
+    /// All threads.
+    pub all: u64,
+    /// Threads named `rtpsession-rtcp`.
+    pub rtcp: u64,
+    /// How many `rtpsession-rtcp` threads there were.
+    pub rtcp_threads: u64,
+    /// CPU seconds (utime + stime) of the `rtpsession-rtcp` threads: building, encrypting and
+    /// sending RTCP happens on them.
+    pub rtcp_cpu_s: f64,
+}
+
+impl Switches {
+    /// Reads `/proc/<pid>/task/*/{comm,status}`.
+    pub fn read(pid: &str) -> Self {
+        let mut s = Self::default();
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return s;
+        };
+        for task in dir.flatten() {
+            let path = task.path();
+            let Ok(status) = std::fs::read_to_string(path.join("status")) else {
+                continue;
+            };
+            let n = status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            s.all += n;
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.trim_end() == "rtpsession-rtcp" {
+                s.rtcp += n;
+                s.rtcp_threads += 1;
+                s.rtcp_cpu_s += task_cpu_s(&path).unwrap_or(0.0);
+            }
+        }
+        s
+    }
+}
+
+/// utime + stime of one task (`/proc/<pid>/task/<tid>`), seconds.
+fn task_cpu_s(task: &Path) -> Option<f64> {
+    let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+    let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / USER_HZ)
+}
+
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum ServerKind {
@@ -83,6 +136,11 @@ impl ServerProc {
     /// The process id, as `/proc` wants it.
     pub fn pid(&self) -> String {
         self.child.id().to_string()
+    }
+
+    /// Context switches of the server's threads now.
+    pub fn switches(&self) -> Switches {
+        Switches::read(&self.pid())
     }
 
     /// Current `/proc` readings.

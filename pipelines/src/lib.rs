@@ -105,6 +105,7 @@ mod port;
 pub mod recording;
 pub mod repair;
 pub mod room_pipeline;
+mod rtcp;
 pub mod tap;
 mod teardown;
 mod timers;

@@ -167,6 +167,9 @@ impl PeerBin {
                 .kind_of(ssrc)
         };
         crate::repair::install(&bin, &webrtc, rtx_maps.clone(), kind_of);
+        // RTCP: reports once a second, feedback at once and without SR/RR/SDES, TWCC every
+        // 200 ms (issue #14; docs/performance.md).
+        crate::rtcp::install(&bin);
         // Every send path of webrtcbin starts with `clocksync sync=true`, which waits on the
         // clock for each packet's timestamp: pacing for file-like sources, only delay and clock
         // reads for forwarded live RTP.
