@@ -49,8 +49,9 @@ const C_CAMERA: &str = "videotestsrc is-live=true pattern=snow \
 /// Share of its baseline frame rate A and B must keep receiving from C under 5 % loss. With
 /// repair they kept 0.63–0.98 of it (9 runs); with repair turned off on C
 /// (`ParticipantOptions::without_nack`) 0.08–0.18 (5 runs): every lost packet leaves them
-/// waiting for a keyframe. (The spread with repair comes from when the server's rtpsession lets
-/// its NACKs out to C: one early RTCP packet per RTCP interval, which is long at this bitrate.)
+/// waiting for a keyframe. (Most of that spread came from when the server's rtpsession let its
+/// NACKs out to C: one early RTCP packet per bandwidth-derived interval, 0.2–0.5 s. Since the
+/// RTCP timing of `pipelines/src/rtcp.rs` they leave at once: 0.85–1.0 of it in 3 runs.)
 const MIN_KEPT_FROM_C: f64 = 0.5;
 /// Bound of the healthy pair's frame-rate change while C suffers loss.
 const HEALTHY_CHANGE: f64 = 0.10;

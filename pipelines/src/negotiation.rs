@@ -198,12 +198,47 @@ pub(crate) fn answer(
             .map_err(|_| NegotiationError::Webrtc("rewritten answer does not parse".into()))?;
         answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
     }
+    if let Some(with_rsize) = copy_rtcp_rsize(sdp, answer.sdp()) {
+        answer = gst_webrtc::WebRTCSessionDescription::new(
+            gst_webrtc::WebRTCSDPType::Answer,
+            with_rsize,
+        );
+    }
     call(&webrtc, "set-local-description", Some(&answer.to_value()))?;
     let text = answer.sdp().as_text().map_err(|_| unserializable())?;
     check_answer(peer_id, peer, answer.sdp());
     peer.pb.rtx_maps.update(&peer.pb.bin, answer.sdp());
     peer.transport.answer_set(restarted);
     Ok((text, added_links))
+}
+
+/// The answer with `a=rtcp-rsize` on every m-line whose offered m-line has it (RFC 5506), or
+/// `None` when nothing is missing. webrtcbin 1.22 does not copy it into answers, and sets
+/// reduced-size RTCP only when both descriptions carry it (docs/webrtcbin.md §9).
+fn copy_rtcp_rsize(
+    offer: &gst_sdp::SDPMessageRef,
+    answer: &gst_sdp::SDPMessageRef,
+) -> Option<gst_sdp::SDPMessage> {
+    let missing: Vec<u32> = offer
+        .medias()
+        .zip(answer.medias())
+        .enumerate()
+        .filter(|(_, (o, _))| o.attributes().any(|x| x.key() == "rtcp-rsize"))
+        .filter(|(_, (_, a))| !a.attributes().any(|x| x.key() == "rtcp-rsize"))
+        .map(|(i, _)| i as u32)
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut fixed = answer.to_owned();
+    for i in missing {
+        if let Some(media) = fixed.media_mut(i) {
+            // An empty value, as parsed from `a=rtcp-rsize`: a NULL one crashes
+            // `gst_sdp_media_attributes_to_caps` (g_utf8_validate(NULL)) in GStreamer 1.22.
+            media.add_attribute("rtcp-rsize", Some(""));
+        }
+    }
+    Some(fixed)
 }
 
 /// Sets one m-line up for this round. Returns true when a new link was made.
@@ -424,4 +459,43 @@ fn check_answer(peer_id: &PeerId, peer: &Peer, answer: &gst_sdp::SDPMessageRef) 
 fn add_inactive(webrtc: &gst::Element, media: &SDPMediaRef) -> Option<WebRTCRTPTransceiver> {
     let caps = codecs::inactive_caps(media)?;
     Some(webrtc.emit_by_name::<WebRTCRTPTransceiver>("add-transceiver", &[&Dir::Inactive, &caps]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> gst_sdp::SDPMessage {
+        gst_sdp::SDPMessage::parse_buffer(text.replace('\n', "\r\n").as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn answers_get_rtcp_rsize_where_offered() {
+        gst::init().unwrap();
+        let head = "v=0\no=- 1 0 IN IP4 0.0.0.0\ns=-\nt=0 0\n";
+        let offer = parse(&format!(
+            "{head}m=video 9 UDP/TLS/RTP/SAVPF 96\na=rtcp-rsize\nm=audio 9 UDP/TLS/RTP/SAVPF 111\n"
+        ));
+        let answer = parse(&format!(
+            "{head}m=video 9 UDP/TLS/RTP/SAVPF 96\na=rtcp-mux\nm=audio 9 UDP/TLS/RTP/SAVPF 111\n"
+        ));
+        let fixed = copy_rtcp_rsize(&offer, &answer).expect("the video m-line lacks it");
+        let text = fixed.as_text().unwrap();
+        assert!(
+            text.contains("a=rtcp-mux\r\na=rtcp-rsize\r\nm=audio"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("rtcp-rsize").count(),
+            1,
+            "not on the audio m-line: {text}"
+        );
+        assert!(copy_rtcp_rsize(&offer, &fixed).is_none());
+        // What webrtcbin reads from it does not crash (a NULL value would).
+        let mut caps = gst::Caps::new_empty_simple("application/x-rtp");
+        let _ = fixed
+            .media(0)
+            .unwrap()
+            .attributes_to_caps(caps.get_mut().unwrap());
+    }
 }

@@ -10,26 +10,25 @@
 //! packets without report blocks several times a second next to bursts of TWCC packets, while
 //! regular reports (with report blocks) starved: a wake-up while an early packet is scheduled
 //! is sent as an early one (`is_rtcp_time`), and one was nearly always scheduled. PLIs and
-//! NACKs waited for the next allowed early packet (0.2–0.5 s). Four settings on the internal
+//! NACKs waited for the next allowed early packet (0.2–0.5 s). Reduced size, and three settings on the internal
 //! `RTPSession`:
 //!
-//! - **`rtcp-reduced-size` = true** (RFC 5506): early packets carry only their feedback (TWCC,
-//!   NACK, PLI, FIR). webrtcbin 1.22 sets this property itself on every description it applies,
-//!   to "both m-lines have `a=rtcp-rsize`", and as an answerer it never copies `a=rtcp-rsize`
-//!   from the offer (only `mid` and `rtcp-mux`), so it was always false; it is put back to
-//!   true after each of webrtcbin's sets. Browsers, str0m and webrtcbin all offer
-//!   `a=rtcp-rsize` (so they take non-compound packets; GStreamer:
-//!   `gst_rtcp_buffer_validate_reduced`), and webrtcbin already sent TWCC feedback as lone
-//!   packets.
+//! - **reduced-size RTCP** (RFC 5506): early packets carry only their feedback (TWCC, NACK,
+//!   PLI, FIR). webrtcbin 1.22 sets `rtcp-reduced-size` itself on every description it applies,
+//!   to "both m-lines have `a=rtcp-rsize`", but as an answerer it never copies `a=rtcp-rsize`
+//!   from the offer, so it was always false; `negotiation.rs` now adds it to the answer where
+//!   the offer has it (browsers, str0m and webrtcbin all offer it).
 //! - **`rtcp-fraction` = [`RTCP_BANDWIDTH`]** (bit/s): shrinks the bandwidth-derived interval
 //!   to a few ms, so feedback goes out when it is asked for and no longer keeps an early packet
 //!   scheduled (which starved the regular reports). A timing knob, not a budget: early packets
 //!   exist only for feedback requests.
-//! - **`twcc-feedback-interval` = [`TWCC_FEEDBACK_INTERVAL`]**: one TWCC packet per 200 ms
+//! - **`twcc-feedback-interval` = [`TWCC_FEEDBACK_INTERVAL`]**: one TWCC packet per 100 ms
 //!   instead of one per received marker bit, each sent at once. Feedback then arrives at least
-//!   every 200 ms (before: in bursts 2–3 times a second, gaps up to 0.5 s) with fewer packets,
-//!   and the RTCP thread wakes about 5 times a second per publisher instead of once per camera
-//!   frame (per-marker feedback sent at once cost 4× the RTCP thread CPU: docs/performance.md).
+//!   every 100 ms (before: in bursts 2–3 times a second, gaps up to 0.5 s), about the cadence of
+//!   a browser's own feedback, so the publisher's congestion controller reacts as quickly as
+//!   with a browser peer; the RTCP thread wakes about 10 times a second per publisher instead
+//!   of once per camera frame (per-marker feedback sent at once cost 4× the RTCP thread CPU:
+//!   docs/performance.md).
 //! - **`rtcp-min-interval` = [`REGULAR_INTERVAL`]**: under the (S)AVPF profile the regular
 //!   interval is `T_rr` ∈ [0.5, 1.5] × this (`rtp_session_next_timeout`, `is_rtcp_time`;
 //!   RFC 4585 §3.5.3); GStreamer's default is 5 s. One second is what browsers use for video
@@ -48,7 +47,7 @@ pub(crate) const RTCP_BANDWIDTH: f64 = 10_000_000.0;
 
 /// Transport-wide-cc feedback: one packet for the packets received in each such period,
 /// instead of one per received marker bit.
-pub(crate) const TWCC_FEEDBACK_INTERVAL: gst::ClockTime = gst::ClockTime::from_mseconds(200);
+pub(crate) const TWCC_FEEDBACK_INTERVAL: gst::ClockTime = gst::ClockTime::from_mseconds(100);
 
 /// GType name of rtpbin's session element.
 const SESSION_TYPE: &str = "GstRtpSession";
@@ -80,7 +79,6 @@ pub(crate) fn configure(session: &gst::Element) {
     if internal.find_property("rtcp-fraction").is_some() {
         internal.set_property("rtcp-fraction", RTCP_BANDWIDTH);
     }
-    keep_reduced_size(&internal);
     if internal.find_property("twcc-feedback-interval").is_some() {
         internal.set_property("twcc-feedback-interval", TWCC_FEEDBACK_INTERVAL.nseconds());
     }
@@ -92,26 +90,12 @@ fn set_regular_interval(internal: &glib::Object) {
     }
 }
 
-/// Sets `rtcp-reduced-size` and sets it again whenever webrtcbin clears it. The handler runs
-/// on webrtcbin's pc thread (inside its own `g_object_set`) and only sets a boolean.
-fn keep_reduced_size(internal: &glib::Object) {
-    if internal.find_property("rtcp-reduced-size").is_none() {
-        return;
-    }
-    internal.set_property("rtcp-reduced-size", true);
-    internal.connect_notify(Some("rtcp-reduced-size"), |s, _| {
-        if !s.property::<bool>("rtcp-reduced-size") {
-            s.set_property("rtcp-reduced-size", true);
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sessions_get_the_rtcp_settings_and_keep_reduced_size() {
+    fn sessions_get_the_rtcp_settings() {
         gst::init().unwrap();
         let bin = gst::Bin::new();
         install(&bin);
@@ -127,10 +111,6 @@ mod tests {
             REGULAR_INTERVAL.nseconds()
         );
         assert_eq!(session.property::<f64>("rtcp-fraction"), RTCP_BANDWIDTH);
-        assert!(session.property::<bool>("rtcp-reduced-size"));
-        // What webrtcbin does on every applied description of an answerer.
-        session.set_property("rtcp-reduced-size", false);
-        assert!(session.property::<bool>("rtcp-reduced-size"));
         assert_eq!(
             session.property::<u64>("twcc-feedback-interval"),
             TWCC_FEEDBACK_INTERVAL.nseconds()

@@ -245,7 +245,7 @@ fn rtcp_reports_once_a_second_feedback_stays_fast() {
     for (n, log) in &logs {
         let r = rates(log, from, WINDOW);
         // TWCC feedback: before, one packet per camera frame (15/s) sent in bursts 2.1–2.7
-        // times a second, gaps up to 0.52 s; now one packet per 200 ms, each sent at once.
+        // times a second, gaps up to 0.52 s; now one packet per 100 ms, each sent at once.
         assert!(
             r.twcc_deliveries >= 4.0,
             "peer {n}: TWCC feedback arrives {:.1} times a second",
