@@ -37,6 +37,7 @@ mod outcome;
 pub mod peer;
 pub mod rate;
 mod rounds;
+pub mod speakers;
 pub mod track;
 
 pub use outcome::Outcome;
@@ -145,6 +146,8 @@ pub struct RoomCore {
     /// Join order, for stable listings.
     order: Vec<PeerId>,
     tracks: BTreeMap<TrackId, Track>,
+    /// Voice activity of the audio tracks.
+    speakers: speakers::Speakers,
     limits: Limits,
     turn: Arc<dyn TurnProvider>,
 }
@@ -180,6 +183,7 @@ impl RoomCore {
             peers: BTreeMap::new(),
             order: Vec::new(),
             tracks: BTreeMap::new(),
+            speakers: speakers::Speakers::default(),
             limits,
             turn,
         }
@@ -419,6 +423,9 @@ impl RoomCore {
                     ));
                 }
             }
+            MediaEvent::VoiceActivity { track, speech } => {
+                self.voice_activity(&track, speech, &mut fx)
+            }
             MediaEvent::TrackPublished { peer, track, .. } => {
                 tracing::debug!(%peer, %track, "media of track arrived");
             }
@@ -646,6 +653,25 @@ impl RoomCore {
             metadata,
         };
         self.tell_subscribers(id, ev, fx);
+    }
+
+    /// A `laminavad` transition: `vadNotification` to the track's subscribers (only those told
+    /// about the track: 0.5.3 fails on an unknown track id).
+    fn voice_activity(&mut self, track: &TrackId, speech: bool, fx: &mut Vec<Effect>) {
+        if !self.tracks.get(track).is_some_and(|t| t.announced) || !self.speakers.set(track, speech)
+        {
+            return;
+        }
+        let ev = ServerEvent::VadNotification {
+            track_id: track.to_string(),
+            speech,
+        };
+        self.tell_subscribers(track, ev, fx);
+    }
+
+    /// Voice activity: the speaking tracks and the active speaker.
+    pub fn speakers(&self) -> &speakers::Speakers {
+        &self.speakers
     }
 
     /// Sends `event` to every peer that was told about `track` and not told it is gone.

@@ -350,6 +350,7 @@ impl RoomCore {
         let mut removed = Vec::new();
         for id in ids {
             if let Some(t) = self.tracks.remove(id) {
+                self.speakers.forget(id);
                 removed.push(t);
             }
         }

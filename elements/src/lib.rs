@@ -10,6 +10,8 @@
 //!   for with NACKs, losses counted).
 //! - [`rtx`]: `laminartx`, the retransmission sender on each subscriber's send path (answers
 //!   NACKs with RTX from a history indexed by sequence number, bounded requests per second).
+//! - [`vad`]: `laminavad`, voice activity of a publisher's audio from its RFC 6464 audio-level
+//!   header extension (speech/silence with hysteresis, posted as bus messages).
 //!
 //! The same code is used two ways: the server links this crate and calls
 //! [`plugin_register_static`] once after `gst::init()`, and the cdylib `libgstlamina.so` can be
@@ -25,15 +27,18 @@ pub mod forwarder;
 pub mod repair;
 mod rtp;
 pub mod rtx;
+pub mod vad;
 
 pub use forwarder::{LaminaForwarder, LaminaForwarderPad};
 pub use repair::LaminaRepair;
 pub use rtx::LaminaRtx;
+pub use vad::LaminaVad;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     forwarder::register(plugin)?;
     repair::register(plugin)?;
-    rtx::register(plugin)
+    rtx::register(plugin)?;
+    vad::register(plugin)
 }
 
 /// Registers the `lamina` plugin with its elements in this process (call once, after

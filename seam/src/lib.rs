@@ -81,6 +81,14 @@ pub enum MediaEvent {
         /// Encoding name, e.g. `"VP8"` or `"OPUS"`.
         codec: String,
     },
+    /// A published audio track started (`speech`) or stopped being voice, as read from its
+    /// audio-level header extension (`laminavad`).
+    VoiceActivity {
+        /// The audio track.
+        track: TrackId,
+        /// True when speech started, false when it stopped.
+        speech: bool,
+    },
     /// The peer's transport is connected for its current round (after the first round, and
     /// again after each ICE restart).
     PeerConnected {

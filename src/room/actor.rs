@@ -384,10 +384,21 @@ impl Actor {
                        "metadata": t.metadata, "announced": t.announced})
             })
             .collect();
+        let speakers = self.core.speakers();
+        let active = speakers.active().map(|t| {
+            let owner = self
+                .core
+                .tracks()
+                .find(|x| &x.id == t)
+                .map(|x| x.owner.as_str());
+            json!({"track": t.as_str(), "peer": owner})
+        });
         json!({
             "id": self.id.0,
             "peers": peers,
             "tracks": tracks,
+            "speaking": speakers.speaking().iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            "activeSpeaker": active,
             "elements": self.backend.as_ref().map(|b| b.element_count()),
         })
     }

@@ -131,6 +131,14 @@ pub enum ServerEvent {
         /// m-line index.
         sdp_mline_index: u32,
     },
+    /// Voice activity of an audio track (custom `vadNotification`): sent only to peers that
+    /// were told about the track.
+    VadNotification {
+        /// The audio track.
+        track_id: String,
+        /// True for `"speech"`, false for `"silence"`.
+        speech: bool,
+    },
 }
 
 /// Server events at top level.
@@ -148,7 +156,7 @@ pub(super) const TOP: [&str; 10] = [
 ];
 
 /// Server events wrapped in `{"type": "custom", "data": …}`.
-pub(super) const CUSTOM: [&str; 3] = ["offerData", "sdpAnswer", "candidate"];
+pub(super) const CUSTOM: [&str; 4] = ["offerData", "sdpAnswer", "candidate", "vadNotification"];
 
 impl ServerEvent {
     /// The wire name of the event (for logs and tests).
@@ -167,6 +175,7 @@ impl ServerEvent {
             ServerEvent::OfferData { .. } => "offerData",
             ServerEvent::SdpAnswer { .. } => "sdpAnswer",
             ServerEvent::Candidate { .. } => "candidate",
+            ServerEvent::VadNotification { .. } => "vadNotification",
         }
     }
 

@@ -152,7 +152,30 @@ fn server_events() -> Vec<ServerEvent> {
             candidate: CANDIDATE.into(),
             sdp_mline_index: 0,
         },
+        ServerEvent::VadNotification {
+            track_id: "b:1".into(),
+            speech: true,
+        },
+        ServerEvent::VadNotification {
+            track_id: "b:1".into(),
+            speech: false,
+        },
     ]
+}
+
+#[test]
+fn vad_notification_has_the_membrane_shape() {
+    let v = ServerEvent::VadNotification {
+        track_id: "b:1".into(),
+        speech: true,
+    }
+    .to_json();
+    assert_eq!(
+        v,
+        json!({"type": "custom", "data": {"type": "vadNotification", "data": {"trackId": "b:1", "status": "speech"}}})
+    );
+    let bad = r#"{"type":"custom","data":{"type":"vadNotification","data":{"trackId":"b:1","status":"loud"}}}"#;
+    assert!(ServerEvent::decode(bad).is_err());
 }
 
 /// `(type, data)` of an encoded event, the `custom` wrapper removed; whether it was wrapped.

@@ -77,6 +77,23 @@ enum Custom {
     OfferData(OfferDataBody),
     SdpAnswer(SdpAnswerBody),
     Candidate(CandidateBody),
+    VadNotification(VadBody),
+}
+
+/// `data` of `vadNotification`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VadBody {
+    track_id: String,
+    status: VadStatus,
+}
+
+/// The two statuses 0.5.3 accepts.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum VadStatus {
+    Speech,
+    Silence,
 }
 
 /// `data` of `connected`.
@@ -353,6 +370,10 @@ fn from_wire(wire: Wire) -> Result<ServerEvent, DecodeError> {
             candidate: b.candidate,
             sdp_mline_index: b.sdp_m_line_index,
         },
+        Wire::Custom(Custom::VadNotification(b)) => ServerEvent::VadNotification {
+            track_id: b.track_id,
+            speech: b.status == VadStatus::Speech,
+        },
     })
 }
 
@@ -451,5 +472,15 @@ fn to_wire(event: &ServerEvent) -> Wire {
             sdp_mid: None,
             username_fragment: None,
         })),
+        ServerEvent::VadNotification { track_id, speech } => {
+            Wire::Custom(Custom::VadNotification(VadBody {
+                track_id,
+                status: if speech {
+                    VadStatus::Speech
+                } else {
+                    VadStatus::Silence
+                },
+            }))
+        }
     }
 }
