@@ -4,6 +4,9 @@
 #   scripts/setup.sh cluster  the above, plus redis-server (scripts/cluster.sh: several nodes, one Redis)
 #   scripts/setup.sh test     `run`, plus what the test suite needs (Chromium, Redis, tools)
 #   scripts/setup.sh bench    `test`, plus Janus (reference SFU) and perf for lamina-bench
+#   scripts/setup.sh profile  `bench`, plus valgrind and what scripts/profile.sh needs to build
+#                             GStreamer's forwarding path with debug info (meson, ninja, flex,
+#                             bison, libsrtp2-dev, dpkg-dev for `apt-get source`)
 set -euo pipefail
 mode="${1:-run}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,10 +16,12 @@ run_pkgs=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgst
   gstreamer1.0-tools libnice-dev graphviz libssl-dev)
 test_pkgs=(chromium iproute2 util-linux nftables gstreamer1.0-plugins-base-apps gdb nginx-light systemd redis-server)
 bench_pkgs=(janus linux-perf)
+profile_pkgs=(valgrind meson ninja-build flex bison libsrtp2-dev libgnutls28-dev dpkg-dev xz-utils curl)
 
 want=("${run_pkgs[@]}")
-if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then want+=("${test_pkgs[@]}"); fi
-if [ "$mode" = "bench" ]; then want+=("${bench_pkgs[@]}"); fi
+if [ "$mode" = "test" ] || [ "$mode" = "bench" ] || [ "$mode" = "profile" ]; then want+=("${test_pkgs[@]}"); fi
+if [ "$mode" = "bench" ] || [ "$mode" = "profile" ]; then want+=("${bench_pkgs[@]}"); fi
+if [ "$mode" = "profile" ]; then want+=("${profile_pkgs[@]}"); fi
 if [ "$mode" = "cluster" ]; then want+=(redis-server); fi
 
 missing=()

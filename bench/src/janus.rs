@@ -219,7 +219,7 @@ impl JanusPeer {
         let feeds: BTreeSet<u64> = publisher_ids(d).into_iter().collect();
         let publisher = match publish {
             Some(p) => {
-                let peer = PeerHandle::start(ip, Some(p), shared.clone()).await?;
+                let peer = PeerHandle::start(ip, Some(p), shared.clone(), false).await?;
                 let add = vec![
                     (MediaKind::Audio, Direction::SendOnly),
                     (MediaKind::Video, Direction::SendOnly),
@@ -246,7 +246,7 @@ impl JanusPeer {
             None => None,
         };
         let sub_handle = conn.attach().await?;
-        let subscriber = PeerHandle::start(ip, None, shared).await?;
+        let subscriber = PeerHandle::start(ip, None, shared, false).await?;
         let mut s = Subscriber {
             conn,
             room,

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::Shared;
 use crate::peer::{ask, PeerCmd, PeerHandle, Publish};
+use crate::relay::{Relay, TurnInfo};
 use crate::BenchError;
 
 /// A participant in a Lamina room.
@@ -30,7 +31,10 @@ pub struct LaminaPeer {
 
 impl LaminaPeer {
     /// Joins `room` on the server at `url` (`ws://…/socket/websocket`), publishing audio and
-    /// video when `publish` is set, receiving everyone else's tracks.
+    /// video when `publish` is set, receiving everyone else's tracks. A `relay_only`
+    /// participant behaves like the Membrane browser client (`iceTransportPolicy: "relay"`):
+    /// before its first offer it allocates a relay on the TURN server the first `offerData`
+    /// names and offers only that relayed candidate.
     pub async fn join(
         url: &str,
         room: &str,
@@ -38,13 +42,14 @@ impl LaminaPeer {
         ip: IpAddr,
         publish: Option<Publish>,
         shared: Arc<Shared>,
+        relay_only: bool,
     ) -> Result<Self, BenchError> {
         let join_started = Instant::now();
         let (sig, mut events) = Signalling::connect(url, room)
             .await
             .map_err(|e| BenchError::Join(format!("lamina {name}: {e}")))?;
         let publishing = publish.is_some();
-        let peer = PeerHandle::start(ip, publish, shared).await?;
+        let peer = PeerHandle::start(ip, publish, shared, relay_only).await?;
         sig.send(&ClientEvent::Connect {
             metadata: json!({"displayName": name}),
         });
@@ -65,6 +70,7 @@ impl LaminaPeer {
             publishing,
             own: BTreeMap::new(),
             recv: (0, 0),
+            relay_from: relay_only.then_some(ip),
         };
         let task = tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
@@ -97,12 +103,23 @@ struct Session {
     own: BTreeMap<String, (String, Value)>,
     /// Receive m-lines so far (audio, video).
     recv: (usize, usize),
+    /// A relay-only participant that has no relay yet: the address to allocate from.
+    relay_from: Option<IpAddr>,
 }
 
 impl Session {
     async fn event(&mut self, ev: ServerEvent) -> Result<(), String> {
         match ev {
-            ServerEvent::OfferData { audio, video, .. } => self.offer(audio, video).await,
+            ServerEvent::OfferData { audio, video, .. } => {
+                if let Some(ip) = self.relay_from {
+                    let turn = TurnInfo::from_offer_data(&ev)
+                        .ok_or("relay only, but offerData lists no UDP TURN server")?;
+                    let relay = Relay::allocate(ip, &turn).await?;
+                    ask(&self.cmd, |r| PeerCmd::UseRelay(relay, r)).await?;
+                    self.relay_from = None;
+                }
+                self.offer(audio, video).await
+            }
             ServerEvent::SdpAnswer { sdp, .. } => ask(&self.cmd, |r| PeerCmd::Answer(sdp, r)).await,
             ServerEvent::Candidate { candidate, .. } => {
                 let _ = self.cmd.send(PeerCmd::Candidate(candidate));

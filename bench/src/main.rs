@@ -12,6 +12,7 @@ mod media;
 mod metrics;
 mod peer;
 mod probe;
+mod relay;
 mod report;
 mod rtp;
 mod scenario;
@@ -75,7 +76,10 @@ struct Args {
     /// Scenarios (comma separated): room2, room4, room8 (all publish and subscribe),
     /// fanoutN (1 publisher, N receive-only subscribers), ramp (growing room until loss ≥ 1 % or CPU ≥
     /// the limit), roomN for any N, loss (room of 4 whose receivers drop --loss-percent of the
-    /// video they receive and NACK it: repaired vs unrepaired), lossN for a room of N.
+    /// video they receive and NACK it: repaired vs unrepaired), lossN for a room of N. A
+    /// `-turn` suffix (e.g. room8-turn) makes the Lamina participants relay-only, like the
+    /// Membrane browser client: every datagram crosses Lamina's embedded TURN server (Janus,
+    /// without a TURN server here, skips these).
     #[arg(
         long,
         value_delimiter = ',',
@@ -93,6 +97,9 @@ struct Args {
     /// (Janus 1.1.2 answers no NACK while it measures a 0 ms round trip, as on loopback).
     #[arg(long, default_value_t = 10)]
     loss_latency_ms: u64,
+    /// Make every scenario relay-only (as if each name had the `-turn` suffix).
+    #[arg(long)]
+    relay: bool,
     /// Rooms per scenario (each with the scenario's participants).
     #[arg(long, default_value_t = 1)]
     rooms: usize,
@@ -229,6 +236,19 @@ fn which(bin: &str) -> Option<PathBuf> {
 }
 
 fn scenario(name: &str, args: &Args) -> Option<Scenario> {
+    let (base, relay) = match name.strip_suffix("-turn") {
+        Some(base) => (base, true),
+        None => (name, args.relay),
+    };
+    let mut sc = plain_scenario(base, args)?;
+    sc.relay = relay;
+    if relay {
+        sc.name = format!("{base}-turn");
+    }
+    Some(sc)
+}
+
+fn plain_scenario(name: &str, args: &Args) -> Option<Scenario> {
     let room = |n: &str| n.parse::<usize>().ok().filter(|n| *n >= 2);
     let mut loss_percent = 0.0;
     let mut late_joins = args.late_joins;
@@ -258,6 +278,7 @@ fn scenario(name: &str, args: &Args) -> Option<Scenario> {
         loss_percent,
         loss_seed: args.loss_seed,
         loss_latency_ms: args.loss_latency_ms,
+        relay: false,
     })
 }
 
@@ -326,8 +347,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             continue;
         };
         let repeats = args.repeats.max(1);
+        if sc.relay && servers.contains(&ServerKind::Janus) {
+            eprintln!(
+                "== janus {}: skipped (no TURN server in the Janus setup)",
+                sc.name
+            );
+        }
         for repeat in 1..=repeats {
-            for &kind in &servers {
+            for &kind in servers
+                .iter()
+                .filter(|k| !sc.relay || **k == ServerKind::Lamina)
+            {
                 eprintln!("== {kind} {name} (run {repeat} of {repeats})");
                 match scenario::run(kind, &sc, &env).await {
                     Ok(mut r) => {
@@ -365,7 +395,11 @@ async fn ramp(kind: ServerKind, args: &Args, env: &Env, report: &mut report::Rep
             Some(s) => s,
             None => break,
         };
-        sc.name = format!("ramp{n}");
+        if sc.relay && kind == ServerKind::Janus {
+            eprintln!("== janus ramp: skipped (relay-only, no TURN server in the Janus setup)");
+            break;
+        }
+        sc.name = format!("ramp{n}{}", if sc.relay { "-turn" } else { "" });
         sc.late_joins = 0;
         eprintln!("== {kind} {}", sc.name);
         let r = match scenario::run(kind, &sc, env).await {
@@ -416,6 +450,16 @@ fn one_line(r: &RunResult) -> String {
         r.rtcp_thread_cpu_pct,
         if r.errors.is_empty() { String::new() } else { format!(" errors: {}", r.errors.join("; ")) }
     );
+    line += &format!(
+        "\n   tokio-thread CPU {:.2}%; CPU by thread: {}",
+        r.tokio_cpu_pct, r.thread_cpu
+    );
+    if r.relay {
+        line += &format!(
+            "\n   relay-only: {} participants connected through relays, {} TURN allocations, {:.0} datagrams/s received through them",
+            r.relayed_peers, r.turn_allocations, r.relay_rx_per_s
+        );
+    }
     if r.drop_pct > 0.0 {
         line += &format!(
             "\n   dropped {} ({}% of received video): repaired {} ({:.1}%, {} by RTX), unrepaired {} ({:.1}%), NACKs sent {}, NACK/RTX negotiated on {}/{} of {} video streams",
@@ -475,5 +519,23 @@ mod tests {
         a.apply_quick();
         assert_eq!((a.repeats, window("room3", &a)), (1, 6));
         assert_eq!(a.servers, ["lamina"]);
+    }
+
+    #[test]
+    fn turn_suffix_or_flag_makes_a_scenario_relay_only() {
+        let a = args(&[]);
+        let sc = scenario("room8-turn", &a).unwrap();
+        assert!(sc.relay);
+        assert_eq!(
+            (sc.name.as_str(), sc.publishers, sc.measure_s),
+            ("room8-turn", 8, 15)
+        );
+        assert!(!scenario("room8", &a).unwrap().relay);
+        assert!(scenario("room8-turn-turn", &a).is_none());
+        let a = args(&["--relay"]);
+        let sc = scenario("fanout4", &a).unwrap();
+        assert!(sc.relay);
+        assert_eq!(sc.name, "fanout4-turn");
+        assert_eq!(scenario("room3-turn", &a).unwrap().name, "room3-turn");
     }
 }

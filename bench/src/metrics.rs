@@ -163,6 +163,10 @@ pub struct PeerStats {
     pub nacks_sent: u64,
     /// When ICE + DTLS came up.
     pub connected: Option<Instant>,
+    /// The peer's only candidate is a TURN relay (every datagram crosses the TURN server).
+    pub relayed: bool,
+    /// Datagrams that came in through the relay.
+    pub relay_rx: u64,
     /// Fatal error of the peer task.
     pub error: Option<String>,
 }

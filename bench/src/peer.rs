@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::loss::{self, Dropper, Repair};
 use crate::media::MediaSet;
 use crate::metrics::{lock, PeerStats, RxStream, Shared};
+use crate::relay::Relay;
 use crate::rtp;
 
 /// A request to the peer task; replies are SDP strings or errors.
@@ -36,6 +37,9 @@ pub enum PeerCmd {
     AcceptOffer(String, oneshot::Sender<Result<String, String>>),
     /// A remote ICE candidate (`candidate:…` line).
     Candidate(String),
+    /// From now on send and receive only through this TURN relay, whose relayed address is
+    /// the peer's only local candidate (before the first offer).
+    UseRelay(Relay, oneshot::Sender<Result<(), String>>),
 }
 
 /// What a peer publishes.
@@ -57,14 +61,19 @@ pub struct PeerHandle {
 }
 
 impl PeerHandle {
-    /// Starts a peer bound to `ip` (any port).
+    /// Starts a peer bound to `ip` (any port). A `relay_only` peer gets no host candidate
+    /// and no socket: it waits for [`PeerCmd::UseRelay`].
     pub async fn start(
         ip: IpAddr,
         publish: Option<Publish>,
         shared: Arc<Shared>,
+        relay_only: bool,
     ) -> std::io::Result<Self> {
-        let socket = bind(ip)?;
-        let local = socket.local_addr()?;
+        let socket = if relay_only { None } else { Some(bind(ip)?) };
+        let local = match &socket {
+            Some(s) => s.local_addr()?,
+            None => SocketAddr::new(ip, 0),
+        };
         let peer = shared
             .peers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -73,14 +82,17 @@ impl PeerHandle {
         // str0m counts the NACKs it sends only in its stats events.
         let mut rtc =
             rtc_config(dropper.as_ref().map(|_| NACK_COUNT_INTERVAL)).build(Instant::now());
-        let cand = Candidate::host(local, "udp").map_err(std::io::Error::other)?;
-        rtc.add_local_candidate(cand);
+        if socket.is_some() {
+            let cand = Candidate::host(local, "udp").map_err(std::io::Error::other)?;
+            rtc.add_local_candidate(cand);
+        }
         let stats = Arc::new(Mutex::new(PeerStats::default()));
         let (cmd, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(
             Driver {
                 rtc,
                 socket,
+                relay: None,
                 local,
                 stats: stats.clone(),
                 shared,
@@ -138,7 +150,8 @@ impl Drop for PeerHandle {
     }
 }
 
-fn bind(ip: IpAddr) -> std::io::Result<UdpSocket> {
+/// A non-blocking UDP socket on `ip`, any port, with 4 MiB buffers.
+pub fn bind(ip: IpAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(
         Domain::for_address(SocketAddr::new(ip, 0)),
@@ -172,7 +185,11 @@ struct TxTrack {
 
 struct Driver {
     rtc: Rtc,
-    socket: UdpSocket,
+    /// The host candidate's socket (none for a relay-only peer).
+    socket: Option<UdpSocket>,
+    /// The TURN relay a relay-only peer talks through, once allocated.
+    relay: Option<Relay>,
+    /// The local candidate's address: the socket's, or the relayed address.
     local: SocketAddr,
     stats: Arc<Mutex<PeerStats>>,
     shared: Arc<Shared>,
@@ -222,13 +239,25 @@ impl Driver {
                 .front()
                 .map(|h| tokio::time::Instant::from_std(h.due));
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => {
+                r = recv_udp(self.socket.as_ref(), &mut buf) => {
                     let now = Instant::now();
                     if let Ok((n, source)) = r {
                         match self.latency {
                             Some(d) => self.held.push_back(Held { due: now + d, source, data: buf[..n].to_vec() }),
                             None => self.receive(&buf[..n], source, now),
                         }
+                    }
+                }
+                r = recv_relay(self.relay.as_mut()) => {
+                    let now = Instant::now();
+                    let Some((data, source)) = r else {
+                        lock(&self.stats).error = Some("TURN relay closed".into());
+                        return;
+                    };
+                    lock(&self.stats).relay_rx += 1;
+                    match self.latency {
+                        Some(d) => self.held.push_back(Held { due: now + d, source, data }),
+                        None => self.receive(&data, source, now),
                     }
                 }
                 _ = tokio::time::sleep_until(held_due.unwrap_or(sleep)), if held_due.is_some() => {
@@ -264,7 +293,16 @@ impl Driver {
                             self.shared.sends.insert(key, Instant::now());
                         }
                     }
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    match (&self.relay, &self.socket) {
+                        (Some(r), _) => {
+                            // A full queue drops, as a full socket buffer would.
+                            let _ = r.tx.try_send((t.contents.to_vec(), t.destination));
+                        }
+                        (None, Some(s)) => {
+                            let _ = s.try_send_to(&t.contents, t.destination);
+                        }
+                        (None, None) => {}
+                    }
                 }
                 Output::Event(e) => self.event(e),
             }
@@ -443,6 +481,18 @@ impl Driver {
                     self.rtc.add_remote_candidate(c);
                 }
             }
+            PeerCmd::UseRelay(relay, reply) => {
+                let r = Candidate::relayed(relay.addr, relay.local, "udp")
+                    .map_err(|e| e.to_string())
+                    .map(|c| {
+                        self.rtc.add_local_candidate(c);
+                        self.local = relay.addr;
+                        self.socket = None;
+                        self.relay = Some(relay);
+                        lock(&self.stats).relayed = true;
+                    });
+                let _ = reply.send(r);
+            }
         }
     }
 
@@ -566,6 +616,25 @@ impl Driver {
             a.pos = (a.pos + 1) % p.media.audio.len();
         }
         self.audio = Some(a);
+    }
+}
+
+/// The next datagram of `socket`; never, without one.
+async fn recv_udp(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next datagram through `relay`; never, without one.
+async fn recv_relay(relay: Option<&mut Relay>) -> Option<(Vec<u8>, SocketAddr)> {
+    match relay {
+        Some(r) => r.rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

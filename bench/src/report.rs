@@ -237,6 +237,7 @@ pub fn table(report: &Report) -> String {
     if report.results.len() > report.summaries.len() {
         runs_table(&mut out, &report.results);
     }
+    turn_table(&mut out, &report.summaries);
     let medians: Vec<RunResult> = report.summaries.iter().map(|s| s.median.clone()).collect();
     repair_table(&mut out, &medians);
     for (server, n) in &report.ramp_max {
@@ -260,18 +261,74 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// The relay-only scenarios next to their plain counterparts (same scenario without `-turn`,
+/// same server), when both ran: what routing every datagram through the embedded TURN server
+/// costs.
+fn turn_table(out: &mut String, summaries: &[Summary]) {
+    let relayed: Vec<&Summary> = summaries.iter().filter(|s| s.median.relay).collect();
+    if relayed.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nThe browser-shaped path: relay-only participants (every datagram through Lamina's embedded TURN server) against the plain scenario; tokio threads: where the TURN server (and signalling) runs:\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | server | relayed participants | TURN allocations | relayed datagrams in/s | pkt/s | CPU % | tokio-thread CPU % | pkt per CPU-s | vs plain: pkt per CPU-s | vs plain: CPU % added | vs plain: tokio CPU % added | delay p50/p99 ms |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in relayed {
+        let r = &s.median;
+        let base = s.scenario.trim_end_matches("-turn");
+        let plain = summaries
+            .iter()
+            .find(|p| p.server == s.server && p.scenario == base && !p.median.relay)
+            .map(|p| &p.median);
+        let (vs_rate, vs_cpu, vs_tokio) = match plain {
+            Some(p) => (
+                ratio(r.pkts_per_cpu_s, p.pkts_per_cpu_s),
+                format!("{:+.1}", r.server_cpu_pct - p.server_cpu_pct),
+                format!("{:+.1}", r.tokio_cpu_pct - p.tokio_cpu_pct),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            s.scenario,
+            s.server,
+            s.min.relayed_peers,
+            s.max.turn_allocations,
+            r.relay_rx_per_s,
+            spread(s, |r| r.pkts_per_s, 0),
+            spread(s, |r| r.server_cpu_pct, 1),
+            spread(s, |r| r.tokio_cpu_pct, 1),
+            spread(s, |r| r.pkts_per_cpu_s, 0),
+            vs_rate,
+            vs_cpu,
+            vs_tokio,
+            spread(s, |r| r.delay_p50_ms, 2),
+            spread(s, |r| r.delay_p99_ms, 1),
+        );
+    }
+}
+
 /// Every run in the order they ran (servers interleaved), for the spread behind the medians.
 fn runs_table(out: &mut String, results: &[RunResult]) {
     let _ = writeln!(out, "\nRuns in order:\n");
     let _ = writeln!(
         out,
-        "| scenario | server | run | pkt/s | CPU % | pkt per CPU-s | peak RSS MiB | delay p50/p99 ms | first frame p50 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread CPU % | load average |"
+        "| scenario | server | run | pkt/s | CPU % | pkt per CPU-s | peak RSS MiB | delay p50/p99 ms | first frame p50 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread CPU % | tokio-thread CPU % | load average |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for r in results {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2}/{:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2}/{:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.2} | {:.1} |",
             r.scenario,
             r.server,
             r.repeat,
@@ -285,6 +342,7 @@ fn runs_table(out: &mut String, results: &[RunResult]) {
             r.rtcp_per_participant_s,
             r.server_wakeups_per_s,
             r.rtcp_thread_cpu_pct,
+            r.tokio_cpu_pct,
             r.loadavg,
         );
     }
@@ -358,8 +416,8 @@ pub fn write(report: &Report, dir: &Path) -> Result<(), BenchError> {
         for k in 2..names.len() {
             match names[k].as_str() {
                 "repeat" => {}
-                // Errors of every run (the median's errors hold them all).
-                "errors" => {
+                // Errors of every run (the median's errors hold them all); words of the first.
+                "errors" | "relay" | "thread_cpu" => {
                     header.push(names[k].clone());
                     row.push(median[k].clone());
                 }
@@ -461,6 +519,12 @@ struct FlatResult<'a> {
     rtcp_thread_cpu_pct: f64,
     bench_cpu_pct: f64,
     loadavg: f64,
+    relay: bool,
+    relayed_peers: usize,
+    relay_rx_per_s: f64,
+    turn_allocations: u64,
+    tokio_cpu_pct: f64,
+    thread_cpu: &'a str,
     errors: String,
 }
 
@@ -519,6 +583,12 @@ impl<'a> From<&'a RunResult> for FlatResult<'a> {
             rtcp_thread_cpu_pct: r.rtcp_thread_cpu_pct,
             bench_cpu_pct: r.bench_cpu_pct,
             loadavg: r.loadavg,
+            relay: r.relay,
+            relayed_peers: r.relayed_peers,
+            relay_rx_per_s: r.relay_rx_per_s,
+            turn_allocations: r.turn_allocations,
+            tokio_cpu_pct: r.tokio_cpu_pct,
+            thread_cpu: &r.thread_cpu,
             errors: r.errors.join("; "),
         }
     }

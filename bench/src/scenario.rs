@@ -42,6 +42,10 @@ pub struct Scenario {
     pub loss_seed: u64,
     /// One-way latency the receivers add under simulated loss, ms.
     pub loss_latency_ms: u64,
+    /// Lamina participants are relay-only, like the Membrane browser client: each allocates a
+    /// relay on Lamina's embedded TURN server and every datagram crosses it. Janus has no TURN
+    /// server here: relay scenarios run against Lamina only.
+    pub relay: bool,
 }
 
 impl Scenario {
@@ -180,6 +184,22 @@ pub struct RunResult {
     pub bench_cpu_pct: f64,
     /// 1-minute load average at the end of the window.
     pub loadavg: f64,
+    /// The participants were relay-only (see [`Scenario::relay`]).
+    pub relay: bool,
+    /// Participants of the window whose only candidate was a TURN relay and that connected.
+    pub relayed_peers: usize,
+    /// Datagrams the participants received through their relays in the window, per second.
+    pub relay_rx_per_s: f64,
+    /// Most allocations the server's `/metrics` (`lamina_turn_allocations`) showed during the
+    /// window (Lamina only).
+    pub turn_allocations: u64,
+    /// CPU of the server's tokio worker threads (`tokio-runtime-w`: the embedded TURN server,
+    /// signalling, metrics), percent of one core; part of `server_cpu_pct`. In a relay
+    /// scenario the rise over the plain one is the TURN server's share.
+    pub tokio_cpu_pct: f64,
+    /// Server CPU by thread name (digits dropped) in the window, the busiest first, percent of
+    /// one core.
+    pub thread_cpu: String,
     /// Errors seen (join failures, peer errors).
     pub errors: Vec<String>,
 }
@@ -242,6 +262,7 @@ async fn join(
     name: &str,
     publish: Option<Publish>,
     shared: &Arc<Shared>,
+    relay: bool,
 ) -> Result<Participant, BenchError> {
     Ok(match server.kind {
         ServerKind::Lamina => Participant::Lamina(
@@ -252,6 +273,7 @@ async fn join(
                 env.lamina_ip,
                 publish,
                 shared.clone(),
+                relay,
             )
             .await?,
         ),
@@ -295,6 +317,7 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
         publishers: sc.publishers,
         streams_expected: sc.expected_streams(),
         idle_rss_mib: mib(idle.rss),
+        relay: sc.relay,
         ..Default::default()
     };
     let _admin = if kind == ServerKind::Janus {
@@ -322,7 +345,7 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
                 }
             });
             let name = format!("r{room}p{i}");
-            match join(&server, env, room, &name, publish, &shared).await {
+            match join(&server, env, room, &name, publish, &shared, sc.relay).await {
                 Ok(p) => people.push(p),
                 Err(e) => res.errors.push(e.to_string()),
             }
@@ -357,13 +380,17 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     let nacks0 = nacks_sent(&stats);
     let rtcp_rx =
         |stats: &[Arc<Mutex<PeerStats>>]| stats.iter().map(|s| lock(s).rtcp_rx).sum::<u64>();
-    let (rtcp0, sw0) = (rtcp_rx(&stats), server.switches());
+    let relay_rx =
+        |stats: &[Arc<Mutex<PeerStats>>]| stats.iter().map(|s| lock(s).relay_rx).sum::<u64>();
+    let (rtcp0, sw0, relay0) = (rtcp_rx(&stats), server.switches(), relay_rx(&stats));
     shared.measuring.store(true, Ordering::Relaxed);
     let mut threads = s0.threads;
+    let mut allocations = server.turn_allocations().await;
     while t0.elapsed() < Duration::from_secs(sc.measure_s) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         threads = threads.max(server.sample().threads);
     }
+    allocations = allocations.max(server.turn_allocations().await);
     shared.measuring.store(false, Ordering::Relaxed);
     let (s1, b1, r1, wall) = (
         server.sample(),
@@ -371,7 +398,18 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
         RxSnapshot::take(&stats),
         t0.elapsed().as_secs_f64(),
     );
-    let (rtcp1, sw1) = (rtcp_rx(&stats), server.switches());
+    let (rtcp1, sw1, relay1) = (rtcp_rx(&stats), server.switches(), relay_rx(&stats));
+    res.turn_allocations = allocations.unwrap_or(0);
+    res.relay_rx_per_s = relay1.saturating_sub(relay0) as f64 / wall;
+    res.relayed_peers = stats
+        .iter()
+        .filter(|s| {
+            let s = lock(s);
+            s.relayed && s.connected.is_some()
+        })
+        .count();
+    res.tokio_cpu_pct = 100.0 * (sw1.tokio_cpu_s - sw0.tokio_cpu_s).max(0.0) / wall;
+    res.thread_cpu = sw1.cpu_by_name_since(&sw0, wall);
     let participants = (sc.per_room() * sc.rooms).max(1) as f64;
     res.rtcp_per_participant_s = (rtcp1 - rtcp0) as f64 / participants / wall;
     res.server_wakeups_per_s = sw1.all.saturating_sub(sw0.all) as f64 / wall;
@@ -433,7 +471,7 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     let mut first = Vec::new();
     for k in 0..sc.late_joins {
         let name = format!("late{k}");
-        let p = match join(&server, env, 0, &name, None, &shared).await {
+        let p = match join(&server, env, 0, &name, None, &shared, sc.relay).await {
             Ok(p) => p,
             Err(e) => {
                 res.errors.push(e.to_string());

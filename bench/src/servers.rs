@@ -53,9 +53,9 @@ impl ProcSample {
 
 /// Voluntary context switches of a process's threads (what `pidstat -w -t` reports as
 /// cswch: a thread blocked and was woken again), summed, and those of GStreamer's RTCP threads
-/// (`rtpsession-rtcp`, one per rtpsession). Threads that exit between two readings take their
-/// switches with them.
-#[derive(Debug, Clone, Copy, Default)]
+/// (`rtpsession-rtcp`, one per rtpsession); CPU by thread name. Threads that exit between two
+/// readings take their switches and CPU with them.
+#[derive(Debug, Clone, Default)]
 pub struct Switches {
     /// All threads.
     pub all: u64,
@@ -66,6 +66,12 @@ pub struct Switches {
     /// CPU seconds (utime + stime) of the `rtpsession-rtcp` threads: building, encrypting and
     /// sending RTCP happens on them.
     pub rtcp_cpu_s: f64,
+    /// CPU seconds of the tokio worker threads (`tokio-runtime-w`, the name tokio gives its
+    /// workers and blocking threads): in Lamina the embedded TURN server, signalling and
+    /// `/metrics` run there, the media on GStreamer's threads.
+    pub tokio_cpu_s: f64,
+    /// CPU seconds by thread name with its digits dropped (`queue12:src` → `queue:src`).
+    pub by_name: std::collections::BTreeMap<String, f64>,
 }
 
 impl Switches {
@@ -87,13 +93,40 @@ impl Switches {
                 .unwrap_or(0);
             s.all += n;
             let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-            if comm.trim_end() == "rtpsession-rtcp" {
+            let comm = comm.trim_end();
+            let cpu = task_cpu_s(&path).unwrap_or(0.0);
+            if comm == "rtpsession-rtcp" {
                 s.rtcp += n;
                 s.rtcp_threads += 1;
-                s.rtcp_cpu_s += task_cpu_s(&path).unwrap_or(0.0);
+                s.rtcp_cpu_s += cpu;
             }
+            if comm.starts_with("tokio-runtime-w") {
+                s.tokio_cpu_s += cpu;
+            }
+            let name: String = comm.chars().filter(|c| !c.is_ascii_digit()).collect();
+            *s.by_name.entry(name).or_default() += cpu;
         }
         s
+    }
+
+    /// CPU by thread name between `earlier` and this reading over `wall` seconds, percent of
+    /// one core: the busiest names first, those under 0.5 % left out, e.g.
+    /// `"tokio-runtime-w 12.3, queue:src 8.1"`.
+    pub fn cpu_by_name_since(&self, earlier: &Switches, wall: f64) -> String {
+        let mut v: Vec<(&String, f64)> = self
+            .by_name
+            .iter()
+            .map(|(k, cpu)| {
+                let before = earlier.by_name.get(k).copied().unwrap_or(0.0);
+                (k, 100.0 * (cpu - before).max(0.0) / wall.max(1e-9))
+            })
+            .filter(|(_, pct)| *pct >= 0.5)
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v.iter()
+            .map(|(k, pct)| format!("{k} {pct:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -128,6 +161,8 @@ pub struct ServerProc {
     pub kind: ServerKind,
     /// Its signalling URL.
     pub url: String,
+    /// Lamina's HTTP listener (where `/metrics` is).
+    http: Option<SocketAddr>,
     child: Child,
     _dir: Option<TempDir>,
 }
@@ -141,6 +176,16 @@ impl ServerProc {
     /// Context switches of the server's threads now.
     pub fn switches(&self) -> Switches {
         Switches::read(&self.pid())
+    }
+
+    /// Lamina's `lamina_turn_allocations` gauge from `/metrics` now (none for Janus, or when
+    /// the server does not answer within a second).
+    pub async fn turn_allocations(&self) -> Option<u64> {
+        let text = http_get(self.http?, "/metrics").await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("lamina_turn_allocations "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
     }
 
     /// Current `/proc` readings.
@@ -171,6 +216,7 @@ impl ServerProc {
         let mut s = Self {
             kind: ServerKind::Lamina,
             url: format!("ws://127.0.0.1:{port}/socket/websocket"),
+            http: Some(SocketAddr::from(([127, 0, 0, 1], port))),
             child,
             _dir: None,
         };
@@ -199,6 +245,7 @@ impl ServerProc {
         let mut s = Self {
             kind: ServerKind::Janus,
             url: format!("ws://127.0.0.1:{port}/"),
+            http: None,
             child,
             _dir: Some(dir),
         };
@@ -253,6 +300,29 @@ impl Drop for ServerProc {
     fn drop(&mut self) {
         self.terminate();
     }
+}
+
+/// The body of a plain HTTP/1.0 GET of `path` on `addr`, if it answers 200 within a second.
+async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let get = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.ok()?;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        head.split_whitespace()
+            .nth(1)
+            .filter(|code| *code == "200")?;
+        Some(body.to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(1), get)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn log_file(path: &Path) -> Result<std::fs::File, BenchError> {
