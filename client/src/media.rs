@@ -36,6 +36,36 @@ pub fn rtp_caps(video: bool, nack: bool) -> gst::Caps {
     }
 }
 
+/// The RFC 6464 client-to-mixer audio level header extension.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// The id the client gives it (Chrome uses 1 as well).
+pub const AUDIO_LEVEL_EXT_ID: u8 = 1;
+
+/// Writes the audio-level extension, with the level `level` holds, into every packet leaving
+/// `source` (its `src` pad). The payloader's own extension support is turned off: it would
+/// add the extension to its caps as `<direction, uri, attributes>`, which webrtcbin's codec
+/// preferences (a plain URI) refuse.
+pub fn write_audio_level(source: &gst::Bin, level: std::sync::Arc<std::sync::atomic::AtomicU8>) {
+    for e in source.iterate_recurse().into_iter().flatten() {
+        if e.find_property("auto-header-extension").is_some() {
+            e.set_property("auto-header-extension", false);
+        }
+    }
+    let Some(src) = source.static_pad("src") else {
+        return;
+    };
+    src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buf)) = info.data.as_mut() {
+            let value = level.load(std::sync::atomic::Ordering::Relaxed).min(127);
+            let b = buf.make_mut();
+            if let Ok(mut rtp) = gst_rtp::RTPBuffer::from_buffer_writable(b) {
+                let _ = rtp.add_extension_onebyte_header(AUDIO_LEVEL_EXT_ID, &[value]);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// Turns loss repair on or off for a transceiver, like a browser does for video: with `do-nack`
 /// webrtcbin offers an `rtx` payload type (`a=fmtp:<rtx> apt=<pt>`), resends what the server
 /// NACKs (sending side) and NACKs gaps itself from its jitter buffer (receiving side).

@@ -2,6 +2,7 @@
 //! candidates that cross signalling (to route a participant's media through a lossy relay),
 //! browser-like handling of lost video packets, and turning loss repair (NACK/RTX) off.
 
+use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
 
 /// Which way a candidate crosses the signalling channel.
@@ -32,6 +33,10 @@ pub struct ParticipantOptions {
     /// so nothing lost is resent either way. By default the client offers NACK and RTX for
     /// video like a browser; this is the control for tests of the server's repair.
     pub without_nack: bool,
+    /// Send the RFC 6464 audio-level header extension (`a=extmap:1`) on the audio track, as
+    /// browsers do, with the level (-dBov: 0 loudest, 127 silence) this cell holds when each
+    /// packet leaves: voice-activity tests set it to speak or fall silent.
+    pub audio_level: Option<Arc<AtomicU8>>,
 }
 
 impl std::fmt::Debug for ParticipantOptions {
@@ -40,6 +45,7 @@ impl std::fmt::Debug for ParticipantOptions {
             .field("candidate_filter", &self.candidate_filter.is_some())
             .field("keyframe_on_loss", &self.keyframe_on_loss)
             .field("without_nack", &self.without_nack)
+            .field("audio_level", &self.audio_level)
             .finish()
     }
 }

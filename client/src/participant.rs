@@ -84,6 +84,7 @@ impl Participant {
             mid_to_track: BTreeMap::new(),
             log: Vec::new(),
             sent_keyframes: BTreeMap::new(),
+            vad: Vec::new(),
         }));
         let (ice_tx, mut ice_rx) = mpsc::unbounded_channel::<(u32, String)>();
         webrtc.connect("on-ice-candidate", false, move |v| {

@@ -98,6 +98,13 @@ impl Session {
         let nack = self.nack(video);
         let mut caps = media::rtp_caps(video, nack);
         caps.make_mut().set("ssrc", ssrc);
+        if let (false, Some(level)) = (video, &self.options.audio_level) {
+            caps.make_mut().set(
+                format!("extmap-{}", media::AUDIO_LEVEL_EXT_ID),
+                media::AUDIO_LEVEL_URI,
+            );
+            media::write_audio_level(&source, level.clone());
+        }
         transceiver.set_property("codec-preferences", caps);
         // Resends what the server NACKs (as RTX).
         media::set_nack(&transceiver, nack);
@@ -183,6 +190,10 @@ impl Session {
                     }
                 }
                 ServerEvent::Error { message } => s.errors.push(message.clone()),
+                ServerEvent::VadNotification { track_id, speech } => {
+                    s.vad
+                        .push((std::time::Instant::now(), track_id.clone(), *speech));
+                }
                 _ => {}
             }
         }

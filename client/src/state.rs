@@ -53,6 +53,8 @@ pub struct ParticipantState {
     pub log: Vec<String>,
     /// Keyframes encoded so far per own video track id.
     pub sent_keyframes: BTreeMap<String, u64>,
+    /// `vadNotification`s received: when, track id, speech (true) or silence.
+    pub vad: Vec<(Instant, String, bool)>,
 }
 
 impl ParticipantState {

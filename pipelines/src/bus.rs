@@ -1,7 +1,8 @@
 //! The one bus watcher of a room pipeline: a thread popping the bus with a timeout.
 //!
 //! Errors whose source lies inside `peer-<id>` become [`Cmd::PeerError`] (the media thread
-//! removes that peer and reports `PeerFailed`); any other error is `RoomFailed`.
+//! removes that peer and reports `PeerFailed`); any other error is `RoomFailed`. The
+//! `lamina-vad` messages of each audio track's `laminavad` become `VoiceActivity`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -82,6 +83,24 @@ fn handle(
                 None => {
                     let _ = events.send(MediaEvent::RoomFailed { reason });
                 }
+            }
+        }
+        MessageView::Element(e) => {
+            let Some(s) = e
+                .structure()
+                .filter(|s| s.name() == crate::peer_bin::VAD_MESSAGE)
+            else {
+                return;
+            };
+            let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+            if let (Some(track), Ok(speech)) = (
+                src.strip_prefix(crate::peer_bin::VAD_PREFIX),
+                s.get::<bool>("speech"),
+            ) {
+                let _ = events.send(MediaEvent::VoiceActivity {
+                    track: crate::ids::TrackId::from(track),
+                    speech,
+                });
             }
         }
         MessageView::Warning(w) => {

@@ -296,7 +296,14 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
         discard(&bin, pad);
         return;
     };
-    let ghost = match gst::GhostPad::builder_with_target(pad) {
+    // Audio passes through `laminavad` first (voice activity from the audio-level extension).
+    let out = match codec.kind {
+        crate::ids::TrackKind::Audio => {
+            voice_activity(&bin, pad, &track).unwrap_or_else(|| pad.clone())
+        }
+        crate::ids::TrackKind::Video => pad.clone(),
+    };
+    let ghost = match gst::GhostPad::builder_with_target(&out) {
         Ok(b) => b.name(pad.name()).build(),
         Err(e) => {
             tracing::error!(room = %shared.room, peer = %shared.peer, "cannot ghost {}: {e}", pad.name());
@@ -330,6 +337,44 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
             codec: codec_name,
         });
     }
+}
+
+/// Name of the `laminavad` of an audio track (the bus maps its messages back by it).
+pub(crate) fn vad_name(track: &TrackId) -> String {
+    format!("{VAD_PREFIX}{track}")
+}
+
+/// Prefix of [`vad_name`].
+pub(crate) const VAD_PREFIX: &str = "vad-";
+
+/// The element message `laminavad` posts on each speech/silence change (its docs:
+/// `elements/src/vad/mod.rs`; elements are used by factory name, like `laminaforwarder`).
+pub(crate) const VAD_MESSAGE: &str = "lamina-vad";
+
+/// Puts a `laminavad` named [`vad_name`] after `pad` inside the peer's bin; returns its src pad,
+/// or `None` (the caller links `pad` itself) when the element cannot be made. A `laminavad` left
+/// from an earlier stream of the track is replaced.
+fn voice_activity(bin: &gst::Bin, pad: &gst::Pad, track: &TrackId) -> Option<gst::Pad> {
+    let name = vad_name(track);
+    if let Some(old) = bin.by_name(&name) {
+        let _ = old.set_state(gst::State::Null);
+        let _ = bin.remove(&old);
+    }
+    let vad = gst::ElementFactory::make("laminavad")
+        .name(&name)
+        .build()
+        .ok()?;
+    bin.add(&vad).ok()?;
+    let _ = vad.sync_state_with_parent();
+    let linked = vad
+        .static_pad("sink")
+        .is_some_and(|sink| pad.link(&sink).is_ok());
+    if !linked {
+        let _ = vad.set_state(gst::State::Null);
+        let _ = bin.remove(&vad);
+        return None;
+    }
+    vad.static_pad("src")
 }
 
 /// Links an unexpected src pad to a fakesink inside the peer's bin, so that its stream does

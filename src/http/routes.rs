@@ -43,6 +43,7 @@ pub const REQUIRED_ELEMENTS: &[&str] = &[
     "laminaforwarder",
     "laminarepair",
     "laminartx",
+    "laminavad",
 ];
 
 /// All routes of the server.
