@@ -20,7 +20,7 @@ use gst::prelude::*;
 use lamina_pipelines::TrackId;
 use support::{client::TWCC, Harness, Watchdog};
 
-const WINDOW: Duration = Duration::from_secs(10);
+const WINDOW: Duration = Duration::from_secs(6);
 
 /// One RTCP datagram as the peer received it.
 #[derive(Debug, Clone, Default)]
