@@ -23,7 +23,7 @@ bin=${LAMINA_BIN:-target/release/lamina}
 case "$bin" in /*) ;; *) bin="$repo/$bin" ;; esac
 export LAMINA_BIN="$bin"
 
-if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs chat.test.mjs lobby.test.mjs tiles.test.mjs reconnect.test.mjs quality.test.mjs loss.test.mjs cluster.test.mjs"; fi
+if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs chat.test.mjs lobby.test.mjs tiles.test.mjs reconnect.test.mjs quality.test.mjs loss.test.mjs cluster.test.mjs vad.test.mjs"; fi
 
 fail=0
 if [ ! -f "$repo/web/dist/room.html" ] || [ ! -f "$repo/web/dist/assets/index.js" ]; then
@@ -31,7 +31,7 @@ if [ ! -f "$repo/web/dist/room.html" ] || [ ! -f "$repo/web/dist/assets/index.js
   fail=1
 fi
 case " $files " in
-  *videoroom*|*chat*|*lobby*|*tiles*|*reconnect*|*quality*|*loss*|*cluster*)
+  *videoroom*|*chat*|*lobby*|*tiles*|*reconnect*|*quality*|*loss*|*cluster*|*vad*)
     if [ ! -x "$bin" ]; then
       echo "e2e: server binary not found: $bin (cargo build --release, or set LAMINA_BIN)" >&2
       fail=1

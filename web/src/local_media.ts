@@ -155,6 +155,16 @@ export async function getLocalMedia(req: LocalMediaRequest): Promise<LocalMedia>
   return { stream, audio, video, problems, failures, dispose: () => undefined };
 }
 
+/** The gain of the synthetic tone playing now (the test hooks mute and unmute it). */
+let synthGain: GainNode | null = null;
+
+/** Sets the synthetic tone's gain (0 silence, 0.3 the default); false without one. */
+export function setSynthGain(value: number): boolean {
+  if (!synthGain) return false;
+  synthGain.gain.value = value;
+  return true;
+}
+
 /** Canvas video in one hue (with a moving bar so frames differ) and an oscillator tone. */
 function synthMedia(req: LocalMediaRequest): LocalMedia {
   const s = req.synth!;
@@ -190,6 +200,7 @@ function synthMedia(req: LocalMediaRequest): LocalMedia {
     osc.frequency.value = s.toneHz;
     const gain = ac.createGain();
     gain.gain.value = 0.3;
+    synthGain = gain;
     const dest = ac.createMediaStreamDestination();
     osc.connect(gain).connect(dest);
     osc.start();

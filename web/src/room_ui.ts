@@ -165,14 +165,32 @@ export function computeLayout(screen: boolean[], W: number, H: number, gap = GRI
 
 const isScreenTile = (t: HTMLElement) => t.dataset.kind === "screen" || t.dataset.kind === "local-screen";
 
+/** Below this grid width (px) the active speaker's tile goes first (phones, narrow windows). */
+export const SMALL_GRID_W = 600;
+
+/** The tile of the participant who spoke last (VAD), while it exists. */
+let activeSpeaker: string | null = null;
+
+/**
+ * Tiles in layout order: on a small grid the active speaker's camera tile first (a shared
+ * screen keeps its place: it is laid out large anyway). Pure.
+ */
+export function speakerFirst<T extends { dataset: DOMStringMap }>(tiles: T[], active: string | null, small: boolean): T[] {
+  if (!small || active === null) return tiles;
+  const i = tiles.findIndex((t) => t.dataset.tileId === active && t.dataset.kind === "remote");
+  if (i <= 0) return tiles;
+  return [tiles[i], ...tiles.slice(0, i), ...tiles.slice(i + 1)];
+}
+
 /** Lays the tiles out in the grid's current size (on every tile change and resize). */
 export function layoutGrid(): void {
   const g = document.getElementById("videos-grid");
   if (!g) return;
-  const tiles = Array.from(g.querySelectorAll<HTMLElement>(".tile"));
   const W = g.clientWidth;
   const H = g.clientHeight;
   if (W === 0 || H === 0) return; // hidden: laid out when it gets a size (ResizeObserver)
+  const all = Array.from(g.querySelectorAll<HTMLElement>(".tile"));
+  const tiles = speakerFirst(all, activeSpeaker, W < SMALL_GRID_W);
   const rects = computeLayout(tiles.map(isScreenTile), W, H);
   g.dataset.layout = tiles.some(isScreenTile) ? "screen" : "grid";
   tiles.forEach((t, i) => {
@@ -323,6 +341,7 @@ export function hasTile(id: string): boolean {
 export function removeTile(id: string): void {
   const tile = tileEl(id);
   if (!tile) return;
+  if (activeSpeaker === id) activeSpeaker = null;
   const video = tile.querySelector("video") as HTMLVideoElement;
   video.srcObject = null;
   tile.remove();
@@ -391,6 +410,16 @@ export function setTileSpeaking(id: string, speaking: boolean): void {
   if (!tile) return;
   tile.dataset.speaking = String(speaking);
   tile.classList.toggle("speaking", speaking);
+  // The last one to start speaking stays the active speaker until someone else speaks.
+  if (speaking && activeSpeaker !== id) {
+    activeSpeaker = id;
+    layoutGrid();
+  }
+}
+
+/** The active speaker's tile id (for the test hooks). */
+export function activeSpeakerTile(): string | null {
+  return activeSpeaker;
 }
 
 export function setTileTrackIds(id: string, trackIds: string[]): void {

@@ -8,6 +8,7 @@ import { chatEntries } from "./chat";
 import type { ChatResult } from "./chat";
 import type { Lobby } from "./lobby";
 import type { Room } from "./room";
+import { setSynthGain } from "./local_media";
 import * as ui from "./room_ui";
 
 const peerConnections: RTCPeerConnection[] = [];
@@ -162,6 +163,10 @@ export function installTestHooks(getRoom: () => Room | null): void {
       })),
     tileColour,
     tileTone,
+    /** Mutes (0) or unmutes (0.3) the synthetic microphone tone (`synth=1`). */
+    setToneGain: (value: number) => setSynthGain(value),
+    /** The active speaker's tile id (the last participant whose speech started). */
+    activeSpeaker: () => ui.activeSpeakerTile(),
     /** Chat messages received ({from, name, text, at}), oldest first. */
     chat: () => [...(getRoom()?.chatMessages ?? [])],
     /** The chat panel as the user reads it (name, time, text, own), from the DOM. */
