@@ -1,8 +1,9 @@
 //! A cluster of three `lamina` processes and a private `redis-server`: participants (real
 //! `webrtcbin` peers that decode) on two different nodes share a room owned by a third; the
 //! owner is SIGKILLed and they are back in a room on a live node, decoding each other again,
-//! within 10 s (the time is printed); then `lamina drain` drains that node, which stops once
-//! its room has ended.
+//! within 10 s (the time is printed); Redis restarting under a call does not interrupt it; then
+//! `lamina drain` drains that node, which stops once its room has ended. SIGTERM with
+//! `--drain-timeout` drains the same way.
 
 mod cluster_common;
 mod support;
@@ -170,4 +171,54 @@ async fn participants_on_two_nodes_survive_the_death_of_the_rooms_node() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("node \"node-nope\" is not registered"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_drain_timeout_lets_the_rooms_finish() {
+    support::init_tracing();
+    let redis = Redis::start();
+    let mut a = NodeProcess::start(
+        &redis.url(),
+        "node-a",
+        "127.0.0.1",
+        &["--drain-timeout", "30"],
+    )
+    .unwrap();
+    let b = NodeProcess::start(&redis.url(), "node-b", "127.0.0.2", &[]).unwrap();
+    let mut peer = PhoenixClient::connect(a.addr).await;
+    peer.join_ok("room:finishing").await;
+    assert_eq!(wait_owners(b.addr, "finishing").await, ["node-a"]);
+    a.terminate();
+    let draining = support::wait_until(
+        || async {
+            cluster_common::try_cluster_view(b.addr)
+                .await
+                .is_some_and(|v| {
+                    v["nodes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|n| n["id"] == "node-a" && n["draining"] == true)
+                })
+        },
+        support::TIMEOUT,
+    )
+    .await;
+    assert!(draining, "node-a drains after SIGTERM");
+    // Its room goes on: the peer is still served.
+    let hb = peer.heartbeat().await;
+    assert!(peer.reply(&hb).await.is_ok());
+    assert!(a.running(), "a draining node waits for its rooms");
+    // New rooms through A go to B.
+    let mut other = PhoenixClient::connect(a.addr).await;
+    other.join_ok("room:fresh").await;
+    assert_eq!(wait_owners(b.addr, "fresh").await, ["node-b"]);
+    drop(other);
+    peer.close().await;
+    let status = a.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "stops once its room ended: {status:?}\n{}",
+        a.log()
+    );
 }
