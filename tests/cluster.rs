@@ -334,6 +334,25 @@ async fn forged_relay_marks_stale_claims_and_garbage_records_harm_nothing() {
         "room is owned by node \"node-a\", not by this node"
     );
     assert_eq!(peers_in(a.addr, "kept").await, 1);
+    // The same mark for a room nobody placed: a relayed join never creates a room (so a forged
+    // mark cannot put rooms on a node, nor on a draining one).
+    ws.send(Message::Text(
+        json!(["2", "2", "room:forged-new", "phx_join", {}]).to_string(),
+    ))
+    .await
+    .unwrap();
+    let reply = tokio::time::timeout(TIMEOUT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    assert_eq!(
+        reply[4]["response"]["reason"], "room is not placed on this node",
+        "{reply}"
+    );
+    assert!(redis.cli(&["EXISTS", "lamina:room:forged-new"]) == "0");
+    assert_eq!(peers_in(b.addr, "forged-new").await, 0);
 
     // A claim naming a node that does not exist (stale or forged) is replaced at the next join.
     redis.cli(&["SET", "lamina:room:ghost-room", "node-ghost"]);
@@ -504,7 +523,10 @@ async fn a_redis_answering_garbage_or_nothing_is_a_clear_error_and_harms_no_room
     let mut on_a = connect_peer(a.addr, "steady", "s").await;
     let mut on_b = connect_peer(b.addr, "other", "o").await;
     for (mode, expect) in [
-        (ProxyMode::Garbage, "cluster directory (Redis)"),
+        (
+            ProxyMode::Garbage,
+            "cluster directory (Redis) answered garbage",
+        ),
         (ProxyMode::Silent, "cluster directory (Redis) unavailable"),
     ] {
         proxy.set(mode);

@@ -60,6 +60,10 @@ pub enum ClusterError {
     /// or the relay mark was forged): nodes relay one hop only.
     #[error("room is owned by node {0:?}, not by this node")]
     NotOwner(String),
+    /// A relayed join for a room no node claimed for this one (a forged relay mark): a relayed
+    /// join never creates a room.
+    #[error("room is not placed on this node")]
+    NotPlacedHere,
     /// The owner node's WebSocket could not be reached.
     #[error("the room's node {node:?} is unreachable: {error}")]
     OwnerUnreachable {
@@ -146,7 +150,6 @@ impl Cluster {
             )));
         }
         let dir = Directory::connect(redis_url).await?;
-        dir.clear_drain(&me.id).await?;
         let inner = Arc::new(Inner {
             instance: uuid::Uuid::new_v4().simple().to_string(),
             me,
@@ -160,6 +163,9 @@ impl Cluster {
         });
         let record = inner.record(Load::default());
         dir.register(&record).await?;
+        // A drain request left from an earlier process under this id (only once registered:
+        // a clashing start must not clear a live node's request).
+        dir.clear_drain(&inner.me.id).await?;
         if let Ok(nodes) = dir.nodes().await {
             *inner.live.lock().unwrap_or_else(|e| e.into_inner()) = nodes;
         }
@@ -191,48 +197,54 @@ impl Cluster {
     }
 
     /// Where a join of `room` goes. A room running here stays here (even while draining or
-    /// without Redis). Otherwise the room's claim is read, or made for the node
-    /// [`placement::choose`] picks; `relayed` joins (from another node) must land here.
+    /// without Redis). A relayed join (from another node) must find the room claimed for this
+    /// node by the relaying node; it never claims. Otherwise the room's claim is read, or made
+    /// for the node [`placement::choose`] picks.
     pub async fn place(&self, room: &RoomId, relayed: bool) -> Result<Placement, ClusterError> {
         if self.inner.rooms.get(room).is_some() {
             return Ok(Placement::Local);
         }
         let me = &self.inner.me.id;
-        let candidate = {
-            let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
-            let mut view: Vec<NodeRecord> = live.clone();
-            // The local entry as of now: draining may have started since the last refresh.
-            for n in view.iter_mut().filter(|n| &n.id == me) {
-                n.draining = self.is_draining();
-            }
-            if relayed {
-                Some(me.clone())
-            } else {
-                placement::choose(me, &view).map(|n| n.id.clone())
-            }
-        };
-        let dir = self.inner.dir.clone();
-        let owner = match candidate {
-            Some(candidate) => dir.claim(&room.0, &candidate).await?,
-            // Every node drains: a live claim may still exist.
-            None => dir.owner(&room.0).await?.ok_or(ClusterError::NoNode)?,
-        };
-        if &owner == me {
-            if self.is_draining() && !relayed {
-                return Err(ClusterError::NoNode);
-            }
-            return Ok(Placement::Local);
-        }
+        let dir = &self.inner.dir;
         if relayed {
-            return Err(ClusterError::NotOwner(owner));
+            return match dir.owner(&room.0).await? {
+                Some(owner) if &owner == me => Ok(Placement::Local),
+                Some(owner) => Err(ClusterError::NotOwner(owner)),
+                None => Err(ClusterError::NotPlacedHere),
+            };
         }
-        match dir.node(&owner).await? {
-            Some(record) => Ok(Placement::Remote(record)),
-            None => Err(ClusterError::OwnerUnreachable {
-                node: owner,
-                error: "its registration expired".into(),
-            }),
+        for _ in 0..2 {
+            let candidate = {
+                let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+                let mut view: Vec<NodeRecord> = live.clone();
+                // The local entry as of now: draining may have started since the last refresh.
+                for n in view.iter_mut().filter(|n| &n.id == me) {
+                    n.draining = self.is_draining();
+                }
+                placement::choose(me, &view).map(|n| n.id.clone())
+            };
+            let owner = match candidate {
+                Some(candidate) => dir.claim(&room.0, &candidate).await?,
+                // Every node drains: a live claim may still exist.
+                None => dir.owner(&room.0).await?.ok_or(ClusterError::NoNode)?,
+            };
+            if &owner != me {
+                return match dir.node(&owner).await? {
+                    Some(record) => Ok(Placement::Remote(record)),
+                    None => Err(ClusterError::OwnerUnreachable {
+                        node: owner,
+                        error: "its registration expired".into(),
+                    }),
+                };
+            }
+            if !self.is_draining() {
+                return Ok(Placement::Local);
+            }
+            // A claim for this draining node made before it drained (no room runs here): drop
+            // it and place the room again, elsewhere.
+            dir.release(me, std::slice::from_ref(&room.0)).await?;
         }
+        Err(ClusterError::NoNode)
     }
 
     /// The node that owns `room`, when it is not this one (for operator redirects).
@@ -294,36 +306,33 @@ impl Inner {
     }
 }
 
-/// Every [`REFRESH_INTERVAL`]: sample the load, read a drain request, refresh the registration
-/// and the claims, release the claims of rooms that ended, and reread the live nodes.
+/// Longest one refresh may take: well under the registrations' lifetime, so a slow Redis or a
+/// busy machine is noticed before this node's registration lapses.
+const REFRESH_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// Every [`REFRESH_INTERVAL`]: refresh the registration and the claims (first: they expire),
+/// heal split rooms, read a drain request, release the claims of rooms that ended, reread the
+/// live nodes; then sample the load published at the next refresh.
 async fn refresh_loop(inner: Arc<Inner>, scraper: Arc<Scraper>) {
     let mut tick = tokio::time::interval(REFRESH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = (Instant::now(), record::process_cpu(), 0u64);
     let mut claimed: HashSet<String> = HashSet::new();
+    let mut load = Load::default();
     loop {
         tokio::select! {
             _ = inner.stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let snap = scraper.gather().await;
-        let now = (
-            Instant::now(),
-            record::process_cpu(),
-            snap.forwarded_packets,
-        );
-        let secs = now.0.duration_since(last.0).as_secs_f64().max(0.001);
-        let cpu_percent = match (last.1, now.1) {
-            (Some(a), Some(b)) => (b.saturating_sub(a).as_secs_f64() / secs * 100.0).round(),
-            _ => 0.0,
+        let up = match tokio::time::timeout(REFRESH_DEADLINE, refresh(&inner, load, &mut claimed))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(ClusterError::Unavailable(format!(
+                "a refresh took over {} ms",
+                REFRESH_DEADLINE.as_millis()
+            ))),
         };
-        let load = Load {
-            peers: snap.peers,
-            forwarded_pps: (now.2.saturating_sub(last.2) as f64 / secs) as u64,
-            cpu_percent,
-        };
-        last = now;
-        let up = refresh(&inner, load, &mut claimed).await;
         let was_up = inner.redis_up.swap(up.is_ok(), Ordering::Relaxed);
         match (&up, was_up) {
             (Err(e), true) => {
@@ -337,6 +346,22 @@ async fn refresh_loop(inner: Arc<Inner>, scraper: Arc<Scraper>) {
         if inner.draining.load(Ordering::Relaxed) && inner.rooms.is_empty() {
             inner.drained.cancel();
         }
+        let snap = scraper.gather().await;
+        let now = (
+            Instant::now(),
+            record::process_cpu(),
+            snap.forwarded_packets,
+        );
+        let secs = now.0.duration_since(last.0).as_secs_f64().max(0.001);
+        load = Load {
+            peers: snap.peers,
+            forwarded_pps: (now.2.saturating_sub(last.2) as f64 / secs) as u64,
+            cpu_percent: match (last.1, now.1) {
+                (Some(a), Some(b)) => (b.saturating_sub(a).as_secs_f64() / secs * 100.0).round(),
+                _ => 0.0,
+            },
+        };
+        last = now;
     }
 }
 
@@ -345,11 +370,7 @@ async fn refresh(
     load: Load,
     claimed: &mut HashSet<String>,
 ) -> Result<(), ClusterError> {
-    let dir = inner.dir.clone();
-    if !inner.draining.load(Ordering::Relaxed) && dir.drain_requested(&inner.me.id).await? {
-        inner.draining.store(true, Ordering::Relaxed);
-        tracing::info!(node = %inner.me.id, rooms = inner.rooms.len(), "drain requested: taking no new rooms");
-    }
+    let dir = &inner.dir;
     let record = inner.record(load);
     match dir.register(&record).await {
         Err(ClusterError::NodeIdClash(id)) => {
@@ -359,10 +380,24 @@ async fn refresh(
     }
     let lost = dir.keep(&inner.me.id, &record.rooms).await?;
     for room in lost {
-        tracing::warn!(%room, "another node claims a room that runs here");
+        // Two nodes run this room (a registration lapsed meanwhile): the claim wins, so the
+        // clients here rejoin the other node's room.
+        tracing::warn!(%room, "another node claims a room that runs here: closing it here");
+        if let Some(handle) = inner.rooms.get(&RoomId(room)) {
+            handle.send(crate::room::RoomCommand::Shutdown).await;
+        }
+    }
+    if !inner.draining.load(Ordering::Relaxed) && dir.drain_requested(&inner.me.id).await? {
+        inner.draining.store(true, Ordering::Relaxed);
+        tracing::info!(node = %inner.me.id, rooms = inner.rooms.len(), "drain requested: taking no new rooms");
     }
     let now: HashSet<String> = record.rooms.iter().cloned().collect();
-    let ended: Vec<String> = claimed.difference(&now).cloned().collect();
+    // Rooms that ended since the last refresh, unless one started again under the same id.
+    let ended: Vec<String> = claimed
+        .difference(&now)
+        .filter(|r| inner.rooms.get(&RoomId((*r).clone())).is_none())
+        .cloned()
+        .collect();
     dir.release(&inner.me.id, &ended).await?;
     *claimed = now;
     let nodes = dir.nodes().await?;

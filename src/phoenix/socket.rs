@@ -284,7 +284,11 @@ impl Socket {
             }
         }
         match decoded {
-            Ok(frame) => self.route(frame, text).await,
+            Ok(frame) => {
+                if let Some(close) = self.route(frame, text).await {
+                    return Some(close);
+                }
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "malformed frame");
                 self.reply_to_invalid(&text, None, "malformed frame");
@@ -325,8 +329,9 @@ impl Socket {
         self.outbox.send(frame);
     }
 
-    /// Routes a decoded frame; `text` is the frame as received (relayed as is).
-    async fn route(&mut self, frame: Frame, text: String) {
+    /// Routes a decoded frame; `text` is the frame as received (relayed as is). `Some` closes
+    /// the socket (a relayed channel's node does not read).
+    async fn route(&mut self, frame: Frame, text: String) -> Option<(CloseFrame, Reason)> {
         if frame.topic == PHOENIX_TOPIC && frame.event == HEARTBEAT {
             self.send(&Frame::ok_reply(&frame, json!({})));
         } else if frame.event == PHX_JOIN && is_room_topic(&frame.topic) {
@@ -336,8 +341,11 @@ impl Socket {
                 if let Some(Joined::Remote(channel)) = self.channels.remove(&frame.topic) {
                     channel.leave(Some(&text));
                 }
-            } else {
-                channel.forward(&text);
+            } else if !channel.forward(&text) {
+                return Some((
+                    CloseFrame::new(CloseFrame::GOING_AWAY, NODE_LOST_REASON),
+                    Reason::NodeLost,
+                ));
             }
         } else if let Some(Joined::Local(channel)) = self.channels.get(&frame.topic) {
             if frame.event == PHX_LEAVE {
@@ -350,6 +358,7 @@ impl Socket {
             tracing::debug!(topic = %frame.topic, event = %frame.event, "unmatched topic");
             self.send(&Frame::unmatched_topic(&frame));
         }
+        None
     }
 
     async fn join(&mut self, frame: Frame, text: String) {

@@ -42,6 +42,9 @@ enum Verdict {
 /// Wraps the TURN listening socket; see the module docs.
 pub(crate) struct GateConn {
     inner: Arc<dyn Conn + Send + Sync>,
+    /// `inner`'s bound address: the crate asks for it on every datagram from a client (to key
+    /// the allocation), which on a socket is a `getsockname` call each time.
+    local_addr: SocketAddr,
     auth: Arc<RestAuth>,
     allowed: Arc<AllowedPeers>,
     stats: Arc<Stats>,
@@ -52,6 +55,7 @@ pub(crate) struct GateConn {
 impl GateConn {
     pub(crate) fn new(
         inner: Arc<dyn Conn + Send + Sync>,
+        local_addr: SocketAddr,
         auth: Arc<RestAuth>,
         allowed: Arc<AllowedPeers>,
         stats: Arc<Stats>,
@@ -59,6 +63,7 @@ impl GateConn {
     ) -> Self {
         GateConn {
             inner,
+            local_addr,
             auth,
             allowed,
             stats,
@@ -204,7 +209,7 @@ impl Conn for GateConn {
     }
 
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        self.inner.local_addr()
+        Ok(self.local_addr)
     }
 
     fn remote_addr(&self) -> Option<SocketAddr> {

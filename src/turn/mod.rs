@@ -10,6 +10,11 @@
 //! - counters for metrics ([`TurnServer::allocation_count`], [`TurnServer::auth_failures`],
 //!   [`TurnServer::peer_denials`]).
 //!
+//! The server runs on a thread of its own, [`THREAD_NAME`], with a single-threaded tokio
+//! runtime: every relayed datagram is handled where its socket's readiness arrives, without
+//! waking another worker, and its CPU shows under that name in `/proc/<pid>/task/*/comm`
+//! instead of mixing with signalling in the main runtime's workers.
+//!
 //! Secrets and passwords are never logged.
 
 mod auth;
@@ -38,6 +43,9 @@ use relay::FilteredRelayGenerator;
 
 /// How long [`TurnServer::close`] waits for the crate to release its sockets.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Name of the thread the TURN server runs on.
+pub const THREAD_NAME: &str = "lamina-turn";
 
 /// Configuration of the embedded TURN server.
 #[derive(Clone)]
@@ -87,6 +95,9 @@ pub enum TurnError {
     /// The `turn` crate refused to start.
     #[error("TURN server: {0}")]
     Server(#[from] turn::Error),
+    /// The TURN thread or its runtime could not start.
+    #[error("TURN thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Counters shared by the gate, the relayed sockets and [`TurnServer`].
@@ -97,9 +108,11 @@ pub(crate) struct Stats {
     peer_denials: AtomicU64,
 }
 
-/// A running embedded TURN server (UDP).
+/// A running embedded TURN server (UDP), on its own thread; dropping it stops the thread too
+/// (without waiting for it).
 pub struct TurnServer {
-    server: Server,
+    /// Tells the TURN thread to close the server and end (dropped: the same).
+    stop: Option<oneshot::Sender<()>>,
     local_addr: SocketAddr,
     stats: Arc<Stats>,
     released: oneshot::Receiver<()>,
@@ -115,52 +128,54 @@ impl fmt::Debug for TurnServer {
 }
 
 impl TurnServer {
-    /// Binds the UDP socket and starts serving on the current tokio runtime.
+    /// Binds the UDP socket and starts serving on a new thread ([`THREAD_NAME`]) with its own
+    /// single-threaded tokio runtime; returns once it listens.
     pub async fn start(config: TurnConfig) -> Result<TurnServer, TurnError> {
         validate(&config)?;
-        let socket = UdpSocket::bind(config.listen)
-            .await
-            .map_err(|source| TurnError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let local_addr = socket.local_addr().map_err(|source| TurnError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-
         let stats = Arc::new(Stats::default());
-        let allowed = Arc::new(config.allowed_peers);
-        let auth = Arc::new(RestAuth::new(config.secret, config.realm.clone()));
+        let (ready_tx, ready) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
         let (released_tx, released) = oneshot::channel();
-        let gate = GateConn::new(
-            Arc::new(socket),
-            Arc::clone(&auth),
-            Arc::clone(&allowed),
-            Arc::clone(&stats),
-            released_tx,
-        );
-        let generator = FilteredRelayGenerator::new(
-            config.relay_ip,
-            config.relay_port_range,
-            allowed,
-            Arc::clone(&stats),
-        );
-        let server = Server::new(ServerConfig {
-            conn_configs: vec![ConnConfig {
-                conn: Arc::new(gate),
-                relay_addr_generator: Box::new(generator),
-            }],
-            realm: config.realm,
-            auth_handler: auth,
-            // 0 = the crate's default (10 minutes).
-            channel_bind_timeout: Duration::ZERO,
-            alloc_close_notify: None,
-        })
-        .await?;
-        tracing::info!(%local_addr, relay_ip = %config.relay_ip, "TURN server listening");
+        let thread_stats = Arc::clone(&stats);
+        std::thread::Builder::new()
+            .name(THREAD_NAME.into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(TurnError::Thread(e)));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let server = match serve(config, thread_stats, released_tx).await {
+                        Ok((server, local_addr)) => {
+                            let _ = ready_tx.send(Ok(local_addr));
+                            server
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    // A stop message or a dropped TurnServer.
+                    let _ = stopped.await;
+                    if let Err(e) = server.close().await {
+                        tracing::debug!(error = %e, "TURN server close");
+                    }
+                });
+                // Dropping the runtime drops the crate's remaining tasks and with them the
+                // listening socket (the gate fires `released`) and the relayed sockets.
+            })
+            .map_err(TurnError::Thread)?;
+        let local_addr = ready.await.map_err(|_| {
+            TurnError::Thread(std::io::Error::other("TURN thread ended before listening"))
+        })??;
         Ok(TurnServer {
-            server,
+            stop: Some(stop),
             local_addr,
             stats,
             released,
@@ -191,18 +206,61 @@ impl TurnServer {
 
     /// Stops serving, closes all allocations and waits (up to 2 s) until the listening socket
     /// is released.
-    pub async fn close(self) {
-        if let Err(e) = self.server.close().await {
-            tracing::debug!(error = %e, "TURN server close");
+    pub async fn close(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        drop(self.server);
-        if tokio::time::timeout(CLOSE_GRACE, self.released)
+        if tokio::time::timeout(CLOSE_GRACE, &mut self.released)
             .await
             .is_err()
         {
             tracing::warn!(local_addr = %self.local_addr, "TURN server sockets still held after close");
         }
     }
+}
+
+/// Binds the listening socket and starts the crate's server on the current (TURN) runtime.
+async fn serve(
+    config: TurnConfig,
+    stats: Arc<Stats>,
+    released_tx: oneshot::Sender<()>,
+) -> Result<(Server, SocketAddr), TurnError> {
+    let socket = UdpSocket::bind(config.listen)
+        .await
+        .map_err(|source| TurnError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = socket.local_addr().map_err(|source| TurnError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let allowed = Arc::new(config.allowed_peers);
+    let auth = Arc::new(RestAuth::new(config.secret, config.realm.clone()));
+    let gate = GateConn::new(
+        Arc::new(socket),
+        local_addr,
+        Arc::clone(&auth),
+        Arc::clone(&allowed),
+        Arc::clone(&stats),
+        released_tx,
+    );
+    let generator =
+        FilteredRelayGenerator::new(config.relay_ip, config.relay_port_range, allowed, stats);
+    let server = Server::new(ServerConfig {
+        conn_configs: vec![ConnConfig {
+            conn: Arc::new(gate),
+            relay_addr_generator: Box::new(generator),
+        }],
+        realm: config.realm,
+        auth_handler: auth,
+        // 0 = the crate's default (10 minutes).
+        channel_bind_timeout: Duration::ZERO,
+        alloc_close_notify: None,
+    })
+    .await?;
+    tracing::info!(%local_addr, relay_ip = %config.relay_ip, "TURN server listening");
+    Ok((server, local_addr))
 }
 
 fn validate(config: &TurnConfig) -> Result<(), TurnError> {
