@@ -358,7 +358,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .iter()
                 .filter(|k| !sc.relay || **k == ServerKind::Lamina)
             {
-                eprintln!("== {kind} {name} (run {repeat} of {repeats})");
+                eprintln!("== {kind} {} (run {repeat} of {repeats})", sc.name);
                 match scenario::run(kind, &sc, &env).await {
                     Ok(mut r) => {
                         r.repeat = repeat;
@@ -451,8 +451,8 @@ fn one_line(r: &RunResult) -> String {
         if r.errors.is_empty() { String::new() } else { format!(" errors: {}", r.errors.join("; ")) }
     );
     line += &format!(
-        "\n   tokio-thread CPU {:.2}%; CPU by thread: {}",
-        r.tokio_cpu_pct, r.thread_cpu
+        "\n   tokio-thread CPU {:.2}%, TURN-thread CPU {:.2}%; CPU by thread: {}",
+        r.tokio_cpu_pct, r.turn_cpu_pct, r.thread_cpu
     );
     if r.relay {
         line += &format!(

@@ -289,13 +289,16 @@ fn turn_table(out: &mut String, summaries: &[Summary]) {
             Some(p) => (
                 ratio(r.pkts_per_cpu_s, p.pkts_per_cpu_s),
                 format!("{:+.1}", r.server_cpu_pct - p.server_cpu_pct),
-                format!("{:+.1}", r.tokio_cpu_pct - p.tokio_cpu_pct),
+                format!(
+                    "{:+.1}",
+                    r.turn_cpu_pct + r.tokio_cpu_pct - p.turn_cpu_pct - p.tokio_cpu_pct
+                ),
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
             s.scenario,
             s.server,
             s.min.relayed_peers,
@@ -303,6 +306,7 @@ fn turn_table(out: &mut String, summaries: &[Summary]) {
             r.relay_rx_per_s,
             spread(s, |r| r.pkts_per_s, 0),
             spread(s, |r| r.server_cpu_pct, 1),
+            spread(s, |r| r.turn_cpu_pct, 1),
             spread(s, |r| r.tokio_cpu_pct, 1),
             spread(s, |r| r.pkts_per_cpu_s, 0),
             vs_rate,
@@ -328,7 +332,7 @@ fn runs_table(out: &mut String, results: &[RunResult]) {
     for r in results {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2}/{:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2}/{:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} |",
             r.scenario,
             r.server,
             r.repeat,
@@ -343,6 +347,7 @@ fn runs_table(out: &mut String, results: &[RunResult]) {
             r.server_wakeups_per_s,
             r.rtcp_thread_cpu_pct,
             r.tokio_cpu_pct,
+            r.turn_cpu_pct,
             r.loadavg,
         );
     }
@@ -524,6 +529,7 @@ struct FlatResult<'a> {
     relay_rx_per_s: f64,
     turn_allocations: u64,
     tokio_cpu_pct: f64,
+    turn_cpu_pct: f64,
     thread_cpu: &'a str,
     errors: String,
 }
@@ -588,6 +594,7 @@ impl<'a> From<&'a RunResult> for FlatResult<'a> {
             relay_rx_per_s: r.relay_rx_per_s,
             turn_allocations: r.turn_allocations,
             tokio_cpu_pct: r.tokio_cpu_pct,
+            turn_cpu_pct: r.turn_cpu_pct,
             thread_cpu: &r.thread_cpu,
             errors: r.errors.join("; "),
         }

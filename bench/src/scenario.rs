@@ -16,7 +16,9 @@ use crate::loss::{LossSpec, REPAIR_DEADLINE};
 use crate::media::MediaSet;
 use crate::metrics::{lock, quantile, PeerStats, RxSnapshot, RxWindow, Shared};
 use crate::peer::Publish;
-use crate::servers::{ProcSample, ServerKind, ServerProc};
+use crate::servers::{
+    format_thread_cpu, is_tokio_thread, ProcSample, ServerKind, ServerProc, TURN_THREAD,
+};
 use crate::BenchError;
 
 /// The shape of a run.
@@ -193,12 +195,15 @@ pub struct RunResult {
     /// Most allocations the server's `/metrics` (`lamina_turn_allocations`) showed during the
     /// window (Lamina only).
     pub turn_allocations: u64,
-    /// CPU of the server's tokio worker threads (`tokio-runtime-w`: the embedded TURN server,
+    /// CPU of the server's tokio threads (`tokio-rt-worker`: the embedded TURN server,
     /// signalling, metrics), percent of one core; part of `server_cpu_pct`. In a relay
     /// scenario the rise over the plain one is the TURN server's share.
     pub tokio_cpu_pct: f64,
+    /// CPU of the server's `lamina-turn` thread (the embedded TURN server, when it runs on a
+    /// thread of its own), percent of one core; part of `server_cpu_pct`.
+    pub turn_cpu_pct: f64,
     /// Server CPU by thread name (digits dropped) in the window, the busiest first, percent of
-    /// one core.
+    /// one core (threads that exited during the window are missing).
     pub thread_cpu: String,
     /// Errors seen (join failures, peer errors).
     pub errors: Vec<String>,
@@ -408,8 +413,16 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
             s.relayed && s.connected.is_some()
         })
         .count();
-    res.tokio_cpu_pct = 100.0 * (sw1.tokio_cpu_s - sw0.tokio_cpu_s).max(0.0) / wall;
-    res.thread_cpu = sw1.cpu_by_name_since(&sw0, wall);
+    let by_name = sw1.cpu_by_name_since(&sw0);
+    res.tokio_cpu_pct = 100.0
+        * by_name
+            .iter()
+            .filter(|(name, _)| is_tokio_thread(name))
+            .map(|(_, cpu)| cpu)
+            .sum::<f64>()
+        / wall;
+    res.turn_cpu_pct = 100.0 * by_name.get(TURN_THREAD).copied().unwrap_or(0.0) / wall;
+    res.thread_cpu = format_thread_cpu(&by_name, wall);
     let participants = (sc.per_room() * sc.rooms).max(1) as f64;
     res.rtcp_per_participant_s = (rtcp1 - rtcp0) as f64 / participants / wall;
     res.server_wakeups_per_s = sw1.all.saturating_sub(sw0.all) as f64 / wall;

@@ -2,6 +2,7 @@
 //! (Debian's `janus`, with a loopback-only configuration written into a temp dir), plus the
 //! `/proc` readings of a process: CPU seconds, resident memory, threads.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -66,12 +67,9 @@ pub struct Switches {
     /// CPU seconds (utime + stime) of the `rtpsession-rtcp` threads: building, encrypting and
     /// sending RTCP happens on them.
     pub rtcp_cpu_s: f64,
-    /// CPU seconds of the tokio worker threads (`tokio-runtime-w`, the name tokio gives its
-    /// workers and blocking threads): in Lamina the embedded TURN server, signalling and
-    /// `/metrics` run there, the media on GStreamer's threads.
-    pub tokio_cpu_s: f64,
-    /// CPU seconds by thread name with its digits dropped (`queue12:src` → `queue:src`).
-    pub by_name: std::collections::BTreeMap<String, f64>,
+    /// CPU seconds by thread id: (name with its digits dropped, e.g. `queue12:src` →
+    /// `queue:src`, CPU seconds).
+    pub tasks: BTreeMap<u64, (String, f64)>,
 }
 
 impl Switches {
@@ -100,34 +98,49 @@ impl Switches {
                 s.rtcp_threads += 1;
                 s.rtcp_cpu_s += cpu;
             }
-            if comm.starts_with("tokio-runtime-w") {
-                s.tokio_cpu_s += cpu;
+            if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
+                let name = comm.chars().filter(|c| !c.is_ascii_digit()).collect();
+                s.tasks.insert(tid, (name, cpu));
             }
-            let name: String = comm.chars().filter(|c| !c.is_ascii_digit()).collect();
-            *s.by_name.entry(name).or_default() += cpu;
         }
         s
     }
 
-    /// CPU by thread name between `earlier` and this reading over `wall` seconds, percent of
-    /// one core: the busiest names first, those under 0.5 % left out, e.g.
-    /// `"tokio-runtime-w 12.3, queue:src 8.1"`.
-    pub fn cpu_by_name_since(&self, earlier: &Switches, wall: f64) -> String {
-        let mut v: Vec<(&String, f64)> = self
-            .by_name
-            .iter()
-            .map(|(k, cpu)| {
-                let before = earlier.by_name.get(k).copied().unwrap_or(0.0);
-                (k, 100.0 * (cpu - before).max(0.0) / wall.max(1e-9))
-            })
-            .filter(|(_, pct)| *pct >= 0.5)
-            .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1));
-        v.iter()
-            .map(|(k, pct)| format!("{k} {pct:.1}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    /// CPU seconds by thread name spent between `earlier` and this reading, thread by thread
+    /// (threads that exited in between are not counted; threads started since count whole).
+    pub fn cpu_by_name_since(&self, earlier: &Switches) -> BTreeMap<String, f64> {
+        let mut by_name = BTreeMap::new();
+        for (tid, (name, cpu)) in &self.tasks {
+            let before = earlier.tasks.get(tid).map_or(0.0, |(_, c)| *c);
+            *by_name.entry(name.clone()).or_insert(0.0) += (cpu - before).max(0.0);
+        }
+        by_name
     }
+}
+
+/// The name of Lamina's TURN thread (`lamina::turn::THREAD_NAME`; before it had one, the TURN
+/// server ran on the tokio workers).
+pub const TURN_THREAD: &str = "lamina-turn";
+
+/// Whether a thread name (digits dropped) is one of tokio's: `tokio-rt-worker` (tokio ≥ 1.44
+/// names its workers and blocking threads so), `tokio-runtime-w` (older, truncated).
+pub fn is_tokio_thread(name: &str) -> bool {
+    name.starts_with("tokio-rt-worker") || name.starts_with("tokio-runtime-w")
+}
+
+/// `by_name` CPU seconds over `wall` seconds as percent of one core, the busiest first, names
+/// under 0.5 % left out: `"queue:src 12.3, tokio-rt-worker 8.1"`.
+pub fn format_thread_cpu(by_name: &BTreeMap<String, f64>, wall: f64) -> String {
+    let mut v: Vec<(&String, f64)> = by_name
+        .iter()
+        .map(|(k, cpu)| (k, 100.0 * cpu / wall.max(1e-9)))
+        .filter(|(_, pct)| *pct >= 0.5)
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v.iter()
+        .map(|(k, pct)| format!("{k} {pct:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// utime + stime of one task (`/proc/<pid>/task/<tid>`), seconds.

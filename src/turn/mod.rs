@@ -10,10 +10,9 @@
 //! - counters for metrics ([`TurnServer::allocation_count`], [`TurnServer::auth_failures`],
 //!   [`TurnServer::peer_denials`]).
 //!
-//! The server runs on a thread of its own, [`THREAD_NAME`], with a single-threaded tokio
-//! runtime: every relayed datagram is handled where its socket's readiness arrives, without
-//! waking another worker, and its CPU shows under that name in `/proc/<pid>/task/*/comm`
-//! instead of mixing with signalling in the main runtime's workers.
+//! The server runs on a tokio runtime of its own whose threads are named [`THREAD_NAME`] (one
+//! worker per core): relayed datagrams never queue behind signalling work on the main runtime,
+//! and the TURN server's CPU shows under that name in `/proc/<pid>/task/*/comm`.
 //!
 //! Secrets and passwords are never logged.
 
@@ -128,8 +127,8 @@ impl fmt::Debug for TurnServer {
 }
 
 impl TurnServer {
-    /// Binds the UDP socket and starts serving on a new thread ([`THREAD_NAME`]) with its own
-    /// single-threaded tokio runtime; returns once it listens.
+    /// Binds the UDP socket and starts serving on a tokio runtime of its own (threads named
+    /// [`THREAD_NAME`], one worker per core); returns once it listens.
     pub async fn start(config: TurnConfig) -> Result<TurnServer, TurnError> {
         validate(&config)?;
         let stats = Arc::new(Stats::default());
@@ -140,7 +139,10 @@ impl TurnServer {
         std::thread::Builder::new()
             .name(THREAD_NAME.into())
             .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(workers)
+                    .thread_name(THREAD_NAME)
                     .enable_all()
                     .build()
                 {
