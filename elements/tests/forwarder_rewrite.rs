@@ -145,3 +145,33 @@ fn retransmission_requests_are_translated_to_input_numbers() {
     assert_eq!(s.get::<u32>("seqnum"), Ok(500));
     assert_eq!(s.get::<u32>("ssrc"), Ok(1111));
 }
+
+#[test]
+fn transport_wide_cc_reports_stay_with_the_subscriber() {
+    let el = forwarder();
+    let mut h = publisher(&el, VP8_CAPS);
+    let src = pad(&el, "src_0");
+    src.set_property("active", true);
+    h.push(rtp(1111, 10, 0, 0)).expect("push ok");
+    h.pull().expect("buffer");
+    while h.try_pull_upstream_event().is_some() {}
+    // What rtpsession sends upstream for each TWCC feedback packet of a subscriber.
+    let twcc = gst::event::CustomUpstream::new(
+        gst::Structure::builder("RTPTWCCPackets")
+            .field("packets", gst::List::new([1u32, 2, 3]))
+            .build(),
+    );
+    assert!(src.send_event(twcc), "handled");
+    assert!(
+        h.try_pull_upstream_event().is_none(),
+        "not passed to the publisher"
+    );
+    // Other custom upstream events still reach the publisher.
+    let other = gst::event::CustomUpstream::new(gst::Structure::new_empty("x-lamina-other"));
+    assert!(src.send_event(other));
+    let up = h.try_pull_upstream_event().expect("passed on");
+    assert_eq!(
+        up.structure().map(|s| s.name().as_str()),
+        Some("x-lamina-other")
+    );
+}

@@ -1,6 +1,7 @@
 //! Upstream handling of `laminaforwarder`: events and queries arriving on its src pads from
 //! subscribers (force-key-unit requests throttled, retransmission requests translated back to the
-//! input SSRC and sequence number) and the keyframe requests the element sends to the publisher.
+//! input SSRC and sequence number, transport-wide-cc feedback reports dropped) and the keyframe
+//! requests the element sends to the publisher.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,10 +15,20 @@ use super::keyframe::{KeyUnitRequest, FORCE_KEY_UNIT};
 /// Structure name of the upstream retransmission request of rtpjitterbuffer/rtpsession.
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
 
+/// Structure name of the upstream event rtpsession sends for every transport-wide-cc feedback
+/// packet a subscriber sends (`gst_rtp_session_notify_twcc`, for a bandwidth estimator in
+/// front of the session). It describes the subscriber's link, so it is no business of the
+/// publisher: passed on, it crossed every forwarder into the publisher's session, where the
+/// SSRC and payload demuxers deep-copied it (about 145 nested structures): half of the
+/// server's instructions in a room of 4 (docs/performance.md §3).
+const TWCC_PACKETS: &str = "RTPTWCCPackets";
+
 /// Events a src pad received from downstream that the forwarder handles itself.
 enum UpstreamEvent {
     KeyUnit(KeyUnitRequest),
     Retransmission(gst::Structure),
+    /// Dropped here.
+    SubscriberOnly,
     Other,
 }
 
@@ -54,6 +65,7 @@ impl LaminaForwarder {
                 Some(s) if s.name() == RETRANSMISSION_REQUEST => {
                     UpstreamEvent::Retransmission(s.to_owned())
                 }
+                Some(s) if s.name() == TWCC_PACKETS => UpstreamEvent::SubscriberOnly,
                 _ => UpstreamEvent::Other,
             },
             _ => UpstreamEvent::Other,
@@ -78,6 +90,7 @@ impl LaminaForwarder {
                     None => false,
                 }
             }
+            UpstreamEvent::SubscriberOnly => true,
             UpstreamEvent::Other => self.sinkpad.push_event(event),
         }
     }
