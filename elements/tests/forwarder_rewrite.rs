@@ -175,3 +175,41 @@ fn transport_wide_cc_reports_stay_with_the_subscriber() {
         Some("x-lamina-other")
     );
 }
+
+/// The segment event object `src_0` of `el` carries after its publisher pushed `segment`.
+fn forwarded_segment(segment: gst::FormattedSegment<gst::ClockTime>) -> gst::Event {
+    let el = forwarder();
+    let mut h = publisher(&el, VP8_CAPS);
+    pad(&el, "src_0").set_property("active", true);
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    h.push(rtp(1111, 10, 0, 0)).expect("push ok");
+    h.pull().expect("buffer");
+    let mut found = None;
+    pad(&el, "src_0").sticky_events_foreach(|e| {
+        if e.type_() == gst::EventType::Segment {
+            found = Some(e.clone());
+        }
+        std::ops::ControlFlow::Continue(gst::EventForeachAction::Keep)
+    });
+    found.expect("a segment on src_0")
+}
+
+#[test]
+fn plain_segments_are_one_shared_event_across_forwarders() {
+    // Two publishers, two segment objects; the subscribers' funnels must see one object, so
+    // switching streams does not push the segment down again.
+    init();
+    let a = forwarded_segment(gst::FormattedSegment::new());
+    let b = forwarded_segment(gst::FormattedSegment::new());
+    assert_eq!(a.as_ptr(), b.as_ptr(), "the same event object");
+    // A segment that maps time differently is passed on as it is.
+    let mut shifted = gst::FormattedSegment::<gst::ClockTime>::new();
+    shifted.set_base(gst::ClockTime::from_seconds(5));
+    let c = forwarded_segment(shifted);
+    assert_ne!(c.as_ptr(), a.as_ptr());
+    let gst::EventView::Segment(seg) = c.view() else {
+        unreachable!()
+    };
+    let seg = seg.segment().downcast_ref::<gst::ClockTime>().unwrap();
+    assert_eq!(seg.base(), Some(gst::ClockTime::from_seconds(5)));
+}

@@ -115,6 +115,19 @@ impl LaminaForwarder {
                     None => continue,
                 }
             } else {
+                // The shared plain segment, as live src pads got it (see `PLAIN_SEGMENT`).
+                let plain = match event.view() {
+                    gst::EventView::Segment(seg) => seg
+                        .segment()
+                        .downcast_ref::<gst::ClockTime>()
+                        .is_some_and(super::sink::is_plain),
+                    _ => false,
+                };
+                let event = if plain {
+                    super::sink::PLAIN_SEGMENT.clone()
+                } else {
+                    event
+                };
                 if event.type_() > gst::EventType::Caps {
                     // Caps known but not yet stored on the sink pad: keep the sticky order.
                     if let Some(caps) = caps.take() {
