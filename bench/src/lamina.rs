@@ -163,12 +163,21 @@ impl Session {
             .map(|(mid, (t, _))| (mid.clone(), t.clone()))
             .collect();
         self.sig.send(&ClientEvent::SdpOffer {
-            sdp,
+            sdp: with_rtcp_rsize(&sdp),
             track_metadata,
             mid_to_track_id,
         });
         Ok(())
     }
+}
+
+/// The offer with `a=rtcp-rsize` on every m-line, as browsers offer (RFC 5506: they take
+/// reduced-size RTCP), which str0m's SDP leaves out; str0m parses reduced-size RTCP.
+fn with_rtcp_rsize(sdp: &str) -> String {
+    if sdp.contains("a=rtcp-rsize") {
+        return sdp.to_owned();
+    }
+    sdp.replace("a=rtcp-mux\r\n", "a=rtcp-mux\r\na=rtcp-rsize\r\n")
 }
 
 fn uuid_like() -> String {
