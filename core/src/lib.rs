@@ -33,6 +33,7 @@ pub use lamina_protocol::ids::{PeerId, TrackId, TrackKind};
 use lamina_protocol::media_event::{ClientEvent, EndpointInfo, ServerEvent, TurnServerInfo};
 pub use lamina_seam::{MediaCommand, MediaEvent};
 
+mod chat;
 mod outcome;
 pub mod peer;
 pub mod rate;
@@ -207,48 +208,6 @@ impl RoomCore {
             .or_insert_with(|| RateLimiter::new(METADATA_UPDATES_PER_SEC, now))
             .check(now)
             == Decision::Allow
-    }
-
-    /// A chat message from a peer: refused (the error is the reply's reason) unless the peer
-    /// has sent `connect`, is within [`CHAT_MESSAGES_PER_SEC`] and the text passes
-    /// [`lamina_protocol::chat::validate_text`]; otherwise one [`Effect::Chat`] per connected
-    /// peer, the sender included, in join order. Nothing is stored.
-    pub fn chat(&mut self, from: &PeerId, text: String) -> Result<Vec<Effect>, ChatError> {
-        let peer = self.peers.get(from).ok_or(ChatError::NotConnected)?;
-        if !peer.connected {
-            return Err(ChatError::NotConnected);
-        }
-        let now = self.now;
-        let budget = self
-            .chat_rate
-            .entry(from.clone())
-            .or_insert_with(|| RateLimiter::new(CHAT_MESSAGES_PER_SEC, now));
-        // A flood (`Decision::Disconnect`) is refused like any excess: the socket's own limit
-        // closes clients that keep flooding.
-        if budget.check(now) != Decision::Allow {
-            return Err(ChatError::RateLimited);
-        }
-        lamina_protocol::chat::validate_text(&text)?;
-        let name = peer
-            .metadata
-            .get("displayName")
-            .and_then(Value::as_str)
-            .map(lamina_protocol::chat::clean_name)
-            .unwrap_or_default();
-        let message = ChatMessage {
-            from: from.to_string(),
-            name,
-            text,
-            at: self.unix_ms,
-        };
-        Ok(self
-            .peers()
-            .filter(|p| p.connected)
-            .map(|p| Effect::Chat {
-                peer: p.id.clone(),
-                message: message.clone(),
-            })
-            .collect())
     }
 
     /// Number of peers (joined channels).
@@ -474,43 +433,6 @@ impl RoomCore {
         fx
     }
 
-    /// The media graph refused `cmd` outright (its peer or the graph is gone): an offer's round
-    /// fails, any other command fails the peer.
-    pub fn media_refused(
-        &mut self,
-        cmd: &MediaCommand,
-        error: lamina_seam::MediaError,
-    ) -> Vec<Effect> {
-        let reason = error.to_string();
-        match cmd {
-            MediaCommand::HandleOffer { peer, .. } => {
-                let mut fx = vec![Effect::Report(Outcome::Refused)];
-                if let Some(p) = self.peers.get_mut(peer) {
-                    tracing::warn!(%peer, %reason, "offer refused by the media graph");
-                    p.round = RoundState::Idle;
-                    p.pending = false;
-                    fx.push(self::error(peer, format!("negotiation failed: {reason}")));
-                }
-                fx
-            }
-            MediaCommand::AddPeer(peer)
-            | MediaCommand::RemovePeer(peer)
-            | MediaCommand::AddCandidate { peer, .. } => {
-                let mut fx = Vec::new();
-                if self.peers.contains_key(peer) {
-                    let message = format!("media connection failed: {reason}");
-                    fx.push(self::error(peer, message.clone()));
-                    self.leave_into(peer, &mut fx);
-                    fx.push(Effect::Disconnect {
-                        peer: peer.clone(),
-                        error: Some(message),
-                    });
-                }
-                fx
-            }
-        }
-    }
-
     /// A round timer fired: if that round still waits for its transport, end it anyway.
     pub fn round_timeout(&mut self, peer: &PeerId, round: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
@@ -655,25 +577,6 @@ impl RoomCore {
         self.tell_subscribers(id, ev, fx);
     }
 
-    /// A `laminavad` transition: `vadNotification` to the track's subscribers (only those told
-    /// about the track: 0.5.3 fails on an unknown track id).
-    fn voice_activity(&mut self, track: &TrackId, speech: bool, fx: &mut Vec<Effect>) {
-        if !self.tracks.get(track).is_some_and(|t| t.announced) || !self.speakers.set(track, speech)
-        {
-            return;
-        }
-        let ev = ServerEvent::VadNotification {
-            track_id: track.to_string(),
-            speech,
-        };
-        self.tell_subscribers(track, ev, fx);
-    }
-
-    /// Voice activity: the speaking tracks and the active speaker.
-    pub fn speakers(&self) -> &speakers::Speakers {
-        &self.speakers
-    }
-
     /// Sends `event` to every peer that was told about `track` and not told it is gone.
     fn tell_subscribers(&self, track: &TrackId, event: ServerEvent, fx: &mut Vec<Effect>) {
         for p in self.peers() {
@@ -750,3 +653,6 @@ mod tests;
 
 #[cfg(test)]
 mod chat_tests;
+
+#[cfg(test)]
+mod vad_tests;

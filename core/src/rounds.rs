@@ -16,6 +16,43 @@ use crate::ROUND_CONNECT_TIMEOUT;
 use crate::{error, push, Effect, MediaCommand, Outcome, PeerId, RoomCore, TrackId, TrackKind};
 
 impl RoomCore {
+    /// The media graph refused `cmd` outright (its peer or the graph is gone): an offer's round
+    /// fails, any other command fails the peer.
+    pub fn media_refused(
+        &mut self,
+        cmd: &MediaCommand,
+        error: lamina_seam::MediaError,
+    ) -> Vec<Effect> {
+        let reason = error.to_string();
+        match cmd {
+            MediaCommand::HandleOffer { peer, .. } => {
+                let mut fx = vec![Effect::Report(Outcome::Refused)];
+                if let Some(p) = self.peers.get_mut(peer) {
+                    tracing::warn!(%peer, %reason, "offer refused by the media graph");
+                    p.round = RoundState::Idle;
+                    p.pending = false;
+                    fx.push(crate::error(peer, format!("negotiation failed: {reason}")));
+                }
+                fx
+            }
+            MediaCommand::AddPeer(peer)
+            | MediaCommand::RemovePeer(peer)
+            | MediaCommand::AddCandidate { peer, .. } => {
+                let mut fx = Vec::new();
+                if self.peers.contains_key(peer) {
+                    let message = format!("media connection failed: {reason}");
+                    fx.push(crate::error(peer, message.clone()));
+                    self.leave_into(peer, &mut fx);
+                    fx.push(Effect::Disconnect {
+                        peer: peer.clone(),
+                        error: Some(message),
+                    });
+                }
+                fx
+            }
+        }
+    }
+
     /// Starts a round for `id` if one is wanted and none is in flight.
     pub(super) fn try_start_round(&mut self, id: &PeerId, fx: &mut Vec<Effect>) {
         let Some(p) = self.peers.get_mut(id) else {

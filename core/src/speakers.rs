@@ -2,7 +2,9 @@
 //! whose speech started last among those still speaking), from the `VoiceActivity` events of
 //! the media graph's `laminavad` elements.
 
-use crate::TrackId;
+use lamina_protocol::media_event::ServerEvent;
+
+use crate::{Effect, RoomCore, TrackId};
 
 /// The speaking tracks, most recent start last.
 #[derive(Debug, Default, Clone)]
@@ -40,6 +42,27 @@ impl Speakers {
     /// Every speaking track, in the order their speech started.
     pub fn speaking(&self) -> &[TrackId] {
         &self.speaking
+    }
+}
+
+impl RoomCore {
+    /// A `laminavad` transition: `vadNotification` to the track's subscribers (only those told
+    /// about the track: 0.5.3 fails on an unknown track id).
+    pub(crate) fn voice_activity(&mut self, track: &TrackId, speech: bool, fx: &mut Vec<Effect>) {
+        if !self.tracks.get(track).is_some_and(|t| t.announced) || !self.speakers.set(track, speech)
+        {
+            return;
+        }
+        let ev = ServerEvent::VadNotification {
+            track_id: track.to_string(),
+            speech,
+        };
+        self.tell_subscribers(track, ev, fx);
+    }
+
+    /// Voice activity: the speaking tracks and the active speaker.
+    pub fn speakers(&self) -> &Speakers {
+        &self.speakers
     }
 }
 

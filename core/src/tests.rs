@@ -38,11 +38,11 @@ pub(crate) fn id(s: &str) -> PeerId {
 }
 
 /// The media events pushed to `peer`, by wire name.
-fn kinds(fx: &[Effect], peer: &str) -> Vec<&'static str> {
+pub(crate) fn kinds(fx: &[Effect], peer: &str) -> Vec<&'static str> {
     events(fx, peer).iter().map(|e| e.kind()).collect()
 }
 
-fn events<'a>(fx: &'a [Effect], peer: &str) -> Vec<&'a ServerEvent> {
+pub(crate) fn events<'a>(fx: &'a [Effect], peer: &str) -> Vec<&'a ServerEvent> {
     fx.iter()
         .filter_map(|e| match e {
             Effect::Push { peer: p, event } if p.as_str() == peer => Some(event),
@@ -125,7 +125,7 @@ fn renegotiate(r: &mut RoomCore, p: &str) -> Vec<Effect> {
 }
 
 /// A connected with camera + microphone published and its round finished.
-fn publisher(r: &mut RoomCore, p: &str) {
+pub(crate) fn publisher(r: &mut RoomCore, p: &str) {
     connect(r, p, p);
     renegotiate(r, p);
     offer(r, p, &[("audio", "0", "a"), ("video", "1", "v")], &[]);
@@ -678,38 +678,4 @@ fn metadata_updates_are_limited_in_the_cores_time() {
     // One second later the budget has refilled.
     r.advance(t0 + Duration::from_secs(1), SystemTime::UNIX_EPOCH);
     assert_eq!(kinds(&update(&mut r, burst + 1), "B"), ["endpointUpdated"]);
-}
-
-#[test]
-fn voice_activity_goes_to_the_tracks_subscribers_once_per_change() {
-    let mut r = room();
-    publisher(&mut r, "A");
-    connect(&mut r, "B", "Bob");
-    let vad = |speech| MediaEvent::VoiceActivity {
-        track: TrackId::new("A:a"),
-        speech,
-    };
-    let fx = r.media_event(vad(true));
-    assert_eq!(
-        events(&fx, "B"),
-        [&ServerEvent::VadNotification {
-            track_id: "A:a".into(),
-            speech: true
-        }]
-    );
-    assert!(kinds(&fx, "A").is_empty(), "not to the publisher itself");
-    assert_eq!(r.speakers().active(), Some(&TrackId::new("A:a")));
-    assert!(r.media_event(vad(true)).is_empty(), "no repeat");
-    assert_eq!(kinds(&r.media_event(vad(false)), "B"), ["vadNotification"]);
-    assert!(r.speakers().active().is_none());
-    // Unknown tracks and tracks nobody was told about are ignored.
-    let fx = r.media_event(MediaEvent::VoiceActivity {
-        track: TrackId::new("Z:z"),
-        speech: true,
-    });
-    assert!(fx.is_empty());
-    // A speaking track that goes away is no longer the active speaker.
-    r.media_event(vad(true));
-    r.leave(&id("A"));
-    assert!(r.speakers().active().is_none());
 }
