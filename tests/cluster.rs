@@ -56,6 +56,17 @@ async fn connect_peer(addr: SocketAddr, room: &str, name: &str) -> Peer {
     }
 }
 
+impl Peer {
+    /// Pushes an `updateEndpointMetadata` with this display name; returns the push's ref.
+    async fn rename(&mut self, name: &str) -> String {
+        let event =
+            json!({"type": "updateEndpointMetadata", "data": {"metadata": {"displayName": name}}});
+        self.client
+            .media_event(&self.join_ref, &self.topic, event)
+            .await
+    }
+}
+
 /// The peers the owner's `/debug/rooms/<room>` lists.
 async fn peers_in(owner: SocketAddr, room: &str) -> usize {
     let (status, body) = http_get(owner, &format!("/debug/rooms/{room}")).await;
@@ -196,10 +207,7 @@ async fn a_relayed_channel_speaks_the_owners_protocol_and_its_cost_is_printed() 
         reply.is_ok(),
         "heartbeats are answered by the node the client is on"
     );
-    let r = relayed
-        .client
-        .media_event(&relayed.join_ref, &relayed.topic, json!({"type": "updateEndpointMetadata", "data": {"metadata": {"displayName": "renamed"}}}))
-        .await;
+    let r = relayed.rename("renamed").await;
     let reply = relayed.client.reply(&r).await;
     assert!(reply.is_ok());
     assert_eq!(reply.join_ref.as_deref(), Some(relayed.join_ref.as_str()));
@@ -230,10 +238,7 @@ async fn a_relayed_channel_speaks_the_owners_protocol_and_its_cost_is_printed() 
     let mut lat = [Vec::new(), Vec::new()];
     for i in 0..40 {
         let t = Instant::now();
-        sender
-            .client
-            .media_event(&sender.join_ref, &sender.topic, json!({"type": "updateEndpointMetadata", "data": {"metadata": {"displayName": format!("s{i}")}}}))
-            .await;
+        sender.rename(&format!("s{i}")).await;
         let name = format!("s{i}");
         for (k, peer) in [&mut direct, &mut relayed].into_iter().enumerate() {
             let n = name.clone();
@@ -444,10 +449,7 @@ async fn redis_restarting_or_vanishing_keeps_running_calls_and_refuses_only_new_
         back,
         "registrations and claims come back after a Redis restart"
     );
-    let r = via_b
-        .client
-        .media_event(&via_b.join_ref, &via_b.topic, json!({"type": "updateEndpointMetadata", "data": {"metadata": {"displayName": "still here"}}}))
-        .await;
+    let r = via_b.rename("still here").await;
     assert!(via_b.client.reply(&r).await.is_ok());
     on_a.client
         .next_frame_where(|f| {
@@ -472,10 +474,7 @@ async fn redis_restarting_or_vanishing_keeps_running_calls_and_refuses_only_new_
     let _z = connect_peer(a.addr, "call", "z").await;
     let r = on_a.client.heartbeat().await;
     assert!(on_a.client.reply(&r).await.is_ok());
-    let r = via_b
-        .client
-        .media_event(&via_b.join_ref, &via_b.topic, json!({"type": "updateEndpointMetadata", "data": {"metadata": {"displayName": "no redis"}}}))
-        .await;
+    let r = via_b.rename("no redis").await;
     assert!(
         via_b.client.reply(&r).await.is_ok(),
         "the relay does not need Redis"
@@ -545,7 +544,7 @@ async fn a_redis_answering_garbage_or_nothing_is_a_clear_error_and_harms_no_room
         );
         // Running rooms on both nodes are unaffected.
         for p in [&mut on_a, &mut on_b] {
-            let r = p.client.media_event(&p.join_ref, &p.topic, json!({"type": "updateEndpointMetadata", "data": {"metadata": {"displayName": format!("{mode:?}")}}})).await;
+            let r = p.rename(&format!("{mode:?}")).await;
             assert!(p.client.reply(&r).await.is_ok());
         }
         let _ = connect_peer(b.addr, &format!("b-{mode:?}"), "fine").await;
