@@ -17,6 +17,7 @@ mod report;
 mod rtp;
 mod scenario;
 mod servers;
+mod summary;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -180,7 +181,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(json) = &args.replot {
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(json)?)?;
         let results: Vec<RunResult> = serde_json::from_value(v["results"].clone())?;
-        let medians: Vec<RunResult> = report::summarise(&results)
+        let medians: Vec<RunResult> = summary::summarise(&results)
             .into_iter()
             .map(|s| s.median)
             .collect();
@@ -371,7 +372,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         report.scenarios.push(sc);
     }
-    report.summaries = report::summarise(&report.results);
+    report.summaries = summary::summarise(&report.results);
     report::write(&report, &args.out)?;
     let medians: Vec<RunResult> = report.summaries.iter().map(|s| s.median.clone()).collect();
     if let Err(e) = chart::draw(&medians, &args.out.join("chart.png")) {
