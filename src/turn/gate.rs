@@ -23,7 +23,6 @@ use stun::message::{
     METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION,
 };
 use stun::textattrs::TextAttribute;
-use tokio::sync::oneshot;
 use turn::proto::peeraddr::PeerAddress;
 use webrtc_util::Conn;
 
@@ -48,8 +47,6 @@ pub(crate) struct GateConn {
     auth: Arc<RestAuth>,
     allowed: Arc<AllowedPeers>,
     stats: Arc<Stats>,
-    /// Fires on drop: the crate has let go of the listening socket.
-    dropped: Option<oneshot::Sender<()>>,
 }
 
 impl GateConn {
@@ -59,7 +56,6 @@ impl GateConn {
         auth: Arc<RestAuth>,
         allowed: Arc<AllowedPeers>,
         stats: Arc<Stats>,
-        dropped: oneshot::Sender<()>,
     ) -> Self {
         GateConn {
             inner,
@@ -67,7 +63,6 @@ impl GateConn {
             auth,
             allowed,
             stats,
-            dropped: Some(dropped),
         }
     }
 
@@ -166,14 +161,6 @@ fn forbidden(req: &Message, method: Method, integrity: MessageIntegrity) -> Opti
     let mut resp = Message::new();
     resp.build(&setters).ok()?;
     Some(resp.raw)
-}
-
-impl Drop for GateConn {
-    fn drop(&mut self) {
-        if let Some(tx) = self.dropped.take() {
-            let _ = tx.send(());
-        }
-    }
 }
 
 #[async_trait]

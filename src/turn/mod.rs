@@ -114,6 +114,7 @@ pub struct TurnServer {
     stop: Option<oneshot::Sender<()>>,
     local_addr: SocketAddr,
     stats: Arc<Stats>,
+    /// Fires when the TURN thread has dropped its runtime, and with it every socket.
     released: oneshot::Receiver<()>,
 }
 
@@ -153,7 +154,7 @@ impl TurnServer {
                     }
                 };
                 runtime.block_on(async move {
-                    let server = match serve(config, thread_stats, released_tx).await {
+                    let server = match serve(config, thread_stats).await {
                         Ok((server, local_addr)) => {
                             let _ = ready_tx.send(Ok(local_addr));
                             server
@@ -170,7 +171,9 @@ impl TurnServer {
                     }
                 });
                 // Dropping the runtime drops the crate's remaining tasks and with them the
-                // listening socket (the gate fires `released`) and the relayed sockets.
+                // listening socket and the relayed sockets; only then is the port free.
+                drop(runtime);
+                let _ = released_tx.send(());
             })
             .map_err(TurnError::Thread)?;
         let local_addr = ready.await.map_err(|_| {
@@ -222,11 +225,7 @@ impl TurnServer {
 }
 
 /// Binds the listening socket and starts the crate's server on the current (TURN) runtime.
-async fn serve(
-    config: TurnConfig,
-    stats: Arc<Stats>,
-    released_tx: oneshot::Sender<()>,
-) -> Result<(Server, SocketAddr), TurnError> {
+async fn serve(config: TurnConfig, stats: Arc<Stats>) -> Result<(Server, SocketAddr), TurnError> {
     let socket = UdpSocket::bind(config.listen)
         .await
         .map_err(|source| TurnError::Bind {
@@ -245,7 +244,6 @@ async fn serve(
         Arc::clone(&auth),
         Arc::clone(&allowed),
         Arc::clone(&stats),
-        released_tx,
     );
     let generator =
         FilteredRelayGenerator::new(config.relay_ip, config.relay_port_range, allowed, stats);
