@@ -382,6 +382,10 @@ impl RoomCore {
                     ));
                 }
             }
+            // Simulcast layers and downlink estimates (issue #17; decided in a later change).
+            MediaEvent::LayersActive { .. }
+            | MediaEvent::LayerSwitched { .. }
+            | MediaEvent::DownlinkEstimate { .. } => {}
             MediaEvent::VoiceActivity { track, speech } => {
                 self.voice_activity(&track, speech, &mut fx)
             }

@@ -50,6 +50,11 @@ impl RoomCore {
                 }
                 fx
             }
+            // A layer choice the graph could not take: the next decision retries.
+            MediaCommand::SelectLayer { peer, track, .. } => {
+                tracing::debug!(%peer, %track, %reason, "layer selection refused");
+                Vec::new()
+            }
         }
     }
 

@@ -153,6 +153,11 @@ impl RoomPipeline {
                     return Ok(());
                 }
             }
+            MediaCommand::SelectLayer { peer, .. } => {
+                if !self.peers.contains(peer) {
+                    return Ok(());
+                }
+            }
         }
         self.post(Cmd::Media(cmd))
     }

@@ -37,6 +37,60 @@ pub struct MLine {
     pub direction: Direction,
     /// SSRCs announced with `a=ssrc:<ssrc> …` (each once, in order).
     pub ssrcs: Vec<u32>,
+    /// Simulcast layers the client sends on a `sendonly` video m-line: the RIDs of
+    /// `a=simulcast:send …` (first alternative of each stream, `~` paused ones included) that
+    /// also have an `a=rid:<id> send` line, in the offer's order. Empty without simulcast, and
+    /// when fewer than two valid RIDs are left (see [`MAX_RIDS`], [`valid_rid`]).
+    pub rids: Vec<String>,
+}
+
+/// Most simulcast layers read from one m-line.
+pub const MAX_RIDS: usize = 4;
+
+/// Whether `rid` is a RID this server accepts: 1–16 characters of `[A-Za-z0-9_-]` (RFC 8851's
+/// syntax, with a length limit).
+pub fn valid_rid(rid: &str) -> bool {
+    (1..=16).contains(&rid.len())
+        && rid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The send RIDs of an m-line from its `a=simulcast` value and its `a=rid` values.
+fn send_rids(simulcast: Option<&str>, rid_lines: &[&str]) -> Vec<String> {
+    let Some(value) = simulcast else {
+        return Vec::new();
+    };
+    // `send l;m;h` or `send l;m;h recv x`: the list after `send`.
+    let mut words = value.split_whitespace();
+    let mut list = None;
+    while let Some(w) = words.next() {
+        if w == "send" {
+            list = words.next();
+            break;
+        }
+    }
+    let declared_send = |rid: &str| {
+        rid_lines.iter().any(|l| {
+            let mut f = l.split_whitespace();
+            f.next() == Some(rid) && f.next() == Some("send")
+        })
+    };
+    let mut rids: Vec<String> = Vec::new();
+    for stream in list.unwrap_or("").split(';') {
+        let first = stream.split(',').next().unwrap_or("");
+        let rid = first.strip_prefix('~').unwrap_or(first);
+        if valid_rid(rid) && declared_send(rid) && !rids.iter().any(|r| r == rid) {
+            rids.push(rid.to_owned());
+        }
+        if rids.len() == MAX_RIDS {
+            break;
+        }
+    }
+    if rids.len() < 2 {
+        rids.clear();
+    }
+    rids
 }
 
 /// What the room needs to know about an offer.
@@ -141,6 +195,8 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
         formats: Vec<&'a str>,
         rtpmaps: Vec<&'a str>,
         ssrcs: Vec<u32>,
+        simulcast: Option<&'a str>,
+        rid_lines: Vec<&'a str>,
     }
     let mut parts: Vec<Partial<'_>> = Vec::new();
     for line in lines {
@@ -161,6 +217,8 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
                 formats: fields.skip(2).filter(|f| !f.is_empty()).collect(),
                 rtpmaps: Vec::new(),
                 ssrcs: Vec::new(),
+                simulcast: None,
+                rid_lines: Vec::new(),
             });
         } else if let Some(attr) = line.strip_prefix("a=") {
             let (name, value) = attr.split_once(':').unwrap_or((attr, ""));
@@ -172,6 +230,8 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
                 ("sendrecv", Some(p)) => p.direction = Direction::SendRecv,
                 ("inactive", Some(p)) => p.direction = Direction::Inactive,
                 ("rtpmap", Some(p)) => p.rtpmaps.push(value),
+                ("simulcast", Some(p)) => p.simulcast = Some(value),
+                ("rid", Some(p)) if p.rid_lines.len() < 16 => p.rid_lines.push(value),
                 ("fingerprint", _) if fingerprint.is_none() => fingerprint = Some(value.to_owned()),
                 ("ssrc", Some(p)) => {
                     let ssrc = value.split(' ').next().and_then(|v| v.parse().ok());
@@ -200,12 +260,18 @@ pub fn summarize(sdp: &str) -> Result<OfferSummary, SdpError> {
         if p.direction == Direction::SendRecv {
             return Err(SdpError::SendRecv(index));
         }
+        let rids = if p.direction == Direction::SendOnly && p.kind == Some(TrackKind::Video) {
+            send_rids(p.simulcast, &p.rid_lines)
+        } else {
+            Vec::new()
+        };
         mlines.push(MLine {
             index,
             kind: p.kind,
             mid,
             direction: p.direction,
             ssrcs: p.ssrcs,
+            rids,
         });
     }
     if let Some(index) = unusable {
@@ -248,6 +314,30 @@ mod tests {
         let s = summarize(offer).unwrap();
         assert_eq!(s.fingerprint.as_deref(), Some("sha-256 AB:CD"));
         assert_eq!(s.mlines[0].ssrcs, vec![11, 12]);
+    }
+
+    #[test]
+    fn reads_simulcast_rids() {
+        let offer = |extra: &str| {
+            format!(
+                "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendonly\r\n\
+                 a=rid:l send\r\na=rid:m send\r\na=rid:h send\r\n{extra}"
+            )
+        };
+        let rids = |extra: &str| summarize(&offer(extra)).unwrap().mlines[0].rids.clone();
+        // Chrome's shape, a paused layer, alternatives.
+        assert_eq!(rids("a=simulcast:send l;m;h\r\n"), ["l", "m", "h"]);
+        assert_eq!(rids("a=simulcast:send l;~m;h\r\n"), ["l", "m", "h"]);
+        assert_eq!(rids("a=simulcast:send l,m;h recv x\r\n"), ["l", "h"]);
+        // Undeclared or invalid RIDs are skipped; fewer than two layers is no simulcast.
+        assert_eq!(rids("a=simulcast:send l;q;h\r\n"), ["l", "h"]);
+        assert!(rids("a=simulcast:send l;x$\r\n").is_empty());
+        assert!(rids("a=simulcast:recv l;m\r\n").is_empty());
+        assert!(rids("").is_empty());
+        // Not on a receiving m-line.
+        let recv = offer("a=simulcast:send l;m;h\r\n").replace("sendonly", "recvonly");
+        assert!(summarize(&recv).unwrap().mlines[0].rids.is_empty());
+        assert!(valid_rid("h_1-x") && !valid_rid("") && !valid_rid(&"a".repeat(17)));
     }
 
     #[test]

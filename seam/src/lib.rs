@@ -41,6 +41,17 @@ pub enum MediaCommand {
         /// The `candidate:` line.
         candidate: String,
     },
+    /// Send the subscriber this simulcast layer (a RID of the track's publisher, e.g. `"l"`)
+    /// of the track from now on. The media graph switches on the layer's next keyframe (asking
+    /// for one) and reports [`MediaEvent::LayerSwitched`] when it did.
+    SelectLayer {
+        /// The subscriber.
+        peer: PeerId,
+        /// The simulcast track.
+        track: TrackId,
+        /// The layer's RID.
+        layer: String,
+    },
 }
 
 /// What happened inside a room's media graph, in the order the room consumes it.
@@ -88,6 +99,31 @@ pub enum MediaEvent {
         track: TrackId,
         /// True when speech started, false when it stopped.
         speech: bool,
+    },
+    /// The set of simulcast layers of a published track whose packets are arriving changed (a
+    /// layer counts as stopped after about a second without packets).
+    LayersActive {
+        /// The simulcast track.
+        track: TrackId,
+        /// The RIDs of the layers arriving now, in the order of the publisher's offer.
+        layers: Vec<String>,
+    },
+    /// A subscriber now receives this layer of a simulcast track (after a
+    /// [`MediaCommand::SelectLayer`], on the layer's keyframe).
+    LayerSwitched {
+        /// The subscriber.
+        peer: PeerId,
+        /// The simulcast track.
+        track: TrackId,
+        /// The layer's RID.
+        layer: String,
+    },
+    /// A new estimate of the bandwidth available toward a subscriber (its downlink), in bit/s.
+    DownlinkEstimate {
+        /// The subscriber.
+        peer: PeerId,
+        /// Estimated bit/s.
+        bps: u64,
     },
     /// The peer's transport is connected for its current round (after the first round, and
     /// again after each ICE restart).

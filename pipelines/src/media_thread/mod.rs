@@ -159,6 +159,9 @@ impl MediaThread {
                         .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
                 }
             }
+            Cmd::Media(MediaCommand::SelectLayer { peer, track, layer }) => {
+                tracing::debug!(%peer, %track, %layer, "layer selection not wired yet");
+            }
             Cmd::RequestKeyframe(track) => self.forwarding.request_keyframe(&track),
             Cmd::LocalCandidate {
                 peer,
