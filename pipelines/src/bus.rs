@@ -86,13 +86,21 @@ fn handle(
             }
         }
         MessageView::Element(e) => {
-            let Some(s) = e
-                .structure()
-                .filter(|s| s.name() == crate::peer_bin::VAD_MESSAGE)
-            else {
+            let Some(s) = e.structure() else {
                 return;
             };
             let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+            if s.name() == crate::forwarder::LAYERS_MESSAGE
+                || s.name() == crate::forwarder::LAYER_SWITCHED_MESSAGE
+            {
+                if let Some(track) = src.strip_prefix(crate::forwarder::ELEMENT_PREFIX) {
+                    layer_message(crate::ids::TrackId::from(track), s, cmd, events);
+                }
+                return;
+            }
+            if s.name() != crate::peer_bin::VAD_MESSAGE {
+                return;
+            }
             if let (Some(track), Ok(speech)) = (
                 src.strip_prefix(crate::peer_bin::VAD_PREFIX),
                 s.get::<bool>("speech"),
@@ -111,6 +119,27 @@ fn handle(
             );
         }
         _ => {}
+    }
+}
+
+/// A simulcast forwarder's message: the layers arriving (→ `LayersActive`) or an output's
+/// switch (→ the media thread, which knows whose output it is).
+fn layer_message(
+    track: crate::ids::TrackId,
+    s: &gst::StructureRef,
+    cmd: &Sender<Cmd>,
+    events: &UnboundedSender<MediaEvent>,
+) {
+    if s.name() == crate::forwarder::LAYERS_MESSAGE {
+        let layers = s.get::<&str>("layers").unwrap_or_default();
+        let layers = layers
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let _ = events.send(MediaEvent::LayersActive { track, layers });
+    } else if let (Ok(pad), Ok(layer)) = (s.get::<String>("pad"), s.get::<String>("layer")) {
+        let _ = cmd.send(Cmd::LayerSwitched { track, pad, layer });
     }
 }
 

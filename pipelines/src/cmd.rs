@@ -24,6 +24,12 @@ pub(crate) enum Cmd {
     },
     /// webrtcbin `notify::connection-state`.
     ConnectionState { peer: PeerId, state: ConnState },
+    /// A forwarder output switched simulcast layer (its `lamina-layer-switched` message).
+    LayerSwitched {
+        track: TrackId,
+        pad: String,
+        layer: String,
+    },
     /// webrtcbin `pad-removed` (src).
     SrcPadRemoved { peer: PeerId, pad: String },
     /// Bus error inside `peer-<id>`.

@@ -15,6 +15,26 @@ pub(crate) const EXT_TWCC: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 /// Header extension: client-to-mixer audio level.
 pub(crate) const EXT_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// Header extension: the RID of a simulcast stream (RFC 8852).
+pub(crate) const EXT_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+/// Header extension: the RID of the stream an RTX stream repairs (RFC 8852).
+pub(crate) const EXT_REPAIRED_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+/// Header extension: the m-line's mid (RFC 8843); browsers require it next to the RID one.
+pub(crate) const EXT_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+
+/// A published m-line's answer caps, and what the forwarder needs to tell its simulcast
+/// streams apart.
+#[derive(Debug, Clone)]
+pub(crate) struct Published {
+    /// The codec.
+    pub codec: Codec,
+    /// Caps for `add-transceiver(recvonly, caps)`.
+    pub caps: gst::Caps,
+    /// Simulcast layers (RIDs) received on the m-line; empty without simulcast.
+    pub rids: Vec<String>,
+    /// The offer's id of the RID header extension, when simulcast is answered.
+    pub rid_ext: Option<u32>,
+}
 
 /// Feedback kept on the publisher (receiving) side.
 const PUBLISH_FB: &[&str] = &[
@@ -115,22 +135,51 @@ fn extmaps<'a>(
 /// Caps for `add-transceiver(recvonly, caps)` on a client's sendonly m-line: the first supported
 /// codec of the offer with the offer's PT, keyframe/TWCC feedback and the TWCC/audio-level
 /// extmaps under the offer's ids. `None` when the m-line offers no supported codec.
+///
+/// `rids` are the simulcast layers the offer sends (`OfferSummary`'s `MLine::rids`). When there
+/// are some and the offer maps the RID extension, the answer receives them: `rid-<id>=recv`
+/// fields and `a-simulcast=recv <ids>` become `a=rid:<id> recv` and `a=simulcast:recv …`
+/// (webrtcbin 1.22 copies them into the answer), with the RID, repaired-RID and MID extmaps.
+/// Without the RID extension simulcast is not answered and the browser sends one stream.
 pub(crate) fn publisher_caps(
     media: &SDPMediaRef,
     session: &gst_sdp::SDPMessageRef,
-) -> Option<(Codec, gst::Caps)> {
+    rids: &[String],
+) -> Option<Published> {
     let kind = media_kind(media)?;
     let (_, mut s, codec) = offered_formats(media)
         .into_iter()
         .find_map(|(pt, s)| codec_of(kind, &s).map(|c| (pt, s, c)))?;
     filter_fields(&mut s, PUBLISH_FB);
+    let rid_ext = extmaps(media, session)
+        .find(|(_, uri)| *uri == EXT_RID)
+        .map(|(id, _)| id)
+        .filter(|_| kind == TrackKind::Video && !rids.is_empty());
     for (id, uri) in extmaps(media, session) {
-        let keep = uri == EXT_TWCC || (kind == TrackKind::Audio && uri == EXT_AUDIO_LEVEL);
+        let keep = uri == EXT_TWCC
+            || (kind == TrackKind::Audio && uri == EXT_AUDIO_LEVEL)
+            || (rid_ext.is_some() && [EXT_RID, EXT_REPAIRED_RID, EXT_MID].contains(&uri));
         if keep {
             s.set(format!("extmap-{id}").as_str(), uri);
         }
     }
-    Some((codec, gst::Caps::builder_full().structure(s).build()))
+    let rids = if rid_ext.is_some() {
+        rids.to_vec()
+    } else {
+        Vec::new()
+    };
+    if !rids.is_empty() {
+        for rid in &rids {
+            s.set(format!("rid-{rid}").as_str(), "recv");
+        }
+        s.set("a-simulcast", format!("recv {}", rids.join(";")));
+    }
+    Some(Published {
+        codec,
+        caps: gst::Caps::builder_full().structure(s).build(),
+        rids,
+        rid_ext,
+    })
 }
 
 /// Caps for the `codec-preferences` of a sending (subscriber) m-line: the offered format of
@@ -196,14 +245,49 @@ a=rtpmap:100 VP8/90000\r\na=rtcp-fb:100 nack\r\na=rtcp-fb:100 nack pli\r\na=rtcp
     fn publisher_audio_keeps_pt_fb_and_extmaps() {
         let sdp = parse();
         let media = sdp.media(0).unwrap();
-        let (codec, caps) = publisher_caps(media, &sdp).unwrap();
-        assert_eq!(codec.encoding_name, "OPUS");
-        let s = caps.structure(0).unwrap();
+        let p = publisher_caps(media, &sdp, &[]).unwrap();
+        assert_eq!(p.codec.encoding_name, "OPUS");
+        assert!(p.rids.is_empty());
+        let s = p.caps.structure(0).unwrap();
         assert_eq!(s.get::<i32>("payload").unwrap(), 111);
         assert!(s.has_field("rtcp-fb-transport-cc"));
         assert_eq!(s.get::<&str>("extmap-1").unwrap(), EXT_AUDIO_LEVEL);
         assert_eq!(s.get::<&str>("extmap-3").unwrap(), EXT_TWCC);
         assert!(!s.has_field("extmap-4"));
+    }
+
+    #[test]
+    fn publisher_simulcast_receives_the_rids_with_their_extensions() {
+        gst::init().unwrap();
+        let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
+a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n\
+a=extmap:13 urn:3gpp:video-orientation\r\n\
+a=rtpmap:96 VP8/90000\r\na=rid:l send\r\na=rid:m send\r\na=rid:h send\r\n\
+a=simulcast:send l;m;h\r\n";
+        let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes()).unwrap();
+        let media = sdp.media(0).unwrap();
+        let rids: Vec<String> = ["l", "m", "h"].map(String::from).to_vec();
+        let p = publisher_caps(media, &sdp, &rids).unwrap();
+        assert_eq!((p.rids.clone(), p.rid_ext), (rids.clone(), Some(10)));
+        let s = p.caps.structure(0).unwrap();
+        assert_eq!(s.get::<&str>("rid-l").unwrap(), "recv");
+        assert_eq!(s.get::<&str>("a-simulcast").unwrap(), "recv l;m;h");
+        assert_eq!(s.get::<&str>("extmap-10").unwrap(), EXT_RID);
+        assert_eq!(s.get::<&str>("extmap-11").unwrap(), EXT_REPAIRED_RID);
+        assert_eq!(s.get::<&str>("extmap-4").unwrap(), EXT_MID);
+        assert!(!s.has_field("extmap-13"));
+        // Without the RID extension there is no simulcast to answer.
+        let bare = offer.replace(
+            "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n",
+            "",
+        );
+        let sdp = gst_sdp::SDPMessage::parse_buffer(bare.as_bytes()).unwrap();
+        let p = publisher_caps(sdp.media(0).unwrap(), &sdp, &rids).unwrap();
+        assert!(p.rids.is_empty() && p.rid_ext.is_none());
+        assert!(!p.caps.structure(0).unwrap().has_field("a-simulcast"));
     }
 
     #[test]

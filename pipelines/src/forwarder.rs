@@ -3,7 +3,9 @@
 //!
 //! The element's API (from `elements/`): request-pad properties `active` (gate; false until
 //! the subscriber is connected; switching it on requests a keyframe), `pt` and `ssrc` (rewrite
-//! targets); action signal `request-keyframe`; element property `forwarded-packets`.
+//! targets) and `layer` (simulcast layer); action signal `request-keyframe`; element properties
+//! `forwarded-packets`, `rid-extension-id` and `rids` (simulcast); request sink pads `sink_%u`
+//! (one per simulcast layer stream); bus messages `lamina-layers` and `lamina-layer-switched`.
 
 use gst::prelude::*;
 
@@ -12,10 +14,20 @@ use crate::ids::TrackId;
 /// GStreamer factory name of the forwarder.
 pub const FACTORY: &str = "laminaforwarder";
 
+/// Prefix of [`element_name`].
+pub(crate) const ELEMENT_PREFIX: &str = "fwd-";
+
 /// Pipeline element name of a track's forwarder.
 pub fn element_name(track: &TrackId) -> String {
-    format!("fwd-{track}")
+    format!("{ELEMENT_PREFIX}{track}")
 }
+
+/// The element message a simulcast forwarder posts when the set of arriving layers changes
+/// (field `layers`: comma-separated RIDs).
+pub(crate) const LAYERS_MESSAGE: &str = "lamina-layers";
+
+/// The element message a forwarder posts when an output switched layer (fields `pad`, `layer`).
+pub(crate) const LAYER_SWITCHED_MESSAGE: &str = "lamina-layer-switched";
 
 /// One track's forwarder element.
 #[derive(Debug, Clone)]
@@ -52,6 +64,18 @@ impl Forwarder {
         pad.set_property("ssrc", ssrc);
         pad.set_property("active", false);
         Some(pad)
+    }
+
+    /// Makes the forwarder a simulcast one: its layers arrive on request sink pads `sink_%u`,
+    /// told apart by the RID header extension `rid_ext`; only `rids` are accepted.
+    pub(crate) fn set_simulcast(&self, rids: &[String], rid_ext: u32) {
+        self.element.set_property("rid-extension-id", rid_ext);
+        self.element.set_property("rids", rids.join(","));
+    }
+
+    /// The simulcast layer (RID) one output forwards; switched on the layer's next keyframe.
+    pub(crate) fn set_layer(pad: &gst::Pad, layer: &str) {
+        pad.set_property("layer", layer);
     }
 
     /// Opens or closes the gate of one output. Opening requests a keyframe from the publisher.

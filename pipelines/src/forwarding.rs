@@ -4,7 +4,7 @@
 //! Owned here: which tracks exist (one forwarder each), who subscribes to which on which
 //! m-line, and forwarders kept as a sink of a publisher pad that is not idle yet (`retired`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -30,7 +30,22 @@ struct Track {
     mline: u32,
     codec: Codec,
     fwd: Forwarder,
-    subscribers: BTreeSet<(PeerId, u32)>,
+    /// Subscriber (peer, m-line) → the forwarder output feeding it.
+    subscribers: BTreeMap<(PeerId, u32), gst::Pad>,
+    /// Simulcast layers (RIDs, low to high); empty for a single stream.
+    rids: Vec<String>,
+    /// The layer chosen for each subscriber (`MediaCommand::SelectLayer`).
+    layers: HashMap<PeerId, String>,
+}
+
+impl Track {
+    /// The layer a new or existing output of `peer` forwards: its chosen one, else the highest.
+    fn layer_for(&self, peer: &PeerId) -> Option<&str> {
+        self.layers
+            .get(peer)
+            .map(String::as_str)
+            .or(self.rids.last().map(String::as_str))
+    }
 }
 
 /// A track being unpublished, for the caller to finish.
@@ -86,7 +101,9 @@ impl Forwarding {
             .collect()
     }
 
-    /// Creates and starts `fwd-<track>` in `pipeline`; returns its sink pad.
+    /// Creates and starts `fwd-<track>` in `pipeline`; returns its sink pad. `simulcast` is the
+    /// track's layers (RIDs, low to high; empty for a single stream) and the id of the RID
+    /// header extension the layers carry.
     pub(crate) fn publish(
         &mut self,
         pipeline: &gst::Pipeline,
@@ -94,8 +111,13 @@ impl Forwarding {
         publisher: &PeerId,
         mline: u32,
         codec: Codec,
+        simulcast: (&[String], Option<u32>),
     ) -> Result<gst::Pad, String> {
+        let (rids, rid_ext) = simulcast;
         let fwd = Forwarder::new(track).map_err(|e| e.to_string())?;
+        if let (false, Some(ext)) = (rids.is_empty(), rid_ext) {
+            fwd.set_simulcast(rids, ext);
+        }
         if pipeline.add(fwd.element()).is_err() || fwd.element().sync_state_with_parent().is_err() {
             let _ = pipeline.remove(fwd.element());
             return Err("cannot start forwarder".into());
@@ -108,10 +130,39 @@ impl Forwarding {
                 mline,
                 codec,
                 fwd,
-                subscribers: BTreeSet::new(),
+                subscribers: BTreeMap::new(),
+                rids: rids.to_vec(),
+                layers: HashMap::new(),
             },
         );
         Ok(sink)
+    }
+
+    /// Sends `layer` of simulcast `track` to `peer` from now on (switching on the layer's next
+    /// keyframe). False when the track is not a simulcast track or has no such layer.
+    pub(crate) fn select_layer(&mut self, track: &TrackId, peer: &PeerId, layer: &str) -> bool {
+        let Some(t) = self.tracks.get_mut(track) else {
+            return false;
+        };
+        if !t.rids.iter().any(|r| r == layer) {
+            return false;
+        }
+        t.layers.insert(peer.clone(), layer.to_owned());
+        for ((sub, _), pad) in &t.subscribers {
+            if sub == peer {
+                Forwarder::set_layer(pad, layer);
+            }
+        }
+        true
+    }
+
+    /// The subscriber fed by output `pad` (by name) of `track`'s forwarder.
+    pub(crate) fn subscriber_of(&self, track: &TrackId, pad: &str) -> Option<PeerId> {
+        let t = self.tracks.get(track)?;
+        t.subscribers
+            .iter()
+            .find(|(_, p)| p.name() == pad)
+            .map(|((peer, _), _)| peer.clone())
     }
 
     /// Links a new gated output of `track` (rewriting to `pt`/`ssrc`) to `sink`.
@@ -128,11 +179,15 @@ impl Forwarding {
             .fwd
             .request_src(pt, ssrc)
             .ok_or("forwarder refused a pad")?;
+        if let Some(layer) = t.layer_for(subscriber.0) {
+            Forwarder::set_layer(&fwd_pad, layer);
+        }
         if let Err(e) = fwd_pad.link(sink) {
             t.fwd.release_src(&fwd_pad);
             return Err(format!("cannot link forwarder to subscriber: {e:?}"));
         }
-        t.subscribers.insert((subscriber.0.clone(), subscriber.1));
+        t.subscribers
+            .insert((subscriber.0.clone(), subscriber.1), fwd_pad.clone());
         Ok(Link {
             track: track.clone(),
             fwd_pad,
@@ -143,6 +198,9 @@ impl Forwarding {
     pub(crate) fn unlink(&mut self, subscriber: (&PeerId, u32), link: Link) {
         if let Some(t) = self.tracks.get_mut(&link.track) {
             t.subscribers.remove(&(subscriber.0.clone(), subscriber.1));
+            if !t.subscribers.keys().any(|(p, _)| p == subscriber.0) {
+                t.layers.remove(subscriber.0);
+            }
             t.fwd.release_src(&link.fwd_pad);
         }
     }
@@ -180,7 +238,7 @@ impl Forwarding {
         Some(Unpublished {
             publisher: t.publisher,
             mline: t.mline,
-            subscribers: t.subscribers.into_iter().collect(),
+            subscribers: t.subscribers.into_keys().collect(),
             fwd: t.fwd,
         })
     }

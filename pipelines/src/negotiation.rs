@@ -183,7 +183,20 @@ pub(crate) fn answer(
     let mut added_links = false;
     for (idx, media) in sdp.medias().enumerate() {
         let want = want_at(plan, idx);
-        added_links |= apply_mline(cx, peer_id, peer, &webrtc, idx as u32, media, sdp, want);
+        let rids = plan
+            .summary
+            .mlines
+            .get(idx)
+            .map_or(&[][..], |m| &m.rids[..]);
+        added_links |= apply_mline(
+            cx,
+            peer_id,
+            peer,
+            &webrtc,
+            (idx as u32, media, rids),
+            sdp,
+            want,
+        );
     }
     let reply = call(&webrtc, "create-answer", None)?
         .ok_or_else(|| NegotiationError::Webrtc("create-answer: empty reply".into()))?;
@@ -248,8 +261,7 @@ fn apply_mline(
     peer_id: &PeerId,
     peer: &mut Peer,
     webrtc: &gst::Element,
-    mline: u32,
-    media: &SDPMediaRef,
+    (mline, media, rids): (u32, &SDPMediaRef, &[String]),
     session: &gst_sdp::SDPMessageRef,
     want: Want<'_>,
 ) -> bool {
@@ -286,7 +298,7 @@ fn apply_mline(
             (MLine::Inactive(tr), false)
         }
         (None, Want::Publish(t)) => (
-            publish(cx, peer_id, peer, webrtc, mline, media, session, t),
+            publish(cx, peer_id, peer, webrtc, (mline, media, rids), session, t),
             false,
         ),
         (None, Want::Inactive) => (MLine::Inactive(add_inactive(webrtc, media)), false),
@@ -302,12 +314,17 @@ fn publish(
     peer_id: &PeerId,
     peer: &mut Peer,
     webrtc: &gst::Element,
-    mline: u32,
-    media: &SDPMediaRef,
+    (mline, media, rids): (u32, &SDPMediaRef, &[String]),
     session: &gst_sdp::SDPMessageRef,
     track: &TrackId,
 ) -> MLine {
-    let Some((codec, caps)) = codecs::publisher_caps(media, session) else {
+    let Some(codecs::Published {
+        codec,
+        caps,
+        rids,
+        rid_ext,
+    }) = codecs::publisher_caps(media, session, rids)
+    else {
         tracing::warn!(peer = %peer_id, mline, "no supported codec offered: inactive");
         return MLine::Inactive(add_inactive(webrtc, media));
     };
@@ -315,10 +332,14 @@ fn publish(
         tracing::warn!(peer = %peer_id, %track, "track id already published: inactive");
         return MLine::Inactive(add_inactive(webrtc, media));
     }
-    let fwd_sink = match cx
-        .forwarding
-        .publish(cx.pipeline, track, peer_id, mline, codec.clone())
-    {
+    let fwd_sink = match cx.forwarding.publish(
+        cx.pipeline,
+        track,
+        peer_id,
+        mline,
+        codec.clone(),
+        (&rids, rid_ext),
+    ) {
         Ok(pad) => pad,
         Err(e) => {
             tracing::error!(peer = %peer_id, %track, "{e}");
@@ -347,6 +368,7 @@ fn publish(
                 codec,
                 pt,
                 fwd_sink,
+                layers: crate::peer_bin::Layers::new(rids),
                 announced: false,
             },
         );

@@ -34,8 +34,32 @@ pub(crate) struct PublishSlot {
     /// The payload type the client sends with on this m-line.
     pub pt: u32,
     pub fwd_sink: gst::Pad,
+    /// Simulcast layers of the m-line (each stream gets its own forwarder sink).
+    pub layers: Layers,
     /// `TrackPublished` was sent.
     pub announced: bool,
+}
+
+/// The simulcast side of a published m-line.
+#[derive(Debug, Default)]
+pub(crate) struct Layers {
+    /// The RIDs answered; empty for a single stream.
+    pub rids: Vec<String>,
+}
+
+/// Most simulcast streams linked to one forwarder at a time (a layer whose SSRC changes gets a
+/// new pad before its old one goes away); further ones are discarded.
+const MAX_LAYER_STREAMS: usize = 8;
+
+impl Layers {
+    /// Layers of an m-line answered with `rids`.
+    pub(crate) fn new(rids: Vec<String>) -> Self {
+        Self { rids }
+    }
+
+    fn simulcast(&self) -> bool {
+        !self.rids.is_empty()
+    }
 }
 
 /// The publishing side of a peer, as seen by `pad-added`.
@@ -56,15 +80,28 @@ impl PublishMap {
 
     /// The m-line a received stream belongs to. webrtcbin 1.22 reports m-line 0 for an SSRC the
     /// offer did not announce, so the transceiver is only the last resort: announced SSRC
-    /// first, then a payload type used by exactly one published m-line, then the transceiver.
+    /// first, then a payload type used by exactly one published m-line, or by exactly one
+    /// m-line without announced SSRCs (simulcast layers are never announced: a simulcast
+    /// camera next to a screen share with the same codec), then the transceiver.
     fn resolve(&self, ssrc: Option<u32>, pt: Option<u32>, transceiver: Option<u32>) -> Option<u32> {
         if let Some(m) = ssrc.and_then(|s| self.ssrcs.get(&s)) {
             return Some(*m);
         }
         if let Some(pt) = pt {
-            let mut by_pt = self.slots.iter().filter(|(_, s)| s.pt == pt);
-            if let (Some((m, _)), None) = (by_pt.next(), by_pt.next()) {
-                return Some(*m);
+            let unique = |mut it: Box<dyn Iterator<Item = u32> + '_>| match (it.next(), it.next()) {
+                (Some(m), None) => Some(m),
+                _ => None,
+            };
+            let by_pt = || self.slots.iter().filter(move |(_, s)| s.pt == pt);
+            let found = unique(Box::new(by_pt().map(|(m, _)| *m))).or_else(|| {
+                unique(Box::new(
+                    by_pt()
+                        .map(|(m, _)| *m)
+                        .filter(|m| !self.ssrcs.values().any(|x| x == m)),
+                ))
+            });
+            if found.is_some() {
+                return found;
             }
         }
         transceiver.filter(|m| {
@@ -276,19 +313,20 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
         let mut map = shared.publish.lock().unwrap_or_else(|e| e.into_inner());
         let mline = map.resolve(ssrc, pt, transceiver);
         mline.and_then(|m| map.slots.get_mut(&m)).and_then(|slot| {
-            // One stream per m-line: a second one (new SSRC) is discarded, never swapped in,
-            // so the first one can never end up unlinked.
-            if slot.fwd_sink.peer().is_some() {
+            let sink = if slot.layers.simulcast() {
+                // Each simulcast stream gets a sink of its own; the forwarder tells the
+                // layers apart by their RID header extension.
+                layer_sink(&slot.fwd_sink)?
+            } else if slot.fwd_sink.peer().is_some() {
+                // One stream per m-line: a second one (new SSRC) is discarded, never swapped
+                // in, so the first one can never end up unlinked.
                 return None;
-            }
+            } else {
+                slot.fwd_sink.clone()
+            };
             let first = !slot.announced;
             slot.announced = true;
-            Some((
-                slot.track.clone(),
-                slot.codec.clone(),
-                slot.fwd_sink.clone(),
-                first,
-            ))
+            Some((slot.track.clone(), slot.codec.clone(), sink, first))
         })
     };
     let Some((track, codec, fwd_sink, first)) = target else {
@@ -318,6 +356,7 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
     if let Err(e) = ghost.link(&fwd_sink) {
         tracing::error!(room = %shared.room, peer = %shared.peer, %track, "cannot link to forwarder: {e:?}");
         let _ = bin.remove_pad(&ghost);
+        release_layer_sink(&fwd_sink);
         discard(&bin, pad);
         return;
     }
@@ -336,6 +375,30 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
             kind: codec.kind,
             codec: codec_name,
         });
+    }
+}
+
+/// A new `sink_%u` of the forwarder owning `fwd_sink`, for one more simulcast stream; `None`
+/// past [`MAX_LAYER_STREAMS`] linked ones.
+fn layer_sink(fwd_sink: &gst::Pad) -> Option<gst::Pad> {
+    let fwd = fwd_sink.parent_element()?;
+    let linked = fwd
+        .sink_pads()
+        .iter()
+        .filter(|p| p.name().starts_with("sink_") && p.peer().is_some())
+        .count();
+    if linked >= MAX_LAYER_STREAMS {
+        return None;
+    }
+    fwd.request_pad_simple("sink_%u")
+}
+
+/// Releases `sink` if it is a simulcast layer's request sink of a forwarder (`sink_%u`).
+pub(crate) fn release_layer_sink(sink: &gst::Pad) {
+    if sink.name().starts_with("sink_") {
+        if let Some(fwd) = sink.parent_element() {
+            fwd.release_request_pad(sink);
+        }
     }
 }
 

@@ -160,7 +160,14 @@ impl MediaThread {
                 }
             }
             Cmd::Media(MediaCommand::SelectLayer { peer, track, layer }) => {
-                tracing::debug!(%peer, %track, %layer, "layer selection not wired yet");
+                if !self.forwarding.select_layer(&track, &peer, &layer) {
+                    tracing::debug!(%peer, %track, %layer, "no such simulcast layer: ignored");
+                }
+            }
+            Cmd::LayerSwitched { track, pad, layer } => {
+                if let Some(peer) = self.forwarding.subscriber_of(&track, &pad) {
+                    self.emit(MediaEvent::LayerSwitched { peer, track, layer });
+                }
             }
             Cmd::RequestKeyframe(track) => self.forwarding.request_keyframe(&track),
             Cmd::LocalCandidate {

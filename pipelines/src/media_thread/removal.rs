@@ -19,6 +19,10 @@ impl MediaThread {
         let fwd_sink = ghost.peer();
         let _ = ghost.set_active(false);
         let _ = p.pb.bin.remove_pad(&ghost);
+        // A simulcast stream's own forwarder sink goes with it.
+        if let Some(sink) = &fwd_sink {
+            crate::peer_bin::release_layer_sink(sink);
+        }
         // A retired forwarder whose upstream pad is gone can go now.
         if let Some(element) = fwd_sink.and_then(|s| s.parent_element()) {
             for f in self.forwarding.take_retired_element(&element) {
