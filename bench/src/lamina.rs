@@ -166,6 +166,7 @@ impl Session {
             sdp: with_rtcp_rsize(&sdp),
             track_metadata,
             mid_to_track_id,
+            track_bitrates: Default::default(),
         });
         Ok(())
     }

@@ -6,6 +6,10 @@
 //! close the room). Nothing here touches sockets, async runtimes or GStreamer, so every
 //! sequence of `docs/protocol.md` §3.7 is unit-tested in `tests.rs` in milliseconds.
 //!
+//! Simulcast decisions are the core's too (`simulcast.rs`, pure, and `layers.rs`): which layer
+//! of each simulcast track each subscriber gets (`MediaCommand::SelectLayer`), and the
+//! `encodingSwitched` / `bandwidthEstimation` events.
+//!
 //! The room chat goes through the core too ([`RoomCore::chat`]): who may chat, how often, what
 //! text is acceptable, and [`Effect::Chat`] deliveries to every connected peer. Nothing of it is
 //! kept: a message exists only in the effects that deliver it.
@@ -30,18 +34,25 @@ use serde_json::Value;
 
 pub use lamina_protocol::chat::{ChatError, ChatMessage};
 pub use lamina_protocol::ids::{PeerId, TrackId, TrackKind};
-use lamina_protocol::media_event::{ClientEvent, EndpointInfo, ServerEvent, TurnServerInfo};
+use lamina_protocol::media_event::{
+    ClientEvent, EndpointInfo, ServerEvent, TrackInfo, TurnServerInfo,
+};
 pub use lamina_seam::{MediaCommand, MediaEvent};
 
 mod chat;
+mod layers;
 mod outcome;
 pub mod peer;
 pub mod rate;
 mod rounds;
+pub mod simulcast;
 pub mod speakers;
 pub mod track;
 
-pub use outcome::Outcome;
+pub use layers::{
+    Receiving, ESTIMATE_REPORT_CHANGE_PERCENT, ESTIMATE_REPORT_INTERVAL, LAYER_REQUESTS_PER_SEC,
+};
+pub use outcome::{LayerRequestDrop, Outcome};
 use rate::{Decision, RateLimiter};
 
 use peer::{Peer, RoundState, MAX_EARLY_CANDIDATES};
@@ -149,6 +160,8 @@ pub struct RoomCore {
     tracks: BTreeMap<TrackId, Track>,
     /// Voice activity of the audio tracks.
     speakers: speakers::Speakers,
+    /// Each subscriber's simulcast state (wishes, estimate, decisions).
+    downlinks: BTreeMap<PeerId, layers::Downlink>,
     limits: Limits,
     turn: Arc<dyn TurnProvider>,
 }
@@ -185,6 +198,7 @@ impl RoomCore {
             order: Vec::new(),
             tracks: BTreeMap::new(),
             speakers: speakers::Speakers::default(),
+            downlinks: BTreeMap::new(),
             limits,
             turn,
         }
@@ -329,15 +343,14 @@ impl RoomCore {
                 }
                 self.try_start_round(from, &mut fx);
             }
-            ClientEvent::SdpOffer {
-                sdp,
-                track_metadata,
-                mid_to_track_id,
-            } => self.offer(from, sdp, track_metadata, mid_to_track_id, &mut fx),
+            offer @ ClientEvent::SdpOffer { .. } => self.offer(from, offer, &mut fx),
             ClientEvent::Candidate {
                 candidate,
                 sdp_mline_index,
             } => self.candidate(from, candidate, sdp_mline_index, &mut fx),
+            ClientEvent::SetTargetTrackVariant { track_id, variant } => {
+                self.set_target_variant(from, track_id, variant, &mut fx)
+            }
             ClientEvent::Ignored { .. } => {}
         }
         fx
@@ -382,10 +395,9 @@ impl RoomCore {
                     ));
                 }
             }
-            // Simulcast layers and downlink estimates (issue #17; decided in a later change).
-            MediaEvent::LayersActive { .. }
+            e @ (MediaEvent::LayersActive { .. }
             | MediaEvent::LayerSwitched { .. }
-            | MediaEvent::DownlinkEstimate { .. } => {}
+            | MediaEvent::DownlinkEstimate { .. }) => self.layer_event(e, &mut fx),
             MediaEvent::VoiceActivity { track, speech } => {
                 self.voice_activity(&track, speech, &mut fx)
             }
@@ -429,6 +441,7 @@ impl RoomCore {
                 }
                 self.peers.clear();
                 self.tracks.clear();
+                self.downlinks.clear();
                 self.metadata_rate.clear();
                 self.chat_rate.clear();
                 fx.push(Effect::CloseRoom);
@@ -481,10 +494,7 @@ impl RoomCore {
                 .values()
                 .filter(|t| &t.owner == o && t.announced)
                 .collect();
-            let list: Vec<(String, Value)> = tracks
-                .iter()
-                .map(|t| (t.id.to_string(), t.metadata.clone()))
-                .collect();
+            let list: Vec<TrackInfo> = tracks.iter().map(|t| t.info()).collect();
             for t in &tracks {
                 announce.push(Announced {
                     track: t.id.clone(),
@@ -573,12 +583,17 @@ impl RoomCore {
         if !track.announced {
             return;
         }
+        let video = track.kind == TrackKind::Video;
         let ev = ServerEvent::TrackUpdated {
             endpoint_id: from.to_string(),
             track_id: id.to_string(),
             metadata,
         };
         self.tell_subscribers(id, ev, fx);
+        if video {
+            // A screen share is served first on a short downlink.
+            self.select_layers_all(fx);
+        }
     }
 
     /// Sends `event` to every peer that was told about `track` and not told it is gone.
@@ -621,6 +636,7 @@ impl RoomCore {
             .collect();
         // Remove the peer first so no round is started for it.
         self.peers.remove(id);
+        self.downlinks.remove(id);
         self.metadata_rate.remove(id);
         self.chat_rate.remove(id);
         self.order.retain(|o| o != id);
@@ -660,3 +676,6 @@ mod chat_tests;
 
 #[cfg(test)]
 mod vad_tests;
+
+#[cfg(test)]
+mod simulcast_tests;

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use lamina_protocol::media_event::ServerEvent;
+use lamina_protocol::media_event::{ClientEvent, ServerEvent, TrackInfo};
 use lamina_protocol::sdp::{self, Direction};
 use lamina_seam::OfferPlan;
 
 use crate::peer::RoundState;
+use crate::simulcast::{single_bps, Layers};
 use crate::track::{Announced, Slot, Track};
 use crate::ROUND_CONNECT_TIMEOUT;
 use crate::{error, push, Effect, MediaCommand, Outcome, PeerId, RoomCore, TrackId, TrackKind};
@@ -53,6 +54,7 @@ impl RoomCore {
             // A layer choice the graph could not take: the next decision retries.
             MediaCommand::SelectLayer { peer, track, .. } => {
                 tracing::debug!(%peer, %track, %reason, "layer selection refused");
+                self.layer_refused(peer, track);
                 Vec::new()
             }
         }
@@ -101,14 +103,8 @@ impl RoomCore {
         ));
     }
 
-    pub(super) fn offer(
-        &mut self,
-        from: &PeerId,
-        sdp_text: String,
-        track_metadata: BTreeMap<String, Value>,
-        mid_to_track_id: BTreeMap<String, String>,
-        fx: &mut Vec<Effect>,
-    ) {
+    /// A client's `sdpOffer` (`offer` is a [`ClientEvent::SdpOffer`]).
+    pub(super) fn offer(&mut self, from: &PeerId, offer: ClientEvent, fx: &mut Vec<Effect>) {
         let round = self.peers[from].round;
         if round != RoundState::AwaitingOffer {
             if round == RoundState::Idle {
@@ -117,7 +113,7 @@ impl RoomCore {
             fx.push(error(from, "sdpOffer without a pending offerData"));
             return;
         }
-        match self.plan_offer(from, sdp_text, &track_metadata, &mid_to_track_id, fx) {
+        match self.plan_offer(from, offer, fx) {
             Ok(plan) => {
                 let p = self.peers.get_mut(from).expect("caller checked peer");
                 p.round = RoundState::AwaitingAnswer;
@@ -147,11 +143,18 @@ impl RoomCore {
     pub(super) fn plan_offer(
         &mut self,
         from: &PeerId,
-        sdp_text: String,
-        track_metadata: &BTreeMap<String, Value>,
-        mid_to_track_id: &BTreeMap<String, String>,
+        offer: ClientEvent,
         fx: &mut Vec<Effect>,
     ) -> Result<OfferPlan, String> {
+        let ClientEvent::SdpOffer {
+            sdp: sdp_text,
+            track_metadata,
+            mid_to_track_id,
+            track_bitrates,
+        } = offer
+        else {
+            return Err(format!("not an offer: {}", offer.kind()));
+        };
         let summary = sdp::summarize(&sdp_text).map_err(|e| format!("invalid offer: {e}"))?;
         let p = &self.peers[from];
         let recv = |k| {
@@ -172,7 +175,7 @@ impl RoomCore {
         }
         let prefix = format!("{from}:");
         let mut publish = Vec::new();
-        for (mid, track) in mid_to_track_id {
+        for (mid, track) in &mid_to_track_id {
             let mline = summary
                 .mline(mid)
                 .ok_or_else(|| format!("invalid offer: midToTrackId names unknown mid {mid}"))?;
@@ -214,17 +217,35 @@ impl RoomCore {
             self.try_start_round(&q, fx);
         }
 
-        // Publish new tracks; relay metadata changes of existing ones.
+        // Publish new tracks; relay metadata and bit rate changes of existing ones.
         let mut new = Vec::new();
+        let mut bitrates_changed = false;
         for (mid, id, kind) in &publish {
             let metadata = track_metadata
                 .get(id.as_str())
                 .cloned()
                 .unwrap_or(Value::Null);
-            if self.tracks.contains_key(id) {
+            let declared = track_bitrates.get(id.as_str());
+            if let Some(t) = self.tracks.get_mut(id) {
+                let bitrate = single_bps(t.kind, declared);
+                bitrates_changed |= t.bitrate != bitrate;
+                t.bitrate = bitrate;
+                if let Some(l) = t.simulcast.as_mut() {
+                    bitrates_changed |= l.set_bitrates(declared);
+                }
                 self.update_track_metadata(from, id, metadata, fx);
                 continue;
             }
+            // At least two send RIDs on the m-line (`MLine::rids` is empty otherwise).
+            let rids = summary
+                .mline(mid)
+                .map(|m| m.rids.clone())
+                .unwrap_or_default();
+            let simulcast = (rids.len() >= 2).then(|| {
+                let mut l = Layers::new(rids);
+                l.set_bitrates(declared);
+                l
+            });
             new.push(id.clone());
             self.tracks.insert(
                 id.clone(),
@@ -235,8 +256,13 @@ impl RoomCore {
                     metadata,
                     mid: mid.clone(),
                     announced: false,
+                    simulcast,
+                    bitrate: single_bps(*kind, declared),
                 },
             );
+        }
+        if bitrates_changed {
+            self.select_layers_all(fx);
         }
 
         // Assign remote tracks to recvonly m-lines.
@@ -357,10 +383,7 @@ impl RoomCore {
                     list.push((track.id.clone(), track.kind));
                 }
             }
-            let tracks: Vec<(String, Value)> = list
-                .iter()
-                .map(|(t, _)| (t.to_string(), self.tracks[t].metadata.clone()))
-                .collect();
+            let tracks: Vec<TrackInfo> = list.iter().map(|(t, _)| self.tracks[t].info()).collect();
             let others: Vec<PeerId> = self.connected_others(id).collect();
             for o in others {
                 fx.push(push(
@@ -383,6 +406,9 @@ impl RoomCore {
                 self.try_start_round(&o, fx);
             }
         }
+
+        // The tracks this answer maps are received from now on: their first layer choice.
+        self.select_layers(id, fx);
     }
 
     /// Unpublishes tracks: subscribers that have them mapped are told now, the others after
@@ -400,6 +426,7 @@ impl RoomCore {
         if removed.is_empty() {
             return affected;
         }
+        self.forget_layers_of(ids);
         for owner_id in removed.iter().map(|t| t.owner.clone()) {
             if let Some(owner) = self.peers.get_mut(&owner_id) {
                 owner.published.retain(|t| !ids.contains(t));
@@ -448,6 +475,8 @@ impl RoomCore {
                 affected.push(q_id);
             }
         }
+        // Freed downlink share, maybe another active speaker.
+        self.select_layers_all(fx);
         affected
     }
 }

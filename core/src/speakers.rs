@@ -49,6 +49,7 @@ impl RoomCore {
     /// A `laminavad` transition: `vadNotification` to the track's subscribers (only those told
     /// about the track: 0.5.3 fails on an unknown track id).
     pub(crate) fn voice_activity(&mut self, track: &TrackId, speech: bool, fx: &mut Vec<Effect>) {
+        let before = self.speakers.active().cloned();
         if !self.tracks.get(track).is_some_and(|t| t.announced) || !self.speakers.set(track, speech)
         {
             return;
@@ -58,6 +59,10 @@ impl RoomCore {
             speech,
         };
         self.tell_subscribers(track, ev, fx);
+        if self.speakers.active() != before.as_ref() {
+            // The active speaker's video is served first on a short downlink.
+            self.select_layers_all(fx);
+        }
     }
 
     /// Voice activity: the speaking tracks and the active speaker.

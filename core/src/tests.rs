@@ -105,22 +105,23 @@ fn offer(
             sdp: sdp(&sendlines, recv),
             track_metadata: meta,
             mid_to_track_id: mids,
+            track_bitrates: BTreeMap::new(),
         },
     )
 }
 
-fn answer(r: &mut RoomCore, p: &str) -> Vec<Effect> {
+pub(crate) fn answer(r: &mut RoomCore, p: &str) -> Vec<Effect> {
     r.media_event(MediaEvent::AnswerReady {
         peer: id(p),
         sdp: "v=0 answer".into(),
     })
 }
 
-fn connected(r: &mut RoomCore, p: &str) -> Vec<Effect> {
+pub(crate) fn connected(r: &mut RoomCore, p: &str) -> Vec<Effect> {
     r.media_event(MediaEvent::PeerConnected { peer: id(p) })
 }
 
-fn renegotiate(r: &mut RoomCore, p: &str) -> Vec<Effect> {
+pub(crate) fn renegotiate(r: &mut RoomCore, p: &str) -> Vec<Effect> {
     r.client_event(&id(p), ClientEvent::RenegotiateTracks)
 }
 
@@ -389,6 +390,7 @@ fn bad_offers_get_errors() {
             sdp: "garbage".into(),
             track_metadata: BTreeMap::new(),
             mid_to_track_id: BTreeMap::new(),
+            track_bitrates: BTreeMap::new(),
         },
     );
     assert_eq!(kinds(&fx, "A"), ["error"]);
@@ -400,6 +402,7 @@ fn bad_offers_get_errors() {
             sdp: sdp(&[("video", "0")], &[]),
             track_metadata: BTreeMap::new(),
             mid_to_track_id: [("0".to_string(), "B:x".to_string())].into(),
+            track_bitrates: BTreeMap::new(),
         },
     );
     assert_eq!(kinds(&fx, "A"), ["error"]);
@@ -587,7 +590,7 @@ fn freed_slots_are_not_reused() {
     );
 }
 
-fn reports(fx: &[Effect]) -> Vec<Outcome> {
+pub(crate) fn reports(fx: &[Effect]) -> Vec<Outcome> {
     fx.iter()
         .filter_map(|e| match e {
             Effect::Report(o) => Some(*o),
@@ -610,6 +613,7 @@ fn negotiation_outcomes_are_reported_not_inspected() {
             sdp: "not sdp".into(),
             track_metadata: BTreeMap::new(),
             mid_to_track_id: BTreeMap::new(),
+            track_bitrates: BTreeMap::new(),
         },
     );
     assert_eq!(reports(&fx), [Outcome::InvalidOffer]);

@@ -2,6 +2,9 @@
 
 use serde_json::Value;
 
+use lamina_protocol::media_event::TrackInfo;
+
+use crate::simulcast::Layers;
 use crate::{PeerId, TrackId, TrackKind};
 
 /// A track some peer publishes.
@@ -19,6 +22,22 @@ pub struct Track {
     pub mid: String,
     /// True once the other peers have been told (`tracksAdded`).
     pub announced: bool,
+    /// The layers of a simulcast track (its m-line offered at least two send RIDs).
+    pub simulcast: Option<Layers>,
+    /// Bit rate of a single-encoding track (declared in `trackIdToTrackBitrates`, else the
+    /// default of its kind); see [`Layers::bitrates`] for simulcast tracks.
+    pub bitrate: u64,
+}
+
+impl Track {
+    /// The track as listed to other endpoints (`tracksAdded`, `connected`).
+    pub fn info(&self) -> TrackInfo {
+        TrackInfo {
+            id: self.id.to_string(),
+            metadata: self.metadata.clone(),
+            simulcast: self.simulcast.as_ref().map(|l| l.rids.clone()),
+        }
+    }
 }
 
 /// One of a subscriber's recvonly m-lines, and the remote track it carries.

@@ -45,6 +45,13 @@
 //! - Forwarding to a subscriber m-line starts when the subscriber is connected: on every
 //!   transition to `connected`, and 150 ms after an answer that added links on an already
 //!   connected transport. Opening a link requests a keyframe from the publisher.
+//! - Simulcast: a `sendonly` video m-line whose summary lists RIDs (`MLine::rids`) and whose
+//!   offer maps the RID header extension is answered `a=simulcast:recv` with `a=rid:<id> recv`;
+//!   each layer stream gets its own sink on the track's forwarder, which reads the RIDs. Each
+//!   subscriber gets one layer: the last one chosen for it with [`MediaCommand::SelectLayer`]
+//!   (else the highest); a switch happens on the new layer's keyframe and is reported as
+//!   `LayerSwitched`. `LayersActive` reports the layers arriving whenever that set changes. A
+//!   layer no subscriber gets is dropped at the forwarder's input.
 //! - Removing a peer releases everything it published or received. The subscribers' m-lines
 //!   that carried its tracks stop getting data; answer them `inactive` (subscribe `None`) in
 //!   their next round.

@@ -17,6 +17,7 @@
 //! | `lamina_forwarded_packets_total`, `lamina_forwarded_bytes_total` | counter | |
 //! | `lamina_negotiation_failures_total` | counter | `reason`: [`NegotiationFailure`] |
 //! | `lamina_join_refusals_total` | counter | `reason`: [`JoinRefusal`] |
+//! | `lamina_layer_requests_dropped_total` | counter: `setTargetTrackVariant` requests dropped | `reason`: [`LayerRequestDrop`] |
 //! | `lamina_ws_disconnects_total` | counter | `reason`: [`DisconnectReason`] |
 //! | `lamina_uplink_nacks_total` | counter: packets the server asked publishers to resend | |
 //! | `lamina_uplink_repaired_packets_total`, `lamina_uplink_lost_packets_total` | counter: missing publisher packets that came back after a NACK / never came | |
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use lamina_core::LayerRequestDrop;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -76,6 +78,7 @@ struct Counters {
     disconnects: Family<Reason, Counter>,
     negotiation_failures: Family<Reason, Counter>,
     join_refusals: Family<Reason, Counter>,
+    layer_requests_dropped: Family<Reason, Counter>,
     retired_packets: AtomicU64,
     retired_bytes: AtomicU64,
     retired_repair: Mutex<RepairStats>,
@@ -86,6 +89,7 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| {
         disconnects: Family::default(),
         negotiation_failures: Family::default(),
         join_refusals: Family::default(),
+        layer_requests_dropped: Family::default(),
         retired_packets: AtomicU64::new(0),
         retired_bytes: AtomicU64::new(0),
         retired_repair: Mutex::new(RepairStats::default()),
@@ -97,6 +101,12 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| {
     for r in NegotiationFailure::ALL {
         drop(
             c.negotiation_failures
+                .get_or_create(&Reason { reason: r.as_str() }),
+        );
+    }
+    for r in LayerRequestDrop::ALL {
+        drop(
+            c.layer_requests_dropped
                 .get_or_create(&Reason { reason: r.as_str() }),
         );
     }
@@ -123,6 +133,16 @@ pub fn socket_closed(reason: DisconnectReason) {
 pub fn negotiation_failed(reason: NegotiationFailure) {
     COUNTERS
         .negotiation_failures
+        .get_or_create(&Reason {
+            reason: reason.as_str(),
+        })
+        .inc();
+}
+
+/// Counts a dropped `setTargetTrackVariant` request.
+pub fn layer_request_dropped(reason: LayerRequestDrop) {
+    COUNTERS
+        .layer_requests_dropped
         .get_or_create(&Reason {
             reason: reason.as_str(),
         })
@@ -425,6 +445,11 @@ pub fn encode(snap: &Snapshot) -> String {
         "negotiation_failures",
         "Failed negotiation rounds by reason class",
         c.negotiation_failures.clone(),
+    );
+    r.register(
+        "layer_requests_dropped",
+        "setTargetTrackVariant requests dropped, by reason",
+        c.layer_requests_dropped.clone(),
     );
     r.register(
         "join_refusals",

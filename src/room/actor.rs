@@ -291,6 +291,7 @@ impl Actor {
                 Outcome::Refused => NegotiationFailure::Refused,
                 Outcome::AnswerFailed => NegotiationFailure::AnswerFailed,
                 Outcome::ConnectTimeout => NegotiationFailure::ConnectTimeout,
+                Outcome::LayerRequestDropped(why) => return metrics::layer_request_dropped(why),
             }),
             Effect::Disconnect { peer, error } => {
                 if let Some(s) = self.senders.remove(&peer) {
@@ -372,6 +373,7 @@ impl Actor {
                         "mid": s.mid, "kind": s.kind.as_str(),
                         "track": s.track.as_ref().map(|t| t.as_str()),
                     })).collect::<Vec<_>>(),
+                    "simulcast": self.core.describe_layers(&p.id),
                 })
             })
             .collect();
@@ -381,7 +383,8 @@ impl Actor {
             .map(|t| {
                 json!({"id": t.id.as_str(), "owner": t.owner.as_str(),
                        "forwarder": lamina_pipelines::forwarder::element_name(&t.id), "kind": t.kind.as_str(),
-                       "metadata": t.metadata, "announced": t.announced})
+                       "metadata": t.metadata, "announced": t.announced,
+                       "simulcast": t.simulcast.as_ref().map(|l| l.to_json())})
             })
             .collect();
         let speakers = self.core.speakers();

@@ -3,7 +3,8 @@
 //! Lock order (take them in this order; most paths take only one at a time):
 //! 1. `LaminaForwarder::settings`
 //! 2. `LaminaForwarder::state`
-//! 3. `LaminaForwarderPad::state` (pad.rs)
+//! 3. `LaminaForwarder::simulcast` (simulcast.rs)
+//! 4. `LaminaForwarderPad::state` (pad.rs)
 //!
 //! No mutex is held across `push`, `push_event`, `store_sticky_event`, `add_pad`/`remove_pad`,
 //! `child_added`/`child_removed` or a signal emission. The streaming thread collects what to push
@@ -11,7 +12,8 @@
 //! thread never waits for the streaming thread. Statistics are atomics.
 //!
 //! The element's code is split over sibling modules: `sink.rs` (the sink pad's chain, event and
-//! query handling), `upstream.rs` (src pad events and queries, keyframe requests) and
+//! query handling), `layer_sink.rs` (the simulcast `sink_%u` pads and layer selection, with the
+//! state in `simulcast.rs`), `upstream.rs` (src pad events and queries, keyframe requests) and
 //! `properties.rs` (properties, statistics, the `request-keyframe` signal).
 
 use std::ops::ControlFlow;
@@ -23,6 +25,7 @@ use gst::subclass::prelude::*;
 
 use super::keyframe::Throttle;
 use super::properties::{Settings, Stats};
+use super::simulcast::Simulcast;
 
 /// Debug category `laminaforwarder`.
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -73,6 +76,7 @@ pub struct LaminaForwarder {
     pub(super) sinkpad: gst::Pad,
     pub(super) settings: Mutex<Settings>,
     pub(super) state: Mutex<State>,
+    pub(super) simulcast: Mutex<Simulcast>,
     pub(super) stats: Stats,
 }
 
@@ -99,7 +103,8 @@ impl LaminaForwarder {
             .collect()
     }
 
-    /// Replays the sink pad's sticky events onto a new src pad, with its rewritten caps.
+    /// Replays the sink pad's sticky events onto a new src pad, with its rewritten caps; those
+    /// forwarded from the layer sinks if the sink pad has no stream-start.
     fn replay_sticky_events(&self, pad: &super::LaminaForwarderPad, caps: Option<gst::Event>) {
         // Collect first: the pad's object lock is held during the foreach.
         let mut events = Vec::new();
@@ -107,6 +112,13 @@ impl LaminaForwarder {
             events.push(event.clone());
             ControlFlow::Continue(gst::EventForeachAction::Keep)
         });
+        if !events
+            .iter()
+            .any(|e| e.type_() == gst::EventType::StreamStart)
+            && self.replay_layer_events(pad)
+        {
+            return;
+        }
         let mut caps = caps;
         for event in events {
             let event = if event.type_() == gst::EventType::Caps {
@@ -182,6 +194,7 @@ impl ObjectSubclass for LaminaForwarder {
             sinkpad,
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::default()),
+            simulcast: Mutex::new(Simulcast::default()),
             stats: Stats::default(),
         }
     }
@@ -216,6 +229,14 @@ impl ElementImpl for LaminaForwarder {
                 )
                 .expect("valid sink template"),
                 gst::PadTemplate::with_gtype(
+                    "sink_%u",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &caps,
+                    super::LaminaForwarderSinkPad::static_type(),
+                )
+                .expect("valid layer sink template"),
+                gst::PadTemplate::with_gtype(
                     "src_%u",
                     gst::PadDirection::Src,
                     gst::PadPresence::Request,
@@ -234,6 +255,9 @@ impl ElementImpl for LaminaForwarder {
         name: Option<&str>,
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
+        if templ.direction() == gst::PadDirection::Sink {
+            return self.request_layer_sink(templ, name);
+        }
         let obj = self.obj();
         let name = {
             let mut state = lock(&self.state);
@@ -281,8 +305,10 @@ impl ElementImpl for LaminaForwarder {
             gst::warning!(CAT, obj = pad, "cannot activate: {err}");
             return None;
         }
+        lock(&self.simulcast).add_route(pad.clone());
         if let Err(err) = obj.add_pad(&pad) {
             gst::warning!(CAT, obj = pad, "cannot add: {err}");
+            lock(&self.simulcast).remove_route(&pad);
             return None;
         }
         // After add_pad, so a concurrent CAPS event reaches this pad or is in the replay.
@@ -295,6 +321,13 @@ impl ElementImpl for LaminaForwarder {
 
     fn release_pad(&self, pad: &gst::Pad) {
         gst::debug!(CAT, obj = pad, "releasing");
+        if pad.direction() == gst::PadDirection::Sink {
+            self.release_layer_sink(pad);
+            return;
+        }
+        if let Some(src) = pad.downcast_ref::<super::LaminaForwarderPad>() {
+            lock(&self.simulcast).remove_route(src);
+        }
         // The pad becomes flushing: a push in flight on the streaming thread returns Flushing
         // and is swallowed. Deactivating a push-mode src pad does not wait for that thread.
         if let Err(err) = pad.set_active(false) {
@@ -314,6 +347,7 @@ impl ElementImpl for LaminaForwarder {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused {
             lock(&self.state).reset_stream();
+            lock(&self.simulcast).reset_stream();
             for pad in self.src_pads() {
                 pad.imp().reset_logged_errors();
             }
@@ -321,6 +355,7 @@ impl ElementImpl for LaminaForwarder {
         let success = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
             lock(&self.state).reset_stream();
+            lock(&self.simulcast).reset_stream();
         }
         Ok(success)
     }

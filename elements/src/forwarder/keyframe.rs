@@ -1,4 +1,5 @@
-//! Keyframe requests: the upstream force-key-unit event and the per-element throttle.
+//! Keyframe requests: the upstream force-key-unit event and the throttle (one per element for
+//! the always sink pad, one per simulcast layer sink pad).
 //!
 //! The event is built and parsed by structure name (`GstForceKeyUnit`) with the field types of
 //! `gst_video_event_new_upstream_force_key_unit`, so no gstreamer-video dependency is needed.
@@ -72,6 +73,12 @@ impl Throttle {
             }
         }
     }
+
+    /// Time since the last request that went out, `None` if none did.
+    pub fn since_last(&self, now: Instant) -> Option<Duration> {
+        self.last_sent
+            .map(|last| now.saturating_duration_since(last))
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +99,8 @@ mod tests {
         assert!(t.allow(start + ms(1000), ms(500)));
         // Zero interval: never throttled.
         assert!(t.allow(start + ms(1000), Duration::ZERO));
+        assert_eq!(t.since_last(start + ms(1300)), Some(ms(300)));
+        assert_eq!(Throttle::default().since_last(start), None);
     }
 
     #[test]

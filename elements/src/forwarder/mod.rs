@@ -54,18 +54,107 @@
 //! ```
 //! `src_1` stays gated: its fakesink sees events and EOS but no buffer, so it must not wait for
 //! preroll (`async=false`). Live pipelines (webrtcbin) do not preroll and need no such care.
+//!
+//! ## Simulcast
+//!
+//! A publisher's simulcast video track comes as 2–4 *layers* (e.g. RIDs `l`, `m`, `h`), each its
+//! own SSRC and its own webrtcbin src pad. Link each of them to a request sink pad `sink_%u`
+//! (a [`LaminaForwarderSinkPad`]) of one forwarder; each src pad then forwards exactly one layer
+//! at a time, as one continuous stream. A single-stream track uses only the always `sink` pad,
+//! a simulcast track only `sink_%u` pads. Request and release `sink_%u` from any thread while
+//! PLAYING: releasing waits only for the pad's own streaming thread to leave the chain.
+//!
+//! Layers are named by RID:
+//! - element property `rid-extension-id` (uint 0..=255, default 0 = none): the id of the RID
+//!   header extension (`urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id`, RFC 8852, one-byte
+//!   `0xBEDE` or two-byte form) as negotiated. A `sink_%u` pad learns its RID from the first
+//!   packet carrying the extension; later packets without it (Chrome sends it only at the start
+//!   of each SSRC) are that layer's. Packets carrying another RID are dropped.
+//! - sink pad property `rid` (string): set by the application, it overrides learning (the
+//!   extension is then ignored; `""` learns again); read, it is the learned or set RID, `""`
+//!   while unknown. Packets of a `sink_%u` pad whose RID is unknown are dropped.
+//! - element property `rids` (string, default `""`): comma-separated accepted RIDs, e.g.
+//!   `"l,m,h"`; empty accepts any RID of 1–16 characters `[A-Za-z0-9_-]`. A packet with another
+//!   RID is dropped. Drops of this list and the two above are counted in `dropped-unknown-rid`.
+//!   A change applies to RIDs learned or set afterwards.
+//! - two `sink_%u` pads with one RID (a layer whose SSRC changed: a new webrtcbin pad): the last
+//!   to claim the RID (learned or set), in practice the newer pad, carries the layer; the other
+//!   one's packets are dropped. Releasing it hands the layer back to the remaining pad.
+//!
+//! Per src pad:
+//! - `layer` (string, default `""`): `""` forwards the always `sink` pad as above. A RID selects
+//!   that layer: the pad keeps forwarding its current layer until the first packet of a
+//!   *keyframe* of the wanted layer arrives, then switches (sequence numbers continue, timestamps
+//!   follow the running time, the first packet after the switch carries `DISCONT`). A pad with
+//!   no current layer yet starts on the wanted layer's first keyframe. Setting `layer` on an
+//!   active pad that does not forward that layer yet asks for a keyframe on the layer's sink pad
+//!   (force-key-unit, throttled per sink pad by `keyframe-min-interval`); while the switch is
+//!   pending, a throttled request is retried on a later packet of the layer once the interval
+//!   has passed, and a sent one again after `max(keyframe-min-interval, 1 s)` without a keyframe.
+//!   A gated pad (`active=false`) does not switch; activating it asks for a keyframe of its
+//!   wanted layer. Set `ssrc` on such pads: each layer has its own SSRC.
+//! - `current-layer` (string, read-only): the layer forwarded now, `""` if none yet.
+//!
+//! Keyframes are found without decoding, from the `encoding-name` of the layer caps: VP8
+//! (RFC 7741), H264 (RFC 6184: IDR or SPS, single NAL, STAP-A, FU-A start), VP9 and AV1; other
+//! encodings switch on the next packet. Payloads are parsed only on layers a pad waits for.
+//! A packet of a layer no src pad has as current or wanted layer is dropped right away.
+//!
+//! Layer activity: a layer is active while its packets arrive and inactive after `layer-timeout`
+//! ms (uint, default 1000) without any. Timeouts are noticed lazily, when packets of any layer
+//! arrive (checked at most every 100 ms); a layer is active again with its next packet.
+//! Read-only `active-layers` (string) lists the active RIDs, comma-separated, in `rids` order
+//! (learning order when `rids` is empty). The forwarder never switches a pad by itself when its
+//! current layer stops: the application picks another one (`layer`) on `lamina-layers`.
+//!
+//! Element messages (`GstMessageElement`, posted from the streaming thread, no lock held):
+//! - `lamina-layers`, field `layers` (string, as `active-layers`), whenever the set of active
+//!   layers changes;
+//! - `lamina-layer-switched`, fields `pad` (string, src pad name) and `layer` (string, RID),
+//!   whenever a src pad switches to a layer (not when `layer` is set to `""`).
+//!
+//! Statistics: `layer-switches` (u64), `dropped-unknown-rid` (u64).
+//!
+//! Events of the layer sinks: src pads get the first stream-start of any layer, the layer caps
+//! (normalised as above without the layer's `ssrc`, pushed again only when they change) and the
+//! segment (again only when it changes); a new src pad gets these replayed when the always
+//! `sink` pad has none. EOS is forwarded once every `sink_%u` pad got EOS. Other events of one
+//! layer (flushes, tags, gaps, packet-lost notices) are not forwarded. Upstream, a src pad with a
+//! `layer` sends force-key-unit and other events to the sink pad of its current layer (wanted
+//! layer while it has none), and retransmission requests, translated, to the sink pad whose
+//! stream has the input SSRC.
+//!
+//! ```text
+//! GST_PLUGIN_PATH=target/debug gst-launch-1.0 -m \
+//!   laminaforwarder name=f rids=l,h sink_0::rid=h sink_1::rid=l \
+//!     src_0::active=true src_0::layer=h src_0::ssrc=1234 \
+//!   videotestsrc num-buffers=60 ! vp8enc deadline=1 ! rtpvp8pay pt=96 ! f.sink_0 \
+//!   videotestsrc num-buffers=60 ! video/x-raw,width=160,height=120 ! vp8enc deadline=1 ! \
+//!     rtpvp8pay pt=96 ! f.sink_1 \
+//!   f.src_0 ! queue ! rtpvp8depay ! vp8dec ! fakesink
+//! ```
+//! `rtpvp8pay` adds no RID header extension, so the RIDs are set on the pads (`sink_N::rid`,
+//! through the child proxy; from code, `pad.set_property("rid", "h")` after requesting it).
+//! `-m` shows the `lamina-layers` and `lamina-layer-switched` messages; EOS comes once both
+//! layers ended.
 
 use gst::glib;
 use gst::prelude::*;
 
 mod caps;
+pub mod codec;
 mod imp;
 mod keyframe;
+mod layer_sink;
 mod pad;
 mod properties;
 pub mod rewrite;
+mod rid;
+mod simulcast;
 mod sink;
 mod upstream;
+
+pub use layer_sink::{MESSAGE_LAYERS, MESSAGE_LAYER_SWITCHED};
 
 glib::wrapper! {
     /// The `laminaforwarder` element (GType `GstLaminaForwarder`); see the module docs.
@@ -76,8 +165,15 @@ glib::wrapper! {
 
 glib::wrapper! {
     /// A `laminaforwarder` request src pad (GType `GstLaminaForwarderPad`), one per subscriber,
-    /// with the properties `active`, `pt` and `ssrc`.
+    /// with the properties `active`, `pt`, `ssrc`, `layer` and `current-layer`.
     pub struct LaminaForwarderPad(ObjectSubclass<pad::LaminaForwarderPad>)
+        @extends gst::Pad, gst::Object;
+}
+
+glib::wrapper! {
+    /// A `laminaforwarder` request sink pad `sink_%u` (GType `GstLaminaForwarderSinkPad`), one
+    /// per simulcast layer SSRC, with the property `rid`.
+    pub struct LaminaForwarderSinkPad(ObjectSubclass<layer_sink::LaminaForwarderSinkPad>)
         @extends gst::Pad, gst::Object;
 }
 

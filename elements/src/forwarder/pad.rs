@@ -1,8 +1,10 @@
 //! `GstLaminaForwarderPad`: one request src pad of `laminaforwarder`, i.e. one subscriber.
 //!
-//! The pad owns its settings (`active`, `pt`, `ssrc`) and its per-subscriber rewriting state in
-//! one mutex, [`LaminaForwarderPad::state`] (last in the element's lock order, see `imp.rs`).
-//! It never holds that mutex across a push, an event send, a sticky-event store or a notify.
+//! The pad owns its settings (`active`, `pt`, `ssrc`, `layer`) and its per-subscriber rewriting
+//! state in one mutex, [`LaminaForwarderPad::state`] (last in the element's lock order, see
+//! `imp.rs`). It never holds that mutex across a push, an event send, a sticky-event store or a
+//! notify. Its layer selection (wanted and current simulcast layer) is routed by the element
+//! (`simulcast.rs`); the pad keeps a copy of `layer` so the always sink pad's packets skip it.
 
 use std::sync::{LazyLock, Mutex};
 
@@ -20,6 +22,10 @@ pub(super) const PROP_ACTIVE: &str = "active";
 pub(super) const PROP_PT: &str = "pt";
 /// Pad property: SSRC to write (0 = keep).
 pub(super) const PROP_SSRC: &str = "ssrc";
+/// Pad property: the simulcast layer (RID) wanted ("" = the always sink pad's stream).
+pub(super) const PROP_LAYER: &str = "layer";
+/// Read-only pad property: the simulcast layer forwarded now ("" = none).
+pub(super) const PROP_CURRENT_LAYER: &str = "current-layer";
 
 const DEFAULT_ACTIVE: bool = false;
 const DEFAULT_PT: u32 = 0;
@@ -46,6 +52,8 @@ impl Default for PadSettings {
 #[derive(Debug)]
 struct PadState {
     settings: PadSettings,
+    /// The `layer` property; packets of the always sink pad are not forwarded unless empty.
+    layer: String,
     rewriter: Rewriter,
     /// Last input caps this pad was told about (used to re-store caps from a property setter).
     input_caps: Option<gst::Caps>,
@@ -60,6 +68,7 @@ impl Default for PadState {
     fn default() -> Self {
         Self {
             settings: PadSettings::default(),
+            layer: String::new(),
             rewriter: Rewriter::new(),
             input_caps: None,
             caps_dirty: true,
@@ -131,6 +140,21 @@ impl ObjectImpl for LaminaForwarderPad {
                     .default_value(DEFAULT_SSRC)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder(PROP_LAYER)
+                    .nick("Layer")
+                    .blurb(
+                        "Simulcast layer (RID of a sink_%u pad) to forward; switches on the \
+                         layer's next keyframe (requested). \"\" forwards the always sink pad",
+                    )
+                    .default_value(Some(""))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder(PROP_CURRENT_LAYER)
+                    .nick("Current layer")
+                    .blurb("Simulcast layer forwarded now (\"\" = none yet)")
+                    .default_value(Some(""))
+                    .read_only()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -150,10 +174,20 @@ impl ObjectImpl for LaminaForwarderPad {
                     active && !was
                 };
                 gst::debug!(CAT, imp = self, "active = {active}");
-                if activated {
-                    if let Some(element) = self.forwarder() {
-                        element.imp().keyframe_for_new_subscriber(&self.obj());
-                    }
+                if let Some(element) = self.forwarder() {
+                    element
+                        .imp()
+                        .src_pad_active_changed(&self.obj(), active, activated);
+                }
+            }
+            PROP_LAYER => {
+                let layer = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_default();
+                match self.forwarder() {
+                    Some(element) => element.imp().set_wanted_layer(&self.obj(), &layer),
+                    None => self.store_layer(&layer),
                 }
             }
             PROP_PT | PROP_SSRC => {
@@ -189,6 +223,17 @@ impl ObjectImpl for LaminaForwarderPad {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            PROP_LAYER => return lock(&self.state).layer.to_value(),
+            PROP_CURRENT_LAYER => {
+                return self
+                    .forwarder()
+                    .map(|e| e.imp().current_layer(&self.obj()))
+                    .unwrap_or_default()
+                    .to_value()
+            }
+            _ => (),
+        }
         let settings = lock(&self.state).settings;
         match pspec.name() {
             PROP_ACTIVE => settings.active.to_value(),
@@ -224,10 +269,46 @@ impl LaminaForwarderPad {
         state.input_caps.as_ref().map(|c| state.caps_event(c))
     }
 
-    /// Decides what to do with one input packet; `None` when the pad is gated or the packet is
-    /// stale for this pad. `input_caps` are the sink pad's current caps.
+    /// Stores the `layer` property (the element routes it, see `set_wanted_layer`).
+    pub(super) fn store_layer(&self, layer: &str) {
+        let mut state = lock(&self.state);
+        if state.layer != layer {
+            state.layer = layer.to_owned();
+        }
+    }
+
+    /// Decides what to do with one packet of the always sink pad; `None` when the pad is gated,
+    /// wants a simulcast layer, or the packet is stale for this pad. `input_caps` are the sink
+    /// pad's current caps.
     pub(super) fn plan(&self, input: &Input, input_caps: Option<&gst::Caps>) -> Option<Plan> {
         let mut state = lock(&self.state);
+        if !state.layer.is_empty() {
+            return None;
+        }
+        Self::plan_locked(&mut state, input, input_caps)
+    }
+
+    /// Decides what to do with one packet of the pad's current simulcast layer; `switched` when
+    /// the pad switched to that layer with this packet (starts a new output mapping, DISCONT).
+    /// `input_caps` are the normalised layer caps.
+    pub(super) fn plan_layer(
+        &self,
+        input: &Input,
+        input_caps: Option<&gst::Caps>,
+        switched: bool,
+    ) -> Option<Plan> {
+        let mut state = lock(&self.state);
+        if switched {
+            state.rewriter.mark_gap();
+        }
+        Self::plan_locked(&mut state, input, input_caps)
+    }
+
+    fn plan_locked(
+        state: &mut PadState,
+        input: &Input,
+        input_caps: Option<&gst::Caps>,
+    ) -> Option<Plan> {
         if !state.settings.active {
             return None;
         }

@@ -1,5 +1,7 @@
 //! The sink pad of `laminaforwarder`: the chain function that fans each packet out to the src
-//! pads (rewritten, errors swallowed), sticky events and caps, and the sink pad's queries.
+//! pads (rewritten, errors swallowed), sticky events and caps, and the sink pad's queries. The
+//! push loop ([`LaminaForwarder::push_plans`]) and the queries serve the layer sinks too
+//! (`layer_sink.rs`).
 
 use std::sync::atomic::Ordering;
 
@@ -50,12 +52,7 @@ impl LaminaForwarder {
         buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let Some((ssrc, seq, ts)) = rtp_header(&buffer) else {
-            let first = !std::mem::replace(&mut lock(&self.state).invalid_rtp_logged, true);
-            if first {
-                gst::warning!(CAT, imp = self, "dropping invalid RTP packet {buffer:?}");
-            } else {
-                gst::log!(CAT, imp = self, "dropping invalid RTP packet {buffer:?}");
-            }
+            self.drop_invalid(&buffer);
             return self.upstream_result();
         };
 
@@ -84,6 +81,27 @@ impl LaminaForwarder {
             .collect();
 
         // No lock is held from here on.
+        self.push_plans(buffer, plans);
+        self.upstream_result()
+    }
+
+    /// Logs an invalid RTP packet (at warning level the first time).
+    pub(super) fn drop_invalid(&self, buffer: &gst::Buffer) {
+        let first = !std::mem::replace(&mut lock(&self.state).invalid_rtp_logged, true);
+        if first {
+            gst::warning!(CAT, imp = self, "dropping invalid RTP packet {buffer:?}");
+        } else {
+            gst::log!(CAT, imp = self, "dropping invalid RTP packet {buffer:?}");
+        }
+    }
+
+    /// Pushes `buffer`, rewritten per plan, on each planned pad; flow errors are swallowed.
+    /// Called without any lock held.
+    pub(super) fn push_plans(
+        &self,
+        buffer: gst::Buffer,
+        plans: Vec<(super::LaminaForwarderPad, Plan)>,
+    ) {
         let count = plans.len();
         let mut buffer = Some(buffer);
         for (i, (pad, plan)) in plans.into_iter().enumerate() {
@@ -118,7 +136,6 @@ impl LaminaForwarder {
                 Err(err) => self.swallow_flow_error(&pad, err),
             }
         }
-        self.upstream_result()
     }
 
     /// A subscriber's flow error never reaches the publisher: log it once per pad and kind.

@@ -2,6 +2,11 @@
 //! subscribers (force-key-unit requests throttled, retransmission requests translated back to the
 //! input SSRC and sequence number, transport-wide-cc feedback reports dropped) and the keyframe
 //! requests the element sends to the publisher.
+//!
+//! A src pad with a simulcast `layer` sends upstream on a layer sink pad instead of `sink`:
+//! force-key-unit requests and other events on the sink pad of its current layer (its wanted
+//! layer while it has none), retransmission requests on the sink pad whose stream has the
+//! translated SSRC.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,6 +16,7 @@ use gst::subclass::prelude::*;
 
 use super::imp::{lock, LaminaForwarder, CAT};
 use super::keyframe::{KeyUnitRequest, FORCE_KEY_UNIT};
+use super::simulcast::RouteLayers;
 
 /// Structure name of the upstream retransmission request of rtpjitterbuffer/rtpsession.
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
@@ -70,6 +76,14 @@ impl LaminaForwarder {
             },
             _ => UpstreamEvent::Other,
         };
+        let layers = lock(&self.simulcast).route_layers(pad);
+        if let Some(RouteLayers {
+            wanted: Some(wanted),
+            current,
+        }) = layers
+        {
+            return self.layer_src_event(pad, event, kind, current.unwrap_or(wanted));
+        }
         match kind {
             UpstreamEvent::KeyUnit(request) => {
                 // Re-built: the subscriber side may have added its (rewritten) ssrc/payload.
@@ -92,6 +106,44 @@ impl LaminaForwarder {
             }
             UpstreamEvent::SubscriberOnly => true,
             UpstreamEvent::Other => self.sinkpad.push_event(event),
+        }
+    }
+
+    /// [`Self::src_event`] for a src pad with a simulcast layer; `layer` is its current layer,
+    /// else its wanted one.
+    fn layer_src_event(
+        &self,
+        pad: &super::LaminaForwarderPad,
+        event: gst::Event,
+        kind: UpstreamEvent,
+        layer: std::sync::Arc<str>,
+    ) -> bool {
+        match kind {
+            UpstreamEvent::KeyUnit(request) => {
+                self.request_layer_keyframe(&layer, request, pad.name().as_str());
+                true
+            }
+            UpstreamEvent::Retransmission(mut s) => {
+                let out_seq = s
+                    .get::<u32>("seqnum")
+                    .ok()
+                    .and_then(|v| u16::try_from(v).ok());
+                let Some((ssrc, seq)) = out_seq.and_then(|seq| pad.imp().input_for(seq)) else {
+                    return false;
+                };
+                let Some(sink) = lock(&self.simulcast).sink_for_ssrc(ssrc) else {
+                    return false;
+                };
+                s.set("seqnum", u32::from(seq));
+                s.set("ssrc", ssrc);
+                sink.push_event(gst::event::CustomUpstream::new(s))
+            }
+            UpstreamEvent::SubscriberOnly => true,
+            UpstreamEvent::Other => {
+                let sink = lock(&self.simulcast).route_sink(pad);
+                sink.unwrap_or_else(|| self.sinkpad.clone())
+                    .push_event(event)
+            }
         }
     }
 

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::bitrates::{self, TrackBitrates};
 use super::{bad, bad_body, envelope, DecodeError};
 
 /// A media event sent by a client.
@@ -41,6 +42,9 @@ pub enum ClientEvent {
         track_metadata: BTreeMap<String, Value>,
         /// mid → track id of the client's sending transceivers.
         mid_to_track_id: BTreeMap<String, String>,
+        /// `trackIdToTrackBitrates`: what each local track may send (read leniently: entries
+        /// that are not usable are left out, see [`TrackBitrates`]).
+        track_bitrates: BTreeMap<String, TrackBitrates>,
     },
     /// A trickled ICE candidate of the client.
     Candidate {
@@ -58,8 +62,16 @@ pub enum ClientEvent {
         /// `true` for `enableTrackEncoding`.
         enabled: bool,
     },
+    /// The simulcast layer (`variant`, a RID such as `"l"`) the client wants to receive of a
+    /// remote track (custom `setTargetTrackVariant`, sent by `setTargetTrackEncoding`).
+    SetTargetTrackVariant {
+        /// The remote track.
+        track_id: String,
+        /// The wanted layer's RID.
+        variant: String,
+    },
     /// An optional event this server accepts and ignores (`prioritizeTrack`,
-    /// `preferedVideoSizes`, `setTargetTrackVariant`, `trackVariantBitrates`…).
+    /// `preferedVideoSizes`, `trackVariantBitrates`…).
     Ignored {
         /// The event type.
         kind: String,
@@ -67,11 +79,10 @@ pub enum ClientEvent {
 }
 
 /// Events this server accepts without acting on them.
-pub(super) const IGNORED: [&str; 5] = [
+pub(super) const IGNORED: [&str; 4] = [
     "prioritizeTrack",
     "unprioritizeTrack",
     "preferedVideoSizes",
-    "setTargetTrackVariant",
     "trackVariantBitrates",
 ];
 
@@ -86,11 +97,11 @@ pub(super) const KINDS: [&str; 14] = [
     "renegotiateTracks",
     "sdpOffer",
     "candidate",
+    "setTargetTrackVariant",
     IGNORED[0],
     IGNORED[1],
     IGNORED[2],
     IGNORED[3],
-    IGNORED[4],
 ];
 
 /// `data` of `connect` and `updateEndpointMetadata`.
@@ -115,6 +126,14 @@ struct TrackEncodingBody {
     encoding: String,
 }
 
+/// `data` of `setTargetTrackVariant`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TargetVariantBody {
+    track_id: String,
+    variant: String,
+}
+
 /// `data` of `sdpOffer`.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -123,9 +142,9 @@ struct SdpOfferBody {
     /// Absent or `null` reads as no tracks.
     #[serde(default)]
     track_id_to_track_metadata: Option<BTreeMap<String, Value>>,
-    /// Sent empty (no bitrate limits), ignored when received.
-    #[serde(skip_deserializing)]
-    track_id_to_track_bitrates: Map<String, Value>,
+    /// Read leniently ([`bitrates::lenient`]): absent, `null` or malformed reads as empty.
+    #[serde(default, deserialize_with = "bitrates::lenient")]
+    track_id_to_track_bitrates: BTreeMap<String, TrackBitrates>,
     #[serde(deserialize_with = "mid_to_track_id")]
     mid_to_track_id: BTreeMap<String, String>,
 }
@@ -182,6 +201,7 @@ enum Custom {
     RenegotiateTracks,
     SdpOffer(SdpOfferBody),
     Candidate(CandidateBody),
+    SetTargetTrackVariant(TargetVariantBody),
     /// An ignored event, sent without data: `{"type": kind}`.
     #[serde(untagged)]
     Ignored(TypeOnly),
@@ -242,6 +262,14 @@ fn from_body(kind: &'static str, data: Option<Value>) -> Result<ClientEvent, Dec
                 sdp: b.sdp_offer.sdp,
                 track_metadata: b.track_id_to_track_metadata.unwrap_or_default(),
                 mid_to_track_id: b.mid_to_track_id,
+                track_bitrates: b.track_id_to_track_bitrates,
+            }
+        }
+        "setTargetTrackVariant" => {
+            let b: TargetVariantBody = body(kind, data)?;
+            ClientEvent::SetTargetTrackVariant {
+                track_id: b.track_id,
+                variant: b.variant,
             }
         }
         "candidate" => {
@@ -283,6 +311,7 @@ impl ClientEvent {
             ClientEvent::RenegotiateTracks => "renegotiateTracks",
             ClientEvent::SdpOffer { .. } => "sdpOffer",
             ClientEvent::Candidate { .. } => "candidate",
+            ClientEvent::SetTargetTrackVariant { .. } => "setTargetTrackVariant",
             ClientEvent::TrackEncoding { enabled: true, .. } => "enableTrackEncoding",
             ClientEvent::TrackEncoding { .. } => "disableTrackEncoding",
             ClientEvent::Ignored { kind } => kind,
@@ -334,15 +363,22 @@ impl ClientEvent {
                 sdp,
                 track_metadata,
                 mid_to_track_id,
+                track_bitrates,
             } => Wire::Custom(Custom::SdpOffer(SdpOfferBody {
                 sdp_offer: SessionDescription {
                     kind: "offer".into(),
                     sdp: sdp.clone(),
                 },
                 track_id_to_track_metadata: Some(track_metadata.clone()),
-                track_id_to_track_bitrates: Map::new(),
+                track_id_to_track_bitrates: track_bitrates.clone(),
                 mid_to_track_id: mid_to_track_id.clone(),
             })),
+            ClientEvent::SetTargetTrackVariant { track_id, variant } => {
+                Wire::Custom(Custom::SetTargetTrackVariant(TargetVariantBody {
+                    track_id: track_id.clone(),
+                    variant: variant.clone(),
+                }))
+            }
             ClientEvent::Candidate {
                 candidate,
                 sdp_mline_index,
@@ -376,6 +412,7 @@ pub fn sdp_offer_event(
         sdp: sdp.to_owned(),
         track_metadata: metadata.into_iter().collect(),
         mid_to_track_id,
+        track_bitrates: BTreeMap::new(),
     }
     .to_json()
 }

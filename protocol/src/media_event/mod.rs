@@ -6,23 +6,26 @@
 //! `@jellyfish-dev/membrane-webrtc-js` 0.5.x/0.7.x sends and expects them:
 //! - client events at top level: `connect`, `disconnect`, `updateEndpointMetadata`,
 //!   `updateTrackMetadata`, `enable/disableTrackEncoding`; wrapped: `sdpOffer`, `candidate`,
-//!   `renegotiateTracks` and the ignored optional events. The server accepts every client
-//!   event at either level.
-//! - server events wrapped: `offerData`, `sdpAnswer`, `candidate`; all others at top level.
+//!   `renegotiateTracks`, `setTargetTrackVariant` and the ignored optional events. The server
+//!   accepts every client event at either level.
+//! - server events wrapped: `offerData`, `sdpAnswer`, `candidate`, `vadNotification`,
+//!   `encodingSwitched`, `bandwidthEstimation`; all others at top level.
 //!
 //! Both directions encode and decode: [`ClientEvent::encode`] / [`decode`] (the server's half)
 //! and [`ServerEvent::encode`] / [`ServerEvent::decode`] (the client's half). The bodies are
 //! serde structs; what a client sends is then checked by [`ClientEvent::validate`] (sizes,
 //! candidate syntax), which [`decode`] applies.
 
+mod bitrates;
 mod client;
 mod server;
 mod validate;
 
 use serde_json::Value;
 
+pub use bitrates::{TrackBitrates, MAX_BITRATE_LAYERS, MAX_BITRATE_TRACKS, MAX_TRACK_ID_BYTES};
 pub use client::{decode, sdp_offer_event, ClientEvent};
-pub use server::{EndpointInfo, ServerEvent, TurnServerInfo};
+pub use server::{EndpointInfo, ServerEvent, TrackInfo, TurnServerInfo};
 
 /// Largest accepted SDP text, in bytes.
 pub const MAX_SDP_BYTES: usize = 256 * 1024;
@@ -152,6 +155,8 @@ fn bad_at(event: &'static str, path: &str, e: &serde_json::Error) -> DecodeError
     bad(event, problem)
 }
 
+#[cfg(test)]
+mod simulcast_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -18,8 +18,33 @@ pub struct EndpointInfo {
     pub id: String,
     /// Endpoint metadata.
     pub metadata: Value,
-    /// Its tracks: id → metadata.
-    pub tracks: Vec<(String, Value)>,
+    /// Its tracks.
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// A track as listed in `tracksAdded` and in `connected.otherEndpoints` (the wire form is
+/// `{id: {"metadata", "simulcastConfig"}}`, plus `{id: metadata}` in `trackIdToMetadata`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackInfo {
+    /// Track id.
+    pub id: String,
+    /// Track metadata.
+    pub metadata: Value,
+    /// The layers (RIDs, low to high quality) of a simulcast track: `simulcastConfig` is then
+    /// `{"enabled": true, "activeEncodings": layers, "disabledEncodings": []}`. `None` for a
+    /// single-encoding track: `{"enabled": false, "activeEncodings": ["h"], …}`.
+    pub simulcast: Option<Vec<String>>,
+}
+
+impl TrackInfo {
+    /// A single-encoding track.
+    pub fn new(id: impl Into<String>, metadata: Value) -> Self {
+        Self {
+            id: id.into(),
+            metadata,
+            simulcast: None,
+        }
+    }
 }
 
 /// A TURN server as listed in `offerData.integratedTurnServers` (the serde form is that
@@ -73,8 +98,8 @@ pub enum ServerEvent {
     TracksAdded {
         /// Owner.
         endpoint_id: String,
-        /// Track id → metadata.
-        tracks: Vec<(String, Value)>,
+        /// The tracks, in order.
+        tracks: Vec<TrackInfo>,
     },
     /// An endpoint's tracks went away.
     TracksRemoved {
@@ -139,6 +164,24 @@ pub enum ServerEvent {
         /// True for `"speech"`, false for `"silence"`.
         speech: bool,
     },
+    /// The client now receives another simulcast layer of a remote track (custom
+    /// `encodingSwitched`): sent only to peers that were told about the track.
+    EncodingSwitched {
+        /// The track's owner.
+        endpoint_id: String,
+        /// The track.
+        track_id: String,
+        /// The layer's RID.
+        encoding: String,
+        /// Why this layer: `"other"`, `"encoding_inactive"` or `"low_bandwidth"`.
+        reason: String,
+    },
+    /// The server's estimate of the client's downlink, in bit/s (custom
+    /// `bandwidthEstimation`).
+    BandwidthEstimation {
+        /// Estimated bit/s.
+        estimation: u64,
+    },
 }
 
 /// Server events at top level.
@@ -156,7 +199,14 @@ pub(super) const TOP: [&str; 10] = [
 ];
 
 /// Server events wrapped in `{"type": "custom", "data": …}`.
-pub(super) const CUSTOM: [&str; 4] = ["offerData", "sdpAnswer", "candidate", "vadNotification"];
+pub(super) const CUSTOM: [&str; 6] = [
+    "offerData",
+    "sdpAnswer",
+    "candidate",
+    "vadNotification",
+    "encodingSwitched",
+    "bandwidthEstimation",
+];
 
 impl ServerEvent {
     /// The wire name of the event (for logs and tests).
@@ -176,6 +226,8 @@ impl ServerEvent {
             ServerEvent::SdpAnswer { .. } => "sdpAnswer",
             ServerEvent::Candidate { .. } => "candidate",
             ServerEvent::VadNotification { .. } => "vadNotification",
+            ServerEvent::EncodingSwitched { .. } => "encodingSwitched",
+            ServerEvent::BandwidthEstimation { .. } => "bandwidthEstimation",
         }
     }
 

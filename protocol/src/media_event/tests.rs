@@ -24,10 +24,12 @@ fn decodes_connect_and_custom_offer() {
             sdp,
             track_metadata,
             mid_to_track_id,
+            track_bitrates,
         } => {
             assert_eq!(sdp, "v=0\r\n");
             assert_eq!(track_metadata["a:1"], json!({"type":"camera"}));
             assert_eq!(mid_to_track_id["0"], "a:1");
+            assert_eq!(track_bitrates["a:1"], TrackBitrates::Single(2_500_000));
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -126,7 +128,7 @@ fn refuses_oversized_metadata() {
 fn encodes_wire_shapes() {
     let e = ServerEvent::TracksAdded {
         endpoint_id: "A".into(),
-        tracks: vec![("A:1".into(), json!({"type":"audio"}))],
+        tracks: vec![TrackInfo::new("A:1", json!({"type":"audio"}))],
     };
     let v = e.to_json();
     assert_eq!(v["type"], "tracksAdded");
@@ -165,6 +167,7 @@ fn sdp_offer_event_decodes_back() {
             sdp,
             track_metadata,
             mid_to_track_id,
+            ..
         } => {
             assert_eq!(sdp, "v=0\r\n");
             assert_eq!(track_metadata["p:cam"], json!({"type": "camera"}));

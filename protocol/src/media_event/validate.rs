@@ -1,10 +1,12 @@
 //! The checks applied to what a client sends, after its shape was deserialized: SDP, ICE
-//! candidate and metadata sizes, candidate syntax, m-line index range.
+//! candidate and metadata sizes, candidate syntax, m-line index range, track ids and simulcast
+//! layer names of `setTargetTrackVariant`.
 
 use serde_json::Value;
 
 use super::{bad, ClientEvent, DecodeError};
-use super::{MAX_CANDIDATE_BYTES, MAX_METADATA_BYTES, MAX_SDP_BYTES};
+use super::{MAX_CANDIDATE_BYTES, MAX_METADATA_BYTES, MAX_SDP_BYTES, MAX_TRACK_ID_BYTES};
+use crate::sdp::valid_rid;
 
 /// Largest accepted `sdpMLineIndex` + 1.
 const MAX_MLINE_INDEX: u32 = 1024;
@@ -12,7 +14,9 @@ const MAX_MLINE_INDEX: u32 = 1024;
 impl ClientEvent {
     /// Checks the limits of the protocol: metadata of at most [`MAX_METADATA_BYTES`], SDP of
     /// at most [`MAX_SDP_BYTES`], a well-formed candidate line with an IP address and a small
-    /// m-line index. [`super::decode`] applies it; a client may call it before sending.
+    /// m-line index, and a `setTargetTrackVariant` naming a track id of at most
+    /// [`MAX_TRACK_ID_BYTES`] and a variant that is a valid RID ([`valid_rid`]).
+    /// [`super::decode`] applies it; a client may call it before sending.
     pub fn validate(&self) -> Result<(), DecodeError> {
         match self {
             ClientEvent::Connect { metadata } => check_metadata("connect", metadata),
@@ -43,6 +47,22 @@ impl ClientEvent {
                     return Err(bad(
                         "candidate",
                         "sdpMLineIndex must be a small unsigned integer",
+                    ));
+                }
+                Ok(())
+            }
+            ClientEvent::SetTargetTrackVariant { track_id, variant } => {
+                const EVENT: &str = "setTargetTrackVariant";
+                if track_id.len() > MAX_TRACK_ID_BYTES {
+                    return Err(bad(
+                        EVENT,
+                        format!("trackId is too long (limit {MAX_TRACK_ID_BYTES} bytes)"),
+                    ));
+                }
+                if !valid_rid(variant) {
+                    return Err(bad(
+                        EVENT,
+                        "variant must be 1 to 16 characters of A-Z, a-z, 0-9, - and _",
                     ));
                 }
                 Ok(())

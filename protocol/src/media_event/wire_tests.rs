@@ -34,11 +34,22 @@ fn client_events() -> Vec<ClientEvent> {
                 ("0".into(), "a:1".into()),
                 ("1".into(), "a:2".into()),
             ]),
+            track_bitrates: BTreeMap::new(),
         },
         ClientEvent::SdpOffer {
             sdp: "v=0\r\n".into(),
             track_metadata: BTreeMap::new(),
             mid_to_track_id: BTreeMap::new(),
+            track_bitrates: BTreeMap::from([
+                ("a:1".into(), TrackBitrates::Single(50_000)),
+                (
+                    "a:2".into(),
+                    TrackBitrates::Layers(BTreeMap::from([
+                        ("l".into(), 150_000),
+                        ("h".into(), 2_500_000),
+                    ])),
+                ),
+            ]),
         },
         ClientEvent::Candidate {
             candidate: CANDIDATE.into(),
@@ -58,6 +69,10 @@ fn client_events() -> Vec<ClientEvent> {
             encoding: "l".into(),
             enabled: false,
         },
+        ClientEvent::SetTargetTrackVariant {
+            track_id: "b:2".into(),
+            variant: "m".into(),
+        },
     ];
     for kind in client::IGNORED {
         events.push(ClientEvent::Ignored { kind: kind.into() });
@@ -68,8 +83,12 @@ fn client_events() -> Vec<ClientEvent> {
 /// One of each server event; track lists out of key order, to show order is kept.
 fn server_events() -> Vec<ServerEvent> {
     let tracks = vec![
-        ("b:2".to_owned(), json!({"type": "camera"})),
-        ("b:1".to_owned(), json!({"type": "audio", "active": true})),
+        TrackInfo {
+            id: "b:2".into(),
+            metadata: json!({"type": "camera"}),
+            simulcast: Some(vec!["l".into(), "m".into(), "h".into()]),
+        },
+        TrackInfo::new("b:1", json!({"type": "audio", "active": true})),
     ];
     vec![
         ServerEvent::Connected {
@@ -159,6 +178,15 @@ fn server_events() -> Vec<ServerEvent> {
         ServerEvent::VadNotification {
             track_id: "b:1".into(),
             speech: false,
+        },
+        ServerEvent::EncodingSwitched {
+            endpoint_id: "b".into(),
+            track_id: "b:2".into(),
+            encoding: "l".into(),
+            reason: "low_bandwidth".into(),
+        },
+        ServerEvent::BandwidthEstimation {
+            estimation: 1_250_000,
         },
     ]
 }
@@ -413,6 +441,7 @@ fn validation_is_a_separate_step() {
         sdp: "a".repeat(MAX_SDP_BYTES + 1),
         track_metadata: BTreeMap::new(),
         mid_to_track_id: BTreeMap::new(),
+        track_bitrates: BTreeMap::new(),
     };
     assert_eq!(
         problem(big_sdp.validate().map(|_| ()), "sdpOffer"),

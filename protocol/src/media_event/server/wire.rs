@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{EndpointInfo, ServerEvent, TurnServerInfo, CUSTOM, TOP};
+use super::{EndpointInfo, ServerEvent, TrackInfo, TurnServerInfo, CUSTOM, TOP};
 use crate::media_event::{bad, bad_at, envelope, DecodeError};
 
 /// The event as JSON.
@@ -78,6 +78,24 @@ enum Custom {
     SdpAnswer(SdpAnswerBody),
     Candidate(CandidateBody),
     VadNotification(VadBody),
+    EncodingSwitched(EncodingSwitchedBody),
+    BandwidthEstimation(BandwidthBody),
+}
+
+/// `data` of `encodingSwitched`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EncodingSwitchedBody {
+    endpoint_id: String,
+    track_id: String,
+    encoding: String,
+    reason: String,
+}
+
+/// `data` of `bandwidthEstimation`.
+#[derive(Serialize, Deserialize)]
+struct BandwidthBody {
+    estimation: u64,
 }
 
 /// `data` of `vadNotification`.
@@ -114,10 +132,10 @@ struct EndpointBody {
     metadata: Value,
     /// Track id → metadata (membrane-webrtc-js 0.5); a copy of `tracks`, not read back.
     #[serde(serialize_with = "tracks::metadata", skip_deserializing)]
-    track_id_to_metadata: Vec<(String, Value)>,
+    track_id_to_metadata: Vec<TrackInfo>,
     /// Track id → `{metadata, simulcastConfig}` (0.7).
     #[serde(with = "tracks")]
-    tracks: Vec<(String, Value)>,
+    tracks: Vec<TrackInfo>,
 }
 
 /// `data` of `endpointAdded`.
@@ -149,9 +167,9 @@ struct TracksAddedBody {
     endpoint_id: String,
     /// A copy of `tracks`, not read back (see [`EndpointBody`]).
     #[serde(serialize_with = "tracks::metadata", skip_deserializing)]
-    track_id_to_metadata: Vec<(String, Value)>,
+    track_id_to_metadata: Vec<TrackInfo>,
     #[serde(with = "tracks")]
-    tracks: Vec<(String, Value)>,
+    tracks: Vec<TrackInfo>,
 }
 
 /// `data` of `tracksRemoved`.
@@ -225,22 +243,21 @@ fn webrtc() -> String {
     "webrtc".into()
 }
 
-/// Track lists (id → metadata, in order) as JSON objects.
+/// Track lists (in order) as JSON objects.
 mod tracks {
     use serde::de::{Deserializer, MapAccess, Visitor};
     use serde::ser::Serializer;
     use serde::{Deserialize, Serialize};
     use serde_json::Value;
 
+    use super::TrackInfo;
+
     /// `{id: metadata}`.
-    pub(super) fn metadata<S: Serializer>(
-        tracks: &[(String, Value)],
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_map(tracks.iter().map(|(id, m)| (id, m)))
+    pub(super) fn metadata<S: Serializer>(tracks: &[TrackInfo], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(tracks.iter().map(|t| (&t.id, &t.metadata)))
     }
 
-    /// A track as listed in `tracks`. Lamina does not forward simulcast.
+    /// A track as listed in `tracks`.
     #[derive(Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Info<M> {
@@ -249,7 +266,9 @@ mod tracks {
         simulcast_config: Simulcast,
     }
 
-    /// `{"enabled": false, "activeEncodings": ["h"], "disabledEncodings": []}`.
+    /// `{"enabled": true, "activeEncodings": [rids…], "disabledEncodings": []}` for a
+    /// simulcast track, `{"enabled": false, "activeEncodings": ["h"], "disabledEncodings": []}`
+    /// (the default) otherwise.
     #[derive(Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Simulcast {
@@ -268,27 +287,35 @@ mod tracks {
         }
     }
 
+    impl Simulcast {
+        fn of(layers: Option<&Vec<String>>) -> Self {
+            match layers {
+                Some(layers) => Simulcast {
+                    enabled: true,
+                    active_encodings: layers.clone(),
+                    disabled_encodings: Vec::new(),
+                },
+                None => Simulcast::default(),
+            }
+        }
+    }
+
     /// `{id: {"metadata": metadata, "simulcastConfig": …}}`.
-    pub(super) fn serialize<S: Serializer>(
-        tracks: &[(String, Value)],
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_map(tracks.iter().map(|(id, metadata)| {
+    pub(super) fn serialize<S: Serializer>(tracks: &[TrackInfo], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(tracks.iter().map(|t| {
             let info = Info {
-                metadata,
-                simulcast_config: Simulcast::default(),
+                metadata: &t.metadata,
+                simulcast_config: Simulcast::of(t.simulcast.as_ref()),
             };
-            (id, info)
+            (&t.id, info)
         }))
     }
 
-    /// The tracks of `{id: {"metadata": …}}`, in the order of the text.
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Vec<(String, Value)>, D::Error> {
+    /// The tracks of `{id: {"metadata": …, "simulcastConfig": …}}`, in the order of the text.
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TrackInfo>, D::Error> {
         struct InOrder;
         impl<'de> Visitor<'de> for InOrder {
-            type Value = Vec<(String, Value)>;
+            type Value = Vec<TrackInfo>;
 
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a map of track id to {\"metadata\": …}")
@@ -297,7 +324,15 @@ mod tracks {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut tracks = Vec::new();
                 while let Some((id, info)) = map.next_entry::<String, Info<Value>>()? {
-                    tracks.push((id, info.metadata));
+                    let simulcast = info
+                        .simulcast_config
+                        .enabled
+                        .then_some(info.simulcast_config.active_encodings);
+                    tracks.push(TrackInfo {
+                        id,
+                        metadata: info.metadata,
+                        simulcast,
+                    });
                 }
                 Ok(tracks)
             }
@@ -373,6 +408,15 @@ fn from_wire(wire: Wire) -> Result<ServerEvent, DecodeError> {
         Wire::Custom(Custom::VadNotification(b)) => ServerEvent::VadNotification {
             track_id: b.track_id,
             speech: b.status == VadStatus::Speech,
+        },
+        Wire::Custom(Custom::EncodingSwitched(b)) => ServerEvent::EncodingSwitched {
+            endpoint_id: b.endpoint_id,
+            track_id: b.track_id,
+            encoding: b.encoding,
+            reason: b.reason,
+        },
+        Wire::Custom(Custom::BandwidthEstimation(b)) => ServerEvent::BandwidthEstimation {
+            estimation: b.estimation,
         },
     })
 }
@@ -481,6 +525,20 @@ fn to_wire(event: &ServerEvent) -> Wire {
                     VadStatus::Silence
                 },
             }))
+        }
+        ServerEvent::EncodingSwitched {
+            endpoint_id,
+            track_id,
+            encoding,
+            reason,
+        } => Wire::Custom(Custom::EncodingSwitched(EncodingSwitchedBody {
+            endpoint_id,
+            track_id,
+            encoding,
+            reason,
+        })),
+        ServerEvent::BandwidthEstimation { estimation } => {
+            Wire::Custom(Custom::BandwidthEstimation(BandwidthBody { estimation }))
         }
     }
 }

@@ -1,0 +1,842 @@
+//! `laminaforwarder` simulcast: layer sink pads `sink_%u` learning their RID from the RFC 8852
+//! header extension, src pads forwarding one layer and switching on a keyframe, paused layers,
+//! layer activity messages, RID takeover by a newer pad, upstream events per layer, and
+//! releasing layer sinks while packets flow. Packets are built by hand (VP8 and H264 payloads,
+//! one packet per frame, the RID extension in the first packets of each SSRC).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_check::Harness;
+
+mod support;
+
+use support::*;
+
+/// Header extension id of the RID in these tests.
+const RID_EXT: u8 = 3;
+const SSRC_L: u32 = 0x1111;
+const SSRC_M: u32 = 0x2222;
+const SSRC_H: u32 = 0x3333;
+/// 33 ms per frame at 90 kHz.
+const TICKS_PER_FRAME: u32 = 2970;
+
+/// How a packet carries its RID.
+#[derive(Debug, Clone, Copy)]
+enum Rid<'a> {
+    None,
+    /// One-byte header extension (0xBEDE) with this id.
+    One(u8, &'a str),
+    /// Two-byte header extension (0x100x) with this id.
+    Two(u8, &'a str),
+}
+
+/// Codec payloads: VP8 (a descriptor with S=1, PID=0, then the payload header with P) or H264
+/// (a keyframe is an FU-A start of an IDR, a delta frame a non-IDR slice).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Codec {
+    Vp8,
+    H264,
+}
+
+/// An RTP packet: PT 96, payload `[codec bytes.., tag, seq]` so the test can tell layers apart.
+fn packet(
+    codec: Codec,
+    (ssrc, seq, ts, pts_ms): (u32, u16, u32, u64),
+    rid: Rid<'_>,
+    key: bool,
+    tag: u8,
+) -> gst::Buffer {
+    let (bits, mut ext) = match rid {
+        Rid::None => (0u16, Vec::new()),
+        Rid::One(id, r) => {
+            let len = u8::try_from(r.len()).expect("short rid");
+            let mut e = vec![(id << 4) | (len - 1)];
+            e.extend_from_slice(r.as_bytes());
+            (0xBEDE, e)
+        }
+        Rid::Two(id, r) => {
+            let mut e = vec![id, u8::try_from(r.len()).expect("short rid")];
+            e.extend_from_slice(r.as_bytes());
+            (0x1000, e)
+        }
+    };
+    while ext.len() % 4 != 0 {
+        ext.push(0);
+    }
+    let x = if matches!(rid, Rid::None) { 0 } else { 0x10 };
+    let mut data = vec![0x80 | x, 96];
+    data.extend_from_slice(&seq.to_be_bytes());
+    data.extend_from_slice(&ts.to_be_bytes());
+    data.extend_from_slice(&ssrc.to_be_bytes());
+    if x != 0 {
+        data.extend_from_slice(&bits.to_be_bytes());
+        data.extend_from_slice(&u16::try_from(ext.len() / 4).unwrap().to_be_bytes());
+        data.extend_from_slice(&ext);
+    }
+    match (codec, key) {
+        (Codec::Vp8, true) => data.extend_from_slice(&[0x10, 0x00]),
+        (Codec::Vp8, false) => data.extend_from_slice(&[0x10, 0x01]),
+        (Codec::H264, true) => data.extend_from_slice(&[0x7c, 0x85]),
+        (Codec::H264, false) => data.extend_from_slice(&[0x41, 0x9a]),
+    }
+    data.extend_from_slice(&[tag, seq as u8]);
+    let mut buf = gst::Buffer::from_mut_slice(data);
+    buf.get_mut()
+        .expect("new buffer")
+        .set_pts(gst::ClockTime::from_mseconds(pts_ms));
+    buf
+}
+
+fn layer_caps(codec: Codec, ssrc: u32, rid: &str) -> String {
+    let name = match codec {
+        Codec::Vp8 => "VP8",
+        Codec::H264 => "H264",
+    };
+    format!(
+        "application/x-rtp, media=(string)video, encoding-name=(string){name}, \
+         clock-rate=(int)90000, payload=(int)96, ssrc=(uint){ssrc}, rid=(string){rid}, \
+         extmap-3=(string)urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+    )
+}
+
+/// What feeds a layer sink pad.
+enum Feed {
+    Harness(Harness),
+    /// A plain src pad linked to a pad requested with `request_pad_simple` (a harness would
+    /// release its pad again at teardown, a GLib critical once the test released it).
+    Pad(gst::Pad),
+}
+
+/// Links a new plain src pad to a new `sink_%u` pad of `el` and sends the stream's events.
+fn plain_feed(el: &gst::Element, stream_id: &str, caps: &str) -> (gst::Pad, gst::Pad) {
+    let sink = el.request_pad_simple("sink_%u").expect("layer sink pad");
+    let src = gst::Pad::builder(gst::PadDirection::Src)
+        .event_function(|_, _, _| true)
+        .build();
+    src.set_active(true).expect("activate");
+    src.link(&sink).expect("link");
+    src.push_event(gst::event::StreamStart::new(stream_id));
+    let caps: gst::Caps = caps.parse().expect("caps");
+    src.push_event(gst::event::Caps::new(&caps));
+    src.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    (src, sink)
+}
+
+/// One simulcast layer of the publisher, feeding a `sink_%u` pad.
+struct Layer {
+    feed: Feed,
+    codec: Codec,
+    ssrc: u32,
+    rid: &'static str,
+    two_byte: bool,
+    /// Packets that still carry the RID extension.
+    rid_packets: u32,
+    tag: u8,
+    base_ts: u32,
+    seq: u16,
+}
+
+impl Layer {
+    fn new(el: &gst::Element, pad: &str, rid: &'static str, ssrc: u32) -> Self {
+        Self::with(el, pad, rid, ssrc, Codec::Vp8, false)
+    }
+
+    fn with(
+        el: &gst::Element,
+        pad: &str,
+        rid: &'static str,
+        ssrc: u32,
+        codec: Codec,
+        two_byte: bool,
+    ) -> Self {
+        let mut h = Harness::with_element(el, Some(pad), None);
+        h.set_src_caps_str(&layer_caps(codec, ssrc, rid));
+        Self::fed_by(Feed::Harness(h), rid, ssrc, codec, two_byte)
+    }
+
+    /// A VP8 layer on a new `sink_%u` pad fed by a plain src pad; returns it and the sink pad.
+    fn plain(el: &gst::Element, rid: &'static str, ssrc: u32) -> (Self, gst::Pad) {
+        let (src, sink) = plain_feed(
+            el,
+            &format!("{rid}-{ssrc}"),
+            &layer_caps(Codec::Vp8, ssrc, rid),
+        );
+        (
+            Self::fed_by(Feed::Pad(src), rid, ssrc, Codec::Vp8, false),
+            sink,
+        )
+    }
+
+    fn fed_by(feed: Feed, rid: &'static str, ssrc: u32, codec: Codec, two_byte: bool) -> Self {
+        Self {
+            feed,
+            codec,
+            ssrc,
+            rid,
+            two_byte,
+            rid_packets: 3,
+            tag: rid.as_bytes()[0],
+            base_ts: ssrc.wrapping_mul(1000),
+            seq: (ssrc as u16).wrapping_mul(7),
+        }
+    }
+
+    /// Sends frame `frame` (one packet, at 33 ms per frame).
+    fn send(&mut self, frame: u32, key: bool) {
+        let rid = match (self.rid_packets, self.two_byte) {
+            (0, _) => Rid::None,
+            (_, false) => Rid::One(RID_EXT, self.rid),
+            (_, true) => Rid::Two(RID_EXT, self.rid),
+        };
+        self.rid_packets = self.rid_packets.saturating_sub(1);
+        let buf = packet(
+            self.codec,
+            (
+                self.ssrc,
+                self.seq,
+                self.base_ts.wrapping_add(TICKS_PER_FRAME * frame),
+                33 * u64::from(frame),
+            ),
+            rid,
+            key,
+            self.tag,
+        );
+        self.seq = self.seq.wrapping_add(1);
+        self.push_raw(buf);
+    }
+
+    fn push_raw(&mut self, buf: gst::Buffer) {
+        let result = match &mut self.feed {
+            Feed::Harness(h) => h.push(buf),
+            Feed::Pad(p) => p.push(buf),
+        };
+        assert_eq!(result, Ok(gst::FlowSuccess::Ok));
+    }
+
+    fn h(&mut self) -> &mut Harness {
+        match &mut self.feed {
+            Feed::Harness(h) => h,
+            Feed::Pad(_) => panic!("not fed by a harness"),
+        }
+    }
+
+    fn key_unit_requests(&mut self) -> usize {
+        drain_key_unit_requests(self.h()).len()
+    }
+}
+
+/// A forwarder reading RIDs from extension 3, accepting `rids`, with a bus for its messages and
+/// keyframe requests throttled far beyond the test's duration.
+fn simulcast_forwarder(rids: &str) -> (gst::Element, gst::Bus) {
+    let el = forwarder();
+    el.set_property("rid-extension-id", u32::from(RID_EXT));
+    el.set_property("rids", rids);
+    el.set_property("keyframe-min-interval", 60_000u32);
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    (el, bus)
+}
+
+/// A subscriber harness on `src` with the given layer, SSRC 4242, active.
+fn subscriber(el: &gst::Element, src: &str, layer: &str) -> Harness {
+    let h = Harness::with_element(el, None, Some(src));
+    let p = pad(el, src);
+    p.set_property("ssrc", 4242u32);
+    p.set_property("layer", layer);
+    p.set_property("active", true);
+    h
+}
+
+/// All queued element messages' structures.
+fn messages(bus: &gst::Bus) -> Vec<gst::Structure> {
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Element]))
+        .filter_map(|m| m.structure().map(|s| s.to_owned()))
+        .collect()
+}
+
+fn named<'a>(msgs: &'a [gst::Structure], name: &str) -> Vec<&'a gst::Structure> {
+    msgs.iter().filter(|s| s.name() == name).collect()
+}
+
+fn layers_values(msgs: &[gst::Structure]) -> Vec<String> {
+    named(msgs, "lamina-layers")
+        .iter()
+        .map(|s| s.get::<String>("layers").expect("layers field"))
+        .collect()
+}
+
+fn current_layer(el: &gst::Element, src: &str) -> String {
+    pad(el, src).property::<String>("current-layer")
+}
+
+/// `(tag, seq, ts, discont)` of the buffers queued on `h`.
+fn pulled(h: &mut Harness) -> Vec<(u8, u16, u32, bool)> {
+    std::iter::from_fn(|| h.try_pull())
+        .map(|b| {
+            let p = payload(&b);
+            let hd = hdr(&b);
+            assert_eq!(hd.ssrc, 4242, "rewritten SSRC");
+            (
+                p[p.len() - 2],
+                hd.seq,
+                hd.ts,
+                b.flags().contains(gst::BufferFlags::DISCONT),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rids_are_learned_from_one_and_two_byte_extensions_once() {
+    let (el, bus) = simulcast_forwarder("");
+    let mut sub = subscriber(&el, "src_0", "l");
+    let mut l = Layer::with(&el, "sink_0", "l", SSRC_L, Codec::Vp8, false);
+    let mut h = Layer::with(&el, "sink_1", "h", SSRC_H, Codec::Vp8, true);
+    assert_eq!(pad(&el, "sink_0").property::<String>("rid"), "");
+
+    l.send(0, true);
+    h.send(0, true);
+    assert_eq!(pad(&el, "sink_0").property::<String>("rid"), "l");
+    assert_eq!(pad(&el, "sink_1").property::<String>("rid"), "h");
+    for frame in 1..6 {
+        l.send(frame, false);
+        h.send(frame, false);
+    }
+    // Learned once: a later packet with another RID is dropped and counted, the RID stays.
+    let other = packet(
+        Codec::Vp8,
+        (SSRC_L, 5000, 0, 300),
+        Rid::One(RID_EXT, "m"),
+        false,
+        b'x',
+    );
+    l.push_raw(other);
+    assert_eq!(pad(&el, "sink_0").property::<String>("rid"), "l");
+    assert_eq!(stat(&el, "dropped-unknown-rid"), 1);
+
+    // The subscriber of "l" got exactly the six l packets, continuous.
+    let out = pulled(&mut sub);
+    assert_eq!(out.len(), 6, "{out:?}");
+    assert!(out.iter().all(|(tag, ..)| *tag == b'l'));
+    assert!(out.windows(2).all(|w| w[1].1 == w[0].1.wrapping_add(1)));
+    assert_eq!(current_layer(&el, "src_0"), "l");
+    assert_eq!(el.property::<String>("active-layers"), "l,h");
+    assert_eq!(layers_values(&messages(&bus)), vec!["l", "l,h"]);
+
+    // A sink pad whose packets never carry a RID: everything dropped and counted.
+    let mut unknown = Harness::with_element(&el, Some("sink_2"), None);
+    unknown.set_src_caps_str(&layer_caps(Codec::Vp8, SSRC_M, "m"));
+    for seq in 0..3 {
+        let buf = packet(Codec::Vp8, (SSRC_M, seq, 0, 0), Rid::None, true, b'm');
+        assert_eq!(unknown.push(buf), Ok(gst::FlowSuccess::Ok));
+    }
+    assert_eq!(stat(&el, "dropped-unknown-rid"), 4);
+    assert_eq!(pad(&el, "sink_2").property::<String>("rid"), "");
+}
+
+#[test]
+fn rids_outside_the_list_are_dropped_and_counted() {
+    let (el, _bus) = simulcast_forwarder("l, h");
+    assert_eq!(el.property::<String>("rids"), "l,h");
+    let mut sub = subscriber(&el, "src_0", "h");
+    let mut x = Harness::with_element(&el, Some("sink_0"), None);
+    x.set_src_caps_str(&layer_caps(Codec::Vp8, SSRC_M, "m"));
+    for (seq, rid) in [(0u16, "m"), (1, "m"), (2, "bad rid"), (3, "")] {
+        let rid = if rid.is_empty() {
+            Rid::None
+        } else {
+            Rid::One(RID_EXT, rid)
+        };
+        let buf = packet(Codec::Vp8, (SSRC_M, seq, 0, 0), rid, true, b'm');
+        assert_eq!(x.push(buf), Ok(gst::FlowSuccess::Ok), "never an error");
+    }
+    assert_eq!(stat(&el, "dropped-unknown-rid"), 4);
+    assert_eq!(pad(&el, "sink_0").property::<String>("rid"), "");
+    assert_eq!(el.property::<String>("active-layers"), "");
+
+    // A RID set by the application overrides learning: packets without extension are "h".
+    let mut h = Harness::with_element(&el, Some("sink_1"), None);
+    h.set_src_caps_str(&layer_caps(Codec::Vp8, SSRC_H, "h"));
+    pad(&el, "sink_1").set_property("rid", "h");
+    assert_eq!(pad(&el, "sink_1").property::<String>("rid"), "h");
+    let buf = packet(Codec::Vp8, (SSRC_H, 9, 0, 0), Rid::None, true, b'h');
+    assert_eq!(h.push(buf), Ok(gst::FlowSuccess::Ok));
+    assert_eq!(pulled(&mut sub).len(), 1);
+    assert_eq!(el.property::<String>("active-layers"), "h");
+    // A RID outside the list cannot be set either.
+    pad(&el, "sink_0").set_property("rid", "m");
+    assert_eq!(pad(&el, "sink_0").property::<String>("rid"), "");
+}
+
+#[test]
+fn switch_happens_exactly_at_the_first_keyframe_of_the_wanted_layer() {
+    let (el, bus) = simulcast_forwarder("l,m,h");
+    let mut sub = subscriber(&el, "src_0", "l");
+    let mut l = Layer::new(&el, "sink_0", "l", SSRC_L);
+    let mut h = Layer::new(&el, "sink_1", "h", SSRC_H);
+
+    // No current layer yet: the pad starts on l's first keyframe, which is asked for.
+    l.send(0, false);
+    h.send(0, false);
+    assert!(sub.try_pull().is_none());
+    assert_eq!(current_layer(&el, "src_0"), "");
+    assert_eq!(l.key_unit_requests(), 1, "keyframe of l asked for");
+    assert_eq!(h.key_unit_requests(), 0);
+    for frame in 1..4 {
+        l.send(frame, frame == 1);
+        h.send(frame, false);
+    }
+    let out = pulled(&mut sub);
+    assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), b"lll");
+    assert_eq!(current_layer(&el, "src_0"), "l");
+    assert_eq!(
+        last_caps(&drain_events(&mut sub)),
+        Some(
+            gst::Caps::builder("application/x-rtp")
+                .field("media", "video")
+                .field("encoding-name", "VP8")
+                .field("clock-rate", 90_000i32)
+                .field("payload", 96i32)
+                .field("ssrc", 4242u32)
+                .build()
+        )
+    );
+    let switched = named(&messages(&bus), "lamina-layer-switched").len();
+    assert_eq!(switched, 1, "the start on l is a switch too");
+
+    // Wanting h asks h's sink pad for a keyframe, and only it.
+    pad(&el, "src_0").set_property("layer", "h");
+    assert_eq!(pad(&el, "src_0").property::<String>("layer"), "h");
+    assert_eq!(h.key_unit_requests(), 1, "force-key-unit upstream on h");
+    assert_eq!(l.key_unit_requests(), 0);
+
+    // Delta frames of h: the pad stays on l.
+    for frame in 4..7 {
+        h.send(frame, false);
+        l.send(frame, frame == 5);
+    }
+    let before = pulled(&mut sub);
+    assert_eq!(before.iter().map(|o| o.0).collect::<Vec<_>>(), b"lll");
+    assert_eq!(current_layer(&el, "src_0"), "l");
+    assert!(named(&messages(&bus), "lamina-layer-switched").is_empty());
+
+    // h's keyframe: switched with that packet; l is not forwarded anymore.
+    h.send(7, true);
+    l.send(7, false);
+    h.send(8, false);
+    l.send(8, false);
+    let after = pulled(&mut sub);
+    assert_eq!(after.iter().map(|o| o.0).collect::<Vec<_>>(), b"hh");
+    let last_l = out
+        .iter()
+        .chain(&before)
+        .last()
+        .copied()
+        .expect("l packets");
+    // Sequence continues at +1; the timestamp follows the 33 ms between l's frame 6 and h's 7.
+    assert_eq!(after[0].1, last_l.1.wrapping_add(1));
+    assert_eq!(after[0].2, last_l.2.wrapping_add(TICKS_PER_FRAME));
+    assert!(after[0].3, "DISCONT on the first switched packet");
+    assert_eq!(after[1].1, after[0].1.wrapping_add(1));
+    assert_eq!(after[1].2, after[0].2.wrapping_add(TICKS_PER_FRAME));
+    assert!(!after[1].3);
+    assert_eq!(current_layer(&el, "src_0"), "h");
+    let msgs = messages(&bus);
+    let switched = named(&msgs, "lamina-layer-switched");
+    assert_eq!(switched.len(), 1);
+    assert_eq!(switched[0].get::<String>("pad").as_deref(), Ok("src_0"));
+    assert_eq!(switched[0].get::<String>("layer").as_deref(), Ok("h"));
+    assert_eq!(stat(&el, "layer-switches"), 2);
+    // No more requests: the switch is done.
+    assert_eq!(h.key_unit_requests(), 0);
+}
+
+#[test]
+fn h264_layers_switch_on_an_idr_start() {
+    let (el, _bus) = simulcast_forwarder("l,h");
+    let mut sub = subscriber(&el, "src_0", "l");
+    let mut l = Layer::with(&el, "sink_0", "l", SSRC_L, Codec::H264, false);
+    let mut h = Layer::with(&el, "sink_1", "h", SSRC_H, Codec::H264, false);
+    l.send(0, true);
+    h.send(0, true);
+    pad(&el, "src_0").set_property("layer", "h");
+    h.send(1, false);
+    l.send(1, false);
+    h.send(2, true);
+    l.send(2, false);
+    let tags: Vec<u8> = pulled(&mut sub).iter().map(|o| o.0).collect();
+    assert_eq!(tags, b"llh");
+    assert_eq!(current_layer(&el, "src_0"), "h");
+}
+
+#[test]
+fn a_layer_nobody_wants_is_paused_and_resumes_when_wanted() {
+    let (el, _bus) = simulcast_forwarder("l,m,h");
+    let mut sub = subscriber(&el, "src_0", "l");
+    let mut l = Layer::new(&el, "sink_0", "l", SSRC_L);
+    let mut m = Layer::new(&el, "sink_1", "m", SSRC_M);
+    for frame in 0..4 {
+        l.send(frame, frame == 0);
+        m.send(frame, true);
+    }
+    assert_eq!(stat(&el, "forwarded-packets"), 4, "only l is forwarded");
+    assert_eq!(m.key_unit_requests(), 0, "nobody asked m for anything");
+    // m is still active (its packets are counted as arriving).
+    assert_eq!(el.property::<String>("active-layers"), "l,m");
+
+    // A second subscriber wants m: forwarded from m's next keyframe on.
+    let mut sub2 = subscriber(&el, "src_1", "m");
+    assert_eq!(m.key_unit_requests(), 1);
+    m.send(4, false);
+    m.send(5, true);
+    m.send(6, false);
+    l.send(4, false);
+    let tags: Vec<u8> = pulled(&mut sub2).iter().map(|o| o.0).collect();
+    assert_eq!(tags, b"mm");
+    assert_eq!(pulled(&mut sub).iter().filter(|o| o.0 == b'm').count(), 0);
+
+    // The second subscriber goes back to "" (the always sink pad): m pauses again.
+    pad(&el, "src_1").set_property("layer", "");
+    assert_eq!(current_layer(&el, "src_1"), "");
+    let forwarded = stat(&el, "forwarded-packets");
+    m.send(7, true);
+    assert_eq!(stat(&el, "forwarded-packets"), forwarded);
+    assert!(sub2.try_pull().is_none());
+}
+
+/// Pushes a packet of `layer` every few ms until `done(messages so far)`; panics after 10 s.
+fn send_until(
+    layer: &mut Layer,
+    frame: &mut u32,
+    bus: &gst::Bus,
+    mut done: impl FnMut(&[gst::Structure]) -> bool,
+) -> Vec<gst::Structure> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    loop {
+        *frame += 1;
+        layer.send(*frame, false);
+        seen.extend(messages(bus));
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not met; messages: {seen:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn layers_message_when_a_layer_stops_and_comes_back() {
+    let (el, bus) = simulcast_forwarder("l,m,h");
+    el.set_property("layer-timeout", 50u32);
+    let _sub = subscriber(&el, "src_0", "l");
+    let mut l = Layer::new(&el, "sink_0", "l", SSRC_L);
+    let mut h = Layer::new(&el, "sink_1", "h", SSRC_H);
+    // h is learned first, but the order is the one of `rids`.
+    h.send(0, true);
+    l.send(0, true);
+    assert_eq!(layers_values(&messages(&bus)), vec!["h", "l,h"]);
+
+    // h stops; l goes on: h is noticed inactive after about 50 ms.
+    let mut frame = 0;
+    let seen = send_until(&mut l, &mut frame, &bus, |m| !layers_values(m).is_empty());
+    assert_eq!(layers_values(&seen), vec!["l"]);
+    assert_eq!(el.property::<String>("active-layers"), "l");
+    // The subscriber's layer is untouched (the application decides).
+    assert_eq!(current_layer(&el, "src_0"), "l");
+
+    // h is back with its next packet.
+    h.send(frame + 1, false);
+    assert_eq!(layers_values(&messages(&bus)), vec!["l,h"]);
+    assert_eq!(el.property::<String>("active-layers"), "l,h");
+}
+
+#[test]
+fn a_newer_sink_pad_with_the_same_rid_takes_over() {
+    let (el, bus) = simulcast_forwarder("l,h");
+    let mut sub = subscriber(&el, "src_0", "h");
+    let mut old = Layer::new(&el, "sink_0", "h", SSRC_H);
+    old.send(0, true);
+    old.send(1, false);
+    // The layer's SSRC changed: a new webrtcbin pad, a new sink pad, the same RID.
+    let (mut new, sink_1) = Layer::plain(&el, "h", 0x4444);
+    assert_eq!(sink_1.name(), "sink_1");
+    new.send(2, true);
+    old.send(2, false);
+    new.send(3, false);
+    old.send(3, false);
+    let out = pulled(&mut sub);
+    let seqs: Vec<u16> = out.iter().map(|o| o.1).collect();
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+    assert!(out[2].3, "DISCONT where the new SSRC starts");
+    // Both pads say "h"; the old pad's packets are dropped (not counted as unknown).
+    assert_eq!(pad(&el, "sink_0").property::<String>("rid"), "h");
+    assert_eq!(pad(&el, "sink_1").property::<String>("rid"), "h");
+    assert_eq!(stat(&el, "dropped-unknown-rid"), 0);
+    assert_eq!(el.property::<String>("active-layers"), "h");
+    // Same layer all along: one switch (the start), no layer change.
+    assert_eq!(named(&messages(&bus), "lamina-layer-switched").len(), 1);
+
+    // Releasing the newer pad hands the layer back to the older one.
+    el.release_request_pad(&sink_1);
+    old.send(4, false);
+    let back = pulled(&mut sub);
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].1, out[3].1.wrapping_add(1));
+    assert!(back[0].3, "DISCONT where the old SSRC comes back");
+}
+
+#[test]
+fn upstream_events_of_a_layer_pad_go_to_its_layer_sink() {
+    let (el, _bus) = simulcast_forwarder("l,h");
+    el.set_property("keyframe-min-interval", 0u32);
+    let mut sub = subscriber(&el, "src_0", "h");
+    let mut l = Layer::new(&el, "sink_0", "l", SSRC_L);
+    let mut h = Layer::new(&el, "sink_1", "h", SSRC_H);
+    for frame in 0..3 {
+        l.send(frame, true);
+        h.send(frame, frame == 0);
+    }
+    let out = pulled(&mut sub);
+    assert_eq!(out.len(), 3);
+    l.key_unit_requests();
+    h.key_unit_requests();
+
+    // A subscriber's PLI: to h only.
+    let fku = gst::event::CustomUpstream::new(
+        gst::Structure::builder("GstForceKeyUnit")
+            .field("running-time", u64::MAX)
+            .field("all-headers", true)
+            .field("count", 0u32)
+            .build(),
+    );
+    assert!(sub.push_upstream_event(fku));
+    assert_eq!(h.key_unit_requests(), 1);
+    assert_eq!(l.key_unit_requests(), 0);
+
+    // A NACK of the second output packet: h's input SSRC and sequence number, on h's pad.
+    while h.h().try_pull_upstream_event().is_some() {}
+    let request = gst::event::CustomUpstream::new(
+        gst::Structure::builder("GstRTPRetransmissionRequest")
+            .field("seqnum", u32::from(out[1].1))
+            .field("ssrc", 4242u32)
+            .build(),
+    );
+    assert!(sub.push_upstream_event(request));
+    let up = h
+        .h()
+        .try_pull_upstream_event()
+        .expect("request on h's sink pad");
+    let s = up.structure().expect("structure");
+    assert_eq!(s.get::<u32>("ssrc"), Ok(SSRC_H));
+    assert_eq!(
+        s.get::<u32>("seqnum"),
+        Ok(u32::from((SSRC_H as u16).wrapping_mul(7).wrapping_add(1)))
+    );
+    assert!(l.h().try_pull_upstream_event().is_none());
+}
+
+#[test]
+fn layer_sticky_events_reach_late_pads_and_eos_waits_for_all_layers() {
+    let (el, _bus) = simulcast_forwarder("l,h");
+    let mut l = Layer::new(&el, "sink_0", "l", SSRC_L);
+    let mut h = Layer::new(&el, "sink_1", "h", SSRC_H);
+    l.send(0, true);
+    h.send(0, true);
+
+    // Requested after the layers' events, with only layer sinks carrying data.
+    let mut late = Harness::with_element(&el, None, Some("src_0"));
+    let src = pad(&el, "src_0");
+    src.set_property("pt", 100u32);
+    // Layer caps without the layer's ssrc and publisher fields, with the pad's pt.
+    let caps: gst::Caps = "application/x-rtp, media=(string)video, encoding-name=(string)VP8, \
+         clock-rate=(int)90000, payload=(int)100"
+        .parse()
+        .expect("caps");
+    assert_eq!(src.current_caps(), Some(caps));
+    src.set_property("layer", "l");
+    src.set_property("active", true);
+    l.send(1, true);
+    assert_eq!(hdr(&late.pull().expect("l packet")).pt, 100);
+    // The stored sticky events went out before the first buffer, once each.
+    let types: Vec<gst::EventType> = drain_events(&mut late).iter().map(|e| e.type_()).collect();
+    assert_eq!(
+        types,
+        vec![
+            gst::EventType::StreamStart,
+            gst::EventType::Caps,
+            gst::EventType::Segment
+        ]
+    );
+
+    // EOS of one layer is not the end of the subscriber's stream.
+    assert!(l.h().push_event(gst::event::Eos::new()));
+    assert!(drain_events(&mut late)
+        .iter()
+        .all(|e| e.type_() != gst::EventType::Eos));
+    assert!(h.h().push_event(gst::event::Eos::new()));
+    let eos = drain_events(&mut late)
+        .iter()
+        .filter(|e| e.type_() == gst::EventType::Eos)
+        .count();
+    assert_eq!(eos, 1);
+}
+
+#[test]
+fn gated_pads_do_not_switch_and_activation_asks_for_their_layer() {
+    let (el, bus) = simulcast_forwarder("l,h");
+    let mut sub = Harness::with_element(&el, None, Some("src_0"));
+    let src = pad(&el, "src_0");
+    src.set_property("layer", "h");
+    let mut h = Layer::new(&el, "sink_0", "h", SSRC_H);
+    h.send(0, true);
+    assert_eq!(h.key_unit_requests(), 0, "a gated pad asks for nothing");
+    assert_eq!(current_layer(&el, "src_0"), "");
+    src.set_property("active", true);
+    assert_eq!(h.key_unit_requests(), 1, "activation asks h for a keyframe");
+    h.send(1, false);
+    assert!(sub.try_pull().is_none());
+    h.send(2, true);
+    assert!(sub.try_pull().is_some());
+    assert_eq!(current_layer(&el, "src_0"), "h");
+    assert_eq!(named(&messages(&bus), "lamina-layer-switched").len(), 1);
+}
+
+#[test]
+fn a_throttled_keyframe_request_is_retried_while_the_switch_is_pending() {
+    let (el, _bus) = simulcast_forwarder("l,h");
+    el.set_property("keyframe-min-interval", 100u32);
+    let _sub = subscriber(&el, "src_0", "h");
+    let mut h = Layer::new(&el, "sink_0", "h", SSRC_H);
+    // The first packet asks (nothing could be sent before the pad knew its RID).
+    h.send(0, false);
+    assert_eq!(h.key_unit_requests(), 1);
+    // A subscriber PLI within the interval is throttled ...
+    let p = pad(&el, "src_0");
+    let fku = gst::event::CustomUpstream::new(gst::Structure::new_empty("GstForceKeyUnit"));
+    assert!(p.send_event(fku));
+    assert_eq!(h.key_unit_requests(), 0);
+    assert_eq!(stat(&el, "keyframe-requests-dropped"), 1);
+    // ... and retried on a packet of h once the interval has passed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut frame = 0;
+    while h.key_unit_requests() == 0 {
+        assert!(Instant::now() < deadline, "no retry");
+        frame += 1;
+        h.send(frame, false);
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(current_layer(&el, "src_0"), "");
+}
+
+#[test]
+fn releasing_layer_sinks_while_packets_flow_does_not_deadlock() {
+    let (el, _bus) = simulcast_forwarder("h");
+    let mut sub = subscriber(&el, "src_0", "h");
+    let forwarded = Arc::new(AtomicU64::new(0));
+
+    for cycle in 0..10u32 {
+        let (src, sink) = plain_feed(
+            &el,
+            &format!("layer-{cycle}"),
+            &layer_caps(Codec::Vp8, SSRC_H + cycle, "h"),
+        );
+        sink.set_property("rid", "h");
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let pusher = {
+            let stop = stop.clone();
+            let src = src.clone();
+            thread::spawn(move || {
+                let mut seq = 0u16;
+                while !stop.load(Ordering::Relaxed) {
+                    let ssrc = SSRC_H + cycle;
+                    let buf = packet(
+                        Codec::Vp8,
+                        (ssrc, seq, u32::from(seq) * 90, u64::from(seq)),
+                        Rid::None,
+                        true,
+                        b'h',
+                    );
+                    // Errors once the pad is released (not linked, flushing).
+                    let _ = src.push(buf);
+                    seq = seq.wrapping_add(1);
+                }
+            })
+        };
+
+        // Wait until this pad's packets come out, then release it while they flow.
+        let deadline = Instant::now() + TIMEOUT;
+        let start = forwarded.load(Ordering::Relaxed);
+        while forwarded.load(Ordering::Relaxed) < start + 5 {
+            assert!(
+                Instant::now() < deadline,
+                "packets of cycle {cycle} not forwarded"
+            );
+            if sub.try_pull().is_some() {
+                forwarded.fetch_add(1, Ordering::Relaxed);
+            } else {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let (done_tx, done_rx) = mpsc::channel();
+        let releaser = {
+            let el = el.clone();
+            let sink = sink.clone();
+            thread::spawn(move || {
+                el.release_request_pad(&sink);
+                let _ = done_tx.send(());
+            })
+        };
+        done_rx
+            .recv_timeout(TIMEOUT)
+            .expect("release finishes while packets flow (no deadlock)");
+        releaser.join().expect("releaser");
+        assert!(sink.parent().is_none());
+        stop.store(true, Ordering::Relaxed);
+        pusher.join().expect("pusher");
+        while sub.try_pull().is_some() {}
+    }
+    assert_eq!(el.sink_pads().len(), 1, "only the always sink pad is left");
+}
+
+#[test]
+fn gst_launch_switches_to_the_wanted_layer_to_eos() {
+    init();
+    // The pipeline of the module docs.
+    let pipeline = "laminaforwarder name=f rids=l,h sink_0::rid=h sink_1::rid=l \
+         src_0::active=true src_0::layer=h src_0::ssrc=1234 \
+         videotestsrc num-buffers=30 ! vp8enc deadline=1 ! rtpvp8pay pt=96 ! f.sink_0 \
+         videotestsrc num-buffers=30 ! video/x-raw,width=160,height=120 ! vp8enc deadline=1 ! \
+         rtpvp8pay pt=96 ! f.sink_1 \
+         f.src_0 ! queue ! rtpvp8depay ! vp8dec ! fakesink";
+    let mut args = vec!["-m"];
+    args.extend(pipeline.split_whitespace());
+    let (ok, stdout, stderr) = run_with_plugin("simulcast", "gst-launch-1.0", &args);
+    assert!(
+        ok && stdout.contains("Got EOS from element"),
+        "gst-launch failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("CRITICAL") && !stderr.contains("WARNING"),
+        "no GLib criticals or warnings expected:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("lamina-layer-switched, pad=(string)src_0, layer=(string)h"),
+        "switch message expected in:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("lamina-layers, layers=(string)\"l\\,h\""),
+        "layers message expected in:\n{stdout}"
+    );
+}
