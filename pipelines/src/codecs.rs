@@ -43,9 +43,15 @@ const PUBLISH_FB: &[&str] = &[
     "rtcp-fb-ccm-fir",
     "rtcp-fb-transport-cc",
 ];
-/// Feedback kept on the subscriber (sending) side: loss and keyframe requests. (webrtcbin
-/// drops `nack` again from the answer of a transceiver without `do-nack`.)
-const SUBSCRIBE_FB: &[&str] = &["rtcp-fb-nack", "rtcp-fb-nack-pli", "rtcp-fb-ccm-fir"];
+/// Feedback kept on the subscriber (sending) side: loss and keyframe requests, and
+/// transport-wide congestion control for the downlink estimate. (webrtcbin drops `nack` again
+/// from the answer of a transceiver without `do-nack`.)
+const SUBSCRIBE_FB: &[&str] = &[
+    "rtcp-fb-nack",
+    "rtcp-fb-nack-pli",
+    "rtcp-fb-ccm-fir",
+    "rtcp-fb-transport-cc",
+];
 
 /// The codec a published track carries, as chosen from its publisher's offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,23 +188,54 @@ pub(crate) fn publisher_caps(
     })
 }
 
+/// A sending (subscriber) m-line's `codec-preferences`.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscribed {
+    /// The subscriber's payload type for the codec.
+    pub pt: u32,
+    /// The caps.
+    pub caps: gst::Caps,
+    /// The subscriber's one-byte id of the TWCC header extension, when it offered one and
+    /// `twcc` was asked for.
+    pub twcc_ext: Option<u32>,
+}
+
 /// Caps for the `codec-preferences` of a sending (subscriber) m-line: the offered format of
-/// `codec` with the subscriber's PT, keyframe feedback, and the fixed `ssrc` we forward with.
-/// Returns (pt, caps), or `None` when the subscriber did not offer that codec.
+/// `codec` with the subscriber's PT, keyframe feedback, and the fixed `ssrc` we forward with;
+/// with `twcc`, also the offer's transport-cc feedback and extmap (a one-byte id, 1–14).
+/// `None` when the subscriber did not offer that codec.
 pub(crate) fn subscriber_caps(
     media: &SDPMediaRef,
+    session: &gst_sdp::SDPMessageRef,
     codec: &Codec,
     ssrc: u32,
-) -> Option<(u32, gst::Caps)> {
+    twcc: bool,
+) -> Option<Subscribed> {
     if media_kind(media)? != codec.kind {
         return None;
     }
     let (pt, mut s) = offered_formats(media)
         .into_iter()
         .find(|(_, s)| codec_of(codec.kind, s).as_ref() == Some(codec))?;
-    filter_fields(&mut s, SUBSCRIBE_FB);
+    let twcc_ext = extmaps(media, session)
+        .find(|(id, uri)| *uri == EXT_TWCC && (1..=14).contains(id))
+        .map(|(id, _)| id)
+        .filter(|_| twcc && s.has_field("rtcp-fb-transport-cc"));
+    let keep: &[&str] = if twcc_ext.is_some() {
+        SUBSCRIBE_FB
+    } else {
+        &SUBSCRIBE_FB[..3]
+    };
+    filter_fields(&mut s, keep);
+    if let Some(id) = twcc_ext {
+        s.set(format!("extmap-{id}").as_str(), EXT_TWCC);
+    }
     s.set("ssrc", ssrc);
-    Some((pt as u32, gst::Caps::builder_full().structure(s).build()))
+    Some(Subscribed {
+        pt: pt as u32,
+        caps: gst::Caps::builder_full().structure(s).build(),
+        twcc_ext,
+    })
 }
 
 /// Whether the m-line offers an `rtx` format for payload type `pt` (`a=fmtp:<rtx> apt=<pt>`).
@@ -299,9 +336,11 @@ a=simulcast:send l;m;h\r\n";
             encoding_name: "VP8".into(),
             clock_rate: 90000,
         };
-        let (pt, caps) = subscriber_caps(media, &vp8, 4242).unwrap();
-        assert_eq!(pt, 100);
-        let s = caps.structure(0).unwrap();
+        let sub = subscriber_caps(media, &sdp, &vp8, 4242, true).unwrap();
+        assert_eq!(sub.pt, 100);
+        // Without transport-cc feedback offered for VP8, no TWCC.
+        assert_eq!(sub.twcc_ext, None);
+        let s = sub.caps.structure(0).unwrap();
         assert_eq!(s.get::<u32>("ssrc").unwrap(), 4242);
         assert!(s.has_field("rtcp-fb-nack-pli"));
         assert!(s.has_field("rtcp-fb-nack"));
@@ -311,7 +350,18 @@ a=simulcast:send l;m;h\r\n";
             encoding_name: "OPUS".into(),
             clock_rate: 48000,
         };
-        assert!(subscriber_caps(media, &opus, 1).is_none());
+        assert!(subscriber_caps(media, &sdp, &opus, 1, true).is_none());
+        // Audio offered with transport-cc: kept when asked for, under the offer's id.
+        let audio = sdp.media(0).unwrap();
+        let sub = subscriber_caps(audio, &sdp, &opus, 7, true).unwrap();
+        assert_eq!(sub.twcc_ext, Some(3));
+        let s = sub.caps.structure(0).unwrap();
+        assert_eq!(s.get::<&str>("extmap-3").unwrap(), EXT_TWCC);
+        assert!(s.has_field("rtcp-fb-transport-cc"));
+        let sub = subscriber_caps(audio, &sdp, &opus, 7, false).unwrap();
+        assert_eq!(sub.twcc_ext, None);
+        let s = sub.caps.structure(0).unwrap();
+        assert!(!s.has_field("extmap-3") && !s.has_field("rtcp-fb-transport-cc"));
     }
 
     #[test]

@@ -78,6 +78,14 @@ impl Forwarder {
         pad.set_property("layer", layer);
     }
 
+    /// Makes one output carry the subscriber's TWCC header extension (id `id`), whose
+    /// transport-wide sequence numbers the subscriber's rtpsession writes.
+    pub(crate) fn set_twcc_ext(pad: &gst::Pad, id: u32) {
+        if pad.find_property("twcc-ext-id").is_some() {
+            pad.set_property("twcc-ext-id", id);
+        }
+    }
+
     /// Opens or closes the gate of one output. Opening requests a keyframe from the publisher.
     pub(crate) fn set_active(pad: &gst::Pad, active: bool) {
         pad.set_property("active", active);

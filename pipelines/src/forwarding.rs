@@ -165,13 +165,13 @@ impl Forwarding {
             .map(|((peer, _), _)| peer.clone())
     }
 
-    /// Links a new gated output of `track` (rewriting to `pt`/`ssrc`) to `sink`.
+    /// Links a new gated output of `track` (rewriting to `pt`/`ssrc`, with the subscriber's
+    /// TWCC header extension id if any) to `sink`.
     pub(crate) fn link(
         &mut self,
         track: &TrackId,
         subscriber: (&PeerId, u32),
-        pt: u32,
-        ssrc: u32,
+        (pt, ssrc, twcc_ext): (u32, u32, Option<u32>),
         sink: &gst::Pad,
     ) -> Result<Link, String> {
         let t = self.tracks.get_mut(track).ok_or("unknown track")?;
@@ -181,6 +181,9 @@ impl Forwarding {
             .ok_or("forwarder refused a pad")?;
         if let Some(layer) = t.layer_for(subscriber.0) {
             Forwarder::set_layer(&fwd_pad, layer);
+        }
+        if let Some(id) = twcc_ext {
+            Forwarder::set_twcc_ext(&fwd_pad, id);
         }
         if let Err(e) = fwd_pad.link(sink) {
             t.fwd.release_src(&fwd_pad);

@@ -99,6 +99,7 @@
 mod bus;
 mod cmd;
 mod codecs;
+mod downlink;
 mod dtls;
 pub mod fault;
 pub mod forwarder;

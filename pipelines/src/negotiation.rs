@@ -279,9 +279,16 @@ fn apply_mline(
                     cx.forwarding.unlink((peer_id, mline), link);
                 }
                 match want {
-                    Want::Subscribe(t) => {
-                        subscribe(cx, peer_id, peer, mline, media, t, Some(slot), webrtc)
-                    }
+                    Want::Subscribe(t) => subscribe(
+                        cx,
+                        peer_id,
+                        peer,
+                        mline,
+                        (media, session),
+                        t,
+                        Some(slot),
+                        webrtc,
+                    ),
                     _ => {
                         slot.transceiver.set_direction(Dir::Inactive);
                         (MLine::Subscribe(slot), false)
@@ -291,7 +298,7 @@ fn apply_mline(
         }
         (Some(MLine::Inactive(tr)), Want::Inactive) => (MLine::Inactive(tr), false),
         (Some(MLine::Inactive(_)), Want::Subscribe(t)) | (None, Want::Subscribe(t)) => {
-            subscribe(cx, peer_id, peer, mline, media, t, None, webrtc)
+            subscribe(cx, peer_id, peer, mline, (media, session), t, None, webrtc)
         }
         (Some(MLine::Inactive(tr)), Want::Publish(t)) => {
             tracing::warn!(peer = %peer_id, mline, track = %t, "publishing on a former inactive m-line: unsupported");
@@ -386,16 +393,18 @@ fn subscribe(
     peer_id: &PeerId,
     peer: &Peer,
     mline: u32,
-    media: &SDPMediaRef,
+    (media, session): (&SDPMediaRef, &gst_sdp::SDPMessageRef),
     track: &TrackId,
     slot: Option<SubSlot>,
     webrtc: &gst::Element,
 ) -> (MLine, bool) {
     let ssrc = cx.ssrcs.next();
+    let twcc = crate::downlink::available();
     let prepared = cx.forwarding.source(track).and_then(|(codec, publisher)| {
-        codecs::subscriber_caps(media, codec, ssrc).map(|caps| (caps, publisher.clone()))
+        codecs::subscriber_caps(media, session, codec, ssrc, twcc)
+            .map(|caps| (caps, publisher.clone()))
     });
-    let Some(((pt, caps), publisher)) = prepared else {
+    let Some((codecs::Subscribed { pt, caps, twcc_ext }, publisher)) = prepared else {
         tracing::warn!(peer = %peer_id, mline, %track, "unknown track or codec not offered: inactive");
         return match slot {
             Some(s) => {
@@ -419,10 +428,12 @@ fn subscribe(
         slot.sink.set_property("msid", publisher.as_str());
     }
     let mut slot = slot;
-    match cx
-        .forwarding
-        .link(track, (peer_id, mline), pt, ssrc, slot.ghost.upcast_ref())
-    {
+    match cx.forwarding.link(
+        track,
+        (peer_id, mline),
+        (pt, ssrc, twcc_ext),
+        slot.ghost.upcast_ref(),
+    ) {
         Ok(link) => {
             tracing::debug!(peer = %peer_id, mline, %track, pt, ssrc, "subscriber link prepared");
             slot.link = Some(link);

@@ -204,6 +204,13 @@ impl PeerBin {
                 .kind_of(ssrc)
         };
         crate::repair::install(&bin, &webrtc, rtx_maps.clone(), kind_of);
+        // The send path's aux sender: laminartx, then the downlink estimator.
+        crate::downlink::connect_aux_sender(
+            &webrtc,
+            peer.clone(),
+            shared.events.clone(),
+            crate::repair::rtx_sender,
+        );
         // RTCP: reports once a second, feedback at once and without SR/RR/SDES, TWCC every
         // 200 ms (issue #14; docs/performance.md).
         crate::rtcp::install(&bin);

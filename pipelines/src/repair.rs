@@ -253,6 +253,15 @@ fn rtx_maps(answer: &gst_sdp::SDPMessageRef) -> (gst::Structure, gst::Structure)
 /// for again (Opus has no RTX; a NACK for it can never be answered). webrtcbin sets
 /// `do-retransmission` from the transceiver too, but not reliably for every SSRC of a bundled
 /// session, so this decides last.
+/// A `laminartx` for webrtcbin's `request-aux-sender` (see the module docs; `downlink.rs`
+/// puts it in front of the downlink estimator).
+pub(crate) fn rtx_sender() -> Option<gst::Element> {
+    gst::ElementFactory::make(RTX_FACTORY)
+        .property("max-requests-per-sec", NACK_BUDGET_PER_SEC)
+        .build()
+        .ok()
+}
+
 pub(crate) fn install(
     bin: &gst::Bin,
     webrtc: &gst::Element,
@@ -280,13 +289,6 @@ pub(crate) fn install(
     } else {
         tracing::warn!("webrtcbin without an rtpbin: receive path keeps rtpjitterbuffer");
     }
-    webrtc.connect("request-aux-sender", false, |_| {
-        let rtx = gst::ElementFactory::make(RTX_FACTORY)
-            .property("max-requests-per-sec", NACK_BUDGET_PER_SEC)
-            .build()
-            .ok()?;
-        Some(rtx.to_value())
-    });
     bin.connect_deep_element_added(move |_, _, element| {
         if is(element, RTX_TYPE) {
             maps.apply_to(element);
