@@ -3,7 +3,7 @@
 //! The publisher's caps carry publisher-specific fields (`sprop-*`, `rtcp-fb-*`, `extmap-*`,
 //! `rid-*`, `a-*`, `ssrc-*`, codec parameters) that would leak into every subscriber's
 //! negotiation. A src pad announces only what identifies the stream, with its own payload type
-//! and SSRC written in.
+//! and SSRC written in (and, with `twcc-ext-id`, its own TWCC `extmap-<id>`: `twcc.rs`).
 
 /// Fields copied from the input caps; every other field is dropped.
 const KEPT_FIELDS: [&str; 3] = ["media", "encoding-name", "clock-rate"];

@@ -50,6 +50,8 @@ pub(super) struct State {
     pub(super) clock_rate: Option<u32>,
     /// Whether the sink caps say `media=audio` (no keyframe requests for new subscribers).
     pub(super) is_audio: bool,
+    /// Id of the TWCC header extension in the sink caps (0 = none), see `twcc.rs`.
+    pub(super) twcc_in_id: u8,
     /// The current TIME segment, to compute running times of input packets.
     pub(super) segment: gst::FormattedSegment<gst::ClockTime>,
     /// Throttle of keyframe requests sent upstream.

@@ -16,6 +16,7 @@ use super::codec::Codec;
 use super::imp::{lock, LaminaForwarder, CAT};
 use super::keyframe::KeyUnitRequest;
 use super::simulcast::{LayerKeyframe, Verdict};
+use super::twcc;
 
 /// Sink pad property: the layer's RID.
 pub(super) const PROP_RID: &str = "rid";
@@ -262,7 +263,7 @@ impl LaminaForwarder {
                     Some((pad, plan))
                 })
                 .collect();
-            self.push_plans(buffer, plans);
+            self.push_plans(buffer, plans, routed.twcc_in_id);
         }
         for (pad, rid) in routed.switched {
             self.stats.layer_switches.fetch_add(1, Ordering::Relaxed);
@@ -304,12 +305,14 @@ impl LaminaForwarder {
                     .and_then(|s| s.get::<i32>("clock-rate").ok())
                     .and_then(|r| u32::try_from(r).ok())
                     .filter(|r| *r > 0);
+                let twcc_id = twcc::id_from_caps(caps);
                 let normalised = layer_caps(caps);
                 gst::debug!(CAT, obj = pad, "layer caps {caps}");
                 let mut sc = lock(&self.simulcast);
                 if let Some(sink) = sc.sink_mut(pad) {
                     sink.codec = codec;
                     sink.clock_rate = clock_rate;
+                    sink.twcc_id = twcc_id;
                 }
                 if sc.caps.as_ref() != Some(&normalised) {
                     sc.caps = Some(normalised.clone());

@@ -11,12 +11,16 @@
 //!   (video only, throttled like every request).
 //! - `pt` (uint 0..=127, default 0 = keep): payload type written into packets and caps.
 //! - `ssrc` (uint, default 0 = keep): SSRC written into packets and caps.
+//! - `twcc-ext-id` (uint 0..=14, default 0 = off): the one-byte header extension id the
+//!   subscriber negotiated for transport-wide congestion control (TWCC, URI [`TWCC_URI`]). See
+//!   *Transport-wide congestion control* below.
 //!
 //! What each src pad gets:
 //! - caps normalised to `application/x-rtp, media, encoding-name, clock-rate, payload=<pt>,
 //!   ssrc=<ssrc>` (+ `encoding-params` for audio); publisher fields such as `sprop-*`,
 //!   `rtcp-fb-*`, `extmap-*`, `rid-*`, `a-*`, `ssrc-*` are dropped. Changing `pt`/`ssrc`
 //!   re-stores the rewritten sticky caps at once, and they are pushed before the next buffer.
+//!   With `twcc-ext-id` set, the caps also carry `extmap-<id>` = [`TWCC_URI`].
 //! - packets with PT/SSRC rewritten and sequence numbers/timestamps kept continuous per pad
 //!   across gating and across an input source change (new SSRC or sequence jump); the first
 //!   packet after such a break carries `DISCONT`. See [`rewrite`] for the arithmetic.
@@ -35,7 +39,8 @@
 //! Element API:
 //! - property `keyframe-min-interval` (uint ms, default 500, 0 = no throttle);
 //! - read-only statistics `forwarded-packets`, `forwarded-bytes` (successful pushes, summed over
-//!   pads), `keyframe-requests` (sent upstream), `keyframe-requests-dropped` (throttled);
+//!   pads), `keyframe-requests` (sent upstream), `keyframe-requests-dropped` (throttled),
+//!   `twcc-ext-unrewritable` (see below);
 //! - action signal `request-keyframe` (no arguments, no return value): sends one upstream
 //!   force-key-unit, subject to the same throttle;
 //! - `GstChildProxy` over its pads, so `src_0::active=true` works in `gst-launch-1.0`.
@@ -54,6 +59,36 @@
 //! ```
 //! `src_1` stays gated: its fakesink sees events and EOS but no buffer, so it must not wait for
 //! preroll (`async=false`). Live pipelines (webrtcbin) do not preroll and need no such care.
+//!
+//! ## Transport-wide congestion control
+//!
+//! The server estimates each subscriber's downlink (`rtpgccbwe`) from its TWCC feedback
+//! (draft-holmer-rmcat-transport-wide-cc-extensions-01). The subscriber's `rtpsession`
+//! (GStreamer 1.22) numbers the packets it sends itself, but only when its send caps carry
+//! `extmap-<id>` = [`TWCC_URI`], and only by overwriting the first one-byte header extension
+//! element with that id a packet already has. A src pad with `twcc-ext-id` = *id* (1..=14)
+//! provides both:
+//! - its caps carry `extmap-<id>` = [`TWCC_URI`] (besides the normalised fields above); changing
+//!   the property re-stores them like `pt`/`ssrc`;
+//! - every packet it pushes carries one one-byte (`0xBEDE`) TWCC element with 2 bytes of data
+//!   under *id*. The input's TWCC id comes from the input caps (an `extmap-<n>` field whose value
+//!   is the URI; on a simulcast src pad, the caps of the packet's `sink_%u` pad):
+//!   - the packet has a one-byte extension block whose first element with the input id has 2
+//!     bytes (browsers send this): that element gets the id *id* in place (only the id nibble
+//!     changes, the value is kept); an element that had *id* gets the input id (swap). Nothing
+//!     to do when both ids are equal. This is the per-packet path: no allocation besides the
+//!     copy-on-write of the header the rewrite does anyway;
+//!   - no such element, a two-byte (`0x100x`) block, or no extension: the block is rebuilt in
+//!     the one-byte form with the other elements kept (a two-byte TWCC element under the input
+//!     id gives its value to the new one; an element with *id* gets the input id if that is a
+//!     free one-byte id, else it is dropped) and a TWCC element with *id* appended. This may
+//!     allocate;
+//!   - a malformed block (an element running past its end), a block of another profile, or a
+//!     two-byte element the one-byte form cannot hold (id above 14, empty, over 16 bytes): the
+//!     packet is forwarded unchanged and counted in the element's read-only statistic
+//!     `twcc-ext-unrewritable` (u64).
+//!
+//! With `twcc-ext-id=0` (the default) packets and caps are exactly as described above.
 //!
 //! ## Simulcast
 //!
@@ -152,9 +187,11 @@ pub mod rewrite;
 mod rid;
 mod simulcast;
 mod sink;
+mod twcc;
 mod upstream;
 
 pub use layer_sink::{MESSAGE_LAYERS, MESSAGE_LAYER_SWITCHED};
+pub use twcc::TWCC_URI;
 
 glib::wrapper! {
     /// The `laminaforwarder` element (GType `GstLaminaForwarder`); see the module docs.
@@ -165,7 +202,7 @@ glib::wrapper! {
 
 glib::wrapper! {
     /// A `laminaforwarder` request src pad (GType `GstLaminaForwarderPad`), one per subscriber,
-    /// with the properties `active`, `pt`, `ssrc`, `layer` and `current-layer`.
+    /// with the properties `active`, `pt`, `ssrc`, `twcc-ext-id`, `layer` and `current-layer`.
     pub struct LaminaForwarderPad(ObjectSubclass<pad::LaminaForwarderPad>)
         @extends gst::Pad, gst::Object;
 }

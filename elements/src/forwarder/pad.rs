@@ -1,6 +1,6 @@
 //! `GstLaminaForwarderPad`: one request src pad of `laminaforwarder`, i.e. one subscriber.
 //!
-//! The pad owns its settings (`active`, `pt`, `ssrc`, `layer`) and its per-subscriber rewriting
+//! The pad owns its settings (`active`, `pt`, `ssrc`, `twcc-ext-id`, `layer`) and its per-subscriber rewriting
 //! state in one mutex, [`LaminaForwarderPad::state`] (last in the element's lock order, see
 //! `imp.rs`). It never holds that mutex across a push, an event send, a sticky-event store or a
 //! notify. Its layer selection (wanted and current simulcast layer) is routed by the element
@@ -15,6 +15,7 @@ use gst::subclass::prelude::*;
 use super::caps::forwarded_caps;
 use super::imp::{lock, CAT};
 use super::rewrite::{Input, Rewriter};
+use super::twcc;
 
 /// Pad property: whether buffers are forwarded to this pad.
 pub(super) const PROP_ACTIVE: &str = "active";
@@ -22,6 +23,9 @@ pub(super) const PROP_ACTIVE: &str = "active";
 pub(super) const PROP_PT: &str = "pt";
 /// Pad property: SSRC to write (0 = keep).
 pub(super) const PROP_SSRC: &str = "ssrc";
+/// Pad property: one-byte header extension id of the transport-wide-cc extension in the output
+/// (0 = off).
+pub(super) const PROP_TWCC_EXT_ID: &str = "twcc-ext-id";
 /// Pad property: the simulcast layer (RID) wanted ("" = the always sink pad's stream).
 pub(super) const PROP_LAYER: &str = "layer";
 /// Read-only pad property: the simulcast layer forwarded now ("" = none).
@@ -31,12 +35,15 @@ const DEFAULT_ACTIVE: bool = false;
 const DEFAULT_PT: u32 = 0;
 const DEFAULT_SSRC: u32 = 0;
 const MAX_PT: u32 = 127;
+const DEFAULT_TWCC_EXT_ID: u32 = 0;
 
 #[derive(Debug, Clone, Copy)]
 struct PadSettings {
     active: bool,
     pt: u32,
     ssrc: u32,
+    /// `twcc-ext-id`, 0..=14.
+    twcc_ext_id: u32,
 }
 
 impl Default for PadSettings {
@@ -45,6 +52,7 @@ impl Default for PadSettings {
             active: DEFAULT_ACTIVE,
             pt: DEFAULT_PT,
             ssrc: DEFAULT_SSRC,
+            twcc_ext_id: DEFAULT_TWCC_EXT_ID,
         }
     }
 }
@@ -57,8 +65,9 @@ struct PadState {
     rewriter: Rewriter,
     /// Last input caps this pad was told about (used to re-store caps from a property setter).
     input_caps: Option<gst::Caps>,
-    /// The rewritten caps must be pushed (again) before the next buffer. Set by the `pt`/`ssrc`
-    /// setters and for new pads; cleared only by the streaming thread when it pushes them.
+    /// The rewritten caps must be pushed (again) before the next buffer. Set by the `pt`/`ssrc`/
+    /// `twcc-ext-id` setters and for new pads; cleared only by the streaming thread when it
+    /// pushes them.
     caps_dirty: bool,
     /// Flow errors already logged at warning level for this pad.
     logged_errors: Vec<gst::FlowError>,
@@ -77,10 +86,19 @@ impl Default for PadState {
     }
 }
 
+impl PadSettings {
+    /// The caps of this pad for `input_caps`.
+    fn output_caps(&self, input_caps: &gst::CapsRef) -> gst::Caps {
+        twcc::add_extmap(
+            forwarded_caps(input_caps, self.pt, self.ssrc),
+            self.twcc_ext_id,
+        )
+    }
+}
+
 impl PadState {
     fn caps_event(&self, input_caps: &gst::CapsRef) -> gst::Event {
-        let caps = forwarded_caps(input_caps, self.settings.pt, self.settings.ssrc);
-        gst::event::Caps::new(&caps)
+        gst::event::Caps::new(&self.settings.output_caps(input_caps))
     }
 }
 
@@ -99,6 +117,8 @@ pub(super) struct Plan {
     pub ts: u32,
     /// Whether the buffer starts a new output mapping (set DISCONT).
     pub discont: bool,
+    /// One-byte header extension id the TWCC element must have (0 = leave extensions alone).
+    pub twcc_ext_id: u8,
 }
 
 /// Implementation of [`super::LaminaForwarderPad`].
@@ -138,6 +158,18 @@ impl ObjectImpl for LaminaForwarderPad {
                     .nick("SSRC")
                     .blurb("RTP SSRC written into forwarded packets and caps (0 = keep)")
                     .default_value(DEFAULT_SSRC)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_TWCC_EXT_ID)
+                    .nick("TWCC extension id")
+                    .blurb(
+                        "One-byte RTP header extension id of transport-wide-cc \
+                         (draft-holmer-rmcat-transport-wide-cc-extensions-01) as the subscriber \
+                         negotiated it: announced as extmap-<id> in the caps, and every packet \
+                         gets a TWCC element with this id for rtpsession to fill (0 = off)",
+                    )
+                    .maximum(u32::from(twcc::MAX_ONE_BYTE_ID))
+                    .default_value(DEFAULT_TWCC_EXT_ID)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder(PROP_LAYER)
@@ -190,17 +222,20 @@ impl ObjectImpl for LaminaForwarderPad {
                     None => self.store_layer(&layer),
                 }
             }
-            PROP_PT | PROP_SSRC => {
+            PROP_PT | PROP_SSRC | PROP_TWCC_EXT_ID => {
                 let v = value.get::<u32>().expect("type checked upstream");
                 let caps_event = {
                     let mut state = lock(&self.state);
                     let old = state.settings;
-                    if pspec.name() == PROP_PT {
-                        state.settings.pt = v;
-                    } else {
-                        state.settings.ssrc = v;
+                    match pspec.name() {
+                        PROP_PT => state.settings.pt = v,
+                        PROP_SSRC => state.settings.ssrc = v,
+                        _ => state.settings.twcc_ext_id = v,
                     }
-                    let changed = old.pt != state.settings.pt || old.ssrc != state.settings.ssrc;
+                    let new = state.settings;
+                    let changed = old.pt != new.pt
+                        || old.ssrc != new.ssrc
+                        || old.twcc_ext_id != new.twcc_ext_id;
                     if changed {
                         state.caps_dirty = true;
                     }
@@ -239,6 +274,7 @@ impl ObjectImpl for LaminaForwarderPad {
             PROP_ACTIVE => settings.active.to_value(),
             PROP_PT => settings.pt.to_value(),
             PROP_SSRC => settings.ssrc.to_value(),
+            PROP_TWCC_EXT_ID => settings.twcc_ext_id.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -317,7 +353,7 @@ impl LaminaForwarderPad {
             Some(c) if state.caps_dirty => {
                 state.caps_dirty = false;
                 state.input_caps = Some(c.clone());
-                Some(forwarded_caps(c, state.settings.pt, state.settings.ssrc))
+                Some(state.settings.output_caps(c))
             }
             _ => None,
         };
@@ -333,6 +369,7 @@ impl LaminaForwarderPad {
             seq: out.seq,
             ts: out.ts,
             discont: out.resynced,
+            twcc_ext_id: u8::try_from(settings.twcc_ext_id).unwrap_or(0),
         })
     }
 

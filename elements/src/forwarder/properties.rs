@@ -27,6 +27,7 @@ const PROP_LAYER_TIMEOUT: &str = "layer-timeout";
 const PROP_ACTIVE_LAYERS: &str = "active-layers";
 const PROP_DROPPED_UNKNOWN_RID: &str = "dropped-unknown-rid";
 const PROP_LAYER_SWITCHES: &str = "layer-switches";
+const PROP_TWCC_EXT_UNREWRITABLE: &str = "twcc-ext-unrewritable";
 const SIGNAL_REQUEST_KEYFRAME: &str = "request-keyframe";
 
 pub(super) const DEFAULT_KEYFRAME_MIN_INTERVAL_MS: u32 = 500;
@@ -54,6 +55,7 @@ pub(super) struct Stats {
     pub(super) keyframe_requests_dropped: AtomicU64,
     pub(super) dropped_unknown_rid: AtomicU64,
     pub(super) layer_switches: AtomicU64,
+    pub(super) twcc_ext_unrewritable: AtomicU64,
 }
 
 impl ObjectImpl for LaminaForwarder {
@@ -137,6 +139,15 @@ impl ObjectImpl for LaminaForwarder {
                     .blurb("Times a src pad switched its current simulcast layer")
                     .read_only()
                     .build(),
+                glib::ParamSpecUInt64::builder(PROP_TWCC_EXT_UNREWRITABLE)
+                    .nick("TWCC extension unrewritable")
+                    .blurb(
+                        "Packets of src pads with twcc-ext-id forwarded without a TWCC element \
+                         because their header extension block is malformed or cannot be \
+                         converted to the one-byte form",
+                    )
+                    .read_only()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -204,6 +215,7 @@ impl ObjectImpl for LaminaForwarder {
             PROP_KEYFRAME_REQUESTS_DROPPED => stat(&self.stats.keyframe_requests_dropped),
             PROP_DROPPED_UNKNOWN_RID => stat(&self.stats.dropped_unknown_rid),
             PROP_LAYER_SWITCHES => stat(&self.stats.layer_switches),
+            PROP_TWCC_EXT_UNREWRITABLE => stat(&self.stats.twcc_ext_unrewritable),
             PROP_RID_EXTENSION_ID => {
                 u32::from(lock(&self.simulcast).config.rid_extension_id).to_value()
             }

@@ -68,6 +68,8 @@ pub(super) struct LayerSink {
     claimed_at: u64,
     pub codec: Codec,
     pub clock_rate: Option<u32>,
+    /// Id of the TWCC header extension in the pad's caps (0 = none), see `twcc.rs`.
+    pub twcc_id: u8,
     pub segment: gst::FormattedSegment<gst::ClockTime>,
     /// SSRC of the last packet (retransmission requests go to the pad with their SSRC).
     pub ssrc: Option<u32>,
@@ -84,6 +86,7 @@ impl LayerSink {
         }
         self.codec = Codec::Other;
         self.clock_rate = None;
+        self.twcc_id = 0;
         self.segment = gst::FormattedSegment::new();
         self.ssrc = None;
         self.throttle = Throttle::default();
@@ -168,6 +171,8 @@ pub(super) struct Routed {
     pub input: Option<Input>,
     /// The normalised layer caps.
     pub caps: Option<gst::Caps>,
+    /// Id of the TWCC header extension in the caps of the packet's layer sink (0 = none).
+    pub twcc_in_id: u8,
     /// Src pads to push to, and whether each switched to this layer with this packet.
     pub targets: Vec<(super::LaminaForwarderPad, bool)>,
     /// Src pads that switched with this packet (for `lamina-layer-switched`).
@@ -279,6 +284,7 @@ impl Simulcast {
             claimed_at: 0,
             codec: Codec::Other,
             clock_rate: None,
+            twcc_id: 0,
             segment: gst::FormattedSegment::new(),
             ssrc: None,
             throttle: Throttle::default(),
@@ -679,6 +685,7 @@ impl Simulcast {
                 .map(gst::ClockTime::nseconds),
             clock_rate: sink.clock_rate,
         });
+        routed.twcc_in_id = sink.twcc_id;
         routed.caps = self.caps.clone();
         routed
     }

@@ -12,6 +12,7 @@ use gst::subclass::prelude::*;
 use super::imp::{lock, LaminaForwarder, CAT};
 use super::pad::Plan;
 use super::rewrite::Input;
+use super::twcc;
 
 /// Header fields the forwarder needs from an input packet, or `None` if it is not valid RTP.
 fn rtp_header(buffer: &gst::BufferRef) -> Option<(u32, u16, u32)> {
@@ -19,22 +20,33 @@ fn rtp_header(buffer: &gst::BufferRef) -> Option<(u32, u16, u32)> {
     Some((rtp.ssrc(), rtp.seq(), rtp.timestamp()))
 }
 
-/// Writes the planned header fields into `buffer` (copy-on-write of the header memory).
-fn rewrite_buffer(mut buffer: gst::Buffer, plan: &Plan) -> Result<gst::Buffer, glib::BoolError> {
-    {
+/// Writes the planned header fields into `buffer` (copy-on-write of the header memory), and
+/// the TWCC extension element when the plan asks for one (`twcc_in_id`: the input's TWCC id,
+/// 0 = unknown). The outcome is `None` when the plan asks for none.
+fn rewrite_buffer(
+    mut buffer: gst::Buffer,
+    plan: &Plan,
+    twcc_in_id: u8,
+) -> Result<(gst::Buffer, Option<twcc::Outcome>), glib::BoolError> {
+    let outcome = {
         let buf = buffer.make_mut();
         if plan.discont {
             buf.set_flags(gst::BufferFlags::DISCONT);
         }
-        let mut rtp = gst_rtp::RTPBuffer::from_buffer_writable(buf)?;
-        if let Some(pt) = plan.pt {
-            rtp.set_payload_type(pt);
-        }
-        rtp.set_ssrc(plan.ssrc);
-        rtp.set_seq(plan.seq);
-        rtp.set_timestamp(plan.ts);
-    }
-    Ok(buffer)
+        let ext_at = {
+            let mut rtp = gst_rtp::RTPBuffer::from_buffer_writable(buf)?;
+            if let Some(pt) = plan.pt {
+                rtp.set_payload_type(pt);
+            }
+            rtp.set_ssrc(plan.ssrc);
+            rtp.set_seq(plan.seq);
+            rtp.set_timestamp(plan.ts);
+            rtp.is_extension()
+                .then(|| 12 + 4 * usize::from(rtp.csrc_count()))
+        };
+        (plan.twcc_ext_id != 0).then(|| twcc::apply(buf, ext_at, twcc_in_id, plan.twcc_ext_id))
+    };
+    Ok((buffer, outcome))
 }
 
 impl LaminaForwarder {
@@ -56,12 +68,17 @@ impl LaminaForwarder {
             return self.upstream_result();
         };
 
-        let (input_caps, clock_rate, running_time) = {
+        let (input_caps, clock_rate, running_time, twcc_in_id) = {
             let state = lock(&self.state);
             let running_time = buffer
                 .pts()
                 .and_then(|pts| state.segment.to_running_time(pts));
-            (state.sink_caps.clone(), state.clock_rate, running_time)
+            (
+                state.sink_caps.clone(),
+                state.clock_rate,
+                running_time,
+                state.twcc_in_id,
+            )
         };
         let input = Input {
             ssrc,
@@ -81,7 +98,7 @@ impl LaminaForwarder {
             .collect();
 
         // No lock is held from here on.
-        self.push_plans(buffer, plans);
+        self.push_plans(buffer, plans, twcc_in_id);
         self.upstream_result()
     }
 
@@ -96,11 +113,13 @@ impl LaminaForwarder {
     }
 
     /// Pushes `buffer`, rewritten per plan, on each planned pad; flow errors are swallowed.
-    /// Called without any lock held.
+    /// `twcc_in_id` is the TWCC header extension id of the input caps (0 = none). Called without
+    /// any lock held.
     pub(super) fn push_plans(
         &self,
         buffer: gst::Buffer,
         plans: Vec<(super::LaminaForwarderPad, Plan)>,
+        twcc_in_id: u8,
     ) {
         let count = plans.len();
         let mut buffer = Some(buffer);
@@ -118,8 +137,16 @@ impl LaminaForwarder {
                     pad.push_event(gst::event::Caps::new(caps));
                 }
             }
-            let out = match rewrite_buffer(out, &plan) {
-                Ok(out) => out,
+            let out = match rewrite_buffer(out, &plan, twcc_in_id) {
+                Ok((out, twcc)) => {
+                    if twcc == Some(twcc::Outcome::Unrewritable) {
+                        self.stats
+                            .twcc_ext_unrewritable
+                            .fetch_add(1, Ordering::Relaxed);
+                        gst::log!(CAT, obj = pad, "TWCC extension not rewritable: {out:?}");
+                    }
+                    out
+                }
                 Err(err) => {
                     gst::warning!(CAT, obj = pad, "cannot rewrite packet: {err}");
                     continue;
@@ -203,11 +230,13 @@ impl LaminaForwarder {
             .and_then(|r| u32::try_from(r).ok())
             .filter(|r| *r > 0);
         let is_audio = s.and_then(|s| s.get::<&str>("media").ok()) == Some("audio");
+        let twcc_in_id = twcc::id_from_caps(caps);
         gst::debug!(CAT, imp = self, "input caps {caps}");
         let mut state = lock(&self.state);
         state.sink_caps = Some(caps.clone());
         state.clock_rate = clock_rate;
         state.is_audio = is_audio;
+        state.twcc_in_id = twcc_in_id;
     }
 
     pub(super) fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
