@@ -8,6 +8,9 @@
 //! Used by the server's media tests, the load generator (`lamina-bench`), the soak test
 //! (`lamina-soak`) and `lamina publish` ([`publish`]). Received media is decoded (VP8 → raw
 //! frames, Opus → PCM) and counted per remote track, which is what the tests assert on.
+//! With [`ParticipantOptions::simulcast`] the camera is published like Chrome's simulcast
+//! (three VP8 layers on one m-line); [`Participant::set_target_variant`] picks the layer a
+//! subscriber receives.
 //! [`Signalling`] alone is the protocol without the media peer.
 
 #![warn(missing_docs)]
@@ -18,6 +21,8 @@ mod participant;
 pub mod publish;
 mod session;
 mod signalling;
+#[cfg(test)]
+mod simulcast_tests;
 mod state;
 
 pub use lamina_protocol::media_event::{ClientEvent, ServerEvent};
@@ -25,4 +30,4 @@ pub use media::CustomSourceError;
 pub use options::{CandidateDirection, CandidateFilter, ParticipantOptions};
 pub use participant::{Participant, ParticipantConfig};
 pub use signalling::{Signalling, SignallingError};
-pub use state::{ParticipantState, RemoteTrack};
+pub use state::{EncodingSwitch, ParticipantState, RemoteTrack};

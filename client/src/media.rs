@@ -66,6 +66,192 @@ pub fn write_audio_level(source: &gst::Bin, level: std::sync::Arc<std::sync::ato
     });
 }
 
+/// The RFC 8843 MID header extension (what Chrome writes next to the RID).
+pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// The RFC 8852 RID header extension: the simulcast layer of a stream.
+pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+/// The RFC 8852 repaired-RID header extension (offered like Chrome; RTX is never sent here
+/// unless the server NACKs).
+pub const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+/// Extension ids of a simulcast m-line, Chrome's: MID 4, RID 10, repaired RID 11.
+pub const MID_EXT_ID: u8 = 4;
+/// See [`MID_EXT_ID`].
+pub const RID_EXT_ID: u8 = 10;
+/// See [`MID_EXT_ID`].
+pub const REPAIRED_RID_EXT_ID: u8 = 11;
+
+/// One simulcast layer a simulcast source encodes: RID, downscale factor of the 640x480
+/// camera, VP8 target bit rate (bit/s).
+#[derive(Debug, Clone, Copy)]
+pub struct Layer {
+    /// RID.
+    pub rid: &'static str,
+    /// The camera's width and height divided by this.
+    pub scale: u32,
+    /// Encoder target, bit/s.
+    pub bitrate: u32,
+}
+
+/// The layers of a simulcast source, low to high (Chrome's `l`, `m`, `h` at 1/4, 1/2, 1).
+pub const SIMULCAST_LAYERS: [Layer; 3] = [
+    Layer {
+        rid: "l",
+        scale: 4,
+        bitrate: 100_000,
+    },
+    Layer {
+        rid: "m",
+        scale: 2,
+        bitrate: 250_000,
+    },
+    Layer {
+        rid: "h",
+        scale: 1,
+        bitrate: 600_000,
+    },
+];
+
+/// Size of the camera a simulcast source scales its layers from.
+pub const SIMULCAST_SIZE: (u32, u32) = (640, 480);
+
+/// A camera encoded as [`SIMULCAST_LAYERS`], each layer its own payloader with its own SSRC,
+/// all merged by an `rtpfunnel` (the bin's `src` pad) onto one m-line.
+pub struct SimulcastSource {
+    /// The bin; its `src` pad carries the three streams.
+    pub bin: gst::Bin,
+    /// Per layer (in [`SIMULCAST_LAYERS`] order): RID, SSRC, payloader, its MID extension
+    /// (the mid is written once the offer names it: [`SimulcastSource::set_mid`]).
+    pub layers: Vec<(&'static str, u32, gst::Element, gst_rtp::RTPHeaderExtension)>,
+}
+
+impl SimulcastSource {
+    /// Writes `mid` in the MID extension of every layer's packets from now on.
+    pub fn set_mid(&self, mid: &str) {
+        for (_, _, _, ext) in &self.layers {
+            if ext.property::<Option<String>>("mid").as_deref() != Some(mid) {
+                ext.set_property("mid", mid);
+            }
+        }
+    }
+}
+
+/// A live simulcast camera (see [`SimulcastSource`]): one `videotestsrc` at
+/// [`SIMULCAST_SIZE`], 15 frames/s, scaled and VP8-encoded per layer (`deadline=1`, keyframes
+/// on request and every 30 s like [`source`]), each `rtpvp8pay` writing the RID
+/// (`rtphdrextstreamid`, id [`RID_EXT_ID`]) and MID (`rtphdrextmid`, id [`MID_EXT_ID`])
+/// extensions into every packet, like Chrome; `ssrcs` are the layers' SSRCs, low to high.
+pub fn simulcast_source(pattern: &str, ssrcs: [u32; 3]) -> Result<SimulcastSource, String> {
+    use gst_rtp::prelude::*;
+    let (w, h) = SIMULCAST_SIZE;
+    let mut desc = format!(
+        "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate=15/1 \
+         ! tee name=camera rtpfunnel name=funnel "
+    );
+    for (layer, ssrc) in SIMULCAST_LAYERS.iter().zip(ssrcs) {
+        let Layer {
+            rid,
+            scale,
+            bitrate,
+        } = layer;
+        desc += &format!(
+            "camera. ! queue max-size-buffers=2 leaky=downstream ! videoscale \
+             ! video/x-raw,width={},height={} \
+             ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist=450 target-bitrate={bitrate} \
+             ! rtpvp8pay name=pay_{rid} pt={VP8_PT} ssrc={ssrc} mtu=1200 picture-id-mode=15-bit \
+               auto-header-extension=false ! funnel. ",
+            w / scale,
+            h / scale
+        );
+    }
+    let bin = gst::parse::bin_from_description(&desc, true).map_err(|e| e.to_string())?;
+    let mut layers = Vec::new();
+    for (layer, ssrc) in SIMULCAST_LAYERS.iter().zip(ssrcs) {
+        let pay = bin
+            .by_name(&format!("pay_{}", layer.rid))
+            .ok_or("simulcast bin without its payloader")?;
+        let extension = |factory: &str, id: u8| -> Result<gst_rtp::RTPHeaderExtension, String> {
+            let ext = gst::ElementFactory::make(factory)
+                .build()
+                .map_err(|e| e.to_string())?
+                .downcast::<gst_rtp::RTPHeaderExtension>()
+                .map_err(|_| format!("{factory} is not an RTP header extension"))?;
+            ext.set_id(u32::from(id));
+            Ok(ext)
+        };
+        let rid = extension("rtphdrextstreamid", RID_EXT_ID)?;
+        rid.set_property("rid", layer.rid);
+        let mid = extension("rtphdrextmid", MID_EXT_ID)?;
+        pay.emit_by_name::<()>("add-extension", &[&rid]);
+        pay.emit_by_name::<()>("add-extension", &[&mid]);
+        layers.push((layer.rid, ssrc, pay, mid));
+    }
+    Ok(SimulcastSource { bin, layers })
+}
+
+/// The payloaders of the simulcast layers by SSRC, for [`route_layer_keyframe_requests`].
+pub type LayerPayloaders =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u32, gst::Element>>>;
+
+/// Delivers keyframe requests (the server's PLI/FIR about a simulcast layer's SSRC) to that
+/// layer's encoder. webrtcbin 1.22's rtpsession turns them into an upstream `GstForceKeyUnit`
+/// event with the SSRC, but webrtcbin's own bundle `rtpfunnel` routes it by the SSRC of its
+/// input's caps: a transceiver fed several SSRCs (the layers merged by another funnel, whose
+/// caps name none) never gets it, and the layer would only start at its next periodic
+/// keyframe. So the event is copied where it enters the bundle funnel (rtpbin's
+/// `send_rtp_sink_*` pads) into the payloader of the layer named in `layers`.
+pub fn route_layer_keyframe_requests(webrtc: &gst::Element, layers: LayerPayloaders) {
+    let Some(rtpbin) = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+    else {
+        return;
+    };
+    rtpbin.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Sink || !pad.name().starts_with("send_rtp_sink") {
+            return;
+        }
+        let layers = layers.clone();
+        pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+            let Some(gst::PadProbeData::Event(event)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let ssrc = event
+                .structure()
+                .filter(|s| s.name() == "GstForceKeyUnit")
+                .and_then(|s| s.get::<u32>("ssrc").ok());
+            let payloader = ssrc.and_then(|ssrc| {
+                let layers = layers.lock().unwrap_or_else(|e| e.into_inner());
+                layers.get(&ssrc).cloned()
+            });
+            if let Some(src) = payloader.and_then(|p| p.static_pad("src")) {
+                src.send_event(event.clone());
+            }
+            // The original goes on to the bundle funnel, which drops it (dropping it here
+            // leaves the pad flagged with pending events, which GStreamer 1.22 trips over).
+            gst::PadProbeReturn::Ok
+        });
+    });
+}
+
+/// The `codec-preferences` fields that make webrtcbin 1.22 offer simulcast like Chrome:
+/// `rid-<id>=send` and `a-simulcast=send l;m;h` become `a=rid:<id> send` and
+/// `a=simulcast:send l;m;h`, `extmap-<id>` the MID, RID and repaired-RID `a=extmap` lines.
+pub fn simulcast_caps(caps: &mut gst::Caps) {
+    let caps = caps.make_mut();
+    for (id, uri) in [
+        (MID_EXT_ID, MID_URI),
+        (RID_EXT_ID, RID_URI),
+        (REPAIRED_RID_EXT_ID, REPAIRED_RID_URI),
+    ] {
+        caps.set(format!("extmap-{id}"), uri);
+    }
+    for layer in SIMULCAST_LAYERS {
+        caps.set(format!("rid-{}", layer.rid), "send");
+    }
+    let rids: Vec<&str> = SIMULCAST_LAYERS.iter().map(|l| l.rid).collect();
+    caps.set("a-simulcast", format!("send {}", rids.join(";")));
+}
+
 /// Turns loss repair on or off for a transceiver, like a browser does for video: with `do-nack`
 /// webrtcbin offers an `rtx` payload type (`a=fmtp:<rtx> apt=<pt>`), resends what the server
 /// NACKs (sending side) and NACKs gaps itself from its jitter buffer (receiving side).
@@ -205,13 +391,14 @@ pub fn custom_source(
     Ok(bin)
 }
 
-/// A decoding sink for a received RTP stream; `on_frame` runs for every decoded buffer. With
-/// `keyframe_on_loss`, lost video packets trigger a keyframe request and no frame is decoded
-/// until the keyframe arrives (what browsers do).
+/// A decoding sink for a received RTP stream; `on_frame` runs for every decoded buffer, with
+/// the width and height of a decoded video frame (`None` for audio). With `keyframe_on_loss`,
+/// lost video packets trigger a keyframe request and no frame is decoded until the keyframe
+/// arrives (what browsers do).
 pub fn decoder(
     video: bool,
     keyframe_on_loss: bool,
-    on_frame: impl Fn() + Send + Sync + 'static,
+    on_frame: impl Fn(Option<(u32, u32)>) + Send + Sync + 'static,
 ) -> Result<gst::Bin, String> {
     let desc = if video && keyframe_on_loss {
         "rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec \
@@ -224,8 +411,16 @@ pub fn decoder(
     let bin = gst::parse::bin_from_description(desc, true).map_err(|e| e.to_string())?;
     let sink = bin.by_name("sink").ok_or("decoder bin has no sink")?;
     let pad = sink.static_pad("sink").ok_or("fakesink has no sink pad")?;
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        on_frame();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        let size = video
+            .then(|| pad.current_caps())
+            .flatten()
+            .and_then(|caps| {
+                let s = caps.structure(0)?;
+                let (w, h) = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
+                Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?))
+            });
+        on_frame(size);
         gst::PadProbeReturn::Ok
     });
     Ok(bin)
@@ -234,13 +429,23 @@ pub fn decoder(
 /// Counts the keyframes `source` (a bin ending in a video payloader) encodes: buffers without
 /// the delta-unit flag entering its payloader; `on_keyframe` runs for each.
 pub fn count_keyframes(source: &gst::Bin, on_keyframe: impl Fn() + Send + Sync + 'static) {
-    let payloader_sink = source
+    let payloader = source
         .static_pad("src")
         .and_then(|p| p.downcast::<gst::GhostPad>().ok())
         .and_then(|g| g.target())
-        .and_then(|t| t.parent_element())
-        .and_then(|e| e.static_pad("sink"));
-    if let Some(pad) = payloader_sink {
+        .and_then(|t| t.parent_element());
+    if let Some(payloader) = payloader {
+        count_payloader_keyframes(&payloader, on_keyframe);
+    }
+}
+
+/// Runs `on_keyframe` for every keyframe (buffer without the delta-unit flag) entering
+/// `payloader`.
+pub fn count_payloader_keyframes(
+    payloader: &gst::Element,
+    on_keyframe: impl Fn() + Send + Sync + 'static,
+) {
+    if let Some(pad) = payloader.static_pad("sink") {
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(gst::PadProbeData::Buffer(b)) = &info.data {
                 if !b.flags().contains(gst::BufferFlags::DELTA_UNIT) {

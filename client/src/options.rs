@@ -1,6 +1,7 @@
 //! Optional behaviour of a [`crate::Participant`], for fault-injection tests: rewriting the ICE
 //! candidates that cross signalling (to route a participant's media through a lossy relay),
-//! browser-like handling of lost video packets, and turning loss repair (NACK/RTX) off.
+//! browser-like handling of lost video packets, turning loss repair (NACK/RTX) off, and
+//! publishing video as simulcast.
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
@@ -37,6 +38,12 @@ pub struct ParticipantOptions {
     /// browsers do, with the level (-dBov: 0 loudest, 127 silence) this cell holds when each
     /// packet leaves: voice-activity tests set it to speak or fall silent.
     pub audio_level: Option<Arc<AtomicU8>>,
+    /// Publish test-source video (the camera, [`crate::Participant::add_video_track`]) as
+    /// simulcast, like Chrome: three VP8 layers `l`/`m`/`h` (160x120, 320x240, 640x480) on one
+    /// m-line, each its own SSRC carrying the RID (and MID) header extension; the offer has
+    /// `a=rid:<id> send`, `a=simulcast:send l;m;h` and the MID/RID/repaired-RID extmaps, and no
+    /// `a=ssrc` lines for the layers.
+    pub simulcast: bool,
 }
 
 impl std::fmt::Debug for ParticipantOptions {
@@ -46,6 +53,7 @@ impl std::fmt::Debug for ParticipantOptions {
             .field("keyframe_on_loss", &self.keyframe_on_loss)
             .field("without_nack", &self.without_nack)
             .field("audio_level", &self.audio_level)
+            .field("simulcast", &self.simulcast)
             .finish()
     }
 }

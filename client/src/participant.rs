@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::media;
 use crate::options::{CandidateDirection, ParticipantOptions};
-use crate::session::{rand_ssrc, Command, Session};
+use crate::session::{rand_ssrc, Command, Sending, Session};
 use crate::signalling::{Signalling, SignallingError};
 use crate::state::{connect_decoders, lock, ParticipantState};
 
@@ -85,7 +85,13 @@ impl Participant {
             log: Vec::new(),
             sent_keyframes: BTreeMap::new(),
             vad: Vec::new(),
+            encoding_switches: Vec::new(),
+            bandwidth_estimation: None,
+            sent_layer_keyframes: BTreeMap::new(),
+            last_answer: None,
+            bus_errors: Vec::new(),
         }));
+        record_bus_errors(&pipeline, &state);
         let (ice_tx, mut ice_rx) = mpsc::unbounded_channel::<(u32, String)>();
         webrtc.connect("on-ice-candidate", false, move |v| {
             let mline = v[1].get::<u32>().unwrap_or(0);
@@ -96,6 +102,8 @@ impl Participant {
         });
         connect_decoders(&pipeline, &webrtc, &state, options.keyframe_on_loss);
         media::browser_like_feedback(&webrtc);
+        let layer_payloaders = media::LayerPayloaders::default();
+        media::route_layer_keyframe_requests(&webrtc, layer_payloaders.clone());
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| SignallingError::Connect(e.to_string()))?;
@@ -133,6 +141,7 @@ impl Participant {
             recv: (0, 0),
             receive: config.receive,
             options,
+            layer_payloaders,
         };
         if config.audio {
             let id = format!("{id}:{}", uuid::Uuid::new_v4());
@@ -167,7 +176,7 @@ impl Participant {
                             session.add_track(video, metadata, id)
                         }
                         Command::AddSource { video, source, ssrc, id, metadata } => {
-                            session.add_source(video, source, ssrc, id, metadata)
+                            session.add_source(video, source, Sending::Single(ssrc), id, metadata)
                         }
                         Command::RemoveTrack(id) => session.remove_track(&id),
                     },
@@ -273,6 +282,18 @@ impl Participant {
         self.signalling.send(event)
     }
 
+    /// Asks the server for the simulcast layer `variant` (a RID: `"l"`, `"m"`, `"h"`) of the
+    /// remote track `track_id` (custom `setTargetTrackVariant`, what membrane-webrtc-js's
+    /// `setTargetTrackEncoding` sends). The server answers with `encodingSwitched` once it
+    /// forwards that layer ([`ParticipantState::encoding_switches`]). `false` if the
+    /// connection is gone.
+    pub fn set_target_variant(&self, track_id: &str, variant: &str) -> bool {
+        self.signalling.send(&ClientEvent::SetTargetTrackVariant {
+            track_id: track_id.to_owned(),
+            variant: variant.to_owned(),
+        })
+    }
+
     /// Sends any JSON as a media event, unchecked (for tests of odd inputs).
     pub fn send_raw(&self, event: Value) -> bool {
         self.signalling.send_raw(&event)
@@ -285,6 +306,31 @@ impl Participant {
         let pipeline = self.pipeline.clone();
         let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
     }
+}
+
+/// Records the errors and warnings posted on `pipeline`'s bus (decoders report frames they
+/// cannot decode as warnings) into the state's `bus_errors`; the messages stay on the bus.
+fn record_bus_errors(pipeline: &gst::Pipeline, state: &Arc<Mutex<ParticipantState>>) {
+    let Some(bus) = pipeline.bus() else {
+        return;
+    };
+    let state = Arc::downgrade(state);
+    bus.set_sync_handler(move |_, msg| {
+        let text = match msg.view() {
+            gst::MessageView::Error(e) => Some(format!("error: {}", e.error())),
+            gst::MessageView::Warning(w) => Some(format!("warning: {}", w.error())),
+            _ => None,
+        };
+        if let (Some(text), Some(state)) = (text, state.upgrade()) {
+            let from = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+            let mut s = lock(&state);
+            // Bounded: a storm of warnings must not grow the state forever.
+            if s.bus_errors.len() < 1000 {
+                s.bus_errors.push(format!("{from}: {text}"));
+            }
+        }
+        gst::BusSyncReply::Pass
+    });
 }
 
 impl Drop for Participant {

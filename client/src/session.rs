@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 use gst_webrtc::{WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection, WebRTCSDPType};
-use lamina_protocol::media_event::{ClientEvent, ServerEvent};
+use lamina_protocol::media_event::{ClientEvent, ServerEvent, TrackBitrates};
 use serde_json::Value;
 
 use crate::media;
 use crate::options::{self, CandidateDirection, ParticipantOptions};
 use crate::signalling::Signalling;
-use crate::state::{lock, ParticipantState};
+use crate::state::{lock, EncodingSwitch, ParticipantState};
 
 /// A request from the [`crate::Participant`] handle to its task.
 pub(crate) enum Command {
@@ -34,12 +34,22 @@ pub(crate) enum Command {
     RemoveTrack(String),
 }
 
+/// How the source of an own track sends.
+pub(crate) enum Sending {
+    /// One stream with this fixed SSRC (announced in the offer's `a=ssrc` lines).
+    Single(u32),
+    /// Simulcast layers, each its own SSRC, announced only by `a=rid`/`a=simulcast`.
+    Simulcast(media::SimulcastSource),
+}
+
 /// A track this participant publishes.
 pub(crate) struct OwnTrack {
     id: String,
     metadata: Value,
     transceiver: WebRTCRTPTransceiver,
     source: gst::Bin,
+    /// The layers of a simulcast track.
+    simulcast: Option<media::SimulcastSource>,
     active: bool,
 }
 
@@ -56,6 +66,8 @@ pub(crate) struct Session {
     /// Whether to add recvonly transceivers at all.
     pub(crate) receive: bool,
     pub(crate) options: ParticipantOptions,
+    /// The payloaders of own simulcast layers by SSRC (keyframe requests go to them).
+    pub(crate) layer_payloaders: media::LayerPayloaders,
 }
 
 impl Session {
@@ -70,20 +82,31 @@ impl Session {
         } else {
             "ball"
         };
+        if video && self.options.simulcast {
+            let ssrcs = [rand_ssrc(), rand_ssrc(), rand_ssrc()];
+            match media::simulcast_source(pattern, ssrcs) {
+                Ok(layers) => {
+                    let source = layers.bin.clone();
+                    self.add_source(video, source, Sending::Simulcast(layers), id, metadata);
+                }
+                Err(e) => tracing::warn!("client cannot build a simulcast source: {e}"),
+            }
+            return;
+        }
         let ssrc = rand_ssrc();
         let Ok(source) = media::source(video, pattern, ssrc) else {
             return;
         };
-        self.add_source(video, source, ssrc, id, metadata);
+        self.add_source(video, source, Sending::Single(ssrc), id, metadata);
     }
 
-    /// Links `source` (ending in a payloader sending with `ssrc`) to a new sendonly m-line and
-    /// asks the server for a negotiation round.
+    /// Links `source` (ending in a payloader sending with `ssrc`, or the funnel of simulcast
+    /// layers) to a new sendonly m-line and asks the server for a negotiation round.
     pub(crate) fn add_source(
         &mut self,
         video: bool,
         source: gst::Bin,
-        ssrc: u32,
+        sending: Sending,
         id: String,
         metadata: Value,
     ) {
@@ -97,7 +120,13 @@ impl Session {
         transceiver.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
         let nack = self.nack(video);
         let mut caps = media::rtp_caps(video, nack);
-        caps.make_mut().set("ssrc", ssrc);
+        match &sending {
+            Sending::Single(ssrc) => caps.make_mut().set("ssrc", *ssrc),
+            // webrtcbin 1.22 writes the `a=rid`, `a=simulcast` and `a=extmap` lines of these
+            // fields into the offer; without an `ssrc` field it writes no `a=ssrc` line (the
+            // funnel's caps carry none either), as Chrome announces no layer SSRC.
+            Sending::Simulcast(_) => media::simulcast_caps(&mut caps),
+        }
         if let (false, Some(level)) = (video, &self.options.audio_level) {
             caps.make_mut().set(
                 format!("extmap-{}", media::AUDIO_LEVEL_EXT_ID),
@@ -108,25 +137,48 @@ impl Session {
         transceiver.set_property("codec-preferences", caps);
         // Resends what the server NACKs (as RTX).
         media::set_nack(&transceiver, nack);
-        if video {
-            let (state, track) = (self.state.clone(), id.clone());
-            media::count_keyframes(&source, move || {
-                *lock(&state)
-                    .sent_keyframes
-                    .entry(track.clone())
-                    .or_default() += 1;
-            });
+        match &sending {
+            Sending::Single(_) if video => {
+                let (state, track) = (self.state.clone(), id.clone());
+                media::count_keyframes(&source, move || {
+                    *lock(&state)
+                        .sent_keyframes
+                        .entry(track.clone())
+                        .or_default() += 1;
+                });
+            }
+            Sending::Single(_) => {}
+            Sending::Simulcast(layers) => {
+                for (rid, ssrc, payloader, _) in &layers.layers {
+                    lock_layers(&self.layer_payloaders).insert(*ssrc, payloader.clone());
+                    let (state, track, rid) = (self.state.clone(), id.clone(), *rid);
+                    media::count_payloader_keyframes(payloader, move || {
+                        let mut s = lock(&state);
+                        *s.sent_keyframes.entry(track.clone()).or_default() += 1;
+                        *s.sent_layer_keyframes
+                            .entry(track.clone())
+                            .or_default()
+                            .entry(rid.to_owned())
+                            .or_default() += 1;
+                    });
+                }
+            }
         }
         let _ = self.pipeline.add(&source);
         if let Some(src) = source.static_pad("src") {
             let _ = src.link(&sink);
         }
         let _ = source.sync_state_with_parent();
+        let simulcast = match sending {
+            Sending::Simulcast(layers) => Some(layers),
+            Sending::Single(_) => None,
+        };
         self.own.push(OwnTrack {
             id,
             metadata,
             transceiver,
             source,
+            simulcast,
             active: true,
         });
         self.sig.send(&ClientEvent::RenegotiateTracks);
@@ -147,6 +199,12 @@ impl Session {
                 // source would wait for it forever. Deactivating the now unused pad (flushing,
                 // local to it) releases the thread.
                 let _ = peer.set_active(false);
+            }
+        }
+        if let Some(layers) = &t.simulcast {
+            let mut payloaders = lock_layers(&self.layer_payloaders);
+            for (_, ssrc, _, _) in &layers.layers {
+                payloaders.remove(ssrc);
             }
         }
         let _ = t.source.set_state(gst::State::Null);
@@ -171,10 +229,11 @@ impl Session {
                     endpoint_id,
                     tracks,
                 } => {
-                    for (tid, metadata) in tracks {
-                        let t = s.tracks.entry(tid.clone()).or_default();
+                    for info in tracks {
+                        let t = s.tracks.entry(info.id.clone()).or_default();
                         t.endpoint = endpoint_id.clone();
-                        t.metadata = metadata.clone();
+                        t.metadata = info.metadata.clone();
+                        t.simulcast = info.simulcast.clone();
                     }
                 }
                 ServerEvent::TracksRemoved { track_ids, .. } => {
@@ -193,6 +252,25 @@ impl Session {
                 ServerEvent::VadNotification { track_id, speech } => {
                     s.vad
                         .push((std::time::Instant::now(), track_id.clone(), *speech));
+                }
+                ServerEvent::EncodingSwitched {
+                    track_id,
+                    encoding,
+                    reason,
+                    ..
+                } => {
+                    s.encoding_switches.push(EncodingSwitch {
+                        at: std::time::Instant::now(),
+                        track_id: track_id.clone(),
+                        encoding: encoding.clone(),
+                        reason: reason.clone(),
+                    });
+                    if let Some(t) = s.tracks.get_mut(track_id) {
+                        t.encoding = Some((encoding.clone(), reason.clone()));
+                    }
+                }
+                ServerEvent::BandwidthEstimation { estimation } => {
+                    s.bandwidth_estimation = Some(*estimation);
                 }
                 _ => {}
             }
@@ -273,6 +351,7 @@ impl Session {
         tracing::trace!(id = %self.id, %sdp, "client offer");
         let mut mid_to_track_id = BTreeMap::new();
         let mut track_metadata = BTreeMap::new();
+        let mut track_bitrates = BTreeMap::new();
         for t in &self.own {
             if !t.active {
                 continue;
@@ -280,8 +359,25 @@ impl Session {
             track_metadata.insert(t.id.clone(), t.metadata.clone());
             // webrtcbin 1.22 assigns mids only once the answer is applied; in the offer the
             // transceiver is named by its `a=ssrc … msid:<stream> <transceiver name>` line.
+            // A simulcast m-line has no `a=ssrc` line: before its first answer it is found by
+            // its index (webrtcbin keeps m-lines in transceiver order).
             let mid = mid_of_transceiver(&sdp, t.transceiver.name().as_str())
-                .or_else(|| t.transceiver.mid().map(|m| m.to_string()));
+                .or_else(|| t.transceiver.mid().map(|m| m.to_string()))
+                .or_else(|| {
+                    t.simulcast.as_ref()?;
+                    simulcast_mid_at(&sdp, self.mline_of(&t.transceiver)?)
+                });
+            if let Some(layers) = &t.simulcast {
+                // What membrane-webrtc-js sends for a simulcast track: each layer's bit rate.
+                let rates = media::SIMULCAST_LAYERS
+                    .iter()
+                    .map(|l| (l.rid.to_owned(), u64::from(l.bitrate)))
+                    .collect();
+                track_bitrates.insert(t.id.clone(), TrackBitrates::Layers(rates));
+                if let Some(mid) = &mid {
+                    layers.set_mid(mid);
+                }
+            }
             if let Some(mid) = mid {
                 mid_to_track_id.insert(mid, t.id.clone());
             }
@@ -290,6 +386,7 @@ impl Session {
             sdp,
             track_metadata,
             mid_to_track_id,
+            track_bitrates,
         });
         Ok(())
     }
@@ -309,6 +406,7 @@ impl Session {
         {
             let mut s = lock(&self.state);
             s.answers += 1;
+            s.last_answer = Some(sdp.to_owned());
             s.mid_to_track = mid_to_track;
             let map = s.mid_to_track.clone();
             for (mid, tid) in map {
@@ -325,6 +423,33 @@ impl Session {
         let _ = fut.await;
         Ok(())
     }
+
+    /// The m-line index of `transceiver`: its `mlineindex` once negotiated, else its position
+    /// among webrtcbin's transceivers (which a new offer gives the same m-line order).
+    fn mline_of(&self, transceiver: &WebRTCRTPTransceiver) -> Option<usize> {
+        let negotiated = transceiver.property::<u32>("mlineindex");
+        if negotiated != u32::MAX {
+            return usize::try_from(negotiated).ok();
+        }
+        (0..1024).find_map(|i: i32| {
+            let t = self
+                .webrtc
+                .emit_by_name::<Option<WebRTCRTPTransceiver>>("get-transceiver", &[&i]);
+            match t {
+                Some(t) if t == *transceiver => Some(usize::try_from(i).ok()),
+                Some(_) => None,
+                None => Some(None),
+            }
+        })?
+    }
+}
+
+/// The mid of the `index`th m-line of `sdp` if it sends simulcast (`a=simulcast:send`).
+fn simulcast_mid_at(sdp: &str, index: usize) -> Option<String> {
+    let media = sdp.split("\nm=").nth(index + 1)?;
+    let lines = || media.lines().map(|l| l.trim_end_matches('\r'));
+    lines().find(|l| l.starts_with("a=simulcast:send"))?;
+    lines().find_map(|l| l.strip_prefix("a=mid:").map(str::to_owned))
 }
 
 /// The mid of the m-line whose `a=ssrc` msid names `transceiver`.
@@ -351,6 +476,13 @@ fn mid_of_transceiver(sdp: &str, transceiver: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// Locks the SSRC → payloader map of the simulcast layers.
+fn lock_layers(
+    layers: &media::LayerPayloaders,
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<u32, gst::Element>> {
+    layers.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A random odd SSRC.

@@ -18,6 +18,9 @@ pub struct RemoteTrack {
     pub endpoint: String,
     /// Metadata from `tracksAdded` / `trackUpdated`.
     pub metadata: Value,
+    /// The simulcast layers (RIDs, low to high) `tracksAdded` announced; `None` for a
+    /// single-encoding track.
+    pub simulcast: Option<Vec<String>>,
     /// The mid the last answer mapped it to.
     pub mid: Option<String>,
     /// Decoded video frames or audio buffers.
@@ -28,6 +31,27 @@ pub struct RemoteTrack {
     pub last_frame: Option<Instant>,
     /// Longest interval between two decoded frames.
     pub max_gap: Duration,
+    /// Width and height of the last decoded video frame.
+    pub size: Option<(u32, u32)>,
+    /// Every change of the decoded video size: when the first frame of the new size was
+    /// decoded, width, height (the first frame counts as a change).
+    pub sizes: Vec<(Instant, u32, u32)>,
+    /// The simulcast layer the server last said it sends of this track (`encodingSwitched`),
+    /// with its reason.
+    pub encoding: Option<(String, String)>,
+}
+
+/// An `encodingSwitched` the participant received.
+#[derive(Debug, Clone)]
+pub struct EncodingSwitch {
+    /// When it arrived.
+    pub at: Instant,
+    /// The remote track.
+    pub track_id: String,
+    /// The layer (RID) now sent.
+    pub encoding: String,
+    /// Why: `"other"`, `"encoding_inactive"`, `"low_bandwidth"`.
+    pub reason: String,
 }
 
 /// Everything the participant observed.
@@ -55,6 +79,19 @@ pub struct ParticipantState {
     pub sent_keyframes: BTreeMap<String, u64>,
     /// `vadNotification`s received: when, track id, speech (true) or silence.
     pub vad: Vec<(Instant, String, bool)>,
+    /// `encodingSwitched` events received, in order (the latest per track is also
+    /// [`RemoteTrack::encoding`]).
+    pub encoding_switches: Vec<EncodingSwitch>,
+    /// The last `bandwidthEstimation` (bit/s).
+    pub bandwidth_estimation: Option<u64>,
+    /// Keyframes encoded so far per own simulcast video track and layer: track id → RID →
+    /// count (their sum is in `sent_keyframes`).
+    pub sent_layer_keyframes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The SDP text of the last `sdpAnswer` (as the server sent it).
+    pub last_answer: Option<String>,
+    /// Errors and warnings posted on the participant's pipeline bus (e.g. a decoder that
+    /// could not decode a frame), as `<element>: <message>`.
+    pub bus_errors: Vec<String>,
 }
 
 impl ParticipantState {
@@ -108,7 +145,7 @@ pub(crate) fn connect_decoders(
             .cloned()
             .unwrap_or_else(|| format!("mid:{mid}"));
         let counter_state = state.clone();
-        let on_frame = move || {
+        let on_frame = move |size: Option<(u32, u32)>| {
             let now = Instant::now();
             let mut s = lock(&counter_state);
             let t = s.tracks.entry(track.clone()).or_default();
@@ -118,6 +155,12 @@ pub(crate) fn connect_decoders(
             }
             t.first_frame.get_or_insert(now);
             t.last_frame = Some(now);
+            if let Some((w, h)) = size {
+                if t.size != size {
+                    t.sizes.push((now, w, h));
+                }
+                t.size = size;
+            }
         };
         let Ok(bin) = media::decoder(video, keyframe_on_loss, on_frame) else {
             return;
