@@ -713,6 +713,25 @@ fn gated_pads_do_not_switch_and_activation_asks_for_their_layer() {
 }
 
 #[test]
+fn the_request_keyframe_action_asks_the_layers_outputs_forward() {
+    let (el, _bus) = simulcast_forwarder("l,h");
+    el.set_property("keyframe-min-interval", 0u32);
+    let mut sub = subscriber(&el, "src_0", "h");
+    let mut l = Layer::new(&el, "sink_0", "l", SSRC_L);
+    let mut h = Layer::new(&el, "sink_1", "h", SSRC_H);
+    l.send(0, true);
+    h.send(0, true);
+    assert_eq!(pulled(&mut sub).len(), 1);
+    l.key_unit_requests();
+    h.key_unit_requests();
+    let before = stat(&el, "keyframe-requests");
+    el.emit_by_name::<()>("request-keyframe", &[]);
+    assert_eq!(h.key_unit_requests(), 1, "the forwarded layer is asked");
+    assert_eq!(l.key_unit_requests(), 0, "a layer nobody gets is not");
+    assert_eq!(stat(&el, "keyframe-requests"), before + 1);
+}
+
+#[test]
 fn a_throttled_keyframe_request_is_retried_while_the_switch_is_pending() {
     let (el, _bus) = simulcast_forwarder("l,h");
     el.set_property("keyframe-min-interval", 100u32);

@@ -42,7 +42,8 @@
 //!   pads), `keyframe-requests` (sent upstream), `keyframe-requests-dropped` (throttled),
 //!   `twcc-ext-unrewritable` (see below);
 //! - action signal `request-keyframe` (no arguments, no return value): sends one upstream
-//!   force-key-unit, subject to the same throttle;
+//!   force-key-unit, subject to the same throttle (simulcast: one per layer that an active
+//!   output forwards or waits for, on that layer's sink pad);
 //! - `GstChildProxy` over its pads, so `src_0::active=true` works in `gst-launch-1.0`.
 //!
 //! Threading: all buffers are pushed from the publisher's streaming thread, so without a `queue`

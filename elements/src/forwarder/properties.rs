@@ -12,7 +12,6 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::imp::{lock, LaminaForwarder, CAT};
-use super::keyframe::KeyUnitRequest;
 use super::rid::parse_rid_list;
 use super::simulcast::DEFAULT_LAYER_TIMEOUT_MS;
 
@@ -162,10 +161,7 @@ impl ObjectImpl for LaminaForwarder {
                         .first()
                         .and_then(|v| v.get::<super::LaminaForwarder>().ok());
                     if let Some(element) = element {
-                        element.imp().send_keyframe_request(
-                            KeyUnitRequest::default(),
-                            SIGNAL_REQUEST_KEYFRAME,
-                        );
+                        element.imp().request_keyframe_everywhere();
                     }
                     None
                 })

@@ -479,6 +479,19 @@ impl Simulcast {
         wanted
     }
 
+    /// The layers active src pads forward or wait for (current, else wanted), each once.
+    pub fn served_layers(&self) -> Vec<Arc<str>> {
+        let mut out: Vec<Arc<str>> = Vec::new();
+        for route in self.routes.iter().filter(|r| r.active) {
+            if let Some(rid) = route.current.as_ref().or(route.wanted.as_ref()) {
+                if !out.contains(rid) {
+                    out.push(rid.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// The layer selection of a src pad.
     pub fn route_layers(&self, pad: &super::LaminaForwarderPad) -> Option<RouteLayers> {
         let route = &self.routes[self.route_index(pad)?];

@@ -170,6 +170,19 @@ impl LaminaForwarder {
         true
     }
 
+    /// The `request-keyframe` action: one request upstream of the always sink pad, and one per
+    /// simulcast layer an active output forwards or waits for (each throttled as usual).
+    pub(super) fn request_keyframe_everywhere(&self) {
+        let layers = lock(&self.simulcast).served_layers();
+        if layers.is_empty() {
+            self.send_keyframe_request(KeyUnitRequest::default(), "request-keyframe");
+            return;
+        }
+        for rid in layers {
+            self.request_layer_keyframe(&rid, KeyUnitRequest::default(), "request-keyframe");
+        }
+    }
+
     /// Called by a pad when its `active` turns on: a subscriber starting mid-stream needs a
     /// keyframe (not for audio).
     pub(super) fn keyframe_for_new_subscriber(&self, pad: &super::LaminaForwarderPad) {
