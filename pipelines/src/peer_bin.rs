@@ -72,10 +72,18 @@ pub(crate) struct PublishMap {
 }
 
 impl PublishMap {
-    /// The kind of the track an announced SSRC carries, if the offers said.
+    /// The kind of the track an SSRC carries: from the offers' `a=ssrc` lines; an SSRC they did
+    /// not announce is taken for video when the peer publishes simulcast (browsers announce no
+    /// SSRC for simulcast layers, and announce their audio ones).
     pub(crate) fn kind_of(&self, ssrc: u32) -> Option<crate::ids::TrackKind> {
-        let mline = self.ssrcs.get(&ssrc)?;
-        Some(self.slots.get(mline)?.codec.kind)
+        match self.ssrcs.get(&ssrc) {
+            Some(mline) => Some(self.slots.get(mline)?.codec.kind),
+            None => self
+                .slots
+                .values()
+                .any(|s| s.layers.simulcast())
+                .then_some(crate::ids::TrackKind::Video),
+        }
     }
 
     /// The m-line a received stream belongs to. webrtcbin 1.22 reports m-line 0 for an SSRC the
@@ -462,5 +470,46 @@ fn discard(bin: &gst::Bin, pad: &gst::Pad) {
         if let Some(sinkpad) = sink.static_pad("sink") {
             let _ = pad.link(&sinkpad);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TrackKind;
+
+    fn slot(kind: TrackKind, pt: u32, rids: &[&str]) -> PublishSlot {
+        gst::init().unwrap();
+        PublishSlot {
+            track: TrackId::from(format!("t{pt}").as_str()),
+            codec: Codec {
+                kind,
+                encoding_name: "VP8".into(),
+                clock_rate: 90000,
+            },
+            pt,
+            fwd_sink: gst::Pad::builder(gst::PadDirection::Sink).build(),
+            layers: Layers::new(rids.iter().map(|r| r.to_string()).collect()),
+            announced: false,
+        }
+    }
+
+    #[test]
+    fn unannounced_streams_go_to_the_simulcast_m_line_of_their_payload_type() {
+        let mut map = PublishMap::default();
+        map.slots.insert(0, slot(TrackKind::Audio, 111, &[]));
+        // A simulcast camera and a screen share, both VP8 on 96; the screen's SSRC is known.
+        map.slots.insert(1, slot(TrackKind::Video, 96, &["l", "m", "h"]));
+        map.slots.insert(2, slot(TrackKind::Video, 96, &[]));
+        map.ssrcs.insert(10, 0);
+        map.ssrcs.insert(20, 2);
+        assert_eq!(map.resolve(Some(20), Some(96), Some(0)), Some(2));
+        assert_eq!(map.resolve(Some(30), Some(96), Some(0)), Some(1));
+        assert_eq!(map.resolve(Some(31), Some(111), Some(0)), Some(0));
+        // Kinds: announced, or video for an unannounced SSRC of a simulcast publisher.
+        assert_eq!(map.kind_of(10), Some(TrackKind::Audio));
+        assert_eq!(map.kind_of(30), Some(TrackKind::Video));
+        map.slots.remove(&1);
+        assert_eq!(map.kind_of(30), None);
     }
 }
