@@ -1,10 +1,25 @@
 // Media constraints and other constants of the Lamina client.
 
+import type { TrackEncoding } from "@jellyfish-dev/membrane-webrtc-js";
+
 /** Default capture constraints (what a real user gets). */
 export const MEDIA_CONSTRAINTS: MediaStreamConstraints = {
   audio: true,
-  video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } },
+  video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 24 } },
 };
+
+/**
+ * Simulcast of the camera (on unless `?simulcast=0`): the library sends the layers with rids
+ * l / m / h at 1/4, 1/2 and full size; the server forwards one of them to each subscriber.
+ * Screen shares are sent in one encoding.
+ */
+export const SIMULCAST_ENCODINGS: TrackEncoding[] = ["l", "m", "h"];
+/**
+ * Smallest camera picture (pixels) sent in simulcast. Chromium sends fewer layers below
+ * 960x540 and drops the top ones (640x480: l and m only, 320x240 at most; 320x240: l alone,
+ * 80x60): a smaller camera goes out in one encoding at its full size instead.
+ */
+export const SIMULCAST_MIN_PIXELS = 960 * 540;
 
 /** Test mode (`?test=1`): small frames, and no audio processing so test tones stay intact. */
 export const TEST_VIDEO_CONSTRAINTS: MediaTrackConstraints = {

@@ -93,9 +93,11 @@ function setupRoomPage(): void {
     };
   }
   const rejoin = `/room/${encodeURIComponent(roomId)}${window.location.search}`;
+  // The camera goes out in three simulcast layers unless ?simulcast=0 (any page, not only tests).
+  const simulcast = flag(params, "simulcast", true);
 
   const startRoom = (name: string, request: LocalMediaRequest, speaker: string) => {
-    room = new Room({ roomId, displayName: name, media: request, rejoinUrl: rejoin, test });
+    room = new Room({ roomId, displayName: name, media: request, rejoinUrl: rejoin, test, simulcast });
     const r = room;
     if (speaker) ui.setAudioOutput(speaker);
     applyInitialActive(r, request.initialActive ?? null);

@@ -6,9 +6,13 @@
 // - The local tile: the outbound-rtp streams of our own tracks, with loss and round trip time from
 //   the server's receiver reports (remote-inbound-rtp `fractionLost`, `roundTripTime`).
 //
+// - Remote tiles also get a small badge in the indicator: the received resolution (from the same
+//   inbound-rtp sample) and the simulcast layer the server says it forwards (`encodingChanged`,
+//   "—" before any), and, when the track is simulcast, a quality picker in the details panel.
+//
 // The first half of this module is pure (stats entries in, samples and levels out: tested with
-// node, see tests/e2e/quality.test.mjs); the second renders the indicator and its details panel
-// into the tile element, and QualityMonitor ties both to a timer.
+// node, see tests/e2e/quality.test.mjs and simulcast.test.mjs); the second renders the indicator
+// and its details panel into the tile element, and QualityMonitor ties both to a timer.
 
 export type QualityLevel = "good" | "fair" | "poor" | "unknown";
 export type Direction = "inbound" | "outbound";
@@ -281,6 +285,55 @@ export function outboundSample(entries: StatsEntry[], trackIds: string[], prev: 
   return { sample, counters };
 }
 
+/**
+ * What a remote tile's quality picker asks for: "auto" (the server picks, asked for "h" and
+ * lowering it by itself when the subscriber's bandwidth is short) or one simulcast layer.
+ */
+export type QualityChoice = "auto" | "h" | "m" | "l";
+export const QUALITY_CHOICES: { value: QualityChoice; label: string }[] = [
+  { value: "auto", label: "Auto" },
+  { value: "h", label: "High" },
+  { value: "m", label: "Medium" },
+  { value: "l", label: "Low" },
+];
+
+/** The layer a choice asks the server for (`setTargetTrackEncoding`). */
+export function choiceLayer(choice: QualityChoice): "h" | "m" | "l" {
+  return choice === "auto" ? "h" : choice;
+}
+
+/** The simulcast layer a remote tile receives, as the server last said (`encodingSwitched`). */
+export interface LayerInfo {
+  /** "l" / "m" / "h"; null before the server said any. */
+  encoding: string | null;
+  /** Why the server switched ("other", "encoding_inactive", "low_bandwidth"; camelCase in the typings). */
+  reason: string | null;
+}
+
+const LAYER_NAMES: Record<string, string> = { l: "low", m: "medium", h: "high" };
+/** Reasons as the 0.5.3 typings spell them, and as Membrane servers (and Lamina) send them. */
+const REASON_TEXT: Record<string, string> = {
+  other: "picked or first layer",
+  encodingInactive: "the layer asked for is not being sent",
+  encoding_inactive: "the layer asked for is not being sent",
+  lowBandwidth: "not enough bandwidth for a higher layer",
+  low_bandwidth: "not enough bandwidth for a higher layer",
+};
+
+/** The badge of a remote tile: "1280×720 · h" and its tooltip (with the layer's reason). */
+export function formatBadge(sample: QualitySample, layer: LayerInfo | null): { text: string; title: string } {
+  const res = sample.width && sample.height ? `${sample.width}×${sample.height}` : "—";
+  const enc = layer?.encoding ?? null;
+  const text = `${res} · ${enc ?? "—"}`;
+  let layerText = "layer —";
+  if (enc) {
+    layerText = `layer ${enc} (${LAYER_NAMES[enc] ?? enc})`;
+    const why = layer?.reason;
+    if (why) layerText += `, reason: ${why}${REASON_TEXT[why] ? ` (${REASON_TEXT[why]})` : ""}`;
+  }
+  return { text, title: `Receiving ${res}, ${layerText}` };
+}
+
 export interface Classification {
   level: QualityLevel;
   /** Why it is not good (empty when good or unknown). */
@@ -360,7 +413,14 @@ export interface QualityView {
   level: QualityLevel;
   reasons: string[];
   sample: QualitySample;
+  /** Remote tiles: the layer received (the badge shows it); null on local tiles. */
+  layer: LayerInfo | null;
+  /** The picker's choice when the tile's video is simulcast (picker shown), else null. */
+  picker: QualityChoice | null;
 }
+
+/** Called when the user picks a quality in a tile's picker. */
+export type PickHandler = (tileId: string, choice: QualityChoice) => void;
 
 const LEVEL_TEXT: Record<QualityLevel, string> = { good: "good", fair: "fair", poor: "poor", unknown: "…" };
 
@@ -368,7 +428,7 @@ function tileElement(tileId: string): HTMLElement | null {
   return document.querySelector<HTMLElement>(`.tile[data-tile-id="${CSS.escape(tileId)}"]`);
 }
 
-function ensureWidget(tile: HTMLElement): HTMLElement {
+function ensureWidget(tile: HTMLElement, onPick: PickHandler | null): HTMLElement {
   const existing = tile.querySelector<HTMLElement>(":scope > .quality");
   if (existing) return existing;
   const root = document.createElement("div");
@@ -384,14 +444,36 @@ function ensureWidget(tile: HTMLElement): HTMLElement {
   for (let i = 0; i < 3; i++) bars.appendChild(document.createElement("i"));
   const label = document.createElement("span");
   label.className = "quality-label";
-  button.append(bars, label);
+  // Remote tiles: received resolution and simulcast layer.
+  const badge = document.createElement("span");
+  badge.className = "quality-badge";
+  badge.hidden = true;
+  button.append(bars, label, badge);
   const details = document.createElement("div");
   details.className = "quality-details";
   details.hidden = true;
   const title = document.createElement("p");
   title.className = "quality-title";
   const list = document.createElement("dl");
-  details.append(title, list);
+  // Simulcast tracks: which layer to receive.
+  const pick = document.createElement("label");
+  pick.className = "quality-pick";
+  pick.hidden = true;
+  pick.append("Video quality ");
+  const select = document.createElement("select");
+  for (const c of QUALITY_CHOICES) {
+    const o = document.createElement("option");
+    o.value = c.value;
+    o.textContent = c.label;
+    select.appendChild(o);
+  }
+  select.addEventListener("change", () => {
+    const id = tile.dataset.tileId;
+    const choice = QUALITY_CHOICES.find((c) => c.value === select.value)?.value;
+    if (id && choice && onPick) onPick(id, choice);
+  });
+  pick.appendChild(select);
+  details.append(title, list, pick);
   button.addEventListener("click", (ev) => {
     ev.stopPropagation();
     const open = details.hidden;
@@ -447,10 +529,10 @@ function placeDetails(root: HTMLElement): void {
 }
 
 /** Renders (creating if needed) the indicator of the view's tile. */
-export function renderQuality(view: QualityView): void {
+export function renderQuality(view: QualityView, onPick: PickHandler | null = null): void {
   const tile = tileElement(view.tileId);
   if (!tile) return;
-  const root = ensureWidget(tile);
+  const root = ensureWidget(tile, onPick);
   root.dataset.level = view.level;
   // Small tiles: bars only (the level stays in the tooltip and the accessible name).
   root.dataset.compact = String(tile.clientWidth < 200 || tile.clientHeight < 110);
@@ -483,7 +565,41 @@ export function renderQuality(view: QualityView): void {
     dd.textContent = r.text;
     dd.dataset.value = r.value === null ? "" : String(r.value);
   }
+  // The badge is inside the button, whose aria-label hides it: say it there too.
+  const badge = renderBadge(root, view);
+  if (badge) button.setAttribute("aria-label", `${what} quality: ${text}; ${badge.charAt(0).toLowerCase()}${badge.slice(1)}`);
   placeDetails(root);
+}
+
+/**
+ * The badge (remote tiles with video, or once a layer was announced) and the picker. Returns the
+ * badge's tooltip when shown.
+ */
+function renderBadge(root: HTMLElement, view: QualityView): string | null {
+  let shown: string | null = null;
+  const badge = root.querySelector<HTMLElement>(".quality-badge");
+  if (badge) {
+    const show = view.layer !== null && (view.sample.hasVideo || view.layer.encoding !== null);
+    badge.hidden = !show;
+    if (show) {
+      const b = formatBadge(view.sample, view.layer);
+      if (badge.textContent !== b.text) badge.textContent = b.text;
+      badge.title = b.title;
+      badge.dataset.width = String(view.sample.width ?? "");
+      badge.dataset.height = String(view.sample.height ?? "");
+      badge.dataset.layer = view.layer?.encoding ?? "";
+      badge.dataset.reason = view.layer?.reason ?? "";
+      shown = b.title;
+    }
+  }
+  const pick = root.querySelector<HTMLElement>(".quality-pick");
+  const select = pick?.querySelector("select");
+  if (pick && select) {
+    pick.hidden = view.picker === null;
+    root.dataset.simulcast = String(view.picker !== null);
+    if (view.picker !== null && select.value !== view.picker) select.value = view.picker;
+  }
+  return shown;
 }
 
 /** Removes the indicator of a tile (if it still exists). */
@@ -502,6 +618,10 @@ export interface QualityTarget {
   trackIds: string[];
   /** The tile's video should be flowing (camera on). */
   videoActive: boolean;
+  /** Remote tiles: the layer received (badge); absent or null on local tiles. */
+  layer?: LayerInfo | null;
+  /** The picker's choice when the tile's video is simulcast (picker shown); else absent or null. */
+  picker?: QualityChoice | null;
 }
 
 export const QUALITY_INTERVAL_MS = 1000;
@@ -515,7 +635,10 @@ export class QualityMonitor {
   private readonly history = new Map<string, QualityLevel[]>();
   private readonly latest = new Map<string, QualityView>();
 
-  constructor(private readonly source: () => { pcs: RTCPeerConnection[]; targets: QualityTarget[] }) {}
+  constructor(
+    private readonly source: () => { pcs: RTCPeerConnection[]; targets: QualityTarget[] },
+    private readonly onPick: PickHandler | null = null,
+  ) {}
 
   start(intervalMs = QUALITY_INTERVAL_MS): void {
     if (this.timer !== null) return;
@@ -542,12 +665,24 @@ export class QualityMonitor {
     return Array.from(this.latest.values());
   }
 
+  /**
+   * A tile's layer or picker changed (`encodingChanged`, a pick): shown at once instead of at
+   * the next sample. No-op for a tile not sampled yet (its first sample shows it).
+   */
+  update(tileId: string, patch: { layer?: LayerInfo | null; picker?: QualityChoice | null }): void {
+    const view = this.latest.get(tileId);
+    if (!view) return;
+    if (patch.layer !== undefined) view.layer = patch.layer;
+    if (patch.picker !== undefined) view.picker = patch.picker;
+    renderQuality(view, this.onPick);
+  }
+
   async tick(): Promise<void> {
     if (this.running) return;
     this.running = true;
     const generation = this.generation;
     try {
-      const { pcs, targets } = this.source();
+      const { pcs } = this.source();
       const entries: StatsEntry[] = [];
       for (const pc of pcs) {
         if (pc.connectionState === "closed") continue;
@@ -559,6 +694,8 @@ export class QualityMonitor {
         }
       }
       if (generation !== this.generation) return;
+      // The targets as they are now (a layer may have changed while getStats ran).
+      const { targets } = this.source();
       const now = Date.now();
       const seen = new Set<string>();
       for (const t of targets) {
@@ -572,9 +709,16 @@ export class QualityMonitor {
         h.push(c.level);
         if (h.length > 5) h.shift();
         this.history.set(t.tileId, h);
-        const view: QualityView = { tileId: t.tileId, level: smoothed(h), reasons: c.reasons, sample };
+        const view: QualityView = {
+          tileId: t.tileId,
+          level: smoothed(h),
+          reasons: c.reasons,
+          sample,
+          layer: t.layer ?? null,
+          picker: t.picker ?? null,
+        };
         this.latest.set(t.tileId, view);
-        renderQuality(view);
+        renderQuality(view, this.onPick);
       }
       for (const id of Array.from(this.latest.keys())) {
         if (seen.has(id)) continue;

@@ -13,7 +13,7 @@
 // of an ended session are ignored (every handler checks that its session is the current one).
 
 import { Channel, Socket } from "phoenix";
-import { Endpoint, TrackContext, WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
+import { Endpoint, SimulcastConfig, TrackContext, TrackEncoding, WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
 
 import {
   EndpointMetadata,
@@ -21,14 +21,17 @@ import {
   LOCAL_SCREEN_TILE_ID,
   LOCAL_TILE_ID,
   SCREENSHARING_CONSTRAINTS,
+  SIMULCAST_ENCODINGS,
+  SIMULCAST_MIN_PIXELS,
   TEST_SCREENSHARING_CONSTRAINTS,
   TrackMetadata,
 } from "./consts";
 import * as chat from "./chat";
 import { ChatMessage, ChatResult } from "./chat";
 import { LocalMedia, getLocalMedia } from "./local_media";
-import { QualityMonitor, QualityTarget, QualityView } from "./quality";
+import { LayerInfo, QualityChoice, QualityMonitor, QualityTarget, QualityView, choiceLayer } from "./quality";
 import * as reconnect from "./reconnect";
+import { checkSimulcastAnswer } from "./simulcast";
 import * as remote from "./room_remote";
 import {
   LocalTrack,
@@ -90,6 +93,11 @@ export class Room {
   readonly chatMessages: ChatMessage[] = [];
   /** Every connection loss, oldest first, with when it was reconnected. */
   readonly reconnects: ReconnectRecord[] = [];
+  /**
+   * The server's last estimate of this page's receive bandwidth (`bandwidthEstimation` media
+   * event, bit/s) and when it came (Date.now()); null in a new session until one comes.
+   */
+  bandwidthEstimate: { bps: number; at: number } | null = null;
 
   private readonly opts: RoomOptions;
   private session: Session | null = null;
@@ -111,13 +119,22 @@ export class Room {
   private readonly participants = new Map<string, Participant>();
   private readonly remoteTracks = new Map<string, RemoteTrack>();
   private screenShareStarting = false;
+  /** What the last negotiation said of the camera's simulcast (simulcast.ts), per session. */
+  private simulcastVerdict: ReturnType<typeof checkSimulcastAnswer> = "none";
+  /** A server refused the simulcast and this browser cannot renegotiate with it: no more simulcast. */
+  private simulcastRefused = false;
+  /** The camera was published in simulcast layers (last session); null before publishing it. */
+  private cameraSimulcast: boolean | null = null;
 
   constructor(opts: RoomOptions) {
     this.opts = opts;
     this.roomId = opts.roomId;
     this.displayName = opts.displayName;
     this.backoff = new reconnect.Backoff({ giveUpAfterMs: giveUpMs(opts) });
-    this.quality = new QualityMonitor(() => this.qualitySource());
+    this.quality = new QualityMonitor(
+      () => this.qualitySource(),
+      (tileId, choice) => void this.pickQuality(tileId, choice),
+    );
     ui.setAutoplayBlockedHandler(() => ui.showAudioUnlock(true));
   }
 
@@ -226,6 +243,8 @@ export class Room {
       connectedAt: null,
     };
     this.session = s;
+    this.bandwidthEstimate = null;
+    this.simulcastVerdict = "none";
     this.peerWatch.reset();
     this.quality.reset();
     const live = () => this.session === s;
@@ -296,7 +315,58 @@ export class Room {
   /** Remembers the endpoint's peer connection (created lazily by the library) to close it later. */
   private capturePc(s: Session): void {
     const pc = endpointConnection(s.webrtc);
-    if (pc && !s.pcs.includes(pc)) s.pcs.push(pc);
+    if (!pc || s.pcs.includes(pc)) return;
+    s.pcs.push(pc);
+    // After each negotiation (the answer applied): see whether the server took the simulcast.
+    pc.addEventListener("signalingstatechange", () => {
+      if (pc.signalingState === "stable" && this.session === s) this.afterNegotiation(pc);
+    });
+  }
+
+  /** Simulcast of the camera: on unless `?simulcast=0`, or a server refused it and this browser could not cope. */
+  private simulcastWanted(): boolean {
+    return this.opts.simulcast !== false && !this.simulcastRefused;
+  }
+
+  /**
+   * The camera goes out in simulcast layers (SIMULCAST_ENCODINGS) when it is large enough
+   * (SIMULCAST_MIN_PIXELS); the screen and the microphone in one encoding.
+   */
+  private simulcastConfig(lt: LocalTrack): SimulcastConfig | undefined {
+    if (lt !== this.local.camera) return undefined;
+    const { width, height } = lt.track.getSettings();
+    const large = !!width && !!height && width * height >= SIMULCAST_MIN_PIXELS;
+    this.cameraSimulcast = this.simulcastWanted() && large;
+    if (this.simulcastWanted() && !large) console.info(`lamina: camera ${width}x${height}: one encoding (simulcast from 960x540)`);
+    return this.cameraSimulcast ? { enabled: true, activeEncodings: [...SIMULCAST_ENCODINGS] } : undefined;
+  }
+
+  /** How the camera is sent (test hooks): simulcast asked for, decided, and the server's answer. */
+  simulcastState(): { enabled: boolean; refused: boolean; camera: boolean | null; answer: string } {
+    return {
+      enabled: this.opts.simulcast !== false,
+      refused: this.simulcastRefused,
+      camera: this.cameraSimulcast,
+      answer: this.simulcastVerdict,
+    };
+  }
+
+  /**
+   * After each negotiation: did the server take the camera's simulcast? If it did not, the
+   * camera goes on in one encoding (simulcast.ts); a browser that could not renegotiate then
+   * joins again without simulcast (for the rest of this Room).
+   */
+  private afterNegotiation(pc: RTCPeerConnection): void {
+    const cam = this.local.camera;
+    if (!cam || !this.cameraSimulcast) return;
+    const verdict = checkSimulcastAnswer(pc, cam.track);
+    if (verdict === this.simulcastVerdict || verdict === "none") return;
+    this.simulcastVerdict = verdict;
+    if (verdict === "refused") console.info("lamina: the server does not take simulcast: the camera goes out in one encoding");
+    if (verdict === "stuck") {
+      this.simulcastRefused = true;
+      this.connectionLost("the server does not take simulcast", "joining again with one camera encoding");
+    }
   }
 
   /** Ends a session for good: no listener of it fires again, nothing of it stays open. */
@@ -483,7 +553,7 @@ export class Room {
       // The same MediaStreamTracks every session: a rejoin never asks for the devices again.
       for (const lt of [this.local.audio, this.local.camera, this.local.screen]) {
         if (!lt) continue;
-        lt.trackId = w.addTrack(lt.track, lt.stream, { ...lt.metadata });
+        lt.trackId = w.addTrack(lt.track, lt.stream, { ...lt.metadata }, this.simulcastConfig(lt));
       }
       for (const ep of otherEndpoints) remote.addParticipant(this.participants, ep);
       this.renderParticipants();
@@ -518,10 +588,20 @@ export class Room {
     w.on("trackAdded", (ctx: TrackContext) => {
       if (!live() || !ctx) return;
       const endpointId = ctx.endpoint.id;
-      const rt: RemoteTrack = { trackId: ctx.trackId, endpointId, type: remote.trackType(ctx.metadata), ctx, track: null };
+      const rt: RemoteTrack = {
+        trackId: ctx.trackId,
+        endpointId,
+        type: remote.trackType(ctx.metadata),
+        ctx,
+        track: null,
+        choice: "auto",
+      };
       this.remoteTracks.set(ctx.trackId, rt);
       ctx.on("voiceActivityChanged", (c: TrackContext) => {
         if (live() && this.participants.has(endpointId)) ui.setTileSpeaking(endpointId, c.vadStatus === "speech");
+      });
+      ctx.on("encodingChanged", () => {
+        if (live()) this.onEncodingChanged(ctx.trackId);
       });
       remote.renderTrackState(this.remoteTracks, rt);
     });
@@ -531,7 +611,7 @@ export class Room {
       this.capturePc(s);
       let rt = this.remoteTracks.get(ctx.trackId);
       if (!rt) {
-        rt = { trackId: ctx.trackId, endpointId: ctx.endpoint.id, type: remote.trackType(ctx.metadata), ctx, track: null };
+        rt = { trackId: ctx.trackId, endpointId: ctx.endpoint.id, type: remote.trackType(ctx.metadata), ctx, track: null, choice: "auto" };
         this.remoteTracks.set(ctx.trackId, rt);
       }
       rt.track = ctx.track;
@@ -578,6 +658,12 @@ export class Room {
       if (!rt) return;
       rt.type = remote.trackType(ctx.metadata) === "unknown" ? rt.type : remote.trackType(ctx.metadata);
       remote.renderTrackState(this.remoteTracks, rt);
+    });
+
+    w.on("bandwidthEstimationChanged", (estimation: bigint | number) => {
+      // Typed bigint, but it is the number of the JSON media event.
+      const bps = Number(estimation);
+      if (live() && Number.isFinite(bps)) this.bandwidthEstimate = { bps, at: Date.now() };
     });
 
     w.on("connectionError", (message: string) => {
@@ -628,12 +714,13 @@ export class Room {
         direction: "inbound",
         trackIds: Array.from(p.tileTracks.values()).map((t) => t.id),
         videoActive,
+        ...this.layerOf(p.id),
       });
     }
     for (const rt of this.remoteTracks.values()) {
       if (rt.type !== "screensharing" || !rt.track) continue;
       const videoActive = remote.isActive(rt.ctx.metadata);
-      targets.push({ tileId: rt.trackId, direction: "inbound", trackIds: [rt.track.id], videoActive });
+      targets.push({ tileId: rt.trackId, direction: "inbound", trackIds: [rt.track.id], videoActive, ...this.layerOf(rt.trackId) });
     }
     return { pcs: s.pcs.filter((pc) => pc.connectionState !== "closed"), targets };
   }
@@ -641,6 +728,41 @@ export class Room {
   /** The last quality sample and level of every tile (test hooks). */
   qualityViews(): QualityView[] {
     return this.quality.views();
+  }
+
+  /** A remote tile's received layer (badge) and, for a simulcast video, the picker's choice. */
+  private layerOf(tileId: string): { layer: LayerInfo; picker: QualityChoice | null } {
+    const rt = remote.tileVideoTrack(this.remoteTracks, this.participants, tileId);
+    return {
+      layer: { encoding: rt?.ctx.encoding ?? null, reason: rt?.ctx.encodingReason ?? null },
+      picker: rt && remote.isSimulcast(rt) ? rt.choice : null,
+    };
+  }
+
+  /** The server switched the layer it forwards of a remote track: update its tile's badge now. */
+  private onEncodingChanged(trackId: string): void {
+    const rt = this.remoteTracks.get(trackId);
+    if (!rt) return;
+    const tileId = rt.type === "screensharing" ? rt.trackId : rt.endpointId;
+    if (remote.tileVideoTrack(this.remoteTracks, this.participants, tileId) !== rt) return;
+    this.quality.update(tileId, this.layerOf(tileId));
+  }
+
+  /**
+   * The quality picker of a remote tile (and the test hook): asks the server for a layer of the
+   * tile's video ("auto" asks for "h"; the server lowers it by itself when this page's bandwidth
+   * is short). Returns what was sent, or null without such a track (or when not connected).
+   */
+  pickQuality(tileId: string, choice: QualityChoice): { trackId: string; variant: TrackEncoding } | null {
+    const s = this.session;
+    if (this.state !== "connected" || !s) return null;
+    const rt = remote.tileVideoTrack(this.remoteTracks, this.participants, tileId);
+    if (!rt) return null;
+    rt.choice = choice;
+    const variant = choiceLayer(choice);
+    s.webrtc.setTargetTrackEncoding(rt.trackId, variant);
+    this.quality.update(tileId, this.layerOf(tileId));
+    return { trackId: rt.trackId, variant };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -846,6 +968,12 @@ export class Room {
 
   remoteTrackInfos(): RemoteTrackInfo[] {
     return remote.remoteTrackInfos(this.remoteTracks, this.participants);
+  }
+
+  /** The video track a remote tile shows (its camera, or the shared screen), null without one. */
+  tileVideoTrackInfo(tileId: string): RemoteTrackInfo | null {
+    const rt = remote.tileVideoTrack(this.remoteTracks, this.participants, tileId);
+    return rt ? remote.remoteTrackInfo(rt, this.participants) : null;
   }
 
   /** The local MediaStreamTracks' ids (the same before and after a reconnect). */

@@ -19,6 +19,35 @@ export function isActive(metadata: unknown): boolean {
   return a !== false;
 }
 
+/** The server announced the track as simulcast (its `tracks` entry of `tracksAdded`). */
+export function isSimulcast(rt: RemoteTrack): boolean {
+  return rt.ctx.simulcastConfig?.enabled === true;
+}
+
+/**
+ * The video track a tile shows: a screen tile's own track, or the camera track of a
+ * participant's tile (the one playing, else any announced camera track of that endpoint).
+ */
+export function tileVideoTrack(
+  remoteTracks: Map<string, RemoteTrack>,
+  participants: Map<string, Participant>,
+  tileId: string,
+): RemoteTrack | null {
+  const own = remoteTracks.get(tileId);
+  if (own && own.type === "screensharing") return own;
+  const p = participants.get(tileId);
+  if (!p) return null;
+  let announced: RemoteTrack | null = null;
+  for (const rt of remoteTracks.values()) {
+    if (rt.endpointId !== p.id || rt.type === "screensharing") continue;
+    const video = rt.track ? rt.track.kind === "video" : rt.type === "camera";
+    if (!video) continue;
+    if (p.tileTracks.has(rt.trackId)) return rt;
+    announced = rt;
+  }
+  return announced;
+}
+
 /** The endpoint's display name, or "Guest <id prefix>". */
 export function displayNameOf(endpoint: { id: string; metadata: unknown }): string {
   const m = endpoint.metadata as Partial<EndpointMetadata> | null;
@@ -108,7 +137,12 @@ export function remoteTrackInfos(
   remoteTracks: Map<string, RemoteTrack>,
   participants: Map<string, Participant>,
 ): RemoteTrackInfo[] {
-  return Array.from(remoteTracks.values()).map((rt) => ({
+  return Array.from(remoteTracks.values()).map((rt) => remoteTrackInfo(rt, participants));
+}
+
+/** One remote track as the test hooks report it. */
+export function remoteTrackInfo(rt: RemoteTrack, participants: Map<string, Participant>): RemoteTrackInfo {
+  return {
     trackId: rt.trackId,
     endpointId: rt.endpointId,
     displayName: participants.get(rt.endpointId)?.name ?? "",
@@ -117,5 +151,9 @@ export function remoteTrackInfos(
     mediaTrackId: rt.track?.id ?? null,
     tileId: rt.type === "screensharing" ? rt.trackId : rt.endpointId,
     metadata: rt.ctx.metadata,
-  }));
+    simulcast: isSimulcast(rt),
+    encoding: rt.ctx.encoding ?? null,
+    encodingReason: rt.ctx.encodingReason ?? null,
+    choice: rt.choice,
+  };
 }

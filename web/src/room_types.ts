@@ -5,6 +5,7 @@ import { TrackContext } from "@jellyfish-dev/membrane-webrtc-js";
 
 import { TrackMetadata, TrackType } from "./consts";
 import { LocalMediaRequest } from "./local_media";
+import type { QualityChoice } from "./quality";
 
 /**
  * Lifecycle of a Room. "reconnecting": the connection dropped, a new session is on its way
@@ -23,6 +24,8 @@ export interface RoomOptions {
   test: boolean;
   /** Stop reconnecting after this long (default one minute; test mode: `?reconnect_giveup_ms=`). */
   reconnectGiveUpMs?: number;
+  /** Send the camera in three simulcast layers (default true; `?simulcast=0` turns it off). */
+  simulcast?: boolean;
 }
 
 /** One loss of the connection and how it ended. */
@@ -54,6 +57,8 @@ export interface RemoteTrack {
   ctx: TrackContext;
   /** The received MediaStreamTrack once `trackReady` fired. */
   track: MediaStreamTrack | null;
+  /** The quality picked for it (simulcast): "auto" until the user picks one. */
+  choice: QualityChoice;
 }
 
 /** Another endpoint and its main tile. */
@@ -84,4 +89,11 @@ export interface RemoteTrackInfo {
   mediaTrackId: string | null;
   tileId: string;
   metadata: unknown;
+  /** The server announced the track as simulcast (`simulcastConfig.enabled`). */
+  simulcast: boolean;
+  /** The layer received (`encodingChanged`), null before any. */
+  encoding: string | null;
+  encodingReason: string | null;
+  /** The quality picked ("auto" until the user picks one). */
+  choice: QualityChoice;
 }

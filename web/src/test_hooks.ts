@@ -2,16 +2,39 @@
 //
 // The WebRTC library keeps its RTCPeerConnection private. To read receive statistics without
 // touching the library, the page replaces the global RTCPeerConnection constructor (before the
-// library creates one) with a subclass that only records its instances.
+// library creates one) with a subclass that only records its instances (and the encodings each
+// sending transceiver was created with).
 
 import { chatEntries } from "./chat";
 import type { ChatResult } from "./chat";
 import type { Lobby } from "./lobby";
 import type { Room } from "./room";
+import type { QualityChoice } from "./quality";
 import { setSynthGain } from "./local_media";
+import { simulcastLine } from "./simulcast";
 import * as ui from "./room_ui";
 
 const peerConnections: RTCPeerConnection[] = [];
+
+/** One encoding as asked for or as the sender has it (a copy of RTCRtpEncodingParameters). */
+export interface EncodingInfo {
+  rid: string | null;
+  active: boolean;
+  scaleResolutionDownBy: number | null;
+  maxBitrate: number | null;
+}
+
+function encodingInfo(e: RTCRtpEncodingParameters): EncodingInfo {
+  return {
+    rid: e.rid ?? null,
+    active: e.active !== false,
+    scaleResolutionDownBy: e.scaleResolutionDownBy ?? null,
+    maxBitrate: e.maxBitrate ?? null,
+  };
+}
+
+/** The sendEncodings each transceiver was created with (the library shares and changes its object). */
+const requestedEncodings = new WeakMap<RTCRtpTransceiver, EncodingInfo[]>();
 
 export function installPeerConnectionRecorder(): void {
   const Original = window.RTCPeerConnection;
@@ -22,6 +45,11 @@ export function installPeerConnectionRecorder(): void {
       super(config);
       peerConnections.push(this);
     }
+    addTransceiver(trackOrKind: MediaStreamTrack | string, init?: RTCRtpTransceiverInit): RTCRtpTransceiver {
+      const t = super.addTransceiver(trackOrKind, init);
+      requestedEncodings.set(t, (init?.sendEncodings ?? []).map(encodingInfo));
+      return t;
+    }
   }
   window.RTCPeerConnection = RecordedPeerConnection as unknown as typeof RTCPeerConnection;
 }
@@ -30,6 +58,9 @@ export interface InboundStats {
   framesDecoded: number;
   frameWidth: number;
   frameHeight: number;
+  /** Video freezes (inbound-rtp `freezeCount`, `totalFreezesDuration` in seconds). */
+  freezeCount: number;
+  totalFreezesDuration: number;
   packetsReceived: number;
   bytesReceived: number;
   totalSamplesReceived: number;
@@ -53,6 +84,8 @@ function emptyStats(): InboundStats {
     framesDecoded: 0,
     frameWidth: 0,
     frameHeight: 0,
+    freezeCount: 0,
+    totalFreezesDuration: 0,
     packetsReceived: 0,
     bytesReceived: 0,
     totalSamplesReceived: 0,
@@ -78,6 +111,8 @@ async function inboundByTrack(): Promise<Map<string, InboundStats>> {
       acc.framesDecoded += n("framesDecoded");
       acc.frameWidth = Math.max(acc.frameWidth, n("frameWidth"));
       acc.frameHeight = Math.max(acc.frameHeight, n("frameHeight"));
+      acc.freezeCount += n("freezeCount");
+      acc.totalFreezesDuration += n("totalFreezesDuration");
       acc.packetsReceived += n("packetsReceived");
       acc.bytesReceived += n("bytesReceived");
       acc.totalSamplesReceived += n("totalSamplesReceived");
@@ -143,6 +178,100 @@ async function tileTone(tileId: string, windowMs = 400): Promise<number | null> 
   }
 }
 
+/** Per remote tile: what its video receives, and the simulcast layer. */
+export interface VideoReceive {
+  tileId: string;
+  kind: string;
+  displayName: string;
+  /** The server's id of the tile's video track (null: none announced). */
+  trackId: string | null;
+  /** Announced as simulcast (`simulcastConfig.enabled`): the tile has a quality picker. */
+  simulcast: boolean;
+  /** The picker's choice ("auto" until one is picked). */
+  choice: QualityChoice | null;
+  /** The layer the server says it forwards (`encodingChanged`), null before any. */
+  layer: string | null;
+  layerReason: string | null;
+  /** inbound-rtp of the video track (0 before any). */
+  frameWidth: number;
+  frameHeight: number;
+  framesDecoded: number;
+  freezeCount: number;
+  totalFreezesDuration: number;
+  /** The badge as shown ("1280×720 · h"), null when not shown. */
+  badge: string | null;
+  badgeTitle: string | null;
+}
+
+/** The badge of a tile (quality.ts), null when absent or hidden. */
+function badgeOf(tileId: string): { text: string; title: string } | null {
+  const b = document.querySelector<HTMLElement>(`.tile[data-tile-id="${CSS.escape(tileId)}"] .quality-badge`);
+  if (!b || b.hidden) return null;
+  return { text: b.textContent ?? "", title: b.title };
+}
+
+/** Per local video track (camera, screen): the sender's encodings, asked for, negotiated and sent. */
+export interface SendEncodings {
+  type: "camera" | "screensharing";
+  mediaTrackId: string;
+  /** The sendEncodings the transceiver was created with. */
+  requested: EncodingInfo[];
+  /** `sender.getParameters().encodings` now (one once a server answered without simulcast). */
+  current: EncodingInfo[];
+  /** `a=simulcast:` of our offer (e.g. "send l;m;h") and of the server's answer ("recv l;m;h"); null: none. */
+  offerSimulcast: string | null;
+  answerSimulcast: string | null;
+  /** outbound-rtp per encoding. */
+  outbound: { rid: string | null; frameWidth: number; frameHeight: number; framesEncoded: number; bytesSent: number; active: boolean | null; qualityLimitationReason: string | null }[];
+}
+
+async function sendEncodings(room: Room): Promise<SendEncodings[]> {
+  const ids = room.localMediaTrackIds();
+  const wanted: [SendEncodings["type"], string | null][] = [
+    ["camera", ids.camera],
+    ["screensharing", ids.screen],
+  ];
+  const out: SendEncodings[] = [];
+  for (const pc of peerConnections) {
+    if (pc.connectionState === "closed") continue;
+    for (const [type, mediaTrackId] of wanted) {
+      if (!mediaTrackId) continue;
+      const t = pc.getTransceivers().find((x) => x.sender.track?.id === mediaTrackId);
+      if (!t) continue;
+      const outbound: SendEncodings["outbound"] = [];
+      try {
+        const report = await t.sender.getStats();
+        report.forEach((st: Record<string, unknown>) => {
+          if (st.type !== "outbound-rtp") return;
+          const n = (k: string) => (typeof st[k] === "number" ? (st[k] as number) : 0);
+          outbound.push({
+            rid: typeof st.rid === "string" ? st.rid : null,
+            frameWidth: n("frameWidth"),
+            frameHeight: n("frameHeight"),
+            framesEncoded: n("framesEncoded"),
+            bytesSent: n("bytesSent"),
+            active: typeof st.active === "boolean" ? st.active : null,
+            qualityLimitationReason: typeof st.qualityLimitationReason === "string" ? st.qualityLimitationReason : null,
+          });
+        });
+      } catch {
+        /* closed meanwhile */
+      }
+      outbound.sort((a, b) => a.frameWidth - b.frameWidth);
+      out.push({
+        type,
+        mediaTrackId,
+        requested: requestedEncodings.get(t) ?? [],
+        current: t.sender.getParameters().encodings.map(encodingInfo),
+        offerSimulcast: simulcastLine(pc.currentLocalDescription?.sdp, t.mid),
+        answerSimulcast: simulcastLine(pc.currentRemoteDescription?.sdp, t.mid),
+        outbound,
+      });
+    }
+  }
+  return out;
+}
+
 export function installTestHooks(getRoom: () => Room | null): void {
   const api = {
     get room() {
@@ -182,8 +311,67 @@ export function installTestHooks(getRoom: () => Room | null): void {
     cutSocket: () => getRoom()?.testCutSocket() ?? false,
     /** "Rejoin" after giving up (as the banner's button does). */
     rejoin: () => getRoom()?.rejoin(),
-    /** Connection quality per tile: {tileId, level, reasons, sample} (see quality.ts). */
+    /** Connection quality per tile: {tileId, level, reasons, sample, layer, picker} (see quality.ts). */
     quality: () => getRoom()?.qualityViews() ?? [],
+    /**
+     * Per local video track (camera, screen): the encodings asked for (rids l/m/h at 4/2/1 with
+     * simulcast), the sender's encodings now, `a=simulcast` of offer and answer, outbound-rtp per rid.
+     */
+    sendEncodings: (): Promise<SendEncodings[]> => {
+      const room = getRoom();
+      return room ? sendEncodings(room) : Promise.resolve([]);
+    },
+    /**
+     * How the camera is sent: {enabled (not `?simulcast=0`), camera (published in layers: true,
+     * one encoding: false, not yet: null), answer ("taken" | "refused" | "stuck" | "none": the
+     * server's answer to the layers), refused (joined again without simulcast)}.
+     */
+    simulcastState: () => getRoom()?.simulcastState() ?? null,
+    /** The server's last bandwidth estimate for this page: {bps, at} or null (`bandwidthEstimationChanged`). */
+    bandwidthEstimate: () => {
+      const e = getRoom()?.bandwidthEstimate;
+      return e ? { ...e } : null;
+    },
+    /**
+     * Picks a remote tile's quality as its picker does ("auto" | "h" | "m" | "l"): sends
+     * `setTargetTrackVariant`; returns {trackId, variant} sent, or null (no such video track).
+     */
+    pickQuality: (tileId: string, choice: QualityChoice) => getRoom()?.pickQuality(tileId, choice) ?? null,
+    /**
+     * Per remote tile: its video track's simulcast state (announced, picked, layer and reason),
+     * inbound-rtp frameWidth/frameHeight/framesDecoded/freezeCount/totalFreezesDuration, and
+     * the badge as shown.
+     */
+    async videoReceive(): Promise<VideoReceive[]> {
+      const room = getRoom();
+      if (!room) return [];
+      const byTrack = await inboundByTrack();
+      return ui
+        .tileInfos()
+        .filter((t) => t.kind === "remote" || t.kind === "screen")
+        .map((t) => {
+          const video = room.tileVideoTrackInfo(t.id);
+          const s = video?.mediaTrackId ? (byTrack.get(video.mediaTrackId) ?? emptyStats()) : emptyStats();
+          const badge = badgeOf(t.id);
+          return {
+            tileId: t.id,
+            kind: t.kind,
+            displayName: t.name,
+            trackId: video?.trackId ?? null,
+            simulcast: video?.simulcast ?? false,
+            choice: video?.choice ?? null,
+            layer: video?.encoding ?? null,
+            layerReason: video?.encodingReason ?? null,
+            frameWidth: s.frameWidth,
+            frameHeight: s.frameHeight,
+            framesDecoded: s.framesDecoded,
+            freezeCount: s.freezeCount,
+            totalFreezesDuration: s.totalFreezesDuration,
+            badge: badge?.text ?? null,
+            badgeTitle: badge?.title ?? null,
+          };
+        });
+    },
     /** Per remote tile: who it is and what it receives (inbound-rtp via the track ids). */
     async stats(): Promise<TileStats[]> {
       const room = getRoom();

@@ -4,12 +4,18 @@
 import { newPage } from "./browser.mjs";
 import { waitFor } from "./util.mjs";
 
-function query({ name, video = true, audio = true, synth = false, hue, tone, capture }) {
+/**
+ * The page's query. The client sends a camera of 960x540 or more in three simulcast layers;
+ * tests opt out (`simulcast=0`: one encoding, what they were written against) unless they ask
+ * for it with `simulcast: true` (the page's default then applies).
+ */
+function query({ name, video = true, audio = true, synth = false, hue, tone, capture, simulcast = false }) {
   const q = new URLSearchParams();
   if (name !== undefined) q.set("display_name", name);
   q.set("test", "1");
   q.set("video", video ? "1" : "0");
   q.set("audio", audio ? "1" : "0");
+  if (!simulcast) q.set("simulcast", "0");
   if (capture) q.set("capture", capture); // camera size and rate, e.g. "1280x720@30"
   if (synth) {
     q.set("synth", "1");
