@@ -219,3 +219,30 @@ fn inactive_rule_comes_before_the_budget() {
         ["l low_bandwidth"]
     );
 }
+
+#[test]
+fn measured_rates_replace_the_declared_ones_when_fitting() {
+    // Declared h (2.5 Mbit/s) does not fit 1.5 Mbit/s; the measured 900 kbit/s (+20 %) does.
+    let mut cam = lmh();
+    assert_eq!(
+        summary(&decide(Some(1_500_000), &[video(&cam, None, false)])),
+        ["m low_bandwidth"]
+    );
+    assert!(cam.set_measured(&[("h".into(), 900_000), ("x".into(), 1)]));
+    assert_eq!(cam.cost(2), 1_080_000);
+    assert_eq!(
+        cam.cost(0),
+        150_000,
+        "unmeasured layers keep their declared rate"
+    );
+    assert_eq!(
+        summary(&decide(Some(1_500_000), &[video(&cam, None, false)])),
+        ["h other"]
+    );
+    // Small moves are not worth a new decision; big ones are.
+    assert!(!cam.set_measured(&[("h".into(), 1_000_000)]));
+    assert!(cam.set_measured(&[("h".into(), 2_000_000)]));
+    // A measured rate above the declared one counts as measured, without headroom.
+    assert!(cam.set_measured(&[("l".into(), 200_000)]));
+    assert_eq!(cam.cost(0), 200_000);
+}

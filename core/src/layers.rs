@@ -77,6 +77,9 @@ impl RoomCore {
                 self.layer_switched(&peer, &track, layer, fx)
             }
             MediaEvent::DownlinkEstimate { peer, bps } => self.downlink_estimate(&peer, bps, fx),
+            MediaEvent::LayerBitrates { track, bitrates } => {
+                self.layer_bitrates(&track, &bitrates, fx)
+            }
             _ => {}
         }
     }
@@ -160,6 +163,35 @@ impl RoomCore {
             .peers()
             .filter(|p| p.mapped.contains(track))
             .map(|p| p.id.clone())
+            .collect();
+        for peer in subscribers {
+            self.select_layers(&peer, fx);
+        }
+    }
+
+    /// `LayerBitrates`: the measured rates of a track's layers; its subscribers with a
+    /// downlink estimate are decided again when a rate moved notably.
+    pub(crate) fn layer_bitrates(
+        &mut self,
+        track: &TrackId,
+        bitrates: &[(String, u64)],
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(l) = self
+            .tracks
+            .get_mut(track)
+            .and_then(|t| t.simulcast.as_mut())
+        else {
+            return;
+        };
+        if !l.set_measured(bitrates) {
+            return;
+        }
+        let subscribers: Vec<PeerId> = self
+            .peers()
+            .filter(|p| p.mapped.contains(track))
+            .map(|p| p.id.clone())
+            .filter(|p| self.downlinks.get(p).is_some_and(|d| d.estimate.is_some()))
             .collect();
         for peer in subscribers {
             self.select_layers(&peer, fx);

@@ -397,7 +397,8 @@ impl RoomCore {
             }
             e @ (MediaEvent::LayersActive { .. }
             | MediaEvent::LayerSwitched { .. }
-            | MediaEvent::DownlinkEstimate { .. }) => self.layer_event(e, &mut fx),
+            | MediaEvent::DownlinkEstimate { .. }
+            | MediaEvent::LayerBitrates { .. }) => self.layer_event(e, &mut fx),
             MediaEvent::VoiceActivity { track, speech } => {
                 self.voice_activity(&track, speech, &mut fx)
             }

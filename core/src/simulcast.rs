@@ -60,7 +60,15 @@ pub struct Layers {
     /// The layers arriving now (the latest `LayersActive`, in offer order); `None` before the
     /// first report, when every layer counts as active.
     pub active: Option<Vec<String>>,
+    /// Measured bit rate of each layer (same order; `LayerBitrates`), once known.
+    pub measured: Vec<Option<u64>>,
 }
+
+/// Headroom added to a measured layer bit rate when fitting it into a downlink estimate
+/// (a layer's rate moves with the picture; keyframes come in bursts).
+const MEASURED_HEADROOM: f64 = 1.2;
+/// Smallest change of a measured bit rate that makes the room decide again.
+const MEASURED_CHANGE: f64 = 0.25;
 
 impl Layers {
     /// The layers of `rids` (low → high) with default bit rates, all taken as active.
@@ -72,10 +80,36 @@ impl Layers {
             .map(|(i, r)| default_layer_bps(r, i, n))
             .collect();
         Self {
+            measured: vec![None; rids.len()],
             rids,
             bitrates,
             active: None,
         }
+    }
+
+    /// What layer `i` costs a subscriber's downlink: its measured rate with
+    /// [`MEASURED_HEADROOM`] (capped by the declared rate), else the declared rate.
+    pub fn cost(&self, i: usize) -> u64 {
+        let declared = self.bitrates.get(i).copied().unwrap_or(0);
+        match self.measured.get(i).copied().flatten() {
+            Some(m) => ((m as f64 * MEASURED_HEADROOM) as u64).min(declared.max(m)),
+            None => declared,
+        }
+    }
+
+    /// Takes measured rates (`(rid, bit/s)`); true when one moved by [`MEASURED_CHANGE`] or
+    /// more, or became known.
+    pub fn set_measured(&mut self, rates: &[(String, u64)]) -> bool {
+        let mut notable = false;
+        for (rid, bps) in rates {
+            let Some(i) = self.index(rid) else { continue };
+            let old = self.measured[i];
+            notable |= old.is_none_or(|o| {
+                (*bps as f64 - o as f64).abs() >= MEASURED_CHANGE * (o.max(1) as f64)
+            });
+            self.measured[i] = Some(*bps);
+        }
+        notable
     }
 
     /// Takes the declared bit rates (per RID; others keep their default); true when a bit
@@ -104,9 +138,11 @@ impl Layers {
         self.rids.iter().position(|r| r == rid)
     }
 
-    /// `{"layers": [rid…], "bitrates": [bps…], "active": [rid…] | null}` (for `/debug/rooms`).
+    /// `{"layers": [rid…], "bitrates": [bps…], "measured": [bps | null…], "active": [rid…] |
+    /// null}` (for `/debug/rooms`).
     pub fn to_json(&self) -> Value {
-        json!({"layers": self.rids, "bitrates": self.bitrates, "active": self.active})
+        json!({"layers": self.rids, "bitrates": self.bitrates, "measured": self.measured,
+               "active": self.active})
     }
 
     /// Whether layer `i` is arriving (every layer is before the first report).
@@ -203,7 +239,7 @@ pub fn decide(budget: Option<u64>, received: &[Received<'_>]) -> Vec<Option<Choi
                 left = left.saturating_sub(received[i].bps);
                 continue;
             };
-            let bps = |j: usize| layers.bitrates.get(j).copied().unwrap_or(0);
+            let bps = |j: usize| layers.cost(j);
             let active_up_to_cap = || (0..=cap).rev().filter(|&j| layers.is_active(j));
             let fits = active_up_to_cap().find(|&j| bps(j) <= left);
             let pick = fits

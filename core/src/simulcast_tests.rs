@@ -530,7 +530,7 @@ fn debug_snapshot_shows_layers_and_choices() {
     assert_eq!(
         v.simulcast.as_ref().unwrap().to_json(),
         json!({"layers": ["l", "m", "h"], "bitrates": [150000, 500000, 2500000],
-               "active": ["l", "m"]})
+               "measured": [null, null, null], "active": ["l", "m"]})
     );
     assert_eq!(
         r.describe_layers(&id("B")),

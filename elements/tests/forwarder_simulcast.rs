@@ -729,6 +729,18 @@ fn the_request_keyframe_action_asks_the_layers_outputs_forward() {
     assert_eq!(h.key_unit_requests(), 1, "the forwarded layer is asked");
     assert_eq!(l.key_unit_requests(), 0, "a layer nobody gets is not");
     assert_eq!(stat(&el, "keyframe-requests"), before + 1);
+    // Bytes are counted per layer, watched or not.
+    let bytes = el.property::<String>("layer-bytes");
+    let pairs: Vec<(&str, u64)> = bytes
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .map(|(r, b)| (r, b.parse().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        ["l", "h"]
+    );
+    assert!(pairs.iter().all(|(_, b)| *b > 12), "{bytes}");
 }
 
 #[test]

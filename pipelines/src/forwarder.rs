@@ -73,6 +73,14 @@ impl Forwarder {
         self.element.set_property("rids", rids.join(","));
     }
 
+    /// Bytes received per simulcast layer so far (`layer-bytes`), in the layers' order.
+    pub(crate) fn layer_bytes(&self) -> Vec<(String, u64)> {
+        if self.element.find_property("layer-bytes").is_none() {
+            return Vec::new();
+        }
+        parse_layer_bytes(&self.element.property::<String>("layer-bytes"))
+    }
+
     /// The simulcast layer (RID) one output forwards; switched on the layer's next keyframe.
     pub(crate) fn set_layer(pad: &gst::Pad, layer: &str) {
         pad.set_property("layer", layer);
@@ -125,5 +133,28 @@ impl Forwarder {
         Self::set_active(pad, false);
         crate::teardown::unlink_when_idle(pad);
         self.element.release_request_pad(pad);
+    }
+}
+
+/// Parses `rid=bytes,rid=bytes` (`layer-bytes`); malformed pairs are skipped.
+fn parse_layer_bytes(value: &str) -> Vec<(String, u64)> {
+    value
+        .split(',')
+        .filter_map(|pair| {
+            let (rid, bytes) = pair.split_once('=')?;
+            Some((rid.to_owned(), bytes.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn layer_bytes_parse_in_order_and_skip_garbage() {
+        assert_eq!(
+            super::parse_layer_bytes("l=10,m=x,h=30,=,q"),
+            [("l".to_owned(), 10), ("h".to_owned(), 30)]
+        );
+        assert!(super::parse_layer_bytes("").is_empty());
     }
 }

@@ -36,6 +36,8 @@ struct Track {
     rids: Vec<String>,
     /// The layer chosen for each subscriber (`MediaCommand::SelectLayer`).
     layers: HashMap<PeerId, String>,
+    /// The forwarder's `layer-bytes` at the last measurement, and when.
+    last_bytes: Option<(std::time::Instant, HashMap<String, u64>)>,
 }
 
 impl Track {
@@ -133,6 +135,7 @@ impl Forwarding {
                 subscribers: BTreeMap::new(),
                 rids: rids.to_vec(),
                 layers: HashMap::new(),
+                last_bytes: None,
             },
         );
         Ok(sink)
@@ -154,6 +157,33 @@ impl Forwarding {
             }
         }
         true
+    }
+
+    /// Measures the layer bitrates of every simulcast track since the last call: `(track,
+    /// [(rid, bit/s)])` for the tracks measured before (a first call only takes the counts).
+    pub(crate) fn layer_rates(
+        &mut self,
+        now: std::time::Instant,
+    ) -> Vec<(TrackId, Vec<(String, u64)>)> {
+        let mut out = Vec::new();
+        for (id, t) in self.tracks.iter_mut().filter(|(_, t)| !t.rids.is_empty()) {
+            let bytes = t.fwd.layer_bytes();
+            if let Some((at, before)) = &t.last_bytes {
+                let secs = now.saturating_duration_since(*at).as_secs_f64();
+                if secs > 0.0 {
+                    let rates = bytes
+                        .iter()
+                        .map(|(rid, b)| {
+                            let delta = b.saturating_sub(before.get(rid).copied().unwrap_or(*b));
+                            (rid.clone(), (delta as f64 * 8.0 / secs) as u64)
+                        })
+                        .collect();
+                    out.push((id.clone(), rates));
+                }
+            }
+            t.last_bytes = Some((now, bytes.into_iter().collect()));
+        }
+        out
     }
 
     /// The subscriber fed by output `pad` (by name) of `track`'s forwarder.

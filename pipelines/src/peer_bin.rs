@@ -499,7 +499,8 @@ mod tests {
         let mut map = PublishMap::default();
         map.slots.insert(0, slot(TrackKind::Audio, 111, &[]));
         // A simulcast camera and a screen share, both VP8 on 96; the screen's SSRC is known.
-        map.slots.insert(1, slot(TrackKind::Video, 96, &["l", "m", "h"]));
+        map.slots
+            .insert(1, slot(TrackKind::Video, 96, &["l", "m", "h"]));
         map.slots.insert(2, slot(TrackKind::Video, 96, &[]));
         map.ssrcs.insert(10, 0);
         map.ssrcs.insert(20, 2);

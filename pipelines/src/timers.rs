@@ -10,6 +10,8 @@ pub(crate) const ACTIVATE_AFTER_ANSWER: Duration = Duration::from_millis(150);
 /// After an ICE-restart answer, report `PeerConnected` anyway if the state never left
 /// `connected` within this time (see `transport.rs`).
 pub(crate) const RESTART_GRACE: Duration = Duration::from_secs(3);
+/// How often the layer bitrates of simulcast tracks are measured and reported.
+pub(crate) const LAYER_RATES: Duration = Duration::from_secs(1);
 
 /// Something to do later.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,8 @@ pub(crate) enum Timer {
     Keyframe(TrackId),
     /// The ICE-restart grace of this peer's round ran out.
     RestartGrace(PeerId, u64),
+    /// Measure the simulcast layers' bitrates (re-armed every [`LAYER_RATES`]).
+    LayerRates,
 }
 
 /// Pending timers (a handful per room: a plain list).
@@ -56,7 +60,7 @@ impl Timers {
     pub(crate) fn forget_peer(&mut self, peer: &PeerId) {
         self.pending.retain(|(_, t)| match t {
             Timer::Activate(x) | Timer::RestartGrace(x, _) => x != peer,
-            Timer::Keyframe(_) => true,
+            Timer::Keyframe(_) | Timer::LayerRates => true,
         });
     }
 }

@@ -108,6 +108,14 @@ pub enum MediaEvent {
         /// The RIDs of the layers arriving now, in the order of the publisher's offer.
         layers: Vec<String>,
     },
+    /// The bitrates the layers of a simulcast track arrive at, measured over the last second
+    /// (reported about once a second while the track exists).
+    LayerBitrates {
+        /// The simulcast track.
+        track: TrackId,
+        /// `(rid, bit/s)` of each layer seen so far, in the order of the publisher's offer.
+        bitrates: Vec<(String, u64)>,
+    },
     /// A subscriber now receives this layer of a simulcast track (after a
     /// [`MediaCommand::SelectLayer`], on the layer's keyframe).
     LayerSwitched {

@@ -142,6 +142,8 @@
 //! Read-only `active-layers` (string) lists the active RIDs, comma-separated, in `rids` order
 //! (learning order when `rids` is empty). The forwarder never switches a pad by itself when its
 //! current layer stops: the application picks another one (`layer`) on `lamina-layers`.
+//! Read-only `layer-bytes` (string, `rid=bytes` pairs in the same order) counts each layer's
+//! received bytes, so reading it twice gives the layers' bitrates.
 //!
 //! Element messages (`GstMessageElement`, posted from the streaming thread, no lock held):
 //! - `lamina-layers`, field `layers` (string, as `active-layers`), whenever the set of active

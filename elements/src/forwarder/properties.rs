@@ -1,5 +1,6 @@
 //! Element-level properties of `laminaforwarder`: the `keyframe-min-interval` setting, the
-//! simulcast settings (`rid-extension-id`, `rids`, `layer-timeout`, read-only `active-layers`),
+//! simulcast settings (`rid-extension-id`, `rids`, `layer-timeout`, read-only `active-layers`
+//! and `layer-bytes`),
 //! the read-only statistics, the `request-keyframe` action signal, and the `ObjectImpl` exposing
 //! them.
 
@@ -24,6 +25,7 @@ const PROP_RID_EXTENSION_ID: &str = "rid-extension-id";
 const PROP_RIDS: &str = "rids";
 const PROP_LAYER_TIMEOUT: &str = "layer-timeout";
 const PROP_ACTIVE_LAYERS: &str = "active-layers";
+const PROP_LAYER_BYTES: &str = "layer-bytes";
 const PROP_DROPPED_UNKNOWN_RID: &str = "dropped-unknown-rid";
 const PROP_LAYER_SWITCHES: &str = "layer-switches";
 const PROP_TWCC_EXT_UNREWRITABLE: &str = "twcc-ext-unrewritable";
@@ -125,6 +127,14 @@ impl ObjectImpl for LaminaForwarder {
                     .blurb("Comma-separated RIDs of the simulcast layers whose packets arrive")
                     .read_only()
                     .build(),
+                glib::ParamSpecString::builder(PROP_LAYER_BYTES)
+                    .nick("Layer bytes")
+                    .blurb(
+                        "Bytes received per simulcast layer so far, as comma-separated \
+                         rid=bytes pairs (for rates: read it twice)",
+                    )
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt64::builder(PROP_DROPPED_UNKNOWN_RID)
                     .nick("Dropped for unknown RID")
                     .blurb(
@@ -222,6 +232,7 @@ impl ObjectImpl for LaminaForwarder {
             }
             PROP_LAYER_TIMEOUT => lock(&self.simulcast).config.layer_timeout_ms.to_value(),
             PROP_ACTIVE_LAYERS => lock(&self.simulcast).active_layers().to_value(),
+            PROP_LAYER_BYTES => lock(&self.simulcast).layer_bytes().to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

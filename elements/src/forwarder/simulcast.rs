@@ -124,6 +124,8 @@ struct Layer {
     active: bool,
     watchers: u32,
     pending: u32,
+    /// Bytes of the layer's packets received (forwarded or not), for `layer-bytes`.
+    bytes: u64,
 }
 
 /// The layer selection of one src pad.
@@ -229,6 +231,7 @@ fn ensure_layer(layers: &mut Vec<Layer>, rid: &Arc<str>) -> usize {
             active: false,
             watchers: 0,
             pending: 0,
+            bytes: 0,
         });
         layers.len() - 1
     })
@@ -564,6 +567,27 @@ impl Simulcast {
         changed
     }
 
+    /// Bytes received per layer so far, as `rid=bytes` pairs, comma-separated, in `rids` order
+    /// (else learning order).
+    pub fn layer_bytes(&self) -> String {
+        let mut layers: Vec<&Layer> = self.layers.iter().collect();
+        layers.sort_by_key(|l| {
+            (
+                self.config
+                    .rids
+                    .iter()
+                    .position(|r| *r == l.rid)
+                    .unwrap_or(usize::MAX),
+                l.learned.unwrap_or(u64::MAX),
+            )
+        });
+        let pairs: Vec<String> = layers
+            .iter()
+            .map(|l| format!("{}={}", l.rid, l.bytes))
+            .collect();
+        pairs.join(",")
+    }
+
     /// The active layers, comma-separated, in `rids` order (else learning order).
     pub fn active_layers(&self) -> String {
         let mut active: Vec<&Layer> = self.layers.iter().filter(|l| l.active).collect();
@@ -638,6 +662,7 @@ impl Simulcast {
         // Activity.
         let layer = &mut self.layers[li];
         layer.last_packet = Some(now);
+        layer.bytes = layer.bytes.wrapping_add(rtp.buffer().size() as u64);
         let mut changed = !std::mem::replace(&mut layer.active, true);
         if self
             .last_check

@@ -106,6 +106,8 @@ impl MediaThread {
     pub(crate) fn run(mut self, rx: Receiver<Cmd>) {
         let span = tracing::info_span!("media", room = %self.pipeline.name());
         let _entered = span.enter();
+        self.timers
+            .after(crate::timers::LAYER_RATES, Timer::LayerRates);
         loop {
             match rx.recv_timeout(self.timers.next_wait()) {
                 Ok(Cmd::Shutdown(reply)) => {
@@ -223,6 +225,13 @@ impl MediaThread {
         match timer {
             Timer::Activate(peer) => self.activate_links(&peer),
             Timer::Keyframe(track) => self.forwarding.request_keyframe(&track),
+            Timer::LayerRates => {
+                for (track, bitrates) in self.forwarding.layer_rates(std::time::Instant::now()) {
+                    self.emit(MediaEvent::LayerBitrates { track, bitrates });
+                }
+                self.timers
+                    .after(crate::timers::LAYER_RATES, Timer::LayerRates);
+            }
             Timer::RestartGrace(peer, round) => {
                 let expired = self
                     .peers
