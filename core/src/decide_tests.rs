@@ -21,6 +21,8 @@ fn video<'a>(layers: &'a Layers, wish: Option<&'a str>, priority: bool) -> Recei
         bps: 0,
         wish,
         priority,
+        current: None,
+        probe: None,
     }
 }
 
@@ -31,6 +33,8 @@ fn single(kind: TrackKind, bps: u64, priority: bool) -> Received<'static> {
         bps,
         wish: None,
         priority,
+        current: None,
+        probe: None,
     }
 }
 
@@ -245,4 +249,45 @@ fn measured_rates_replace_the_declared_ones_when_fitting() {
     // A measured rate above the declared one counts as measured, without headroom.
     assert!(cam.set_measured(&[("l".into(), 200_000)]));
     assert_eq!(cam.cost(0), 200_000);
+}
+
+#[test]
+fn going_up_needs_headroom_and_a_probe_goes_one_layer_above_the_fit() {
+    let cam = lmh();
+    // m costs 500 kbit/s: from l it needs 550 kbit/s, staying on m needs 500.
+    let from = |cur: Option<usize>, probe: Option<usize>| Received {
+        current: cur,
+        probe,
+        ..video(&cam, None, false)
+    };
+    assert_eq!(
+        summary(&decide(Some(520_000), &[from(Some(0), None)])),
+        ["l low_bandwidth"]
+    );
+    assert_eq!(
+        summary(&decide(Some(520_000), &[from(Some(1), None)])),
+        ["m low_bandwidth"]
+    );
+    assert_eq!(
+        summary(&decide(Some(560_000), &[from(Some(0), None)])),
+        ["m low_bandwidth"]
+    );
+    // A probe: at least its layer, whatever fits; never above the preferred one.
+    assert_eq!(
+        summary(&decide(Some(200_000), &[from(Some(0), Some(1))])),
+        ["m low_bandwidth"]
+    );
+    assert_eq!(
+        summary(&decide(Some(9_000_000), &[from(Some(1), Some(1))])),
+        ["h other"]
+    );
+    let wants_m = Received {
+        current: Some(0),
+        probe: Some(2),
+        ..video(&cam, Some("m"), false)
+    };
+    assert_eq!(
+        summary(&decide(Some(200_000), &[wants_m])),
+        ["l low_bandwidth"]
+    );
 }

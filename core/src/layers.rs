@@ -44,9 +44,47 @@ pub struct Receiving {
     pub switched: Option<String>,
 }
 
+/// Least time between the start of two bandwidth probes of one subscriber (doubled after each
+/// failed probe, up to [`PROBE_BACKOFF_MAX`]).
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(4);
+/// Longest wait between two probes after failures.
+pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(32);
+/// How long a probed layer is kept before it must fit the estimate.
+pub const PROBE_HOLD: Duration = Duration::from_secs(3);
+/// A probe fails when the estimate falls below this share of its value at the probe's start.
+const PROBE_FAIL: f64 = 0.85;
+
+/// Bandwidth probing of one subscriber's downlink. `rtpgccbwe`'s estimate grows to at most
+/// about 1.5 times what is actually sent, so a subscriber moved down a layer would never be
+/// estimated high enough to move up again: from time to time one track held down for
+/// bandwidth is sent one layer higher for [`PROBE_HOLD`]; if the link takes it the estimate
+/// grows and the layer stays, if not (the estimate falls) it goes back and the next probe waits
+/// twice as long.
+#[derive(Debug, Clone)]
+struct Probe {
+    /// No probe starts before this.
+    next_at: Option<Instant>,
+    /// Wait after the next probe.
+    backoff: Duration,
+    /// The probe running: its track and layer, start, and the estimate then.
+    running: Option<(TrackId, usize, Instant, u64)>,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Self {
+            next_at: None,
+            backoff: PROBE_INTERVAL,
+            running: None,
+        }
+    }
+}
+
 /// One subscriber's simulcast state.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Downlink {
+    /// Bandwidth probing.
+    probe: Probe,
     /// The media graph's latest estimate, bit/s.
     estimate: Option<u64>,
     /// The last `bandwidthEstimation` sent: value and when.
@@ -55,6 +93,55 @@ pub(crate) struct Downlink {
     requests: Option<RateLimiter>,
     /// Per simulcast track.
     tracks: BTreeMap<TrackId, Receiving>,
+}
+
+impl Downlink {
+    /// The track to probe with now, if any: the running probe's track while it holds, else a
+    /// new probe's once [`Probe::next_at`] is reached and a track is held down for bandwidth.
+    /// Ends a probe that failed (estimate fell) or ran its time, adjusting the backoff.
+    fn probe_track(&mut self, now: Instant, received: &[&Track]) -> Option<(TrackId, usize)> {
+        let estimate = self.estimate?;
+        let probe = &mut self.probe;
+        if let Some((track, layer, started, at_start)) = probe.running.clone() {
+            let failed = (estimate as f64) < at_start as f64 * PROBE_FAIL;
+            let over = now.saturating_duration_since(started) >= PROBE_HOLD;
+            let still_held = received.iter().any(|t| t.id == track);
+            if !failed && !over && still_held {
+                return Some((track, layer));
+            }
+            probe.running = None;
+            probe.backoff = if failed {
+                (probe.backoff * 2).min(PROBE_BACKOFF_MAX)
+            } else {
+                PROBE_INTERVAL
+            };
+            probe.next_at = Some(now + probe.backoff);
+            tracing::debug!(%track, failed, estimate, "bandwidth probe ended");
+            return None;
+        }
+        if probe.next_at.is_some_and(|at| now < at) {
+            return None;
+        }
+        // A track held down for bandwidth, and the layer above its current one.
+        let (held, layer) = received.iter().find_map(|t| {
+            let chosen = self.tracks.get(&t.id)?.chosen.as_ref()?;
+            if chosen.reason != SwitchReason::LowBandwidth {
+                return None;
+            }
+            let layers = t.simulcast.as_ref()?;
+            let up = (layers.index(&chosen.layer)? + 1..layers.rids.len())
+                .find(|&j| layers.is_active(j))?;
+            Some((t.id.clone(), up))
+        })?;
+        if probe.next_at.is_none() {
+            // The first time a track is held down: wait one interval before probing.
+            probe.next_at = Some(now + PROBE_INTERVAL);
+            return None;
+        }
+        tracing::debug!(track = %held, layer, estimate, "bandwidth probe");
+        probe.running = Some((held.clone(), layer, now, estimate));
+        Some((held, layer))
+    }
 }
 
 /// Whether track metadata says screen share (`{"type": "screensharing"}`).
@@ -252,6 +339,7 @@ impl RoomCore {
         if !self.peers.get(peer).is_some_and(|p| p.connected) {
             return;
         }
+        tracing::debug!(%peer, bps, "downlink estimate");
         let now = self.now;
         let downlink = self.downlinks.entry(peer.clone()).or_default();
         let changed = downlink.estimate != Some(bps);
@@ -296,17 +384,30 @@ impl RoomCore {
             .active()
             .and_then(|t| self.tracks.get(t))
             .map(|t| &t.owner);
+        let now = self.now;
+        let probed = self
+            .downlinks
+            .get_mut(peer)
+            .and_then(|d| d.probe_track(now, &received));
         let downlink = self.downlinks.get(peer);
         let inputs: Vec<Received<'_>> = received
             .iter()
-            .map(|t| Received {
-                kind: t.kind,
-                layers: t.simulcast.as_ref(),
-                bps: t.bitrate,
-                wish: downlink
-                    .and_then(|d| d.tracks.get(&t.id))
-                    .and_then(|r| r.wish.as_deref()),
-                priority: is_screen_share(&t.metadata) || speaker == Some(&t.owner),
+            .map(|t| {
+                let receiving = downlink.and_then(|d| d.tracks.get(&t.id));
+                Received {
+                    kind: t.kind,
+                    layers: t.simulcast.as_ref(),
+                    bps: t.bitrate,
+                    wish: receiving.and_then(|r| r.wish.as_deref()),
+                    priority: is_screen_share(&t.metadata) || speaker == Some(&t.owner),
+                    current: receiving
+                        .and_then(|r| r.chosen.as_ref())
+                        .zip(t.simulcast.as_ref())
+                        .and_then(|(c, l)| l.index(&c.layer)),
+                    probe: probed
+                        .as_ref()
+                        .and_then(|(id, layer)| (id == &t.id).then_some(*layer)),
+                }
             })
             .collect();
         let choices = decide(downlink.and_then(|d| d.estimate), &inputs);

@@ -197,7 +197,16 @@ pub struct Received<'a> {
     pub wish: Option<&'a str>,
     /// A screen share or the active speaker's video: served first when the downlink is short.
     pub priority: bool,
+    /// The layer chosen last time (its index), if any: going above it needs
+    /// [`UP_MARGIN`] of headroom, so an estimate hovering at a layer's cost does not flap.
+    pub current: Option<usize>,
+    /// A bandwidth probe (see `layers.rs`): the track gets at least this layer, whatever the
+    /// estimate fits, to find out whether the link takes it.
+    pub probe: Option<usize>,
 }
+
+/// Headroom a layer above the current one needs in the estimate (hysteresis).
+pub const UP_MARGIN: f64 = 1.1;
 
 /// Rules 1, 3 and 4 for one track: the preferred layer (the wish if it names a layer, else
 /// the highest), moved to the nearest active one.
@@ -240,11 +249,20 @@ pub fn decide(budget: Option<u64>, received: &[Received<'_>]) -> Vec<Option<Choi
                 continue;
             };
             let bps = |j: usize| layers.cost(j);
+            let needs = |j: usize| match received[i].current {
+                Some(cur) if j > cur => (bps(j) as f64 * UP_MARGIN) as u64,
+                _ => bps(j),
+            };
             let active_up_to_cap = || (0..=cap).rev().filter(|&j| layers.is_active(j));
-            let fits = active_up_to_cap().find(|&j| bps(j) <= left);
-            let pick = fits
+            let fits = active_up_to_cap().find(|&j| needs(j) <= left);
+            let mut pick = fits
                 .or_else(|| (0..=cap).find(|&j| layers.is_active(j)))
                 .unwrap_or(cap);
+            if let Some(floor) = received[i].probe.filter(|f| *f > pick && *f <= cap) {
+                if layers.is_active(floor) {
+                    pick = floor;
+                }
+            }
             let reason = if pick < cap {
                 SwitchReason::LowBandwidth
             } else {
