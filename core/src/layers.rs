@@ -53,6 +53,13 @@ pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(32);
 pub const PROBE_HOLD: Duration = Duration::from_secs(3);
 /// A probe fails when the estimate falls below this share of its value at the probe's start.
 const PROBE_FAIL: f64 = 0.85;
+/// An estimate below this share of the previous one is a sharp drop (the link just got much
+/// narrower: GCC's loss controller takes a second or more to come down all the way).
+const SHARP_DROP: f64 = 0.7;
+/// After a sharp drop, layers are fitted into half the estimate for this long, so the
+/// subscriber goes down in one switch (one keyframe through the congested link) rather than
+/// one layer per estimate.
+const SHARP_DROP_HOLD: Duration = Duration::from_secs(2);
 
 /// Bandwidth probing of one subscriber's downlink. `rtpgccbwe`'s estimate grows to at most
 /// about 1.5 times what is actually sent, so a subscriber moved down a layer would never be
@@ -85,6 +92,8 @@ impl Default for Probe {
 pub(crate) struct Downlink {
     /// Bandwidth probing.
     probe: Probe,
+    /// Until when layers are fitted into half the estimate (after a sharp drop).
+    sharp_until: Option<Instant>,
     /// The media graph's latest estimate, bit/s.
     estimate: Option<u64>,
     /// The last `bandwidthEstimation` sent: value and when.
@@ -343,6 +352,13 @@ impl RoomCore {
         let now = self.now;
         let downlink = self.downlinks.entry(peer.clone()).or_default();
         let changed = downlink.estimate != Some(bps);
+        if downlink
+            .estimate
+            .is_some_and(|prev| (bps as f64) < prev as f64 * SHARP_DROP)
+        {
+            tracing::debug!(%peer, bps, "sharp drop of the downlink estimate");
+            downlink.sharp_until = Some(now + SHARP_DROP_HOLD);
+        }
         downlink.estimate = Some(bps);
         let report = match downlink.reported {
             None => true,
@@ -410,7 +426,11 @@ impl RoomCore {
                 }
             })
             .collect();
-        let choices = decide(downlink.and_then(|d| d.estimate), &inputs);
+        let budget = downlink.and_then(|d| {
+            let sharp = d.sharp_until.is_some_and(|until| now < until);
+            d.estimate.map(|e| if sharp { e / 2 } else { e })
+        });
+        let choices = decide(budget, &inputs);
         let decided: Vec<(TrackId, Choice)> = received
             .iter()
             .zip(choices)

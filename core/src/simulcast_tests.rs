@@ -600,3 +600,27 @@ fn a_subscriber_held_down_probes_one_layer_up_and_backs_off_when_it_fails() {
         "m"
     );
 }
+
+#[test]
+fn a_sharp_drop_fits_layers_into_half_the_estimate_for_a_while() {
+    let mut r = room();
+    simulcast_publisher(&mut r, "A");
+    subscriber(&mut r, "B", 1, 1);
+    let t0 = Instant::now();
+    r.advance(t0, SystemTime::UNIX_EPOCH);
+    assert!(
+        selected(&estimate(&mut r, "B", 3_000_000)).is_empty(),
+        "h fits"
+    );
+    // 3 M → 1 M: m would fit 1 M, but half of it only fits l.
+    assert_eq!(
+        selected(&estimate(&mut r, "B", 1_000_000)),
+        [select("B", "A:v", "l")]
+    );
+    // 2 s later the whole estimate counts again (m needs 550 k + 50 k with headroom).
+    r.advance(t0 + Duration::from_secs(3), SystemTime::UNIX_EPOCH);
+    assert_eq!(
+        selected(&estimate(&mut r, "B", 1_010_000)),
+        [select("B", "A:v", "m")]
+    );
+}
