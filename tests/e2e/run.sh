@@ -7,7 +7,7 @@
 #
 # Needs: web/dist built (cd web && npm ci && npm run build), npm ci in tests/e2e, Chromium at
 # /usr/bin/chromium (or CHROMIUM_PATH), and for videoroom, chat, lobby, tiles, reconnect, quality,
-# loss, cluster, vad and simulcast.test.mjs the server binary LAMINA_BIN (default
+# loss, cluster, vad, simulcast and simulcast_room.test.mjs the server binary LAMINA_BIN (default
 # target/release/lamina, relative to the repository root); loss.test.mjs and reconnect.test.mjs also need nft (nftables) and drop
 # packets on lo of the namespace only; cluster.test.mjs also needs redis-server (REDIS_SERVER,
 # default /usr/bin/redis-server) and runs its nodes on 127.0.0.1, .2 and .3.
@@ -23,7 +23,7 @@ bin=${LAMINA_BIN:-target/release/lamina}
 case "$bin" in /*) ;; *) bin="$repo/$bin" ;; esac
 export LAMINA_BIN="$bin"
 
-if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs chat.test.mjs lobby.test.mjs tiles.test.mjs reconnect.test.mjs quality.test.mjs loss.test.mjs cluster.test.mjs vad.test.mjs simulcast.test.mjs"; fi
+if [ "$#" -gt 0 ]; then files="$*"; else files="client.test.mjs videoroom.test.mjs chat.test.mjs lobby.test.mjs tiles.test.mjs reconnect.test.mjs quality.test.mjs loss.test.mjs cluster.test.mjs vad.test.mjs simulcast.test.mjs simulcast_room.test.mjs"; fi
 
 fail=0
 if [ ! -f "$repo/web/dist/room.html" ] || [ ! -f "$repo/web/dist/assets/index.js" ]; then
@@ -48,9 +48,9 @@ if [ ! -x "$chromium" ]; then
   fail=1
 fi
 case " $files " in
-  *loss*|*reconnect*)
+  *loss*|*reconnect*|*simulcast_room*)
     if ! command -v nft >/dev/null 2>&1; then
-      echo "e2e: nft not found, loss.test.mjs and reconnect.test.mjs need it (apt-get install nftables)" >&2
+      echo "e2e: nft not found, loss, reconnect and simulcast_room.test.mjs need it (apt-get install nftables)" >&2
       fail=1
     fi
     ;;

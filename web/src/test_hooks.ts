@@ -290,6 +290,26 @@ export function installTestHooks(getRoom: () => Room | null): void {
         iceConnectionState: pc.iceConnectionState,
         signalingState: pc.signalingState,
       })),
+    /**
+     * The port of the TURN relay address this page's selected candidate pair uses (the
+     * server's socket whose datagrams reach this page: filtering it shapes the page's
+     * downlink only), or null.
+     */
+    relayPort: async (): Promise<number | null> => {
+      for (const pc of peerConnections) {
+        if (pc.connectionState !== "connected") continue;
+        const report = await pc.getStats();
+        let local: string | undefined;
+        report.forEach((s) => {
+          if (s.type === "transport" && s.selectedCandidatePairId) {
+            local = report.get(s.selectedCandidatePairId)?.localCandidateId;
+          }
+        });
+        const cand = local ? report.get(local) : undefined;
+        if (cand?.candidateType === "relay" && typeof cand.port === "number") return cand.port;
+      }
+      return null;
+    },
     tileColour,
     tileTone,
     /** Mutes (0) or unmutes (0.3) the synthetic microphone tone (`synth=1`). */

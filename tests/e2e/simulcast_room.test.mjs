@@ -1,0 +1,140 @@
+// Simulcast in a room of three (issue #17, item 7): every page publishes its 1280x720 camera in
+// layers l/m/h (the page's default), the server forwards one layer per subscriber.
+//
+// 1. Bob picks "Low" on Alice's tile; Carol keeps "Auto". Bob receives Alice's l layer, whose
+//    frame width is at most half of what Carol receives (her h layer).
+// 2. Carol's downlink is constrained: in the test's network namespace nftables polices the
+//    datagrams sent to her TURN relay address (the server's socket for her allocation: only
+//    her downlink) to RATE_KBYTES kB/s. The server's estimate of her downlink (rtpgccbwe on her
+//    transport-wide feedback) falls and it switches her down with `encodingSwitched` reason
+//    `low_bandwidth`. Figures: time to the switch, the estimates her page got, her freezes.
+// 3. The constraint is lifted: she climbs back to h.
+//
+// Frame sizes, layers, reasons, estimates and freezes come from the pages' own getStats and
+// media events (window.lamina.videoReceive / bandwidthEstimate).
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { after, before, test } from "node:test";
+
+import { launchBrowser } from "./lib/browser.mjs";
+import { startLamina } from "./lib/lamina.mjs";
+import { inPrivateNetns } from "./lib/loss.mjs";
+import { Participant } from "./lib/participant.mjs";
+import { log, roomName, waitFor } from "./lib/util.mjs";
+
+const TABLE = "lamina_e2e_shape";
+/** Carol's downlink while constrained, kB/s (~400 kbit/s: less than two h layers). */
+const RATE_KBYTES = 50;
+const SWITCH_DOWN_MS = 10000;
+const CLIMB_BACK_MS = 20000;
+
+let server;
+let browser;
+const pages = [];
+
+before(async () => {
+  server = await startLamina();
+  browser = await launchBrowser({ fakeDevice: "fps=15" });
+});
+
+after(async () => {
+  await nft(["delete", "table", "inet", TABLE]).catch(() => undefined);
+  await Promise.all(pages.map((p) => p.close()));
+  await browser?.close().catch(() => undefined);
+  await server?.stop();
+});
+
+function nft(args, input = null) {
+  return new Promise((resolve, reject) => {
+    const child = spawn("nft", args, { stdio: [input === null ? "ignore" : "pipe", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (b) => (err += b));
+    child.on("error", (e) => reject(new Error(`nft: ${e.message}`)));
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`nft ${args.join(" ")}: exit ${code}: ${err.trim()}`))));
+    if (input !== null) child.stdin.end(input);
+  });
+}
+
+/** The receive state of `p`'s tile of `name`'s camera (videoReceive hook), or undefined. */
+async function tileOf(p, name) {
+  const all = await p.eval(() => window.lamina.videoReceive());
+  return all.find((t) => t.displayName === name && t.kind === "remote");
+}
+
+test("three simulcast publishers: layer per subscriber, switched down on a constrained downlink and back up", async (t) => {
+  const room = roomName("simulcast-room");
+  for (const name of ["Alice", "Bob", "Carol"]) {
+    const p = await Participant.open(browser, server.url, { room, name, capture: "1280x720@15", simulcast: true, viewport: { width: 640, height: 480 } });
+    pages.push(p);
+  }
+  const [alice, bob, carol] = pages;
+  await Promise.all(pages.map((p) => p.waitConnected(30000)));
+  // Everyone decodes both others.
+  for (const p of pages) {
+    await waitFor(`${p.name} decodes both others`, async () => {
+      const v = await p.eval(() => window.lamina.videoReceive());
+      return v.filter((x) => x.kind === "remote" && x.framesDecoded > 5).length === 2;
+    }, { timeout: 30000, interval: 250 });
+  }
+  const aliceTileAtBob = await tileOf(bob, "Alice");
+  assert.ok(aliceTileAtBob?.simulcast, "Alice's camera is announced as simulcast");
+
+  // 1. Bob on l, Carol on auto (h).
+  await bob.eval((id) => window.lamina.pickQuality(id, "l"), aliceTileAtBob.tileId);
+  const [low, high] = await waitFor("Bob on Alice's l, Carol on her h", async () => {
+    const b = await tileOf(bob, "Alice");
+    const c = await tileOf(carol, "Alice");
+    return b?.layer === "l" && c?.layer === "h" && b.frameWidth > 0 && 2 * b.frameWidth <= c.frameWidth ? [b, c] : null;
+  }, { timeout: 20000, interval: 250 });
+  log(`Bob receives Alice at ${low.badge} (${low.layerReason}); Carol at ${high.badge} (${high.layerReason})`);
+  assert.ok(2 * low.frameWidth <= high.frameWidth);
+
+  if (!(await inPrivateNetns())) {
+    t.diagnostic("not in a private network namespace: the downlink part is skipped");
+    return;
+  }
+
+  // 2. Carol's downlink constrained.
+  const relayPort = await carol.eval(() => window.lamina.relayPort());
+  assert.ok(Number.isInteger(relayPort), `Carol's relay port: ${relayPort}`);
+  const before = await tileOf(carol, "Alice");
+  const estimateBefore = await carol.eval(() => window.lamina.bandwidthEstimate());
+  await nft(["-f", "-"], `table inet ${TABLE} {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    iif "lo" udp dport ${relayPort} limit rate over ${RATE_KBYTES} kbytes/second drop
+  }
+}
+`);
+  const constrainedAt = Date.now();
+  const estimates = [];
+  const down = await waitFor("Carol switched down for low bandwidth", async () => {
+    const e = await carol.eval(() => window.lamina.bandwidthEstimate());
+    if (e && estimates.at(-1)?.bps !== e.bps) estimates.push({ bps: e.bps, s: (Date.now() - constrainedAt) / 1000 });
+    const c = await tileOf(carol, "Alice");
+    return c && c.layer !== "h" && c.layerReason === "low_bandwidth" ? c : null;
+  }, { timeout: SWITCH_DOWN_MS, interval: 200 });
+  const switchMs = Date.now() - constrainedAt;
+  // Let the lower layer settle, then read her freezes over the constrained period.
+  await waitFor("Carol decodes the lower layer", async () => {
+    const c = await tileOf(carol, "Alice");
+    return c && c.framesDecoded > down.framesDecoded + 15 ? c : null;
+  }, { timeout: 10000, interval: 250 });
+  const settled = await tileOf(carol, "Alice");
+  const freezeS = settled.totalFreezesDuration - before.totalFreezesDuration;
+  log(`constrained to ${RATE_KBYTES} kB/s: switched to ${down.layer} after ${switchMs} ms; estimates ${JSON.stringify(estimates)} (before: ${JSON.stringify(estimateBefore)}); freezes ${freezeS.toFixed(2)} s (${settled.freezeCount - before.freezeCount})`);
+  const bobStill = await tileOf(bob, "Alice");
+  assert.equal(bobStill.layer, "l", "Bob keeps his choice");
+  assert.ok(freezeS <= 1.0, `Carol froze ${freezeS.toFixed(2)} s while switching down`);
+
+  // 3. Lifted: back to h.
+  await nft(["delete", "table", "inet", TABLE]);
+  const liftedAt = Date.now();
+  const up = await waitFor("Carol back on Alice's h", async () => {
+    const c = await tileOf(carol, "Alice");
+    return c?.layer === "h" && c.frameWidth === high.frameWidth ? c : null;
+  }, { timeout: CLIMB_BACK_MS, interval: 250 });
+  log(`lifted: back on ${up.badge} after ${Date.now() - liftedAt} ms; estimate ${JSON.stringify(await carol.eval(() => window.lamina.bandwidthEstimate()))}`);
+  void alice;
+});
