@@ -24,10 +24,12 @@ mod signalling;
 #[cfg(test)]
 mod simulcast_tests;
 mod state;
+#[cfg(test)]
+mod transport_cc_tests;
 
 pub use lamina_protocol::media_event::{ClientEvent, ServerEvent};
 pub use media::CustomSourceError;
 pub use options::{CandidateDirection, CandidateFilter, ParticipantOptions};
 pub use participant::{Participant, ParticipantConfig};
 pub use signalling::{Signalling, SignallingError};
-pub use state::{EncodingSwitch, ParticipantState, RemoteTrack};
+pub use state::{EncodingSwitch, ParticipantState, RemoteTrack, MAX_STALLS, STALL};

@@ -66,6 +66,67 @@ pub fn write_audio_level(source: &gst::Bin, level: std::sync::Arc<std::sync::ato
     });
 }
 
+/// The transport-wide congestion control header extension
+/// (draft-holmer-rmcat-transport-wide-cc-extensions-01): a sequence number over every packet of
+/// the transport, which the receiver acknowledges (with arrival times) in TWCC feedback.
+pub const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+/// The id the client gives it (Chrome uses 3 as well); distinct from the audio-level (1) and
+/// simulcast (4, 10, 11) ids, as all m-lines share one bundled transport.
+pub const TWCC_EXT_ID: u8 = 3;
+
+/// The `codec-preferences` fields that make webrtcbin 1.22 offer transport-wide congestion
+/// control like a browser: `rtcp-fb-transport-cc` becomes `a=rtcp-fb:<pt> transport-cc`,
+/// `extmap-<id>` the TWCC `a=extmap` line. Once the answer keeps them, webrtcbin's pt map for
+/// the m-line carries the `extmap-<id>` field and its rtpsession, on receiving, reads the
+/// transport-wide sequence numbers and sends TWCC feedback (RTCP RTPFB, FMT 15) for them.
+pub fn transport_cc_caps(caps: &mut gst::Caps) {
+    let caps = caps.make_mut();
+    caps.set("rtcp-fb-transport-cc", true);
+    caps.set(format!("extmap-{TWCC_EXT_ID}"), TWCC_URI);
+}
+
+/// Runs `on_feedback` for every TWCC feedback packet (RTCP RTPFB, FMT 15) `webrtc`'s
+/// rtpsessions send: a probe on its rtpbin's `send_rtcp_src_*` pads, before SRTP.
+pub fn count_twcc_feedback(webrtc: &gst::Element, on_feedback: impl Fn() + Send + Sync + 'static) {
+    let Some(rtpbin) = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+    else {
+        return;
+    };
+    let on_feedback = std::sync::Arc::new(on_feedback);
+    rtpbin.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Src || !pad.name().starts_with("send_rtcp_src") {
+            return;
+        }
+        let on_feedback = on_feedback.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(buf)) = &info.data {
+                if let Ok(map) = buf.map_readable() {
+                    for _ in 0..twcc_feedback_packets(&map) {
+                        on_feedback();
+                    }
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+}
+
+/// The TWCC feedback packets (RTPFB, FMT 15) of a compound RTCP packet.
+pub(crate) fn twcc_feedback_packets(mut rtcp: &[u8]) -> usize {
+    let mut count = 0;
+    while rtcp.len() >= 4 && rtcp[0] >> 6 == 2 {
+        if rtcp[1] == 205 && rtcp[0] & 0x1f == 15 {
+            count += 1;
+        }
+        let len = (usize::from(u16::from_be_bytes([rtcp[2], rtcp[3]])) + 1) * 4;
+        rtcp = rtcp.get(len..).unwrap_or_default();
+    }
+    count
+}
+
 /// The RFC 8843 MID header extension (what Chrome writes next to the RID).
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 /// The RFC 8852 RID header extension: the simulcast layer of a stream.
@@ -268,8 +329,15 @@ pub fn set_nack(transceiver: &gst_webrtc::WebRTCRTPTransceiver, on: bool) {
 /// ~5 s.)
 pub const RTCP_BANDWIDTH: f64 = 125_000.0;
 
+/// How often the client's rtpsessions send TWCC feedback for what they receive (Chrome's
+/// default). rtpsession's own default is one feedback per marker bit, i.e. per video frame:
+/// under loss the frames' last packets go missing too and feedback dries up exactly when the
+/// sender's congestion control needs it.
+pub const TWCC_FEEDBACK_INTERVAL: gst::ClockTime = gst::ClockTime::from_mseconds(100);
+
 /// Makes `webrtc`'s loss feedback browser-like: every RTP session it creates gets
-/// [`RTCP_BANDWIDTH`], and its jitter buffers NACK only real gaps (`rtx-next-seqnum=false`:
+/// [`RTCP_BANDWIDTH`] and sends TWCC feedback every [`TWCC_FEEDBACK_INTERVAL`], and its jitter
+/// buffers NACK only real gaps (`rtx-next-seqnum=false`:
 /// by default they also ask for the next packet whenever it is late, which a frame-paced video
 /// sender makes it often).
 pub fn browser_like_feedback(webrtc: &gst::Element) {
@@ -285,6 +353,11 @@ pub fn browser_like_feedback(webrtc: &gst::Element) {
             if element.type_().name() == "GstRtpSession" {
                 // At or above 1.0 the property is an absolute rate (bytes per second).
                 element.set_property("rtcp-fraction", RTCP_BANDWIDTH);
+                let session = element.property::<glib::Object>("internal-session");
+                if session.find_property("twcc-feedback-interval").is_some() {
+                    session
+                        .set_property("twcc-feedback-interval", TWCC_FEEDBACK_INTERVAL.nseconds());
+                }
             }
         });
     }

@@ -1,7 +1,7 @@
 //! Optional behaviour of a [`crate::Participant`], for fault-injection tests: rewriting the ICE
 //! candidates that cross signalling (to route a participant's media through a lossy relay),
-//! browser-like handling of lost video packets, turning loss repair (NACK/RTX) off, and
-//! publishing video as simulcast.
+//! browser-like handling of lost video packets, turning loss repair (NACK/RTX) off,
+//! publishing video as simulcast, and not offering transport-wide congestion control.
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
@@ -44,6 +44,17 @@ pub struct ParticipantOptions {
     /// `a=rid:<id> send`, `a=simulcast:send l;m;h` and the MID/RID/repaired-RID extmaps, and no
     /// `a=ssrc` lines for the layers.
     pub simulcast: bool,
+    /// Offer no transport-wide congestion control on the recvonly m-lines. By default they
+    /// offer it like a browser (`a=rtcp-fb:<pt> transport-cc` and the TWCC `a=extmap`), so the
+    /// client sends TWCC feedback for what it receives and the server can estimate its
+    /// downlink; this is the control for tests that want the receiver silent about it.
+    pub without_transport_cc: bool,
+    /// The `videotestsrc` pattern of test-source video ([`crate::Participant::add_video_track`]
+    /// and the configured camera). `"smpte"` (whose noise strip keeps the encoders at about
+    /// their target bit rate, like a busy real camera) for tests of bandwidth; the default
+    /// `ball` compresses to a tenth of the target (`"snow"` overshoots it several times).
+    /// `None`: `ball` for the first camera, `smpte` for further tracks.
+    pub video_pattern: Option<String>,
 }
 
 impl std::fmt::Debug for ParticipantOptions {
@@ -54,6 +65,8 @@ impl std::fmt::Debug for ParticipantOptions {
             .field("without_nack", &self.without_nack)
             .field("audio_level", &self.audio_level)
             .field("simulcast", &self.simulcast)
+            .field("without_transport_cc", &self.without_transport_cc)
+            .field("video_pattern", &self.video_pattern)
             .finish()
     }
 }

@@ -87,9 +87,11 @@ impl Participant {
             vad: Vec::new(),
             encoding_switches: Vec::new(),
             bandwidth_estimation: None,
+            bandwidth_estimations: Vec::new(),
             sent_layer_keyframes: BTreeMap::new(),
             last_answer: None,
             bus_errors: Vec::new(),
+            twcc_feedback_sent: 0,
         }));
         record_bus_errors(&pipeline, &state);
         let (ice_tx, mut ice_rx) = mpsc::unbounded_channel::<(u32, String)>();
@@ -102,6 +104,10 @@ impl Participant {
         });
         connect_decoders(&pipeline, &webrtc, &state, options.keyframe_on_loss);
         media::browser_like_feedback(&webrtc);
+        let feedback_state = state.clone();
+        media::count_twcc_feedback(&webrtc, move || {
+            lock(&feedback_state).twcc_feedback_sent += 1
+        });
         let layer_payloaders = media::LayerPayloaders::default();
         media::route_layer_keyframe_requests(&webrtc, layer_payloaders.clone());
         pipeline

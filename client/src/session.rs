@@ -77,7 +77,9 @@ impl Session {
     }
 
     pub(crate) fn add_track(&mut self, video: bool, metadata: Value, id: String) {
-        let pattern = if self.own.iter().any(|t| t.metadata["type"] == "camera") {
+        let pattern = if let Some(pattern) = &self.options.video_pattern {
+            pattern.as_str()
+        } else if self.own.iter().any(|t| t.metadata["type"] == "camera") {
             "smpte"
         } else {
             "ball"
@@ -271,6 +273,11 @@ impl Session {
                 }
                 ServerEvent::BandwidthEstimation { estimation } => {
                     s.bandwidth_estimation = Some(*estimation);
+                    // At most one a second; bounded all the same for long runs.
+                    if s.bandwidth_estimations.len() < 10_000 {
+                        s.bandwidth_estimations
+                            .push((std::time::Instant::now(), *estimation));
+                    }
                 }
                 _ => {}
             }
@@ -318,12 +325,15 @@ impl Session {
             let have = if is_video { self.recv.1 } else { self.recv.0 };
             let nack = self.nack(is_video);
             for _ in have..want {
+                let mut caps = media::rtp_caps(is_video, nack);
+                // Like a browser: TWCC feedback for what arrives (the server's downlink
+                // estimate), unless turned off.
+                if !self.options.without_transport_cc {
+                    media::transport_cc_caps(&mut caps);
+                }
                 let transceiver = self.webrtc.emit_by_name::<WebRTCRTPTransceiver>(
                     "add-transceiver",
-                    &[
-                        &WebRTCRTPTransceiverDirection::Recvonly,
-                        &media::rtp_caps(is_video, nack),
-                    ],
+                    &[&WebRTCRTPTransceiverDirection::Recvonly, &caps],
                 );
                 // NACKs the gaps the jitter buffer sees, takes the server's RTX.
                 media::set_nack(&transceiver, nack);

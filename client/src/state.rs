@@ -31,6 +31,9 @@ pub struct RemoteTrack {
     pub last_frame: Option<Instant>,
     /// Longest interval between two decoded frames.
     pub max_gap: Duration,
+    /// Every interval between two decoded frames longer than [`STALL`]: when the frame that
+    /// ended it was decoded, and its length (at most [`MAX_STALLS`] kept, the first ones).
+    pub stalls: Vec<(Instant, Duration)>,
     /// Width and height of the last decoded video frame.
     pub size: Option<(u32, u32)>,
     /// Every change of the decoded video size: when the first frame of the new size was
@@ -40,6 +43,12 @@ pub struct RemoteTrack {
     /// with its reason.
     pub encoding: Option<(String, String)>,
 }
+
+/// Shortest interval between two decoded frames recorded in [`RemoteTrack::stalls`] (a 15
+/// frames/s camera decodes one every ~67 ms).
+pub const STALL: Duration = Duration::from_millis(200);
+/// Most entries [`RemoteTrack::stalls`] keeps.
+pub const MAX_STALLS: usize = 1000;
 
 /// An `encodingSwitched` the participant received.
 #[derive(Debug, Clone)]
@@ -84,11 +93,17 @@ pub struct ParticipantState {
     pub encoding_switches: Vec<EncodingSwitch>,
     /// The last `bandwidthEstimation` (bit/s).
     pub bandwidth_estimation: Option<u64>,
+    /// Every `bandwidthEstimation` received, in order: when it arrived, bit/s (the first
+    /// 10 000).
+    pub bandwidth_estimations: Vec<(Instant, u64)>,
     /// Keyframes encoded so far per own simulcast video track and layer: track id → RID →
     /// count (their sum is in `sent_keyframes`).
     pub sent_layer_keyframes: BTreeMap<String, BTreeMap<String, u64>>,
     /// The SDP text of the last `sdpAnswer` (as the server sent it).
     pub last_answer: Option<String>,
+    /// TWCC feedback packets (RTCP RTPFB, FMT 15) the participant sent: what the server's
+    /// downlink estimate is made of.
+    pub twcc_feedback_sent: u64,
     /// Errors and warnings posted on the participant's pipeline bus (e.g. a decoder that
     /// could not decode a frame), as `<element>: <message>`.
     pub bus_errors: Vec<String>,
@@ -151,7 +166,11 @@ pub(crate) fn connect_decoders(
             let t = s.tracks.entry(track.clone()).or_default();
             t.frames += 1;
             if let Some(last) = t.last_frame {
-                t.max_gap = t.max_gap.max(now - last);
+                let gap = now - last;
+                t.max_gap = t.max_gap.max(gap);
+                if gap > STALL && t.stalls.len() < MAX_STALLS {
+                    t.stalls.push((now, gap));
+                }
             }
             t.first_frame.get_or_insert(now);
             t.last_frame = Some(now);
