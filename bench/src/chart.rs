@@ -1,7 +1,7 @@
 //! The PNG chart: forwarded packets per second and server CPU against participants per room,
 //! one line per server (all-publishing rooms without simulated loss: the room-N scenarios and
-//! the ramp). Text uses the Hack font embedded by `epaint_default_fonts`, so no system font is
-//! needed.
+//! the ramp; simulcast runs left out). Text uses the Hack font embedded by
+//! `epaint_default_fonts`, so no system font is needed.
 
 use std::path::Path;
 
@@ -25,7 +25,11 @@ fn series(results: &[RunResult], server: &str, f: impl Fn(&RunResult) -> f64) ->
     let mut v: Vec<(f64, f64)> = results
         .iter()
         .filter(|r| {
-            r.server == server && r.publishers == r.per_room && r.rooms == 1 && r.drop_pct == 0.0
+            r.server == server
+                && r.publishers == r.per_room
+                && r.rooms == 1
+                && r.drop_pct == 0.0
+                && !r.simulcast
         })
         .map(|r| (r.per_room as f64, f(r)))
         .collect();

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::metrics::{lock, Shared};
+use crate::media::RIDS;
+use crate::metrics::{lock, PeerStats, Shared};
 use crate::peer::{ask, PeerCmd, PeerHandle, Publish};
 use crate::BenchError;
 
@@ -193,7 +194,10 @@ pub struct JanusPeer {
 
 impl JanusPeer {
     /// Joins room `room` at `url`, publishing when `publish` is set and subscribing to every
-    /// other publisher, now and later.
+    /// other publisher, now and later. A simulcast publisher tells Janus its RIDs are listed
+    /// low to high (`rid_order: "lmh"`, so that substream 0 is `l`); with `receive_layer`
+    /// (0 `l`, 1 `m`, 2 `h`) every video feed is subscribed with that `substream` (Janus's
+    /// default is the highest).
     pub async fn join(
         url: &str,
         room: u64,
@@ -201,6 +205,7 @@ impl JanusPeer {
         ip: IpAddr,
         publish: Option<Publish>,
         shared: Arc<Shared>,
+        receive_layer: Option<usize>,
     ) -> Result<Self, BenchError> {
         let join_started = Instant::now();
         let (conn, events) = JanusConn::connect(url).await?;
@@ -219,6 +224,7 @@ impl JanusPeer {
         let feeds: BTreeSet<u64> = publisher_ids(d).into_iter().collect();
         let publisher = match publish {
             Some(p) => {
+                let simulcast = !p.layers().is_empty();
                 let peer = PeerHandle::start(ip, Some(p), shared.clone(), false).await?;
                 let add = vec![
                     (MediaKind::Audio, Direction::SendOnly),
@@ -227,11 +233,15 @@ impl JanusPeer {
                 let (sdp, _) = ask(&peer.cmd, |r| PeerCmd::Offer(add, r))
                     .await
                     .map_err(err)?;
+                let mut jsep = json!({"type": "offer", "sdp": sdp, "trickle": false});
+                if simulcast {
+                    jsep["rid_order"] = json!("lmh");
+                }
                 let r = conn
                     .message(
                         pub_handle,
                         json!({"request": "publish", "audio": true, "video": true}),
-                        Some(json!({"type": "offer", "sdp": sdp, "trickle": false})),
+                        Some(jsep),
                     )
                     .await?;
                 let answer = r["jsep"]["sdp"]
@@ -257,6 +267,8 @@ impl JanusPeer {
             pub_cmd: publisher.as_ref().map(|p| p.cmd.clone()),
             joined: false,
             feeds: BTreeSet::new(),
+            substream: receive_layer.filter(|l| *l < RIDS.len()),
+            stats: subscriber.stats.clone(),
         };
         s.subscribe(feeds).await?;
         let task = tokio::spawn(s.run(events));
@@ -293,6 +305,10 @@ struct Subscriber {
     pub_cmd: Option<mpsc::UnboundedSender<PeerCmd>>,
     joined: bool,
     feeds: BTreeSet<u64>,
+    /// The substream asked for on every video feed (none: Janus's default, the highest).
+    substream: Option<usize>,
+    /// The subscriber peer's figures (substream switches are counted there).
+    stats: Arc<Mutex<PeerStats>>,
 }
 
 impl Subscriber {
@@ -305,7 +321,13 @@ impl Subscriber {
         if new.is_empty() {
             return Ok(());
         }
-        let streams: Vec<Value> = new.iter().map(|f| json!({"feed": f})).collect();
+        let streams: Vec<Value> = new
+            .iter()
+            .map(|f| match self.substream {
+                Some(s) => json!({"feed": f, "substream": s}),
+                None => json!({"feed": f}),
+            })
+            .collect();
         let body = if self.joined {
             json!({"request": "subscribe", "streams": streams})
         } else {
@@ -359,6 +381,13 @@ impl Subscriber {
                     .collect();
                 self.subscribe(feeds).await
             } else if sender == Some(self.handle) {
+                let d = &v["plugindata"]["data"];
+                if let Some(rid) = d["substream"].as_u64().and_then(|s| RIDS.get(s as usize)) {
+                    *lock(&self.stats)
+                        .layer_switches
+                        .entry(format!("{rid} substream"))
+                        .or_default() += 1;
+                }
                 self.answer(&v).await
             } else {
                 Ok(())

@@ -80,7 +80,10 @@ struct Args {
     /// video they receive and NACK it: repaired vs unrepaired), lossN for a room of N. A
     /// `-turn` suffix (e.g. room8-turn) makes the Lamina participants relay-only, like the
     /// Membrane browser client: every datagram crosses Lamina's embedded TURN server (Janus,
-    /// without a TURN server here, skips these).
+    /// without a TURN server here, skips these). A `-sim` suffix (before `-turn`, e.g.
+    /// room8-sim) makes every publisher send its camera as three simulcast layers l/m/h (h is
+    /// the usual loop, m and l about 1/3 and 1/8 of its packets) and every receiver take the
+    /// default (the highest); `-sim-mixed`: every second participant of a room asks for l.
     #[arg(
         long,
         value_delimiter = ',',
@@ -241,7 +244,17 @@ fn scenario(name: &str, args: &Args) -> Option<Scenario> {
         Some(base) => (base, true),
         None => (name, args.relay),
     };
-    let mut sc = plain_scenario(base, args)?;
+    let (plain, simulcast, mixed) = if let Some(p) = base.strip_suffix("-sim-mixed") {
+        (p, true, true)
+    } else if let Some(p) = base.strip_suffix("-sim") {
+        (p, true, false)
+    } else {
+        (base, false, false)
+    };
+    let mut sc = plain_scenario(plain, args)?;
+    sc.name = base.to_string();
+    sc.simulcast = simulcast;
+    sc.mixed_layers = mixed;
     sc.relay = relay;
     if relay {
         sc.name = format!("{base}-turn");
@@ -280,17 +293,24 @@ fn plain_scenario(name: &str, args: &Args) -> Option<Scenario> {
         loss_seed: args.loss_seed,
         loss_latency_ms: args.loss_latency_ms,
         relay: false,
+        simulcast: false,
+        mixed_layers: false,
     })
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let media = media::prepare(
-        &args.media_dir,
-        media::VideoSpec {
-            kbps: args.video_kbps,
-            ..Default::default()
-        },
-    )?;
+    let spec = media::VideoSpec {
+        kbps: args.video_kbps,
+        ..Default::default()
+    };
+    let mut media = media::prepare(&args.media_dir, spec)?;
+    if args
+        .scenarios
+        .iter()
+        .any(|n| scenario(n, &args).is_some_and(|s| s.simulcast))
+    {
+        media::add_layers(&args.media_dir, &mut media, spec)?;
+    }
     let lamina_bin = match &args.lamina_bin {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("lamina"),
@@ -325,6 +345,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         servers,
         in_netns
     );
+    for l in env.media.layers.iter() {
+        let pkts: usize = l
+            .video
+            .iter()
+            .map(|f| f.data.len().div_ceil(rtp::MAX_CHUNK).max(1))
+            .sum();
+        let fps = f64::from(env.media.fps) / f64::from(l.every);
+        eprintln!(
+            "   simulcast layer {}: {:.0} kbit/s at {fps:.1} fps, {:.1} packets/s",
+            l.rid,
+            l.kbps,
+            pkts as f64 * fps / l.video.len().max(1) as f64
+        );
+    }
     let mut report = report::Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         host: host_facts(),
@@ -455,6 +489,27 @@ fn one_line(r: &RunResult) -> String {
         "\n   tokio-thread CPU {:.2}%, TURN-thread CPU {:.2}%; CPU by thread: {}",
         r.tokio_cpu_pct, r.turn_cpu_pct, r.thread_cpu
     );
+    if r.downlink_estimate_p50_kbps > 0.0 {
+        line += &format!(
+            "\n   downlink estimates told to the receivers at the window's end: median {:.0}, lowest {:.0} kbit/s",
+            r.downlink_estimate_p50_kbps, r.downlink_estimate_min_kbps
+        );
+    }
+    if r.simulcast {
+        line += &format!(
+            "\n   simulcast: publishers sent l/m/h {:.0}/{:.0}/{:.0} pkt/s ({:.0} pkt/s in with audio); receivers got l/m/h {:.0}/{:.0}/{:.0} pkt/s ({} of {} per room asked for l); layer switches: {}",
+            r.tx_l_pkts_per_s,
+            r.tx_m_pkts_per_s,
+            r.tx_h_pkts_per_s,
+            r.ingest_pkts_per_s,
+            r.rx_l_pkts_per_s,
+            r.rx_m_pkts_per_s,
+            r.rx_h_pkts_per_s,
+            r.low_receivers,
+            r.per_room,
+            if r.layer_switches.is_empty() { "none" } else { &r.layer_switches }
+        );
+    }
     if r.relay {
         line += &format!(
             "\n   relay-only: {} participants connected through relays, {} TURN allocations, {:.0} datagrams/s received through them",
@@ -538,5 +593,30 @@ mod tests {
         assert!(sc.relay);
         assert_eq!(sc.name, "fanout4-turn");
         assert_eq!(scenario("room3-turn", &a).unwrap().name, "room3-turn");
+    }
+
+    #[test]
+    fn sim_suffixes_make_simulcast_scenarios() {
+        let a = args(&[]);
+        let sc = scenario("room8-sim", &a).unwrap();
+        assert!(sc.simulcast && !sc.mixed_layers && !sc.relay);
+        assert_eq!(
+            (sc.name.as_str(), sc.publishers, sc.measure_s),
+            ("room8-sim", 8, 15)
+        );
+        assert_eq!(sc.receive_layer(1), None);
+        let sc = scenario("room8-sim-mixed", &a).unwrap();
+        assert!(sc.simulcast && sc.mixed_layers);
+        assert_eq!(sc.name, "room8-sim-mixed");
+        let low: Vec<usize> = (0..8)
+            .filter_map(|i| sc.receive_layer(i).map(|_| i))
+            .collect();
+        assert_eq!(low, [1, 3, 5, 7]);
+        let sc = scenario("fanout4-sim-turn", &a).unwrap();
+        assert!(sc.simulcast && sc.relay);
+        assert_eq!((sc.name.as_str(), sc.subscribers), ("fanout4-sim-turn", 4));
+        assert!(!scenario("room8", &a).unwrap().simulcast);
+        assert!(scenario("room8-turn-sim", &a).is_none());
+        assert!(scenario("room-sim", &a).is_none());
     }
 }

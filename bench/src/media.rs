@@ -30,8 +30,10 @@ pub enum MediaError {
 pub struct VideoSpec {
     /// Target bitrate in kbit/s.
     pub kbps: u32,
-    /// Frames per second.
+    /// Frames per second (numerator).
     pub fps: u32,
+    /// Denominator of the frame rate (1 but for a simulcast layer's fractional rate).
+    pub fps_den: u32,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
@@ -47,6 +49,7 @@ impl Default for VideoSpec {
         Self {
             kbps: 500,
             fps: 30,
+            fps_den: 1,
             width: 480,
             height: 270,
             gop: 60,
@@ -73,6 +76,26 @@ pub struct MediaSet {
     pub audio: Arc<Vec<Frame>>,
     /// Video frame rate.
     pub fps: u32,
+    /// The simulcast layers, low to high (empty unless [`add_layers`] ran): `l` and `m` are
+    /// loops of their own, `h` is [`MediaSet::video`].
+    pub layers: Arc<Vec<Layer>>,
+}
+
+/// The RIDs of the simulcast layers, low to high quality (the order Lamina reads them in, and
+/// the order of the synthetic publishers' `a=simulcast:send`).
+pub const RIDS: [&str; 3] = ["l", "m", "h"];
+
+/// One simulcast layer a synthetic publisher sends.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Its RID (one of [`RIDS`]).
+    pub rid: &'static str,
+    /// Its VP8 frames in decode order; frame 0 is a keyframe.
+    pub video: Arc<Vec<Frame>>,
+    /// Sent on every `every`-th tick of the base frame rate ([`MediaSet::fps`]).
+    pub every: u32,
+    /// Average bitrate of the loop, kbit/s.
+    pub kbps: f64,
 }
 
 impl MediaSet {
@@ -81,23 +104,97 @@ impl MediaSet {
         let bytes: usize = self.video.iter().map(|f| f.data.len()).sum();
         bytes as f64 * 8.0 * self.fps as f64 / self.video.len().max(1) as f64 / 1000.0
     }
+}
 
-    /// Index of the first keyframe at or after `from` (wrapping to 0).
-    pub fn next_keyframe(&self, from: usize) -> usize {
-        (from..self.video.len())
-            .find(|&i| self.video[i].key)
-            .unwrap_or(0)
+/// Index of the first keyframe of `frames` at or after `from` (wrapping to 0).
+pub fn next_keyframe(frames: &[Frame], from: usize) -> usize {
+    (from..frames.len()).find(|&i| frames[i].key).unwrap_or(0)
+}
+
+/// Average bitrate of a VP8 loop played at `fps`, kbit/s.
+fn loop_kbps(frames: &[Frame], fps: f64) -> f64 {
+    let bytes: usize = frames.iter().map(|f| f.data.len()).sum();
+    bytes as f64 * 8.0 * fps / frames.len().max(1) as f64 / 1000.0
+}
+
+/// Adds the simulcast layers to `media` (made with `spec`), generating the `l` and `m` loops
+/// into `dir` first when missing. The layers keep the packet rates of a browser's 720p
+/// simulcast relative to its top layer (`h` at ~8 packets per frame, `m` ~3, `l` 1: `l` ≈ 1/8
+/// and `m` ≈ 1/3 of `h`'s packets) while `h` stays the loop every other scenario sends (~2
+/// packets per frame at 30 fps), so that what the subscribers receive is the same as without
+/// simulcast: `m` is a quarter of the picture at half the frame rate and 28 % of the bitrate
+/// (1–2 packets per frame, 15 fps), `l` a sixteenth at a quarter of the frame rate and a tenth
+/// of the bitrate (1 packet per frame, 7.5 fps); keyframes every 2 s in every layer.
+pub fn add_layers(dir: &Path, media: &mut MediaSet, spec: VideoSpec) -> Result<(), MediaError> {
+    let even = |v: u32| (v + 1) & !1;
+    let mut layers = Vec::new();
+    for (rid, div, every, kbps) in [
+        ("l", 4, 4, spec.kbps / 10),
+        ("m", 2, 2, spec.kbps * 28 / 100),
+    ] {
+        let layer = VideoSpec {
+            kbps,
+            fps: spec.fps,
+            fps_den: every,
+            width: even(spec.width / div),
+            height: even(spec.height / div),
+            gop: spec.gop / every,
+            seconds: spec.seconds,
+        };
+        let video = prepare_video(dir, layer)?;
+        let fps = f64::from(spec.fps) / f64::from(every);
+        layers.push(Layer {
+            rid,
+            kbps: loop_kbps(&video, fps),
+            video: Arc::new(video),
+            every,
+        });
     }
+    layers.push(Layer {
+        rid: "h",
+        kbps: media.video_kbps(),
+        video: media.video.clone(),
+        every: 1,
+    });
+    media.layers = Arc::new(layers);
+    Ok(())
 }
 
 /// Loads the media files for `spec` from `dir`, generating them first when missing.
 pub fn prepare(dir: &Path, spec: VideoSpec) -> Result<MediaSet, MediaError> {
     std::fs::create_dir_all(dir)?;
-    let video = dir.join(format!(
-        "vp8-{}x{}-{}fps-{}k-gop{}-{}s.ivf",
-        spec.width, spec.height, spec.fps, spec.kbps, spec.gop, spec.seconds
-    ));
     let audio = dir.join(format!("opus-48k-stereo-20ms-{}s.ivf", spec.seconds));
+    let video = prepare_video(dir, spec)?;
+    if !audio.exists() {
+        let desc = format!(
+            "audiotestsrc wave=pink-noise volume=0.3 num-buffers={n} samplesperbuffer=960 \
+             ! audio/x-raw,rate=48000,channels=2 ! opusenc bitrate=48000 frame-size=20 \
+             ! appsink name=sink sync=false",
+            n = 50 * spec.seconds,
+        );
+        encode(&desc, &audio, b"OPUS", 0, 0, 50)?;
+    }
+    Ok(MediaSet {
+        video: Arc::new(video),
+        audio: Arc::new(read_ivf(&audio, false)?),
+        fps: spec.fps,
+        layers: Arc::default(),
+    })
+}
+
+/// Loads the VP8 loop for `spec` from `dir`, generating it first when missing.
+fn prepare_video(dir: &Path, spec: VideoSpec) -> Result<Vec<Frame>, MediaError> {
+    std::fs::create_dir_all(dir)?;
+    let rate = if spec.fps_den == 1 {
+        format!("{}fps", spec.fps)
+    } else {
+        format!("{}-{}fps", spec.fps, spec.fps_den)
+    };
+    let video = dir.join(format!(
+        "vp8-{}x{}-{rate}-{}k-gop{}-{}s.ivf",
+        spec.width, spec.height, spec.kbps, spec.gop, spec.seconds
+    ));
+    let fps = f64::from(spec.fps) / f64::from(spec.fps_den.max(1));
     if !video.exists() {
         // vp8enc's CBR misses the target depending on content and size: re-encode with a
         // corrected target (at most 4 times) until the loop's real bitrate is within 8 %.
@@ -105,14 +202,15 @@ pub fn prepare(dir: &Path, spec: VideoSpec) -> Result<MediaSet, MediaError> {
         for _ in 0..4 {
             let desc = format!(
                 "videotestsrc pattern=smpte horizontal-speed=2 num-buffers={n} \
-                 ! video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 \
+                 ! video/x-raw,format=I420,width={w},height={h},framerate={fps}/{den} \
                  ! vp8enc target-bitrate={bps} end-usage=cbr deadline=1 cpu-used=4 \
                  keyframe-max-dist={gop} keyframe-mode=disabled lag-in-frames=0 threads=2 \
                  ! appsink name=sink sync=false",
-                n = spec.fps * spec.seconds,
+                n = (fps * f64::from(spec.seconds)).round() as u32,
                 w = spec.width,
                 h = spec.height,
                 fps = spec.fps,
+                den = spec.fps_den.max(1),
                 bps = (target * 1000.0) as u32,
                 gop = spec.gop,
             );
@@ -125,24 +223,11 @@ pub fn prepare(dir: &Path, spec: VideoSpec) -> Result<MediaSet, MediaError> {
             target *= f64::from(spec.kbps) / real;
         }
     }
-    if !audio.exists() {
-        let desc = format!(
-            "audiotestsrc wave=pink-noise volume=0.3 num-buffers={n} samplesperbuffer=960 \
-             ! audio/x-raw,rate=48000,channels=2 ! opusenc bitrate=48000 frame-size=20 \
-             ! appsink name=sink sync=false",
-            n = 50 * spec.seconds,
-        );
-        encode(&desc, &audio, b"OPUS", 0, 0, 50)?;
+    let frames = read_ivf(&video, true)?;
+    if !frames.first().is_some_and(|f| f.key) {
+        return Err(MediaError::Format(video));
     }
-    let video = read_ivf(&video, true)?;
-    if !video.first().is_some_and(|f| f.key) {
-        return Err(MediaError::Format(dir.to_path_buf()));
-    }
-    Ok(MediaSet {
-        video: Arc::new(video),
-        audio: Arc::new(read_ivf(&audio, false)?),
-        fps: spec.fps,
-    })
+    Ok(frames)
 }
 
 /// Runs `desc` (ending in an appsink named `sink`) to EOS and writes every buffer as an IVF

@@ -26,35 +26,36 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[derive(Default)]
 struct SendRecords {
-    at: HashMap<u64, Instant>,
+    /// Key → (send time, simulcast layer index: 0 `l`, 1 `m`, 2 `h` or a single stream).
+    at: HashMap<u64, (Instant, u8)>,
     order: VecDeque<(Instant, u64)>,
 }
 
-/// Process-wide send times of video packets by payload key.
+/// Process-wide send times (and simulcast layers) of video packets by payload key.
 #[derive(Default)]
 pub struct SendTable {
     inner: Mutex<SendRecords>,
 }
 
 impl SendTable {
-    /// Records that the packet with `key` left its publisher at `at`.
-    pub fn insert(&self, key: u64, at: Instant) {
+    /// Records that the packet with `key` of `layer` left its publisher at `at`.
+    pub fn insert(&self, key: u64, at: Instant, layer: u8) {
         let mut r = lock(&self.inner);
         while let Some(&(t, k)) = r.order.front() {
             if at.saturating_duration_since(t) < SEND_RECORD_TTL {
                 break;
             }
             r.order.pop_front();
-            if r.at.get(&k) == Some(&t) {
+            if r.at.get(&k).is_some_and(|(at, _)| *at == t) {
                 r.at.remove(&k);
             }
         }
-        r.at.insert(key, at);
+        r.at.insert(key, (at, layer));
         r.order.push_back((at, key));
     }
 
-    /// When the packet with `key` was sent, if it was recorded recently.
-    pub fn get(&self, key: u64) -> Option<Instant> {
+    /// When the packet with `key` was sent and on which layer, if it was recorded recently.
+    pub fn get(&self, key: u64) -> Option<(Instant, u8)> {
         lock(&self.inner).at.get(&key).copied()
     }
 }
@@ -155,6 +156,19 @@ pub struct PeerStats {
     pub delays_us: Vec<u32>,
     /// Media packets sent.
     pub tx_packets: u64,
+    /// Of those, audio packets.
+    pub tx_audio: u64,
+    /// Of those, video packets by simulcast layer (`l`, `m`, `h`; only when publishing
+    /// simulcast).
+    pub tx_layers: [u64; 3],
+    /// Video packets received while measuring, by the simulcast layer they were sent on (`l`,
+    /// `m`, `h`; a single stream counts as `h`), found by their payload (duplicates and packets
+    /// no longer in the send table not counted).
+    pub rx_layers: [u64; 3],
+    /// The latest downlink estimate the server told (Lamina's `bandwidthEstimation`), bit/s.
+    pub downlink_estimate: Option<u64>,
+    /// `encodingSwitched` events received (Lamina): `"<encoding> <reason>"` → count.
+    pub layer_switches: std::collections::BTreeMap<String, u64>,
     /// SRTCP datagrams (compound RTCP packets) received from the server.
     pub rtcp_rx: u64,
     /// Keyframe requests received from the server.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::loss::{self, Dropper, Repair};
-use crate::media::MediaSet;
+use crate::media::{self, Frame, MediaSet};
 use crate::metrics::{lock, PeerStats, RxStream, Shared};
 use crate::relay::Relay;
 use crate::rtp;
@@ -49,6 +49,21 @@ pub struct Publish {
     pub media: MediaSet,
     /// Index of the publisher in the run (spreads picture ids and loop positions).
     pub index: u32,
+    /// Send the camera as the simulcast layers of `media` (`media.layers`, low to high), one
+    /// SSRC per layer with the RID header extension and no `a=ssrc` lines for them, as Chrome
+    /// does.
+    pub simulcast: bool,
+}
+
+impl Publish {
+    /// The simulcast layers this publisher sends (none without simulcast).
+    pub fn layers(&self) -> &[media::Layer] {
+        if self.simulcast {
+            &self.media.layers
+        } else {
+            &[]
+        }
+    }
 }
 
 /// A running peer connection.
@@ -99,7 +114,8 @@ impl PeerHandle {
                 publish,
                 pending: None,
                 audio: None,
-                video: None,
+                video: Vec::new(),
+                video_ticks: 0,
                 sent_keys: HashMap::new(),
                 dropper,
                 latency,
@@ -172,9 +188,17 @@ struct Held {
     data: Vec<u8>,
 }
 
-/// A sending track: where it is in the loop and its RTP state.
+/// A sending track (or one simulcast layer of one): where it is in the loop and its RTP state.
 struct TxTrack {
     mid: Mid,
+    /// The simulcast layer's RID (none for a single stream).
+    rid: Option<Rid>,
+    /// Index of the layer in [`media::RIDS`] (`h` for a single stream).
+    layer: u8,
+    /// The loop it plays (video: the layer's).
+    frames: Arc<Vec<Frame>>,
+    /// Sends on every `every`-th video tick.
+    every: u32,
     seq: u64,
     pos: usize,
     picture_id: u16,
@@ -196,9 +220,12 @@ struct Driver {
     publish: Option<Publish>,
     pending: Option<SdpPendingOffer>,
     audio: Option<TxTrack>,
-    video: Option<TxTrack>,
-    /// Own video packets not yet on the wire: seq → payload key.
-    sent_keys: HashMap<u16, u64>,
+    /// The video track: one, or one per simulcast layer.
+    video: Vec<TxTrack>,
+    /// Video ticks so far (a layer sends on every `every`-th).
+    video_ticks: u64,
+    /// Own video packets not yet on the wire: (SSRC, seq) → (payload key, layer).
+    sent_keys: HashMap<(u32, u16), (u64, u8)>,
     /// Simulated downlink loss, if any.
     dropper: Option<Dropper>,
     /// Simulated downlink latency: received datagrams wait this long before str0m sees them.
@@ -269,7 +296,7 @@ impl Driver {
                 _ = tokio::time::sleep_until(sleep) => {
                     let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
                 }
-                _ = video_tick.tick(), if sending && self.video.is_some() => self.send_video(),
+                _ = video_tick.tick(), if sending && !self.video.is_empty() => self.send_video(),
                 _ = audio_tick.tick(), if sending && self.audio.is_some() => self.send_audio(),
                 c = rx.recv() => match c {
                     Some(c) => self.command(c),
@@ -288,9 +315,9 @@ impl Driver {
                     return Ok(t);
                 }
                 Output::Transmit(t) => {
-                    if let Some((_, seq)) = rtp::srtp_ids(&t.contents) {
-                        if let Some(key) = self.sent_keys.remove(&seq) {
-                            self.shared.sends.insert(key, Instant::now());
+                    if let Some(ids) = rtp::srtp_ids(&t.contents) {
+                        if let Some((key, layer)) = self.sent_keys.remove(&ids) {
+                            self.shared.sends.insert(key, Instant::now(), layer);
                         }
                     }
                     match (&self.relay, &self.socket) {
@@ -319,7 +346,12 @@ impl Driver {
             }
             Event::KeyframeRequest(r) => {
                 lock(&self.stats).keyframe_requests += 1;
-                if let Some(v) = self.video.as_mut().filter(|v| v.mid == r.mid) {
+                // A simulcast layer's request names its RID; one without asks every layer.
+                for v in self
+                    .video
+                    .iter_mut()
+                    .filter(|v| v.mid == r.mid && (r.rid.is_none() || v.rid == r.rid))
+                {
                     v.want_key = true;
                 }
             }
@@ -355,8 +387,10 @@ impl Driver {
                     p.timestamp,
                 );
                 if fresh && video && self.shared.is_measuring() {
-                    if let Some(sent) = self.shared.sends.get(rtp::payload_key(&p.payload)) {
+                    if let Some((sent, layer)) = self.shared.sends.get(rtp::payload_key(&p.payload))
+                    {
                         st.add_delay(p.timestamp.saturating_duration_since(sent));
+                        st.rx_layers[usize::from(layer)] += 1;
                     }
                 }
             }
@@ -497,10 +531,32 @@ impl Driver {
     }
 
     fn offer(&mut self, add: Vec<(MediaKind, Direction)>) -> Result<(String, Vec<String>), String> {
+        let layers: Vec<media::Layer> = self
+            .publish
+            .as_ref()
+            .map(|p| p.layers().to_vec())
+            .unwrap_or_default();
         let mut api = self.rtc.sdp_api();
         let mut mids = Vec::new();
+        let mut simulcast_mid = None;
         for (kind, dir) in &add {
-            mids.push(api.add_media(*kind, *dir, None, None, None));
+            let sim = (*kind == MediaKind::Video
+                && *dir == Direction::SendOnly
+                && !layers.is_empty()
+                && simulcast_mid.is_none())
+            .then(|| {
+                let mut s = Simulcast::new();
+                for l in &layers {
+                    s.add_send_layer(SimulcastLayer::new(l.rid));
+                }
+                s
+            });
+            let with_layers = sim.is_some();
+            let mid = api.add_media(*kind, *dir, None, None, sim);
+            if with_layers {
+                simulcast_mid = Some(mid);
+            }
+            mids.push(mid);
         }
         if !api.has_changes() {
             // Nothing new to negotiate, but the protocol wants an offer: add one spare
@@ -509,35 +565,63 @@ impl Driver {
         }
         let (offer, pending) = api.apply().ok_or("no offer")?;
         self.pending = Some(pending);
+        let Some(p) = self.publish.clone() else {
+            return Ok((
+                offer.to_sdp_string(),
+                mids.iter().map(|m| m.to_string()).collect(),
+            ));
+        };
+        let track =
+            |mid: Mid, rid: Option<Rid>, layer: u8, frames: &Arc<Vec<Frame>>, every| TxTrack {
+                mid,
+                rid,
+                layer,
+                frames: frames.clone(),
+                every,
+                seq: 1000 + u64::from(rand16() % 20000),
+                pos: 0,
+                picture_id: 0,
+                want_key: false,
+                t0: Instant::now(),
+                ts0: u32::from(rand16()) << 8,
+            };
         for ((kind, dir), mid) in add.iter().zip(&mids) {
-            if *dir == Direction::SendOnly {
-                let track = TxTrack {
-                    mid: *mid,
-                    seq: 1000 + u64::from(rand16() % 20000),
-                    pos: 0,
-                    picture_id: 0,
-                    want_key: false,
-                    t0: Instant::now(),
-                    ts0: u32::from(rand16()) << 8,
-                };
-                match kind {
-                    MediaKind::Audio => self.audio = Some(track),
-                    MediaKind::Video => self.video = Some(track),
+            if *dir != Direction::SendOnly {
+                continue;
+            }
+            match kind {
+                MediaKind::Audio => self.audio = Some(track(*mid, None, 2, &p.media.audio, 1)),
+                MediaKind::Video if simulcast_mid == Some(*mid) => {
+                    self.video = layers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| {
+                            track(*mid, Some(Rid::from(l.rid)), i as u8, &l.video, l.every)
+                        })
+                        .collect();
                 }
+                MediaKind::Video => self.video = vec![track(*mid, None, 2, &p.media.video, 1)],
             }
         }
         self.bind_tracks();
-        Ok((
-            offer.to_sdp_string(),
-            mids.iter().map(|m| m.to_string()).collect(),
-        ))
+        let mut sdp = offer.to_sdp_string();
+        if let Some(mid) = simulcast_mid {
+            sdp = without_ssrc_lines(&sdp, &mid.to_string());
+        }
+        Ok((sdp, mids.iter().map(|m| m.to_string()).collect()))
     }
 
     /// Spreads the loop position and picture ids of this publisher.
     fn bind_tracks(&mut self) {
         let Some(p) = &self.publish else { return };
-        if let Some(v) = self.video.as_mut().filter(|v| v.picture_id == 0) {
-            v.picture_id = ((p.index * 509) % 32768) as u16 | 1;
+        for v in self.video.iter_mut().filter(|v| v.picture_id == 0) {
+            // Layers below the top one get picture-id ranges of their own.
+            let layer = if v.rid.is_some() {
+                u32::from(2 - v.layer)
+            } else {
+                0
+            };
+            v.picture_id = ((p.index * 509 + layer * 10_000) % 32768) as u16 | 1;
         }
         if let Some(a) = self.audio.as_mut().filter(|a| a.pos == 0) {
             a.pos = (p.index as usize * 37) % p.media.audio.len().max(1);
@@ -551,46 +635,64 @@ impl Driver {
     }
 
     fn send_video(&mut self) {
-        let Some(p) = self.publish.clone() else {
+        if self.publish.is_none() {
             return;
-        };
-        let Some(mut v) = self.video.take() else {
-            return;
-        };
-        if let Some(pt) = self.pt(v.mid) {
-            if v.want_key {
-                v.pos = p.media.next_keyframe(v.pos);
-                v.want_key = false;
-            }
-            let now = Instant::now();
-            let ts = v
-                .ts0
-                .wrapping_add(((now - v.t0).as_micros() * 9 / 100) as u32);
-            let frame = &p.media.video[v.pos];
-            let payloads = rtp::vp8_packets(&frame.data, v.picture_id);
-            let last = payloads.len() - 1;
-            let mut api = self.rtc.direct_api();
-            if let Some(tx) = api.stream_tx_by_mid(v.mid, None) {
-                for (i, payload) in payloads.into_iter().enumerate() {
-                    v.seq += 1;
-                    self.sent_keys
-                        .insert(v.seq as u16, rtp::payload_key(&payload));
-                    let seq: SeqNo = v.seq.into();
-                    tx.write_rtp(
-                        RtpWrite::new(pt, seq, ts, now, payload)
-                            .marker(i == last)
-                            .nackable(true),
-                    );
-                    lock(&self.stats).tx_packets += 1;
-                }
-            }
-            v.pos = (v.pos + 1) % p.media.video.len();
-            v.picture_id = (v.picture_id + 1) & 0x7fff;
         }
+        let tick = self.video_ticks;
+        self.video_ticks += 1;
+        let mut tracks = std::mem::take(&mut self.video);
+        for v in tracks
+            .iter_mut()
+            .filter(|v| tick.is_multiple_of(u64::from(v.every.max(1))))
+        {
+            self.send_video_frame(v);
+        }
+        self.video = tracks;
         if self.sent_keys.len() > 4096 {
             self.sent_keys.clear();
         }
-        self.video = Some(v);
+    }
+
+    /// Sends the next frame of one video track (or simulcast layer).
+    fn send_video_frame(&mut self, v: &mut TxTrack) {
+        let Some(pt) = self.pt(v.mid) else {
+            return;
+        };
+        if v.want_key {
+            v.pos = media::next_keyframe(&v.frames, v.pos);
+            v.want_key = false;
+        }
+        let now = Instant::now();
+        let ts = v
+            .ts0
+            .wrapping_add(((now - v.t0).as_micros() * 9 / 100) as u32);
+        let frame = &v.frames[v.pos];
+        // Simulcast layers tag their packets with the publisher (see `rtp::payload_key`).
+        let tag = v.rid.and(self.publish.as_ref()).map(|p| p.index as u8);
+        let payloads = rtp::vp8_packets(&frame.data, v.picture_id, tag);
+        let last = payloads.len() - 1;
+        let mut api = self.rtc.direct_api();
+        if let Some(tx) = api.stream_tx_by_mid(v.mid, v.rid) {
+            let ssrc = *tx.ssrc();
+            let mut st = lock(&self.stats);
+            for (i, payload) in payloads.into_iter().enumerate() {
+                v.seq += 1;
+                self.sent_keys
+                    .insert((ssrc, v.seq as u16), (rtp::payload_key(&payload), v.layer));
+                let seq: SeqNo = v.seq.into();
+                tx.write_rtp(
+                    RtpWrite::new(pt, seq, ts, now, payload)
+                        .marker(i == last)
+                        .nackable(true),
+                );
+                st.tx_packets += 1;
+                if v.rid.is_some() {
+                    st.tx_layers[usize::from(v.layer)] += 1;
+                }
+            }
+        }
+        v.pos = (v.pos + 1) % v.frames.len();
+        v.picture_id = (v.picture_id + 1) & 0x7fff;
     }
 
     fn send_audio(&mut self) {
@@ -611,7 +713,9 @@ impl Driver {
                 a.seq += 1;
                 let seq: SeqNo = a.seq.into();
                 tx.write_rtp(RtpWrite::new(pt, seq, ts, now, payload).marker(false));
-                lock(&self.stats).tx_packets += 1;
+                let mut st = lock(&self.stats);
+                st.tx_packets += 1;
+                st.tx_audio += 1;
             }
             a.pos = (a.pos + 1) % p.media.audio.len();
         }
@@ -636,6 +740,31 @@ async fn recv_relay(relay: Option<&mut Relay>) -> Option<(Vec<u8>, SocketAddr)> 
         Some(r) => r.rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// `sdp` without the `a=ssrc` and `a=ssrc-group` lines of the m-section of `mid`: Chrome
+/// announces no SSRCs for simulcast layers (servers learn them from the RID extension), str0m
+/// does.
+fn without_ssrc_lines(sdp: &str, mid: &str) -> String {
+    let mid_line = format!("a=mid:{mid}");
+    let mut out = String::with_capacity(sdp.len());
+    let mut sections = Vec::<Vec<&str>>::new();
+    for line in sdp.split_inclusive("\r\n") {
+        if line.starts_with("m=") || sections.is_empty() {
+            sections.push(Vec::new());
+        }
+        sections.last_mut().expect("a section").push(line);
+    }
+    for section in sections {
+        let ours = section.iter().any(|l| l.trim_end() == mid_line);
+        for line in section {
+            if ours && (line.starts_with("a=ssrc:") || line.starts_with("a=ssrc-group:")) {
+                continue;
+            }
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 fn rand16() -> u16 {
@@ -666,5 +795,32 @@ mod tests {
                 rtx: true
             }
         );
+    }
+    #[test]
+    fn simulcast_offer_lists_rids_low_to_high_without_layer_ssrcs() {
+        let mut rtc = rtc_config(None).build(Instant::now());
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let mut sim = Simulcast::new();
+        for rid in media::RIDS {
+            sim.add_send_layer(SimulcastLayer::new(rid));
+        }
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+        let (offer, _) = api.apply().expect("an offer");
+        let sdp = without_ssrc_lines(&offer.to_sdp_string(), &video.to_string());
+        let (audio, video) = sdp.split_at(sdp.find("m=video").expect("a video m-line"));
+        assert!(audio.contains("a=ssrc:"), "audio keeps its SSRC: {audio}");
+        assert!(!video.contains("a=ssrc"), "no layer SSRCs: {video}");
+        for line in [
+            "a=rid:l send",
+            "a=rid:m send",
+            "a=rid:h send",
+            "a=simulcast:send l;m;h",
+            "urn:ietf:params:rtp-hdrext:sdes:mid",
+            "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+            "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+        ] {
+            assert!(video.contains(line), "{line} missing: {video}");
+        }
     }
 }

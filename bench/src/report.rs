@@ -138,6 +138,7 @@ pub fn table(report: &Report) -> String {
         runs_table(&mut out, &report.results);
     }
     turn_table(&mut out, &report.summaries);
+    simulcast_table(&mut out, &report.summaries);
     let medians: Vec<RunResult> = report.summaries.iter().map(|s| s.median.clone()).collect();
     repair_table(&mut out, &medians);
     for (server, n) in &report.ramp_max {
@@ -214,6 +215,70 @@ fn turn_table(out: &mut String, summaries: &[Summary]) {
             vs_tokio,
             spread(s, |r| r.delay_p50_ms, 2),
             spread(s, |r| r.delay_p99_ms, 1),
+        );
+    }
+}
+
+/// The simulcast scenarios next to their plain counterparts (same scenario without `-sim…`,
+/// same server), when both ran: what taking in three layers and forwarding one costs.
+fn simulcast_table(out: &mut String, summaries: &[Summary]) {
+    let sim: Vec<&Summary> = summaries.iter().filter(|s| s.median.simulcast).collect();
+    if sim.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nSimulcast: every publisher sends l/m/h, receivers take one layer of each (h by default; `-sim-mixed`: every second participant asks for l); packets in = all publishers' audio and layers, by layer: what the publishers sent and what the receivers got (identified by payload), per second:\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | server | pkt/s in | sent l/m/h | received l/m/h | pkt/s out | delivered % | CPU % | pkt per CPU-s | vs plain: pkt per CPU-s | vs plain: CPU % added | downlink estimate p50/min kbit/s | layer switches |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in sim {
+        let r = &s.median;
+        let base = r
+            .scenario
+            .replacen("-sim-mixed", "", 1)
+            .replacen("-sim", "", 1);
+        let plain = summaries
+            .iter()
+            .find(|p| p.server == s.server && p.scenario == base && !p.median.simulcast)
+            .map(|p| &p.median);
+        let (vs_rate, vs_cpu) = match plain {
+            Some(p) => (
+                ratio(r.pkts_per_cpu_s, p.pkts_per_cpu_s),
+                format!("{:+.1}", r.server_cpu_pct - p.server_cpu_pct),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.0}/{:.0}/{:.0} | {:.0}/{:.0}/{:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.scenario,
+            s.server,
+            r.ingest_pkts_per_s,
+            r.tx_l_pkts_per_s,
+            r.tx_m_pkts_per_s,
+            r.tx_h_pkts_per_s,
+            r.rx_l_pkts_per_s,
+            r.rx_m_pkts_per_s,
+            r.rx_h_pkts_per_s,
+            spread(s, |r| r.pkts_per_s, 0),
+            spread(s, |r| r.delivered_pct, 1),
+            spread(s, |r| r.server_cpu_pct, 1),
+            spread(s, |r| r.pkts_per_cpu_s, 0),
+            vs_rate,
+            vs_cpu,
+            if r.downlink_estimate_p50_kbps > 0.0 {
+                format!(
+                    "{:.0}/{:.0}",
+                    r.downlink_estimate_p50_kbps, r.downlink_estimate_min_kbps
+                )
+            } else {
+                "-".into()
+            },
+            if r.layer_switches.is_empty() { "none" } else { &r.layer_switches },
         );
     }
 }
@@ -431,6 +496,18 @@ struct FlatResult<'a> {
     tokio_cpu_pct: f64,
     turn_cpu_pct: f64,
     thread_cpu: &'a str,
+    simulcast: bool,
+    low_receivers: usize,
+    ingest_pkts_per_s: f64,
+    tx_l_pkts_per_s: f64,
+    tx_m_pkts_per_s: f64,
+    tx_h_pkts_per_s: f64,
+    rx_l_pkts_per_s: f64,
+    rx_m_pkts_per_s: f64,
+    rx_h_pkts_per_s: f64,
+    downlink_estimate_p50_kbps: f64,
+    downlink_estimate_min_kbps: f64,
+    layer_switches: &'a str,
     errors: String,
 }
 
@@ -496,6 +573,18 @@ impl<'a> From<&'a RunResult> for FlatResult<'a> {
             tokio_cpu_pct: r.tokio_cpu_pct,
             turn_cpu_pct: r.turn_cpu_pct,
             thread_cpu: &r.thread_cpu,
+            simulcast: r.simulcast,
+            low_receivers: r.low_receivers,
+            ingest_pkts_per_s: r.ingest_pkts_per_s,
+            tx_l_pkts_per_s: r.tx_l_pkts_per_s,
+            tx_m_pkts_per_s: r.tx_m_pkts_per_s,
+            tx_h_pkts_per_s: r.tx_h_pkts_per_s,
+            rx_l_pkts_per_s: r.rx_l_pkts_per_s,
+            rx_m_pkts_per_s: r.rx_m_pkts_per_s,
+            rx_h_pkts_per_s: r.rx_h_pkts_per_s,
+            downlink_estimate_p50_kbps: r.downlink_estimate_p50_kbps,
+            downlink_estimate_min_kbps: r.downlink_estimate_min_kbps,
+            layer_switches: &r.layer_switches,
             errors: r.errors.join("; "),
         }
     }

@@ -1,7 +1,8 @@
 //! One measured run: a server, R rooms of P publishing participants plus S receive-only
 //! participants each, a warm-up, a measurement window, then late joiners. In a loss scenario
 //! every receiver drops a share of the video it receives and the window's drops are followed
-//! until repaired or past [`REPAIR_DEADLINE`].
+//! until repaired or past [`REPAIR_DEADLINE`]. In a simulcast scenario every publisher sends
+//! its camera as three layers (`l`, `m`, `h`) and the receivers take one of each.
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -48,6 +49,13 @@ pub struct Scenario {
     /// relay on Lamina's embedded TURN server and every datagram crosses it. Janus has no TURN
     /// server here: relay scenarios run against Lamina only.
     pub relay: bool,
+    /// Publishers send their camera as simulcast layers `l`, `m`, `h`
+    /// ([`crate::media::add_layers`]); receivers take the server's default (the highest)
+    /// unless [`Scenario::mixed_layers`].
+    pub simulcast: bool,
+    /// Simulcast with every second participant of a room (odd positions) asking for `l` of
+    /// every remote camera (Lamina: `setTargetTrackVariant`; Janus: `substream` 0).
+    pub mixed_layers: bool,
 }
 
 impl Scenario {
@@ -63,6 +71,12 @@ impl Scenario {
             seed: self.loss_seed,
             latency: Duration::from_millis(self.loss_latency_ms),
         })
+    }
+
+    /// The simulcast layer (index into [`crate::media::RIDS`]) participant `i` of a room asks
+    /// for, if any.
+    pub fn receive_layer(&self, i: usize) -> Option<usize> {
+        (self.simulcast && self.mixed_layers && i % 2 == 1).then_some(0)
     }
 
     /// Forwarded streams (audio and video) the receivers should get in total.
@@ -102,7 +116,10 @@ pub struct RunResult {
     /// Forwarded payload kbit/s at the receivers.
     pub kbps: f64,
     /// Packets received / packets the publishers sent times their receivers, in percent
-    /// (below 100 when the server drops or holds packets; loss counts only sequence gaps).
+    /// (below 100 when the server drops or holds packets; loss counts only sequence gaps). In a
+    /// simulcast run a receiver counts the audio and the video layer it asked for (`h` unless
+    /// it asked for `l`): a server that forwards a lower layer on its own (Lamina under a low
+    /// downlink estimate) shows below 100.
     pub delivered_pct: f64,
     /// Server CPU seconds in the window.
     pub server_cpu_s: f64,
@@ -205,6 +222,35 @@ pub struct RunResult {
     /// Server CPU by thread name (digits dropped) in the window, the busiest first, percent of
     /// one core (threads that exited during the window are missing).
     pub thread_cpu: String,
+    /// The publishers sent simulcast (see [`Scenario::simulcast`]).
+    pub simulcast: bool,
+    /// Participants (per room) that asked for the `l` layer.
+    pub low_receivers: usize,
+    /// Packets all publishers sent per second in the window (audio and every video layer: what
+    /// the server takes in).
+    pub ingest_pkts_per_s: f64,
+    /// Simulcast: video packets per second the publishers sent on layer `l` (all publishers).
+    pub tx_l_pkts_per_s: f64,
+    /// On layer `m`.
+    pub tx_m_pkts_per_s: f64,
+    /// On layer `h`.
+    pub tx_h_pkts_per_s: f64,
+    /// Simulcast: video packets per second the receivers got that had been sent on layer `l`
+    /// (identified by their payload).
+    pub rx_l_pkts_per_s: f64,
+    /// Sent on `m`.
+    pub rx_m_pkts_per_s: f64,
+    /// Sent on `h`.
+    pub rx_h_pkts_per_s: f64,
+    /// Lamina: the receivers' downlink estimates (`bandwidthEstimation`, the latest each got by
+    /// the end of the window), median, kbit/s (0: none told).
+    pub downlink_estimate_p50_kbps: f64,
+    /// The lowest of them.
+    pub downlink_estimate_min_kbps: f64,
+    /// Layer switches the receivers were told of over the whole run: Lamina's
+    /// `encodingSwitched` (`"<rid> <reason>"`), Janus's `substream` events (`"<rid>
+    /// substream"`), with counts.
+    pub layer_switches: String,
     /// Errors seen (join failures, peer errors).
     pub errors: Vec<String>,
 }
@@ -224,6 +270,14 @@ impl Participant {
                 v.extend(p.publisher.as_ref().map(|p| p.stats.clone()));
                 v
             }
+        }
+    }
+
+    /// The peer connection whose sending is counted (none for a Janus receive-only one).
+    fn tx_stats(&self) -> Option<Arc<Mutex<PeerStats>>> {
+        match self {
+            Participant::Lamina(p) => Some(p.peer.stats.clone()),
+            Participant::Janus(p) => p.publisher.as_ref().map(|p| p.stats.clone()),
         }
     }
 
@@ -260,6 +314,7 @@ pub struct Env {
     pub log_dir: std::path::PathBuf,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn join(
     server: &ServerProc,
     env: &Env,
@@ -268,6 +323,7 @@ async fn join(
     publish: Option<Publish>,
     shared: &Arc<Shared>,
     relay: bool,
+    receive_layer: Option<usize>,
 ) -> Result<Participant, BenchError> {
     Ok(match server.kind {
         ServerKind::Lamina => Participant::Lamina(
@@ -279,6 +335,7 @@ async fn join(
                 publish,
                 shared.clone(),
                 relay,
+                receive_layer,
             )
             .await?,
         ),
@@ -290,6 +347,7 @@ async fn join(
                 env.janus_ip,
                 publish,
                 shared.clone(),
+                receive_layer,
             )
             .await?,
         ),
@@ -323,6 +381,10 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
         streams_expected: sc.expected_streams(),
         idle_rss_mib: mib(idle.rss),
         relay: sc.relay,
+        simulcast: sc.simulcast,
+        low_receivers: (0..sc.per_room())
+            .filter(|i| sc.receive_layer(*i).is_some())
+            .count(),
         ..Default::default()
     };
     let _admin = if kind == ServerKind::Janus {
@@ -339,6 +401,8 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
 
     let start = Instant::now();
     let mut people = Vec::new();
+    // Who joined: (room, layer asked for).
+    let mut roster = Vec::new();
     let mut index = 0u32;
     for room in 0..sc.rooms {
         for i in 0..sc.per_room() {
@@ -347,15 +411,21 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
                 Publish {
                     media: env.media.clone(),
                     index,
+                    simulcast: sc.simulcast,
                 }
             });
             let name = format!("r{room}p{i}");
-            match join(&server, env, room, &name, publish, &shared, sc.relay).await {
-                Ok(p) => people.push(p),
+            let layer = sc.receive_layer(i);
+            match join(&server, env, room, &name, publish, &shared, sc.relay, layer).await {
+                Ok(p) => {
+                    people.push(p);
+                    roster.push((room, layer));
+                }
                 Err(e) => res.errors.push(e.to_string()),
             }
         }
     }
+    let senders: Vec<_> = people.iter().map(Participant::tx_stats).collect();
     let stats: Vec<_> = people.iter().flat_map(|p| p.stats()).collect();
     let deadline = Instant::now() + Duration::from_secs(30 + 4 * sc.per_room() as u64);
     while flowing(&stats) < res.streams_expected && Instant::now() < deadline {
@@ -382,6 +452,7 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     let sent =
         |stats: &[Arc<Mutex<PeerStats>>]| stats.iter().map(|s| lock(s).tx_packets).sum::<u64>();
     let tx0 = sent(&stats);
+    let sent_by_layer = tx_by_participant(&senders);
     let nacks0 = nacks_sent(&stats);
     let rtcp_rx =
         |stats: &[Arc<Mutex<PeerStats>>]| stats.iter().map(|s| lock(s).rtcp_rx).sum::<u64>();
@@ -430,7 +501,18 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     res.rtcp_threads = sw1.rtcp_threads;
     res.rtcp_thread_cpu_pct = 100.0 * (sw1.rtcp_cpu_s - sw0.rtcp_cpu_s).max(0.0) / wall;
     let w = RxWindow::between(&r0, &r1);
-    let fanout = (sent(&stats) - tx0) * (sc.per_room() as u64 - 1);
+    let fanout = if sc.simulcast {
+        simulcast_fanout(
+            &roster,
+            &sent_by_layer,
+            &tx_by_participant(&senders),
+            &mut res,
+            wall,
+        )
+    } else {
+        (sent(&stats) - tx0) * (sc.per_room() as u64 - 1)
+    };
+    res.ingest_pkts_per_s = (sent(&stats) - tx0) as f64 / wall;
     res.delivered_pct = if fanout > 0 {
         100.0 * w.packets as f64 / fanout as f64
     } else {
@@ -471,6 +553,28 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
             res.errors.push(e.clone());
         }
     }
+    let mut estimates: Vec<f64> = stats
+        .iter()
+        .filter_map(|s| lock(s).downlink_estimate)
+        .map(|bps| bps as f64 / 1000.0)
+        .collect();
+    res.downlink_estimate_min_kbps = estimates.iter().copied().fold(f64::NAN, f64::min);
+    if res.downlink_estimate_min_kbps.is_nan() {
+        res.downlink_estimate_min_kbps = 0.0;
+    }
+    res.downlink_estimate_p50_kbps = quantile(&mut estimates, 0.5);
+    if sc.simulcast {
+        let rx: [u64; 3] = stats.iter().fold([0; 3], |mut acc, s| {
+            let s = lock(s);
+            for (a, n) in acc.iter_mut().zip(s.rx_layers) {
+                *a += n;
+            }
+            acc
+        });
+        res.rx_l_pkts_per_s = rx[0] as f64 / wall;
+        res.rx_m_pkts_per_s = rx[1] as f64 / wall;
+        res.rx_h_pkts_per_s = rx[2] as f64 / wall;
+    }
     if let Some(loss) = sc.loss() {
         // Let the window's last drops reach their deadline (str0m's stats lag a little more).
         tokio::time::sleep(REPAIR_DEADLINE + Duration::from_millis(300)).await;
@@ -484,7 +588,7 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     let mut first = Vec::new();
     for k in 0..sc.late_joins {
         let name = format!("late{k}");
-        let p = match join(&server, env, 0, &name, None, &shared, sc.relay).await {
+        let p = match join(&server, env, 0, &name, None, &shared, sc.relay, None).await {
             Ok(p) => p,
             Err(e) => {
                 res.errors.push(e.to_string());
@@ -528,6 +632,17 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     res.first_frame_p50_ms = quantile(&mut first.clone(), 0.5);
     res.first_frame_p95_ms = quantile(&mut first, 0.95);
 
+    let mut switches = std::collections::BTreeMap::<String, u64>::new();
+    for s in &stats {
+        for (k, n) in &lock(s).layer_switches {
+            *switches.entry(k.clone()).or_default() += n;
+        }
+    }
+    res.layer_switches = switches
+        .iter()
+        .map(|(k, n)| format!("{k} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let end = server.sample();
     res.peak_rss_mib = mib(end.peak_rss);
     res.mib_per_participant = (res.peak_rss_mib - res.idle_rss_mib).max(0.0) / participants;
@@ -538,6 +653,52 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.stop();
     Ok(res)
+}
+
+/// What each participant has sent so far: (audio, video by layer `l`, `m`, `h`).
+fn tx_by_participant(senders: &[Option<Arc<Mutex<PeerStats>>>]) -> Vec<(u64, [u64; 3])> {
+    senders
+        .iter()
+        .map(|s| {
+            s.as_ref().map_or((0, [0; 3]), |s| {
+                let s = lock(s);
+                (s.tx_audio, s.tx_layers)
+            })
+        })
+        .collect()
+}
+
+/// Packets the receivers of a simulcast run should have got between the `before` and `after`
+/// readings of what each participant sent: every other participant of the sender's room gets
+/// its audio and the layer it asked for (`h` by default). Also fills the sent-per-layer
+/// figures of `res`.
+fn simulcast_fanout(
+    roster: &[(usize, Option<usize>)],
+    before: &[(u64, [u64; 3])],
+    after: &[(u64, [u64; 3])],
+    res: &mut RunResult,
+    wall: f64,
+) -> u64 {
+    let mut fanout = 0;
+    let mut layers = [0u64; 3];
+    for (p, ((room, _), ((a0, v0), (a1, v1)))) in
+        roster.iter().zip(before.iter().zip(after)).enumerate()
+    {
+        let audio = a1 - a0;
+        let video: Vec<u64> = v1.iter().zip(v0).map(|(x, y)| x - y).collect();
+        for (l, v) in layers.iter_mut().zip(&video) {
+            *l += v;
+        }
+        for (r, (rroom, want)) in roster.iter().enumerate() {
+            if r != p && rroom == room {
+                fanout += audio + video[want.unwrap_or(2)];
+            }
+        }
+    }
+    res.tx_l_pkts_per_s = layers[0] as f64 / wall;
+    res.tx_m_pkts_per_s = layers[1] as f64 / wall;
+    res.tx_h_pkts_per_s = layers[2] as f64 / wall;
+    fanout
 }
 
 /// NACK messages sent so far by `stats`.
