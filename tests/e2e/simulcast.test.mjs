@@ -83,7 +83,11 @@ async function cameraEncodings(p) {
     const all = await p.eval(() => window.lamina.sendEncodings());
     const cam = all.find((e) => e.type === "camera");
     const state = await p.eval(() => window.lamina.simulcastState());
-    return cam && state && state.camera !== null && (state.camera === false || state.answer !== "none") ? { cam, state } : null;
+    // A camera sent in layers: its m-line must be in the applied local description (during a
+    // renegotiation `currentLocalDescription` is still the previous one).
+    const layered = (cam?.requested?.length ?? 0) > 1;
+    const negotiated = state?.camera === false || (state?.answer !== "none" && (!layered || cam?.offerSimulcast != null));
+    return cam && state && state.camera !== null && negotiated ? { cam, state } : null;
   }, { timeout: 15000, interval: 200 });
 }
 
