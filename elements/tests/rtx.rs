@@ -356,3 +356,60 @@ fn requests_from_another_thread_while_streaming() {
         assert_rtx(b, &packet(SSRC, osn), first.wrapping_add(i as u16));
     }
 }
+
+#[test]
+fn loss_fraction_is_the_share_first_asked_for_in_each_window() {
+    let el = laminartx();
+    el.set_property("loss-window", 300u32);
+    let notified = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = notified.clone();
+    el.connect_notify(Some("loss-fraction"), move |_, _| {
+        n.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut h = harness(&el);
+    let start = Instant::now();
+    for seq in 0..19 {
+        push(&mut h, SSRC, seq);
+        // Unmapped streams are not counted.
+        push(&mut h, OTHER_SSRC, seq);
+    }
+    // 3, 4, 7 and 9 asked for; repeats and older ones do not count again.
+    for seq in [3, 4, 7, 3, 4, 2, 9] {
+        ask(&mut h, SSRC, seq);
+    }
+    pull_all(&mut h);
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "the first window closed early: the machine is too slow for this test"
+    );
+    assert_eq!(notified.load(Ordering::SeqCst), 0, "window still open");
+    // The window closes with the first packet once it has lasted 300 ms.
+    while start.elapsed() < Duration::from_millis(310) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    push(&mut h, SSRC, 19);
+    assert_eq!(notified.load(Ordering::SeqCst), 1);
+    let share: f64 = el.property("loss-fraction");
+    assert!(
+        (share - 4.0 / 20.0).abs() < 1e-9,
+        "4 of 20 first asked: {share}"
+    );
+
+    // A window without requests reads 0; loss-window 0 stops the measurement.
+    let next = Instant::now();
+    for seq in 20..40 {
+        push(&mut h, SSRC, seq);
+    }
+    while next.elapsed() < Duration::from_millis(310) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    push(&mut h, SSRC, 40);
+    assert_eq!(notified.load(Ordering::SeqCst), 2);
+    assert_eq!(el.property::<f64>("loss-fraction"), 0.0);
+    el.set_property("loss-window", 0u32);
+    for seq in 41..100 {
+        push(&mut h, SSRC, seq);
+    }
+    assert_eq!(notified.load(Ordering::SeqCst), 2);
+    assert_eq!(el.property::<u32>("loss-window"), 0);
+}

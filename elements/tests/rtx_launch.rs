@@ -71,6 +71,8 @@ fn gst_inspect_describes_the_element() {
         "ssrc-map",
         "payload-type-map",
         "max-requests-per-sec",
+        "loss-window",
+        "loss-fraction",
         "stats",
         "application/x-rtp",
     ] {

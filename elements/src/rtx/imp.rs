@@ -14,6 +14,7 @@ use gst::subclass::prelude::*;
 use gst_rtp::prelude::*;
 
 use super::history::History;
+use super::loss::{is_newer, LossWindow};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -29,6 +30,9 @@ const PROP_MAX_REQUESTS: &str = "max-requests-per-sec";
 const PROP_MAX_AGE: &str = "max-age";
 const DEFAULT_MAX_AGE_MS: u32 = 1000;
 const PROP_STATS: &str = "stats";
+const PROP_LOSS_WINDOW: &str = "loss-window";
+const DEFAULT_LOSS_WINDOW_MS: u32 = 200;
+const PROP_LOSS_FRACTION: &str = "loss-fraction";
 const DEFAULT_MAX_REQUESTS: u32 = 1000;
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
 
@@ -42,6 +46,8 @@ struct Stream {
     rtx_ssrc: u32,
     next_rtx_seq: u16,
     history: History<gst::Buffer>,
+    /// The newest sequence number asked for (requests for older ones are repeats or late).
+    highest_asked: Option<u16>,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +71,7 @@ struct State {
     tokens: f64,
     last_refill: Option<Instant>,
     counters: Counters,
+    loss: LossWindow,
 }
 
 impl Default for State {
@@ -79,6 +86,7 @@ impl Default for State {
             tokens: f64::from(DEFAULT_MAX_REQUESTS),
             last_refill: None,
             counters: Counters::default(),
+            loss: LossWindow::new(u64::from(DEFAULT_LOSS_WINDOW_MS) * 1_000_000),
         }
     }
 }
@@ -116,6 +124,7 @@ impl State {
                         rtx_ssrc,
                         next_rtx_seq: rand_seq(ssrc ^ rtx_ssrc),
                         history: History::new(u64::from(self.max_age_ms) * 1_000_000),
+                        highest_asked: None,
                     },
                 };
                 self.streams.insert(ssrc, stream);
@@ -191,13 +200,18 @@ fn rtx_packet(
 
 impl LaminaRtx {
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut window_closed = false;
         if let Some((ssrc, seq)) = crate::rtp::ssrc_and_seq(&buffer) {
             let mut state = lock(&self.state);
-            if let Some(stream) = state.streams.get_mut(&ssrc) {
-                stream
-                    .history
-                    .store(seq, buffer.clone(), gst::get_timestamp().nseconds());
+            let State { streams, loss, .. } = &mut *state;
+            if let Some(stream) = streams.get_mut(&ssrc) {
+                let now = gst::get_timestamp().nseconds();
+                stream.history.store(seq, buffer.clone(), now);
+                window_closed = loss.sent(now).is_some();
             }
+        }
+        if window_closed {
+            self.obj().notify(PROP_LOSS_FRACTION);
         }
         self.srcpad.push(buffer)
     }
@@ -215,6 +229,12 @@ impl LaminaRtx {
                 return false;
             }
             state.counters.requests += 1;
+            let State { streams, loss, .. } = &mut *state;
+            let stream = streams.get_mut(&ssrc).expect("checked above");
+            if is_newer(seq, stream.highest_asked) {
+                stream.highest_asked = Some(seq);
+                loss.asked();
+            }
             if !state.take_token(Instant::now()) {
                 state.counters.dropped += 1;
                 return true;
@@ -336,6 +356,27 @@ impl ObjectImpl for LaminaRtx {
                     .default_value(DEFAULT_MAX_AGE_MS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder(PROP_LOSS_WINDOW)
+                    .nick("Loss window")
+                    .blurb(
+                        "Milliseconds over which loss-fraction is measured (longer while fewer \
+                         than 10 packets were sent); 0 turns the measurement off",
+                    )
+                    .maximum(60_000)
+                    .default_value(DEFAULT_LOSS_WINDOW_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder(PROP_LOSS_FRACTION)
+                    .nick("Loss fraction")
+                    .blurb(
+                        "Share of the packets sent on mapped SSRCs in the last loss window that \
+                         the receiver asked for (first requests only); notified as each window \
+                         closes",
+                    )
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .read_only()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>(PROP_STATS)
                     .nick("Statistics")
                     .blurb("num-requests, num-rtx-packets, num-not-cached, num-dropped")
@@ -358,6 +399,10 @@ impl ObjectImpl for LaminaRtx {
                 state.apply_pt_map();
             }
             PROP_MAX_AGE => state.max_age_ms = value.get().expect("type checked"),
+            PROP_LOSS_WINDOW => {
+                let ms: u32 = value.get().expect("type checked");
+                state.loss = LossWindow::new(u64::from(ms) * 1_000_000);
+            }
             PROP_MAX_REQUESTS => {
                 state.max_per_sec = value.get().expect("type checked");
                 state.tokens = state.tokens.min(f64::from(state.max_per_sec));
@@ -372,6 +417,8 @@ impl ObjectImpl for LaminaRtx {
             PROP_PT_MAP => lock(&self.state).pt_map.to_value(),
             PROP_MAX_REQUESTS => lock(&self.state).max_per_sec.to_value(),
             PROP_MAX_AGE => lock(&self.state).max_age_ms.to_value(),
+            PROP_LOSS_WINDOW => ((lock(&self.state).loss.window_ns / 1_000_000) as u32).to_value(),
+            PROP_LOSS_FRACTION => lock(&self.state).loss.last.to_value(),
             PROP_STATS => self.stats().to_value(),
             other => unreachable!("unknown property {other}"),
         }

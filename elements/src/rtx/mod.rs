@@ -21,6 +21,12 @@
 //! `num-rtx-packets`, `num-not-cached` (asked for a packet not or no longer kept, or not
 //! mapped), `num-dropped` (over the budget).
 //!
+//! It also measures the receiver's recent loss ([`loss`]): `loss-fraction` is the share of the
+//! packets sent on mapped SSRCs during the last `loss-window` (ms, default 200, 0 = off) that
+//! the receiver asked for the first time, notified as each window closes (from the streaming
+//! thread, no lock held). Lamina's room cuts a subscriber's simulcast layers on it, a round
+//! trip after a link starts dropping.
+//!
 //! The RTX packet is pushed from the thread that delivered the request (rtpsession's RTCP
 //! receive thread, which holds no session lock then); pushes from the streaming thread and from
 //! there are serialised by the downstream sink pad's stream lock.
@@ -38,6 +44,7 @@ use gst::prelude::*;
 
 pub mod history;
 mod imp;
+pub mod loss;
 
 glib::wrapper! {
     /// The `laminartx` element (GType `GstLaminaRtx`); see the module docs.
