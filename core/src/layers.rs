@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use lamina_protocol::media_event::ServerEvent;
 
 use crate::outcome::LayerRequestDrop;
+use crate::peer::Peer;
 use crate::rate::{Decision, RateLimiter};
 use crate::simulcast::{decide, Choice, Received, SwitchReason};
 use crate::track::Track;
@@ -60,6 +61,17 @@ const SHARP_DROP: f64 = 0.7;
 /// subscriber goes down in one switch (one keyframe through the congested link) rather than
 /// one layer per estimate.
 const SHARP_DROP_HOLD: Duration = Duration::from_secs(2);
+/// Share of a subscriber's video packets lost (`DownlinkLoss`) from which its layers are cut
+/// at once (GCC's loss controller also decreases from 10 %; below it, repair copes).
+pub const LOSS_CUT: f64 = 0.1;
+/// A loss cut fits the layers into what got through (what was sent × (1 − loss)) times this.
+const LOSS_BACKOFF: f64 = 0.85;
+/// How long a loss cut bounds the budget (the estimate has come down by then, or the link
+/// has recovered).
+const LOSS_HOLD: Duration = Duration::from_secs(2);
+/// Loss reported this soon after a cut is the cut's own (packets sent before the switch,
+/// asked for a round trip later) and does not cut again.
+const LOSS_SETTLE: Duration = Duration::from_millis(500);
 
 /// Bandwidth probing of one subscriber's downlink. `rtpgccbwe`'s estimate grows to at most
 /// about 1.5 times what is actually sent, so a subscriber moved down a layer would never be
@@ -94,6 +106,8 @@ pub(crate) struct Downlink {
     probe: Probe,
     /// Until when layers are fitted into half the estimate (after a sharp drop).
     sharp_until: Option<Instant>,
+    /// The last loss cut: the budget it allows and when it was made.
+    loss_cap: Option<(u64, Instant)>,
     /// The media graph's latest estimate, bit/s.
     estimate: Option<u64>,
     /// The last `bandwidthEstimation` sent: value and when.
@@ -105,10 +119,31 @@ pub(crate) struct Downlink {
 }
 
 impl Downlink {
+    /// What the subscriber's layers must fit into now: the estimate (halved after a sharp
+    /// drop), bounded by a loss cut while it holds; `None` when nothing is known.
+    fn budget(&self, now: Instant) -> Option<u64> {
+        let sharp = self.sharp_until.is_some_and(|until| now < until);
+        let estimate = self.estimate.map(|e| if sharp { e / 2 } else { e });
+        let cap = self.loss_capped(now).then_some(self.loss_cap).flatten();
+        match (estimate, cap) {
+            (Some(e), Some((c, _))) => Some(e.min(c)),
+            (e, c) => e.or(c.map(|(c, _)| c)),
+        }
+    }
+
+    /// Whether a loss cut bounds the budget now.
+    fn loss_capped(&self, now: Instant) -> bool {
+        self.loss_cap
+            .is_some_and(|(_, at)| now.saturating_duration_since(at) < LOSS_HOLD)
+    }
+
     /// The track to probe with now, if any: the running probe's track while it holds, else a
     /// new probe's once [`Probe::next_at`] is reached and a track is held down for bandwidth.
     /// Ends a probe that failed (estimate fell) or ran its time, adjusting the backoff.
     fn probe_track(&mut self, now: Instant, received: &[&Track]) -> Option<(TrackId, usize)> {
+        if self.loss_capped(now) {
+            return None;
+        }
         let estimate = self.estimate?;
         let probe = &mut self.probe;
         if let Some((track, layer, started, at_start)) = probe.running.clone() {
@@ -165,7 +200,8 @@ fn notable(last: u64, bps: u64) -> bool {
 }
 
 impl RoomCore {
-    /// `LayersActive`, `LayerSwitched` and `DownlinkEstimate` from the media graph.
+    /// `LayersActive`, `LayerSwitched`, `DownlinkEstimate`, `DownlinkLoss` and `LayerBitrates`
+    /// from the media graph.
     pub(crate) fn layer_event(&mut self, event: MediaEvent, fx: &mut Vec<Effect>) {
         match event {
             MediaEvent::LayersActive { track, layers } => self.layers_active(&track, layers, fx),
@@ -173,6 +209,7 @@ impl RoomCore {
                 self.layer_switched(&peer, &track, layer, fx)
             }
             MediaEvent::DownlinkEstimate { peer, bps } => self.downlink_estimate(&peer, bps, fx),
+            MediaEvent::DownlinkLoss { peer, fraction } => self.downlink_loss(&peer, fraction, fx),
             MediaEvent::LayerBitrates { track, bitrates } => {
                 self.layer_bitrates(&track, &bitrates, fx)
             }
@@ -378,20 +415,81 @@ impl RoomCore {
         }
     }
 
-    /// Decides the layer of every simulcast track `peer` receives; a `SelectLayer` for each
-    /// whose layer differs from the last one sent (or was never sent).
-    pub(crate) fn select_layers(&mut self, peer: &PeerId, fx: &mut Vec<Effect>) {
-        let Some(p) = self.peers.get(peer) else {
+    /// `DownlinkLoss`: from [`LOSS_CUT`] on, the subscriber's layers are fitted at once into
+    /// what got through ([`LOSS_BACKOFF`] × what it was sent × (1 − loss)) for [`LOSS_HOLD`],
+    /// and a running probe counts as failed. The estimator's loss controller takes a second or
+    /// more to come down; a policed link drops nearly every packet of the high layers until
+    /// then, and the picture freezes.
+    pub(crate) fn downlink_loss(&mut self, peer: &PeerId, fraction: f64, fx: &mut Vec<Effect>) {
+        if fraction < LOSS_CUT || !self.peers.get(peer).is_some_and(|p| p.connected) {
             return;
+        }
+        let now = self.now;
+        let sent = self.sent_bps(peer);
+        let downlink = self.downlinks.entry(peer.clone()).or_default();
+        if downlink
+            .loss_cap
+            .is_some_and(|(_, at)| now.saturating_duration_since(at) < LOSS_SETTLE)
+        {
+            return;
+        }
+        let cap = (sent as f64 * (1.0 - fraction.min(1.0)) * LOSS_BACKOFF) as u64;
+        tracing::debug!(%peer, fraction, sent, cap, "loss cut of the downlink");
+        downlink.loss_cap = Some((cap, now));
+        let probe = &mut downlink.probe;
+        if probe.running.take().is_some() {
+            probe.backoff = (probe.backoff * 2).min(PROBE_BACKOFF_MAX);
+        }
+        probe.next_at = Some(now + probe.backoff);
+        self.select_layers(peer, fx);
+    }
+
+    /// What `peer` is being sent, as layer decisions cost it: the chosen layer of each
+    /// simulcast track, the bit rate of the others.
+    fn sent_bps(&self, peer: &PeerId) -> u64 {
+        let downlink = self.downlinks.get(peer);
+        Self::received_tracks(&self.peers, &self.tracks, peer)
+            .iter()
+            .map(|t| {
+                let chosen = downlink
+                    .and_then(|d| d.tracks.get(&t.id))
+                    .and_then(|r| r.chosen.as_ref());
+                match (&t.simulcast, chosen) {
+                    (Some(layers), Some(c)) => layers.index(&c.layer).map_or(0, |i| layers.cost(i)),
+                    (Some(layers), None) => layers
+                        .rids
+                        .len()
+                        .checked_sub(1)
+                        .map_or(0, |i| layers.cost(i)),
+                    (None, _) => t.bitrate,
+                }
+            })
+            .sum()
+    }
+
+    /// The tracks `peer` receives (mapped by an answer, not removed), from the room's `peers`
+    /// and `tracks` (fields, so the caller may still change the others).
+    fn received_tracks<'a>(
+        peers: &'a BTreeMap<PeerId, Peer>,
+        tracks: &'a BTreeMap<TrackId, Track>,
+        peer: &PeerId,
+    ) -> Vec<&'a Track> {
+        let Some(p) = peers.get(peer) else {
+            return Vec::new();
         };
-        let received: Vec<&Track> = p
-            .slots
+        p.slots
             .iter()
             .filter(|s| !s.removed)
             .filter_map(|s| s.track.as_ref())
             .filter(|t| p.mapped.contains(*t))
-            .filter_map(|t| self.tracks.get(t))
-            .collect();
+            .filter_map(|t| tracks.get(t))
+            .collect()
+    }
+
+    /// Decides the layer of every simulcast track `peer` receives; a `SelectLayer` for each
+    /// whose layer differs from the last one sent (or was never sent).
+    pub(crate) fn select_layers(&mut self, peer: &PeerId, fx: &mut Vec<Effect>) {
+        let received = Self::received_tracks(&self.peers, &self.tracks, peer);
         if received.iter().all(|t| t.simulcast.is_none()) {
             return;
         }
@@ -426,10 +524,7 @@ impl RoomCore {
                 }
             })
             .collect();
-        let budget = downlink.and_then(|d| {
-            let sharp = d.sharp_until.is_some_and(|until| now < until);
-            d.estimate.map(|e| if sharp { e / 2 } else { e })
-        });
+        let budget = downlink.and_then(|d| d.budget(now));
         let choices = decide(budget, &inputs);
         let decided: Vec<(TrackId, Choice)> = received
             .iter()

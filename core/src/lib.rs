@@ -398,6 +398,7 @@ impl RoomCore {
             e @ (MediaEvent::LayersActive { .. }
             | MediaEvent::LayerSwitched { .. }
             | MediaEvent::DownlinkEstimate { .. }
+            | MediaEvent::DownlinkLoss { .. }
             | MediaEvent::LayerBitrates { .. }) => self.layer_event(e, &mut fx),
             MediaEvent::VoiceActivity { track, speech } => {
                 self.voice_activity(&track, speech, &mut fx)
@@ -680,3 +681,6 @@ mod vad_tests;
 
 #[cfg(test)]
 mod simulcast_tests;
+
+#[cfg(test)]
+mod loss_tests;

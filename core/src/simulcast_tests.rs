@@ -66,7 +66,7 @@ const CAMERA: [Send<'static>; 2] = [
 ];
 
 /// `p` connected, publishing audio `a` and a simulcast camera `v`, its round over.
-fn simulcast_publisher(r: &mut RoomCore, p: &str) {
+pub(crate) fn simulcast_publisher(r: &mut RoomCore, p: &str) {
     connect(r, p, p);
     renegotiate(r, p);
     offer(r, p, &CAMERA, &[], &[]);
@@ -76,7 +76,7 @@ fn simulcast_publisher(r: &mut RoomCore, p: &str) {
 
 /// `p` connects and receives everything announced to it (`audio`, `video` recvonly m-lines);
 /// the effects of its answer.
-fn subscriber(r: &mut RoomCore, p: &str, audio: usize, video: usize) -> Vec<Effect> {
+pub(crate) fn subscriber(r: &mut RoomCore, p: &str, audio: usize, video: usize) -> Vec<Effect> {
     connect(r, p, p);
     let mut recv = Vec::new();
     let mids: Vec<String> = (0..audio + video).map(|i| i.to_string()).collect();
@@ -90,7 +90,7 @@ fn subscriber(r: &mut RoomCore, p: &str, audio: usize, video: usize) -> Vec<Effe
 }
 
 /// The `SelectLayer`s of `fx`: (subscriber, track, layer).
-fn selected(fx: &[Effect]) -> Vec<(String, String, String)> {
+pub(crate) fn selected(fx: &[Effect]) -> Vec<(String, String, String)> {
     fx.iter()
         .filter_map(|e| match e {
             Effect::Media(MediaCommand::SelectLayer { peer, track, layer }) => {
@@ -101,7 +101,7 @@ fn selected(fx: &[Effect]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn select(peer: &str, track: &str, layer: &str) -> (String, String, String) {
+pub(crate) fn select(peer: &str, track: &str, layer: &str) -> (String, String, String) {
     (peer.into(), track.into(), layer.into())
 }
 
@@ -130,7 +130,7 @@ fn active(r: &mut RoomCore, track: &str, layers: &[&str]) -> Vec<Effect> {
     })
 }
 
-fn estimate(r: &mut RoomCore, p: &str, bps: u64) -> Vec<Effect> {
+pub(crate) fn estimate(r: &mut RoomCore, p: &str, bps: u64) -> Vec<Effect> {
     r.media_event(MediaEvent::DownlinkEstimate { peer: id(p), bps })
 }
 

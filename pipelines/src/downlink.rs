@@ -9,6 +9,12 @@
 //! the estimate (holding at most ~30 ms), and notifies `estimated-bitrate`. Notable changes
 //! become [`MediaEvent::DownlinkEstimate`]; the room picks simulcast layers to fit.
 //!
+//! The estimator reacts to loss within a second or two; a link that suddenly drops most
+//! packets (policing) freezes the picture until then. `laminartx` measures the subscriber's
+//! loss from its NACKs over 200 ms windows (`loss-fraction`); a window with at least
+//! [`LOSS_REPORTED`] lost becomes [`MediaEvent::DownlinkLoss`], on which the room cuts the
+//! subscriber's layers at once.
+//!
 //! For the feedback to exist, subscriber m-lines are answered with `transport-cc` (extmap and
 //! `rtcp-fb`), and each forwarder output carries a TWCC header extension under the
 //! subscriber's id (`laminaforwarder`'s `twcc-ext-id`), whose sequence number rtpsession writes.
@@ -32,6 +38,9 @@ const MAX_BITRATE: u32 = 20_000_000;
 const NOTABLE: f64 = 0.05;
 /// Longest time an unchanged-enough estimate goes unreported.
 const REFRESH: Duration = Duration::from_secs(1);
+/// Least loss share of a window that is reported (the room acts from 10 %; lower shares are
+/// left to repair).
+pub const LOSS_REPORTED: f64 = 0.05;
 
 /// Whether `rtpgccbwe` can be made (registering the `rsrtp` plugin statically on first call).
 pub(crate) fn available() -> bool {
@@ -62,6 +71,7 @@ pub(crate) fn connect_aux_sender(
     let estimate = available();
     webrtc.connect("request-aux-sender", false, move |_| {
         let rtx = rtx()?;
+        report_loss(&rtx, peer.clone(), events.clone());
         if !estimate {
             return Some(rtx.to_value());
         }
@@ -71,6 +81,22 @@ pub(crate) fn connect_aux_sender(
                 tracing::warn!(%peer, "no downlink estimation for this peer: {e}");
                 Some(rtx.to_value())
             }
+        }
+    });
+}
+
+/// Sends `rtx`'s notable `loss-fraction`s as `DownlinkLoss` for `peer`.
+fn report_loss(rtx: &gst::Element, peer: PeerId, events: UnboundedSender<MediaEvent>) {
+    if rtx.find_property("loss-fraction").is_none() {
+        return;
+    }
+    rtx.connect_notify(Some("loss-fraction"), move |rtx, _| {
+        let fraction = rtx.property::<f64>("loss-fraction");
+        if fraction >= LOSS_REPORTED {
+            let _ = events.send(MediaEvent::DownlinkLoss {
+                peer: peer.clone(),
+                fraction,
+            });
         }
     });
 }

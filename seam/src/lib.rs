@@ -133,6 +133,15 @@ pub enum MediaEvent {
         /// Estimated bit/s.
         bps: u64,
     },
+    /// A subscriber asked for a notable share of the video packets sent to it over the last
+    /// fraction of a second (its NACKs, first requests only): the link is dropping packets now,
+    /// a round trip after it started, well before the estimate comes down.
+    DownlinkLoss {
+        /// The subscriber.
+        peer: PeerId,
+        /// Share of the packets lost, 0.0 to 1.0.
+        fraction: f64,
+    },
     /// The peer's transport is connected for its current round (after the first round, and
     /// again after each ICE restart).
     PeerConnected {

@@ -1,0 +1,72 @@
+//! `DownlinkLoss` through the room core: a subscriber losing a notable share of its video is
+//! cut at once to what got through, the cut's own aftermath does not cut again, and the
+//! estimate rules once the cut has held.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::simulcast_tests::{estimate, select, selected, simulcast_publisher, subscriber};
+use super::tests::{id, room};
+use super::*;
+
+fn loss(r: &mut RoomCore, p: &str, fraction: f64) -> Vec<Effect> {
+    r.media_event(MediaEvent::DownlinkLoss {
+        peer: id(p),
+        fraction,
+    })
+}
+
+/// A publishes audio and a simulcast camera (default rates: l 150 k, m 500 k, h 2.5 M; audio
+/// 50 k); B receives both and is estimated at 3 M: h.
+fn room_on_h() -> (RoomCore, Instant) {
+    let mut r = room();
+    simulcast_publisher(&mut r, "A");
+    subscriber(&mut r, "B", 1, 1);
+    let t0 = Instant::now();
+    r.advance(t0, SystemTime::UNIX_EPOCH);
+    assert!(selected(&estimate(&mut r, "B", 3_000_000)).is_empty(), "h");
+    (r, t0)
+}
+
+#[test]
+fn heavy_loss_goes_straight_down_to_what_got_through() {
+    let (mut r, _) = room_on_h();
+    // Below the threshold: left to repair.
+    assert!(selected(&loss(&mut r, "B", 0.05)).is_empty());
+    // 80 % lost of 2.55 M: 0.85 × 510 k = 433 k fits l only.
+    assert_eq!(selected(&loss(&mut r, "B", 0.8)), [select("B", "A:v", "l")]);
+}
+
+#[test]
+fn a_cut_settles_before_the_next_and_holds_against_the_estimate() {
+    let (mut r, t0) = room_on_h();
+    let at = |r: &mut RoomCore, ms: u64| {
+        r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH)
+    };
+    // 15 % of 2.55 M: 0.85 × 2.17 M = 1.84 M fits m.
+    assert_eq!(
+        selected(&loss(&mut r, "B", 0.15)),
+        [select("B", "A:v", "m")]
+    );
+    // Loss reported right after the cut is the cut's own.
+    at(&mut r, 300);
+    assert!(selected(&loss(&mut r, "B", 0.5)).is_empty());
+    // Later loss cuts again, from what is sent now: 0.85 × 0.5 × 550 k = 234 k fits l.
+    at(&mut r, 600);
+    assert_eq!(selected(&loss(&mut r, "B", 0.5)), [select("B", "A:v", "l")]);
+    // The estimate does not lift the cut while it holds ...
+    at(&mut r, 1_500);
+    assert!(selected(&estimate(&mut r, "B", 3_100_000)).is_empty());
+    // ... and rules again after it.
+    at(&mut r, 2_700);
+    assert_eq!(
+        selected(&estimate(&mut r, "B", 3_000_000)),
+        [select("B", "A:v", "h")]
+    );
+}
+
+#[test]
+fn loss_of_a_peer_not_connected_or_unknown_changes_nothing() {
+    let (mut r, _) = room_on_h();
+    assert!(loss(&mut r, "nobody", 0.9).is_empty());
+    assert!(r.downlink(&id("nobody")).is_none());
+}
