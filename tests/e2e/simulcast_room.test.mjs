@@ -130,7 +130,7 @@ test("three simulcast publishers: layer per subscriber, switched down on a const
   }, { timeout: 10000, interval: 250 });
   const settled = await tileOf(carol, "Alice");
   const freezeS = settled.totalFreezesDuration - before.totalFreezesDuration;
-  log(`constrained to ${RATE_KBYTES} kB/s: switched to ${down.layer} after ${switchMs} ms; estimates ${JSON.stringify(estimates)} (before: ${JSON.stringify(estimateBefore)}); freezes ${freezeS.toFixed(2)} s (${settled.freezeCount - before.freezeCount})`);
+  log(`constrained to ${RATE_KBYTES} kB/s at ${new Date(constrainedAt).toISOString()}: switched to ${down.layer} after ${switchMs} ms; estimates ${JSON.stringify(estimates)} (before: ${JSON.stringify(estimateBefore)}); freezes ${freezeS.toFixed(2)} s (${settled.freezeCount - before.freezeCount})`);
   const bobStill = await tileOf(bob, "Alice");
   assert.equal(bobStill.layer, "l", "Bob keeps his choice");
   assert.ok(settled.framesDecoded > down.framesDecoded, "Carol decodes the lower layer");
