@@ -204,6 +204,47 @@ impl ObjectSubclass for LaminaForwarder {
 
 impl GstObjectImpl for LaminaForwarder {}
 
+impl LaminaForwarder {
+    /// The name of a new request pad `<prefix><n>`: the requested one if it has that form,
+    /// else the next index from the pad kind's counter (`counter` of `counters`, taken under
+    /// its lock), which moves past every name handed out. `None` (warned) for a malformed or
+    /// taken name.
+    pub(super) fn request_pad_name<T>(
+        &self,
+        prefix: &str,
+        requested: Option<&str>,
+        counters: &Mutex<T>,
+        counter: fn(&mut T) -> &mut u32,
+    ) -> Option<String> {
+        let wanted = match requested {
+            Some(name) => {
+                let Some(index) = name
+                    .strip_prefix(prefix)
+                    .and_then(|i| i.parse::<u32>().ok())
+                else {
+                    gst::warning!(CAT, imp = self, "invalid pad name {name}");
+                    return None;
+                };
+                Some(index)
+            }
+            None => None,
+        };
+        let index = {
+            let mut guard = lock(counters);
+            let next = counter(&mut guard);
+            let index = wanted.unwrap_or(*next);
+            *next = (*next).max(index.saturating_add(1));
+            index
+        };
+        let name = format!("{prefix}{index}");
+        if self.obj().static_pad(&name).is_some() {
+            gst::warning!(CAT, imp = self, "pad {name} already exists");
+            return None;
+        }
+        Some(name)
+    }
+}
+
 impl ElementImpl for LaminaForwarder {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
@@ -261,31 +302,7 @@ impl ElementImpl for LaminaForwarder {
             return self.request_layer_sink(templ, name);
         }
         let obj = self.obj();
-        let name = {
-            let mut state = lock(&self.state);
-            match name {
-                Some(name) => {
-                    let Some(index) = name
-                        .strip_prefix("src_")
-                        .and_then(|i| i.parse::<u32>().ok())
-                    else {
-                        gst::warning!(CAT, imp = self, "invalid pad name {name}");
-                        return None;
-                    };
-                    state.next_pad_index = state.next_pad_index.max(index.saturating_add(1));
-                    name.to_owned()
-                }
-                None => {
-                    let name = format!("src_{}", state.next_pad_index);
-                    state.next_pad_index = state.next_pad_index.saturating_add(1);
-                    name
-                }
-            }
-        };
-        if obj.static_pad(&name).is_some() {
-            gst::warning!(CAT, imp = self, "pad {name} already exists");
-            return None;
-        }
+        let name = self.request_pad_name("src_", name, &self.state, |s| &mut s.next_pad_index)?;
 
         let pad = gst::PadBuilder::<super::LaminaForwarderPad>::from_template(templ)
             .name(name.as_str())

@@ -119,31 +119,8 @@ impl LaminaForwarder {
         name: Option<&str>,
     ) -> Option<gst::Pad> {
         let obj = self.obj();
-        let name = {
-            let mut sc = lock(&self.simulcast);
-            match name {
-                Some(name) => {
-                    let Some(index) = name
-                        .strip_prefix("sink_")
-                        .and_then(|i| i.parse::<u32>().ok())
-                    else {
-                        gst::warning!(CAT, imp = self, "invalid pad name {name}");
-                        return None;
-                    };
-                    sc.next_sink_index = sc.next_sink_index.max(index.saturating_add(1));
-                    name.to_owned()
-                }
-                None => {
-                    let name = format!("sink_{}", sc.next_sink_index);
-                    sc.next_sink_index = sc.next_sink_index.saturating_add(1);
-                    name
-                }
-            }
-        };
-        if obj.static_pad(&name).is_some() {
-            gst::warning!(CAT, imp = self, "pad {name} already exists");
-            return None;
-        }
+        let name =
+            self.request_pad_name("sink_", name, &self.simulcast, |s| &mut s.next_sink_index)?;
         let pad = gst::PadBuilder::<super::LaminaForwarderSinkPad>::from_template(templ)
             .name(name.as_str())
             .chain_function(|pad, parent, buffer| {
