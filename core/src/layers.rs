@@ -292,18 +292,11 @@ impl RoomCore {
         }
         tracing::debug!(%track, ?active, "simulcast layers arriving");
         l.active = Some(active);
-        let subscribers: Vec<PeerId> = self
-            .peers()
-            .filter(|p| p.mapped.contains(track))
-            .map(|p| p.id.clone())
-            .collect();
-        for peer in subscribers {
-            self.select_layers(&peer, fx);
-        }
+        self.select_layers_of(track, false, fx);
     }
 
     /// `LayerBitrates`: the measured rates of a track's layers; its subscribers with a
-    /// downlink estimate are decided again when a rate moved notably.
+    /// downlink budget are decided again when a rate moved notably.
     pub(crate) fn layer_bitrates(
         &mut self,
         track: &TrackId,
@@ -320,11 +313,24 @@ impl RoomCore {
         if !l.set_measured(bitrates) {
             return;
         }
+        self.select_layers_of(track, true, fx);
+    }
+
+    /// [`RoomCore::select_layers`] for every subscriber of `track` (with `budgeted`, only
+    /// those with a downlink budget: the others' choice does not depend on bit rates).
+    fn select_layers_of(&mut self, track: &TrackId, budgeted: bool, fx: &mut Vec<Effect>) {
+        let now = self.now;
         let subscribers: Vec<PeerId> = self
             .peers()
             .filter(|p| p.mapped.contains(track))
             .map(|p| p.id.clone())
-            .filter(|p| self.downlinks.get(p).is_some_and(|d| d.estimate.is_some()))
+            .filter(|p| {
+                !budgeted
+                    || self
+                        .downlinks
+                        .get(p)
+                        .is_some_and(|d| d.budget(now).is_some())
+            })
             .collect();
         for peer in subscribers {
             self.select_layers(&peer, fx);
