@@ -483,6 +483,16 @@ impl LaminaForwarder {
         }
     }
 
+    /// Sets a src pad's `drop-while-switching`.
+    pub(super) fn set_drop_while_switching(&self, pad: &super::LaminaForwarderPad, on: bool) {
+        lock(&self.simulcast).set_drop_while_switching(pad, on);
+    }
+
+    /// A src pad's `drop-while-switching`.
+    pub(super) fn drop_while_switching(&self, pad: &super::LaminaForwarderPad) -> bool {
+        lock(&self.simulcast).drop_while_switching(pad)
+    }
+
     /// The `current-layer` of a src pad ("" if none).
     pub(super) fn current_layer(&self, pad: &super::LaminaForwarderPad) -> String {
         lock(&self.simulcast)

@@ -129,6 +129,10 @@
 //!   has passed, and a sent one again after `max(keyframe-min-interval, 1 s)` without a keyframe.
 //!   A gated pad (`active=false`) does not switch; activating it asks for a keyframe of its
 //!   wanted layer. Set `ssrc` on such pads: each layer has its own SSRC.
+//! - `drop-while-switching` (bool, default false): while a switch waits for the wanted layer's
+//!   keyframe, the pad forwards nothing of its current layer (for a subscriber whose link drops
+//!   packets: the old layer would crowd out the keyframe). The picture holds still until the
+//!   keyframe arrives.
 //! - `current-layer` (string, read-only): the layer forwarded now, `""` if none yet.
 //!
 //! Keyframes are found without decoding, from the `encoding-name` of the layer caps: VP8
@@ -205,7 +209,8 @@ glib::wrapper! {
 
 glib::wrapper! {
     /// A `laminaforwarder` request src pad (GType `GstLaminaForwarderPad`), one per subscriber,
-    /// with the properties `active`, `pt`, `ssrc`, `twcc-ext-id`, `layer` and `current-layer`.
+    /// with the properties `active`, `pt`, `ssrc`, `twcc-ext-id`, `layer`,
+    /// `drop-while-switching` and `current-layer`.
     pub struct LaminaForwarderPad(ObjectSubclass<pad::LaminaForwarderPad>)
         @extends gst::Pad, gst::Object;
 }

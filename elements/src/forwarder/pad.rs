@@ -28,6 +28,8 @@ pub(super) const PROP_SSRC: &str = "ssrc";
 pub(super) const PROP_TWCC_EXT_ID: &str = "twcc-ext-id";
 /// Pad property: the simulcast layer (RID) wanted ("" = the always sink pad's stream).
 pub(super) const PROP_LAYER: &str = "layer";
+/// Pad property: while a switch to `layer` waits for its keyframe, forward nothing.
+pub(super) const PROP_DROP_WHILE_SWITCHING: &str = "drop-while-switching";
 /// Read-only pad property: the simulcast layer forwarded now ("" = none).
 pub(super) const PROP_CURRENT_LAYER: &str = "current-layer";
 
@@ -181,6 +183,17 @@ impl ObjectImpl for LaminaForwarderPad {
                     .default_value(Some(""))
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder(PROP_DROP_WHILE_SWITCHING)
+                    .nick("Drop while switching")
+                    .blurb(
+                        "While a switch to layer waits for the layer's keyframe, forward nothing \
+                         of the current layer (for a subscriber whose link is dropping packets: \
+                         the wait frees it for the keyframe). Off: the current layer is \
+                         forwarded until the switch",
+                    )
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder(PROP_CURRENT_LAYER)
                     .nick("Current layer")
                     .blurb("Simulcast layer forwarded now (\"\" = none yet)")
@@ -222,6 +235,13 @@ impl ObjectImpl for LaminaForwarderPad {
                     None => self.store_layer(&layer),
                 }
             }
+            PROP_DROP_WHILE_SWITCHING => {
+                let on = value.get::<bool>().expect("type checked upstream");
+                gst::debug!(CAT, imp = self, "drop-while-switching = {on}");
+                if let Some(element) = self.forwarder() {
+                    element.imp().set_drop_while_switching(&self.obj(), on);
+                }
+            }
             PROP_PT | PROP_SSRC | PROP_TWCC_EXT_ID => {
                 let v = value.get::<u32>().expect("type checked upstream");
                 let caps_event = {
@@ -260,6 +280,12 @@ impl ObjectImpl for LaminaForwarderPad {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
             PROP_LAYER => return lock(&self.state).layer.to_value(),
+            PROP_DROP_WHILE_SWITCHING => {
+                return self
+                    .forwarder()
+                    .is_some_and(|e| e.imp().drop_while_switching(&self.obj()))
+                    .to_value()
+            }
             PROP_CURRENT_LAYER => {
                 return self
                     .forwarder()

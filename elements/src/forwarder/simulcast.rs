@@ -138,6 +138,16 @@ pub(super) struct Route {
     wanted: Option<Arc<str>>,
     /// The layer the pad forwards now.
     current: Option<Arc<str>>,
+    /// Mirror of the pad's `drop-while-switching`.
+    drop_while_switching: bool,
+}
+
+impl Route {
+    /// Whether the pad takes packets of its current layer now: not while it waits for another
+    /// layer with `drop-while-switching` on.
+    fn forwards_current(&self) -> bool {
+        !(self.drop_while_switching && self.wanted.is_some() && self.wanted != self.current)
+    }
 }
 
 /// A src pad's wanted and current layer.
@@ -433,7 +443,21 @@ impl Simulcast {
             active: false,
             wanted: None,
             current: None,
+            drop_while_switching: false,
         });
+    }
+
+    /// Mirrors a src pad's `drop-while-switching`.
+    pub fn set_drop_while_switching(&mut self, pad: &super::LaminaForwarderPad, on: bool) {
+        if let Some(i) = self.route_index(pad) {
+            self.routes[i].drop_while_switching = on;
+        }
+    }
+
+    /// A src pad's `drop-while-switching`.
+    pub fn drop_while_switching(&self, pad: &super::LaminaForwarderPad) -> bool {
+        self.route_index(pad)
+            .is_some_and(|i| self.routes[i].drop_while_switching)
     }
 
     pub fn remove_route(&mut self, pad: &super::LaminaForwarderPad) {
@@ -707,7 +731,7 @@ impl Simulcast {
 
         let mut targets = Vec::with_capacity(self.routes.len());
         for route in &self.routes {
-            if route.current.as_ref() == Some(&rid) {
+            if route.current.as_ref() == Some(&rid) && route.forwards_current() {
                 let switched = routed.switched.iter().any(|(p, _)| *p == route.pad);
                 targets.push((route.pad.clone(), switched));
             }
