@@ -531,22 +531,39 @@ impl RoomCore {
             })
             .collect();
         let budget = downlink.and_then(|d| d.budget(now));
+        // A link dropping packets now (loss cut, sharp drop): a switch down stops the current
+        // layer at once instead of crowding out the new layer's keyframe.
+        let congested = downlink
+            .is_some_and(|d| d.loss_capped(now) || d.sharp_until.is_some_and(|until| now < until));
         let choices = decide(budget, &inputs);
-        let decided: Vec<(TrackId, Choice)> = received
+        // Per decided track: its id, the choice, and whether it is lower than the last one.
+        let decided: Vec<(TrackId, Choice, bool)> = received
             .iter()
+            .zip(inputs.iter())
             .zip(choices)
-            .filter_map(|(t, c)| Some((t.id.clone(), c?)))
+            .filter_map(|((t, input), c)| {
+                let c = c?;
+                let lower = t
+                    .simulcast
+                    .as_ref()
+                    .and_then(|l| l.index(&c.layer))
+                    .zip(input.current)
+                    .is_some_and(|(new, old)| new < old);
+                Some((t.id.clone(), c, lower))
+            })
             .collect();
         let downlink = self.downlinks.entry(peer.clone()).or_default();
-        for (track, choice) in decided {
+        for (track, choice, lower) in decided {
             let receiving = downlink.tracks.entry(track.clone()).or_default();
             if receiving.chosen.as_ref().map(|c| &c.layer) != Some(&choice.layer) {
-                tracing::debug!(%peer, %track, layer = %choice.layer,
+                let urgent = congested && lower;
+                tracing::debug!(%peer, %track, layer = %choice.layer, urgent,
                     reason = choice.reason.as_str(), "simulcast layer chosen");
                 fx.push(Effect::Media(MediaCommand::SelectLayer {
                     peer: peer.clone(),
                     track,
                     layer: choice.layer.clone(),
+                    urgent,
                 }));
             }
             receiving.chosen = Some(choice);

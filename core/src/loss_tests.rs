@@ -8,6 +8,16 @@ use super::simulcast_tests::{estimate, select, selected, simulcast_publisher, su
 use super::tests::{id, room};
 use super::*;
 
+/// Whether each `SelectLayer` of `fx` is urgent.
+fn urgent(fx: &[Effect]) -> Vec<bool> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Media(MediaCommand::SelectLayer { urgent, .. }) => Some(*urgent),
+            _ => None,
+        })
+        .collect()
+}
+
 fn loss(r: &mut RoomCore, p: &str, fraction: f64) -> Vec<Effect> {
     r.media_event(MediaEvent::DownlinkLoss {
         peer: id(p),
@@ -32,8 +42,10 @@ fn heavy_loss_goes_straight_down_to_what_got_through() {
     let (mut r, _) = room_on_h();
     // Below the threshold: left to repair.
     assert!(selected(&loss(&mut r, "B", 0.05)).is_empty());
-    // 80 % lost of 2.55 M: 0.85 × 510 k = 433 k fits l only.
-    assert_eq!(selected(&loss(&mut r, "B", 0.8)), [select("B", "A:v", "l")]);
+    // 80 % lost of 2.55 M: 0.85 × 510 k = 433 k fits l only; h stops at once.
+    let fx = loss(&mut r, "B", 0.8);
+    assert_eq!(selected(&fx), [select("B", "A:v", "l")]);
+    assert_eq!(urgent(&fx), [true]);
 }
 
 #[test]
@@ -56,12 +68,11 @@ fn a_cut_settles_before_the_next_and_holds_against_the_estimate() {
     // The estimate does not lift the cut while it holds ...
     at(&mut r, 1_500);
     assert!(selected(&estimate(&mut r, "B", 3_100_000)).is_empty());
-    // ... and rules again after it.
+    // ... and rules again after it (going up is never urgent).
     at(&mut r, 2_700);
-    assert_eq!(
-        selected(&estimate(&mut r, "B", 3_000_000)),
-        [select("B", "A:v", "h")]
-    );
+    let fx = estimate(&mut r, "B", 3_000_000);
+    assert_eq!(selected(&fx), [select("B", "A:v", "h")]);
+    assert_eq!(urgent(&fx), [false]);
 }
 
 #[test]

@@ -93,9 +93,9 @@ pub(crate) fn subscriber(r: &mut RoomCore, p: &str, audio: usize, video: usize) 
 pub(crate) fn selected(fx: &[Effect]) -> Vec<(String, String, String)> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Media(MediaCommand::SelectLayer { peer, track, layer }) => {
-                Some((peer.to_string(), track.to_string(), layer.clone()))
-            }
+            Effect::Media(MediaCommand::SelectLayer {
+                peer, track, layer, ..
+            }) => Some((peer.to_string(), track.to_string(), layer.clone())),
             _ => None,
         })
         .collect()
@@ -510,6 +510,7 @@ fn a_refused_selection_is_sent_again_on_the_next_decision() {
         peer: id("B"),
         track: TrackId::new("A:v"),
         layer: "h".into(),
+        urgent: false,
     };
     assert!(r
         .media_refused(&cmd, lamina_seam::MediaError::Closed)

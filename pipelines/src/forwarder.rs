@@ -82,7 +82,9 @@ impl Forwarder {
     }
 
     /// The simulcast layer (RID) one output forwards; switched on the layer's next keyframe.
-    pub(crate) fn set_layer(pad: &gst::Pad, layer: &str) {
+    /// `urgent`: nothing of the current layer is forwarded while waiting for it.
+    pub(crate) fn set_layer(pad: &gst::Pad, layer: &str, urgent: bool) {
+        pad.set_property("drop-while-switching", urgent);
         pad.set_property("layer", layer);
     }
 

@@ -143,7 +143,13 @@ impl Forwarding {
 
     /// Sends `layer` of simulcast `track` to `peer` from now on (switching on the layer's next
     /// keyframe). False when the track is not a simulcast track or has no such layer.
-    pub(crate) fn select_layer(&mut self, track: &TrackId, peer: &PeerId, layer: &str) -> bool {
+    pub(crate) fn select_layer(
+        &mut self,
+        track: &TrackId,
+        peer: &PeerId,
+        layer: &str,
+        urgent: bool,
+    ) -> bool {
         let Some(t) = self.tracks.get_mut(track) else {
             return false;
         };
@@ -153,7 +159,7 @@ impl Forwarding {
         t.layers.insert(peer.clone(), layer.to_owned());
         for ((sub, _), pad) in &t.subscribers {
             if sub == peer {
-                Forwarder::set_layer(pad, layer);
+                Forwarder::set_layer(pad, layer, urgent);
             }
         }
         true
@@ -210,7 +216,7 @@ impl Forwarding {
             .request_src(pt, ssrc)
             .ok_or("forwarder refused a pad")?;
         if let Some(layer) = t.layer_for(subscriber.0) {
-            Forwarder::set_layer(&fwd_pad, layer);
+            Forwarder::set_layer(&fwd_pad, layer, false);
         }
         if let Some(id) = twcc_ext {
             Forwarder::set_twcc_ext(&fwd_pad, id);

@@ -51,6 +51,9 @@ pub enum MediaCommand {
         track: TrackId,
         /// The layer's RID.
         layer: String,
+        /// The subscriber's link is dropping packets: stop sending the current layer while
+        /// waiting for the new one's keyframe (it would crowd the keyframe out).
+        urgent: bool,
     },
 }
 

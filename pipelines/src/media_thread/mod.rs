@@ -161,8 +161,13 @@ impl MediaThread {
                         .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
                 }
             }
-            Cmd::Media(MediaCommand::SelectLayer { peer, track, layer }) => {
-                if !self.forwarding.select_layer(&track, &peer, &layer) {
+            Cmd::Media(MediaCommand::SelectLayer {
+                peer,
+                track,
+                layer,
+                urgent,
+            }) => {
+                if !self.forwarding.select_layer(&track, &peer, &layer, urgent) {
                     tracing::debug!(%peer, %track, %layer, "no such simulcast layer: ignored");
                 }
             }
