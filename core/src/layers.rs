@@ -19,7 +19,7 @@ use lamina_protocol::media_event::ServerEvent;
 use crate::outcome::LayerRequestDrop;
 use crate::peer::Peer;
 use crate::rate::{Decision, RateLimiter};
-use crate::simulcast::{decide, Choice, Received, SwitchReason};
+use crate::simulcast::{decide, Choice, Received, SwitchReason, UP_MARGIN};
 use crate::track::Track;
 use crate::{push, Effect, MediaCommand, MediaEvent, Outcome, PeerId, RoomCore, TrackId};
 
@@ -64,11 +64,19 @@ const SHARP_DROP_HOLD: Duration = Duration::from_secs(2);
 /// Share of a subscriber's video packets lost (`DownlinkLoss`) from which its layers are cut
 /// at once (GCC's loss controller also decreases from 10 %; below it, repair copes).
 pub const LOSS_CUT: f64 = 0.1;
+/// From this share lost the link is taken as badly overloaded: the layers go straight to the
+/// lowest (one switch, one keyframe) rather than to what the measured share says got through.
+pub const LOSS_HEAVY: f64 = 0.25;
 /// A loss cut fits the layers into what got through (what was sent × (1 − loss)) times this.
 const LOSS_BACKOFF: f64 = 0.85;
-/// How long a loss cut bounds the budget (the estimate has come down by then, or the link
-/// has recovered).
+/// After a loss cut, no probe starts for this long, and switches down stop the current layer
+/// at once (`urgent`).
 const LOSS_HOLD: Duration = Duration::from_secs(2);
+/// Between probes of a loss-capped subscriber (loss shows within a fraction of a second, so
+/// these are quicker than estimate probes).
+const LOSS_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a probe of a loss-capped subscriber lasts.
+const LOSS_PROBE_HOLD: Duration = Duration::from_millis(1500);
 /// Loss reported this soon after a cut is the cut's own (packets sent before the switch,
 /// asked for a round trip later) and does not cut again.
 const LOSS_SETTLE: Duration = Duration::from_millis(500);
@@ -78,7 +86,8 @@ const LOSS_SETTLE: Duration = Duration::from_millis(500);
 /// estimated high enough to move up again: from time to time one track held down for
 /// bandwidth is sent one layer higher for [`PROBE_HOLD`]; if the link takes it the estimate
 /// grows and the layer stays, if not (the estimate falls) it goes back and the next probe waits
-/// twice as long.
+/// twice as long. A loss cut holds until probes lift it: each probe that ends without a new
+/// cut raises the cap to what was sent with the probed layer.
 #[derive(Debug, Clone)]
 struct Probe {
     /// No probe starts before this.
@@ -87,6 +96,8 @@ struct Probe {
     backoff: Duration,
     /// The probe running: its track and layer, start, and the estimate then.
     running: Option<(TrackId, usize, Instant, u64)>,
+    /// A probe just ended without failing (taken by `select_layers`).
+    passed: bool,
 }
 
 impl Default for Probe {
@@ -95,6 +106,7 @@ impl Default for Probe {
             next_at: None,
             backoff: PROBE_INTERVAL,
             running: None,
+            passed: false,
         }
     }
 }
@@ -106,7 +118,8 @@ pub(crate) struct Downlink {
     probe: Probe,
     /// Until when layers are fitted into half the estimate (after a sharp drop).
     sharp_until: Option<Instant>,
-    /// The last loss cut: the budget it allows and when it was made.
+    /// The loss cut in force: the budget it allows (raised by passed probes) and when the
+    /// last cut was made.
     loss_cap: Option<(u64, Instant)>,
     /// The media graph's latest estimate, bit/s.
     estimate: Option<u64>,
@@ -120,44 +133,67 @@ pub(crate) struct Downlink {
 
 impl Downlink {
     /// What the subscriber's layers must fit into now: the estimate (halved after a sharp
-    /// drop), bounded by a loss cut while it holds; `None` when nothing is known.
+    /// drop), bounded by the loss cut in force; `None` when nothing is known. Without an
+    /// estimate (nothing to probe with) a cut lasts [`LOSS_HOLD`].
     fn budget(&self, now: Instant) -> Option<u64> {
         let sharp = self.sharp_until.is_some_and(|until| now < until);
         let estimate = self.estimate.map(|e| if sharp { e / 2 } else { e });
-        let cap = self.loss_capped(now).then_some(self.loss_cap).flatten();
+        let cap = self
+            .loss_cap
+            .filter(|_| self.estimate.is_some() || self.recently_cut(now))
+            .map(|(c, _)| c);
         match (estimate, cap) {
-            (Some(e), Some((c, _))) => Some(e.min(c)),
-            (e, c) => e.or(c.map(|(c, _)| c)),
+            (Some(e), Some(c)) => Some(e.min(c)),
+            (e, c) => e.or(c),
         }
     }
 
-    /// Whether a loss cut bounds the budget now.
-    fn loss_capped(&self, now: Instant) -> bool {
+    /// Whether the last loss cut was less than [`LOSS_HOLD`] ago.
+    fn recently_cut(&self, now: Instant) -> bool {
         self.loss_cap
             .is_some_and(|(_, at)| now.saturating_duration_since(at) < LOSS_HOLD)
+    }
+
+    /// A probe passed: a loss cut in force is raised to `sent` (what the subscriber gets with
+    /// the probed layer) plus [`UP_MARGIN`], and ends once the estimate binds instead.
+    fn probe_passed(&mut self, sent: u64) {
+        if let Some((cap, at)) = self.loss_cap {
+            let raised = cap.max((sent as f64 * UP_MARGIN) as u64);
+            self.loss_cap = match self.estimate {
+                Some(e) if raised >= e => None,
+                _ => Some((raised, at)),
+            };
+            tracing::debug!(cap = ?self.loss_cap.map(|(c, _)| c), "loss cut raised by a probe");
+        }
     }
 
     /// The track to probe with now, if any: the running probe's track while it holds, else a
     /// new probe's once [`Probe::next_at`] is reached and a track is held down for bandwidth.
     /// Ends a probe that failed (estimate fell) or ran its time, adjusting the backoff.
     fn probe_track(&mut self, now: Instant, received: &[&Track]) -> Option<(TrackId, usize)> {
-        if self.loss_capped(now) {
+        if self.recently_cut(now) {
             return None;
         }
         let estimate = self.estimate?;
+        let (interval, hold) = if self.loss_cap.is_some() {
+            (LOSS_PROBE_INTERVAL, LOSS_PROBE_HOLD)
+        } else {
+            (PROBE_INTERVAL, PROBE_HOLD)
+        };
         let probe = &mut self.probe;
         if let Some((track, layer, started, at_start)) = probe.running.clone() {
             let failed = (estimate as f64) < at_start as f64 * PROBE_FAIL;
-            let over = now.saturating_duration_since(started) >= PROBE_HOLD;
+            let over = now.saturating_duration_since(started) >= hold;
             let still_held = received.iter().any(|t| t.id == track);
             if !failed && !over && still_held {
                 return Some((track, layer));
             }
             probe.running = None;
+            probe.passed = !failed && over;
             probe.backoff = if failed {
                 (probe.backoff * 2).min(PROBE_BACKOFF_MAX)
             } else {
-                PROBE_INTERVAL
+                interval
             };
             probe.next_at = Some(now + probe.backoff);
             tracing::debug!(%track, failed, estimate, "bandwidth probe ended");
@@ -179,7 +215,7 @@ impl Downlink {
         })?;
         if probe.next_at.is_none() {
             // The first time a track is held down: wait one interval before probing.
-            probe.next_at = Some(now + PROBE_INTERVAL);
+            probe.next_at = Some(now + interval);
             return None;
         }
         tracing::debug!(track = %held, layer, estimate, "bandwidth probe");
@@ -422,8 +458,9 @@ impl RoomCore {
     }
 
     /// `DownlinkLoss`: from [`LOSS_CUT`] on, the subscriber's layers are fitted at once into
-    /// what got through ([`LOSS_BACKOFF`] × what it was sent × (1 − loss)) for [`LOSS_HOLD`],
-    /// and a running probe counts as failed. The estimator's loss controller takes a second or
+    /// what got through ([`LOSS_BACKOFF`] × what it was sent × (1 − loss); from [`LOSS_HEAVY`]
+    /// on, the lowest layers), a running probe counts as failed, and the cut holds until
+    /// probes lift it (see [`Probe`]). The estimator's loss controller takes a second or
     /// more to come down; a policed link drops nearly every packet of the high layers until
     /// then, and the picture freezes.
     pub(crate) fn downlink_loss(&mut self, peer: &PeerId, fraction: f64, fx: &mut Vec<Effect>) {
@@ -439,14 +476,20 @@ impl RoomCore {
         {
             return;
         }
-        let cap = (sent as f64 * (1.0 - fraction.min(1.0)) * LOSS_BACKOFF) as u64;
+        let cap = if fraction >= LOSS_HEAVY {
+            0
+        } else {
+            (sent as f64 * (1.0 - fraction) * LOSS_BACKOFF) as u64
+        };
         tracing::debug!(%peer, fraction, sent, cap, "loss cut of the downlink");
         downlink.loss_cap = Some((cap, now));
         let probe = &mut downlink.probe;
         if probe.running.take().is_some() {
             probe.backoff = (probe.backoff * 2).min(PROBE_BACKOFF_MAX);
+        } else {
+            probe.backoff = LOSS_PROBE_INTERVAL;
         }
-        probe.next_at = Some(now + probe.backoff);
+        probe.next_at = Some(now + probe.backoff.max(LOSS_HOLD));
         self.select_layers(peer, fx);
     }
 
@@ -505,10 +548,14 @@ impl RoomCore {
             .and_then(|t| self.tracks.get(t))
             .map(|t| &t.owner);
         let now = self.now;
-        let probed = self
-            .downlinks
-            .get_mut(peer)
-            .and_then(|d| d.probe_track(now, &received));
+        let sent = self.sent_bps(peer);
+        let probed = self.downlinks.get_mut(peer).and_then(|d| {
+            let probed = d.probe_track(now, &received);
+            if std::mem::take(&mut d.probe.passed) {
+                d.probe_passed(sent);
+            }
+            probed
+        });
         let downlink = self.downlinks.get(peer);
         let inputs: Vec<Received<'_>> = received
             .iter()
@@ -534,7 +581,7 @@ impl RoomCore {
         // A link dropping packets now (loss cut, sharp drop): a switch down stops the current
         // layer at once instead of crowding out the new layer's keyframe.
         let congested = downlink
-            .is_some_and(|d| d.loss_capped(now) || d.sharp_until.is_some_and(|until| now < until));
+            .is_some_and(|d| d.recently_cut(now) || d.sharp_until.is_some_and(|until| now < until));
         let choices = decide(budget, &inputs);
         // Per decided track: its id, the choice, and whether it is lower than the last one.
         let decided: Vec<(TrackId, Choice, bool)> = received

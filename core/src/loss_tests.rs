@@ -49,7 +49,7 @@ fn heavy_loss_goes_straight_down_to_what_got_through() {
 }
 
 #[test]
-fn a_cut_settles_before_the_next_and_holds_against_the_estimate() {
+fn a_cut_settles_before_the_next_and_holds_until_probes_lift_it() {
     let (mut r, t0) = room_on_h();
     let at = |r: &mut RoomCore, ms: u64| {
         r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH)
@@ -62,17 +62,57 @@ fn a_cut_settles_before_the_next_and_holds_against_the_estimate() {
     // Loss reported right after the cut is the cut's own.
     at(&mut r, 300);
     assert!(selected(&loss(&mut r, "B", 0.5)).is_empty());
-    // Later loss cuts again, from what is sent now: 0.85 × 0.5 × 550 k = 234 k fits l.
+    // Later loss cuts again; from 25 % on, straight to the lowest layer.
     at(&mut r, 600);
-    assert_eq!(selected(&loss(&mut r, "B", 0.5)), [select("B", "A:v", "l")]);
-    // The estimate does not lift the cut while it holds ...
+    assert_eq!(selected(&loss(&mut r, "B", 0.3)), [select("B", "A:v", "l")]);
+    // The estimate does not lift the cut ...
     at(&mut r, 1_500);
     assert!(selected(&estimate(&mut r, "B", 3_100_000)).is_empty());
-    // ... and rules again after it (going up is never urgent).
+    // ... probes do, one layer at a time: 2 s after the cut, m for 1.5 s ...
     at(&mut r, 2_700);
     let fx = estimate(&mut r, "B", 3_000_000);
-    assert_eq!(selected(&fx), [select("B", "A:v", "h")]);
-    assert_eq!(urgent(&fx), [false]);
+    assert_eq!(selected(&fx), [select("B", "A:v", "m")]);
+    assert_eq!(urgent(&fx), [false], "going up is never urgent");
+    // ... which passed: m stays (the cut now allows what was sent with it) ...
+    at(&mut r, 4_300);
+    assert!(selected(&estimate(&mut r, "B", 3_010_000)).is_empty());
+    // ... and 2 s later the next probe takes h, which passes and stays too.
+    at(&mut r, 6_400);
+    assert_eq!(
+        selected(&estimate(&mut r, "B", 3_020_000)),
+        [select("B", "A:v", "h")]
+    );
+    at(&mut r, 8_000);
+    assert!(selected(&estimate(&mut r, "B", 3_030_000)).is_empty());
+    at(&mut r, 12_000);
+    assert!(selected(&estimate(&mut r, "B", 3_040_000)).is_empty());
+}
+
+#[test]
+fn a_probe_that_meets_loss_fails_and_the_next_waits_longer() {
+    let (mut r, t0) = room_on_h();
+    let at = |r: &mut RoomCore, ms: u64| {
+        r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH)
+    };
+    assert_eq!(selected(&loss(&mut r, "B", 0.9)), [select("B", "A:v", "l")]);
+    at(&mut r, 2_100);
+    assert_eq!(
+        selected(&estimate(&mut r, "B", 3_001_000)),
+        [select("B", "A:v", "m")],
+        "probe"
+    );
+    // Loss during the probe: cut again, back to l; the next probe waits 4 s.
+    at(&mut r, 2_600);
+    let fx = loss(&mut r, "B", 0.4);
+    assert_eq!(selected(&fx), [select("B", "A:v", "l")]);
+    assert_eq!(urgent(&fx), [true]);
+    at(&mut r, 6_000);
+    assert!(selected(&estimate(&mut r, "B", 3_010_000)).is_empty());
+    at(&mut r, 6_700);
+    assert_eq!(
+        selected(&estimate(&mut r, "B", 3_020_000)),
+        [select("B", "A:v", "m")]
+    );
 }
 
 #[test]
