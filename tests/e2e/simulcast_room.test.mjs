@@ -5,11 +5,11 @@
 //    frame width is at most half of what Carol receives (her h layer).
 // 2. Carol's downlink is constrained: in the test's network namespace nftables polices the
 //    datagrams sent to her TURN relay address (the server's socket for her allocation: only
-//    her downlink) to RATE_KBYTES kB/s. The server's estimate of her downlink (rtpgccbwe on her
-//    transport-wide feedback) falls and it switches her down with `encodingSwitched` reason
+//    her downlink) to RATE_KBYTES kB/s. The server sees her loss (her NACKs) and, later, its
+//    estimate of her downlink falls; it switches her down with `encodingSwitched` reason
 //    `low_bandwidth` within 10 s, and she decodes the lower layer. Figures: time to the switch,
 //    the estimates her page got, her freezes.
-// 3. The constraint is lifted: the time she takes to climb back to h is printed.
+// 3. The constraint is lifted: the time she takes to climb back to h (probes lift the cut).
 //
 // Frame sizes, layers, reasons, estimates and freezes come from the pages' own getStats and
 // media events (window.lamina.videoReceive / bandwidthEstimate).
@@ -29,12 +29,14 @@ const TABLE = "lamina_e2e_shape";
 const RATE_KBYTES = 50;
 const SWITCH_DOWN_MS = 10000;
 const CLIMB_BACK_MS = 20000;
-// Carol's freezes and her climb back are measured and printed, not asserted: policing takes her
-// link from ~2.5 Mbit/s to 0.4 at once, so most packets of her h layers are lost until the
-// estimator's loss controller has come down, which took 1.6 s (release server, idle machine)
-// to 4.6 s (the suite's debug server on a busy 2-core machine), with 0.7 to 6.5 s of freezes.
-// The goals (freezes of at most 1 s, back on h within 20 s) are asserted on a queueing link by
-// tests/media_downlink.rs.
+// Policing takes her link from ~2.5 Mbit/s to 0.4 at once (the policer's bucket lets ~0.5 s
+// through first): the server sees her NACKs for most packets and cuts her layers to the lowest
+// at once, dropping the old layer while the new one's keyframe comes (loss cut, layers.rs).
+// Her freezes and her climb back are printed, not asserted: in 14 runs on the 2-core machine
+// (three 720p simulcast publishers in one Chromium and the debug server) she froze 0–0.71 s in
+// 13 and 3.25 s in one, and climbed back within 3.8–13.3 s, twice not within 20 s when the
+// machine ran out of CPU and every estimate in the room collapsed. The 1 s / 20 s goals are
+// asserted on a queueing link by tests/media_downlink.rs.
 
 let server;
 let browser;
@@ -135,7 +137,7 @@ test("three simulcast publishers: layer per subscriber, switched down on a const
   assert.equal(bobStill.layer, "l", "Bob keeps his choice");
   assert.ok(settled.framesDecoded > down.framesDecoded, "Carol decodes the lower layer");
 
-  // 3. Lifted: back to h (figure only, see the top).
+  // 3. Lifted: back to h (printed, see the top).
   await nft(["delete", "table", "inet", TABLE]);
   const liftedAt = Date.now();
   const up = await waitFor("Carol back on Alice's h", async () => {
