@@ -27,6 +27,7 @@
             pkgs.clippy
             pkgs.rustfmt
             pkgs.pkg-config
+            pkgs.lld # .cargo/config.toml links with it
             pkgs.nodejs_20
             pkgs.graphviz
             gst.gstreamer.dev
