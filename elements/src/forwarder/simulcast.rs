@@ -594,7 +594,27 @@ impl Simulcast {
     /// Bytes received per layer so far, as `rid=bytes` pairs, comma-separated, in `rids` order
     /// (else learning order).
     pub fn layer_bytes(&self) -> String {
-        let mut layers: Vec<&Layer> = self.layers.iter().collect();
+        let pairs: Vec<String> = self
+            .ordered_layers(|_| true)
+            .iter()
+            .map(|l| format!("{}={}", l.rid, l.bytes))
+            .collect();
+        pairs.join(",")
+    }
+
+    /// The active layers, comma-separated, in `rids` order (else learning order).
+    pub fn active_layers(&self) -> String {
+        let names: Vec<&str> = self
+            .ordered_layers(|l| l.active)
+            .iter()
+            .map(|l| &*l.rid)
+            .collect();
+        names.join(",")
+    }
+
+    /// The layers `keep` accepts, in `rids` order (else learning order).
+    fn ordered_layers(&self, keep: impl Fn(&Layer) -> bool) -> Vec<&Layer> {
+        let mut layers: Vec<&Layer> = self.layers.iter().filter(|l| keep(l)).collect();
         layers.sort_by_key(|l| {
             (
                 self.config
@@ -605,28 +625,7 @@ impl Simulcast {
                 l.learned.unwrap_or(u64::MAX),
             )
         });
-        let pairs: Vec<String> = layers
-            .iter()
-            .map(|l| format!("{}={}", l.rid, l.bytes))
-            .collect();
-        pairs.join(",")
-    }
-
-    /// The active layers, comma-separated, in `rids` order (else learning order).
-    pub fn active_layers(&self) -> String {
-        let mut active: Vec<&Layer> = self.layers.iter().filter(|l| l.active).collect();
-        active.sort_by_key(|l| {
-            (
-                self.config
-                    .rids
-                    .iter()
-                    .position(|r| *r == l.rid)
-                    .unwrap_or(usize::MAX),
-                l.learned.unwrap_or(u64::MAX),
-            )
-        });
-        let names: Vec<&str> = active.iter().map(|l| &*l.rid).collect();
-        names.join(",")
+        layers
     }
 
     /// Decides what happens to one packet arriving on layer sink `pad` at `now`; see the module
