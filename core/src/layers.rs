@@ -10,16 +10,17 @@
 //! the wish, the estimate, the active speaker, track metadata, bit rates, tracks going away.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use lamina_protocol::media_event::ServerEvent;
 
+use crate::downlink::Receiving;
 use crate::outcome::LayerRequestDrop;
 use crate::peer::Peer;
 use crate::rate::{Decision, RateLimiter};
-use crate::simulcast::{decide, Choice, Received, SwitchReason, UP_MARGIN};
+use crate::simulcast::{decide, Choice, Layers, Received, SwitchReason};
 use crate::track::Track;
 use crate::{push, Effect, MediaCommand, MediaEvent, Outcome, PeerId, RoomCore, TrackId};
 
@@ -33,196 +34,6 @@ pub const ESTIMATE_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Least change of the estimate, in percent of the last one sent, worth a new
 /// `bandwidthEstimation`.
 pub const ESTIMATE_REPORT_CHANGE_PERCENT: u64 = 10;
-
-/// One subscriber and one simulcast track it was told about or receives.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Receiving {
-    /// The layer the client asked for (`setTargetTrackVariant`).
-    pub wish: Option<String>,
-    /// The last decision; its layer was sent to the media graph (`SelectLayer`).
-    pub chosen: Option<Choice>,
-    /// The layer the media graph last reported the subscriber switched to.
-    pub switched: Option<String>,
-}
-
-/// Least time between the start of two bandwidth probes of one subscriber (doubled after each
-/// failed probe, up to [`PROBE_BACKOFF_MAX`]).
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(4);
-/// Longest wait between two probes after failures.
-pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(32);
-/// How long a probed layer is kept before it must fit the estimate.
-pub const PROBE_HOLD: Duration = Duration::from_secs(3);
-/// A probe fails when the estimate falls below this share of its value at the probe's start.
-const PROBE_FAIL: f64 = 0.85;
-/// An estimate below this share of the previous one is a sharp drop (the link just got much
-/// narrower: GCC's loss controller takes a second or more to come down all the way).
-const SHARP_DROP: f64 = 0.7;
-/// After a sharp drop, layers are fitted into half the estimate for this long, so the
-/// subscriber goes down in one switch (one keyframe through the congested link) rather than
-/// one layer per estimate.
-const SHARP_DROP_HOLD: Duration = Duration::from_secs(2);
-/// Share of a subscriber's video packets lost (`DownlinkLoss`) from which its layers are cut
-/// at once (GCC's loss controller also decreases from 10 %; below it, repair copes).
-pub const LOSS_CUT: f64 = 0.1;
-/// From this share lost the link is taken as badly overloaded: the layers go straight to the
-/// lowest (one switch, one keyframe) rather than to what the measured share says got through.
-pub const LOSS_HEAVY: f64 = 0.25;
-/// A loss cut fits the layers into what got through (what was sent × (1 − loss)) times this.
-const LOSS_BACKOFF: f64 = 0.85;
-/// After a loss cut, no probe starts for this long, and switches down stop the current layer
-/// at once (`urgent`).
-const LOSS_HOLD: Duration = Duration::from_secs(2);
-/// Between probes of a loss-capped subscriber (loss shows within a fraction of a second, so
-/// these are quicker than estimate probes).
-const LOSS_PROBE_INTERVAL: Duration = Duration::from_secs(2);
-/// How long a probe of a loss-capped subscriber lasts.
-const LOSS_PROBE_HOLD: Duration = Duration::from_millis(1500);
-/// Loss reported this soon after a cut is the cut's own (packets sent before the switch,
-/// asked for a round trip later) and does not cut again.
-const LOSS_SETTLE: Duration = Duration::from_millis(500);
-
-/// Bandwidth probing of one subscriber's downlink. `rtpgccbwe`'s estimate grows to at most
-/// about 1.5 times what is actually sent, so a subscriber moved down a layer would never be
-/// estimated high enough to move up again: from time to time one track held down for
-/// bandwidth is sent one layer higher for [`PROBE_HOLD`]; if the link takes it the estimate
-/// grows and the layer stays, if not (the estimate falls) it goes back and the next probe waits
-/// twice as long. A loss cut holds until probes lift it: each probe that ends without a new
-/// cut raises the cap to what was sent with the probed layer.
-#[derive(Debug, Clone)]
-struct Probe {
-    /// No probe starts before this.
-    next_at: Option<Instant>,
-    /// Wait after the next probe.
-    backoff: Duration,
-    /// The probe running: its track and layer, start, and the estimate then.
-    running: Option<(TrackId, usize, Instant, u64)>,
-    /// A probe just ended without failing (taken by `select_layers`).
-    passed: bool,
-}
-
-impl Default for Probe {
-    fn default() -> Self {
-        Self {
-            next_at: None,
-            backoff: PROBE_INTERVAL,
-            running: None,
-            passed: false,
-        }
-    }
-}
-
-/// One subscriber's simulcast state.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Downlink {
-    /// Bandwidth probing.
-    probe: Probe,
-    /// Until when layers are fitted into half the estimate (after a sharp drop).
-    sharp_until: Option<Instant>,
-    /// The loss cut in force: the budget it allows (raised by passed probes) and when the
-    /// last cut was made.
-    loss_cap: Option<(u64, Instant)>,
-    /// The media graph's latest estimate, bit/s.
-    estimate: Option<u64>,
-    /// The last `bandwidthEstimation` sent: value and when.
-    reported: Option<(u64, Instant)>,
-    /// The `setTargetTrackVariant` budget.
-    requests: Option<RateLimiter>,
-    /// Per simulcast track.
-    tracks: BTreeMap<TrackId, Receiving>,
-}
-
-impl Downlink {
-    /// What the subscriber's layers must fit into now: the estimate (halved after a sharp
-    /// drop), bounded by the loss cut in force; `None` when nothing is known. Without an
-    /// estimate (nothing to probe with) a cut lasts [`LOSS_HOLD`].
-    fn budget(&self, now: Instant) -> Option<u64> {
-        let sharp = self.sharp_until.is_some_and(|until| now < until);
-        let estimate = self.estimate.map(|e| if sharp { e / 2 } else { e });
-        let cap = self
-            .loss_cap
-            .filter(|_| self.estimate.is_some() || self.recently_cut(now))
-            .map(|(c, _)| c);
-        match (estimate, cap) {
-            (Some(e), Some(c)) => Some(e.min(c)),
-            (e, c) => e.or(c),
-        }
-    }
-
-    /// Whether the last loss cut was less than [`LOSS_HOLD`] ago.
-    fn recently_cut(&self, now: Instant) -> bool {
-        self.loss_cap
-            .is_some_and(|(_, at)| now.saturating_duration_since(at) < LOSS_HOLD)
-    }
-
-    /// A probe passed: a loss cut in force is raised to `sent` (what the subscriber gets with
-    /// the probed layer) plus [`UP_MARGIN`], and ends once the estimate binds instead.
-    fn probe_passed(&mut self, sent: u64) {
-        if let Some((cap, at)) = self.loss_cap {
-            let raised = cap.max((sent as f64 * UP_MARGIN) as u64);
-            self.loss_cap = match self.estimate {
-                Some(e) if raised >= e => None,
-                _ => Some((raised, at)),
-            };
-            tracing::debug!(cap = ?self.loss_cap.map(|(c, _)| c), "loss cut raised by a probe");
-        }
-    }
-
-    /// The track to probe with now, if any: the running probe's track while it holds, else a
-    /// new probe's once [`Probe::next_at`] is reached and a track is held down for bandwidth.
-    /// Ends a probe that failed (estimate fell) or ran its time, adjusting the backoff.
-    fn probe_track(&mut self, now: Instant, received: &[&Track]) -> Option<(TrackId, usize)> {
-        if self.recently_cut(now) {
-            return None;
-        }
-        let estimate = self.estimate?;
-        let (interval, hold) = if self.loss_cap.is_some() {
-            (LOSS_PROBE_INTERVAL, LOSS_PROBE_HOLD)
-        } else {
-            (PROBE_INTERVAL, PROBE_HOLD)
-        };
-        let probe = &mut self.probe;
-        if let Some((track, layer, started, at_start)) = probe.running.clone() {
-            let failed = (estimate as f64) < at_start as f64 * PROBE_FAIL;
-            let over = now.saturating_duration_since(started) >= hold;
-            let still_held = received.iter().any(|t| t.id == track);
-            if !failed && !over && still_held {
-                return Some((track, layer));
-            }
-            probe.running = None;
-            probe.passed = !failed && over;
-            probe.backoff = if failed {
-                (probe.backoff * 2).min(PROBE_BACKOFF_MAX)
-            } else {
-                interval
-            };
-            probe.next_at = Some(now + probe.backoff);
-            tracing::debug!(%track, failed, estimate, "bandwidth probe ended");
-            return None;
-        }
-        if probe.next_at.is_some_and(|at| now < at) {
-            return None;
-        }
-        // A track held down for bandwidth, and the layer above its current one.
-        let (held, layer) = received.iter().find_map(|t| {
-            let chosen = self.tracks.get(&t.id)?.chosen.as_ref()?;
-            if chosen.reason != SwitchReason::LowBandwidth {
-                return None;
-            }
-            let layers = t.simulcast.as_ref()?;
-            let up = (layers.index(&chosen.layer)? + 1..layers.rids.len())
-                .find(|&j| layers.is_active(j))?;
-            Some((t.id.clone(), up))
-        })?;
-        if probe.next_at.is_none() {
-            // The first time a track is held down: wait one interval before probing.
-            probe.next_at = Some(now + interval);
-            return None;
-        }
-        tracing::debug!(track = %held, layer, estimate, "bandwidth probe");
-        probe.running = Some((held.clone(), layer, now, estimate));
-        Some((held, layer))
-    }
-}
 
 /// Whether track metadata says screen share (`{"type": "screensharing"}`).
 fn is_screen_share(metadata: &Value) -> bool {
@@ -310,11 +121,7 @@ impl RoomCore {
         layers: Vec<String>,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(l) = self
-            .tracks
-            .get_mut(track)
-            .and_then(|t| t.simulcast.as_mut())
-        else {
+        let Some(l) = self.layers_mut(track) else {
             return;
         };
         let active: Vec<String> = l
@@ -339,17 +146,18 @@ impl RoomCore {
         bitrates: &[(String, u64)],
         fx: &mut Vec<Effect>,
     ) {
-        let Some(l) = self
-            .tracks
-            .get_mut(track)
-            .and_then(|t| t.simulcast.as_mut())
-        else {
+        let Some(l) = self.layers_mut(track) else {
             return;
         };
         if !l.set_measured(bitrates) {
             return;
         }
         self.select_layers_of(track, true, fx);
+    }
+
+    /// The layers of a simulcast track.
+    fn layers_mut(&mut self, track: &TrackId) -> Option<&mut Layers> {
+        self.tracks.get_mut(track)?.simulcast.as_mut()
     }
 
     /// [`RoomCore::select_layers`] for every subscriber of `track` (with `budgeted`, only
@@ -430,15 +238,7 @@ impl RoomCore {
         tracing::debug!(%peer, bps, "downlink estimate");
         let now = self.now;
         let downlink = self.downlinks.entry(peer.clone()).or_default();
-        let changed = downlink.estimate != Some(bps);
-        if downlink
-            .estimate
-            .is_some_and(|prev| (bps as f64) < prev as f64 * SHARP_DROP)
-        {
-            tracing::debug!(%peer, bps, "sharp drop of the downlink estimate");
-            downlink.sharp_until = Some(now + SHARP_DROP_HOLD);
-        }
-        downlink.estimate = Some(bps);
+        let changed = downlink.take_estimate(now, bps);
         let report = match downlink.reported {
             None => true,
             Some((last, at)) => {
@@ -457,40 +257,25 @@ impl RoomCore {
         }
     }
 
-    /// `DownlinkLoss`: from [`LOSS_CUT`] on, the subscriber's layers are fitted at once into
-    /// what got through ([`LOSS_BACKOFF`] × what it was sent × (1 − loss); from [`LOSS_HEAVY`]
-    /// on, the lowest layers), a running probe counts as failed, and the cut holds until
-    /// probes lift it (see [`Probe`]). The estimator's loss controller takes a second or
-    /// more to come down; a policed link drops nearly every packet of the high layers until
-    /// then, and the picture freezes.
+    /// `DownlinkLoss`: a loss cut ([`crate::downlink::Downlink::loss_cut`]) and the layers
+    /// decided again. The estimator's loss controller takes a second or more to come down; a
+    /// policed link drops nearly every packet of the high layers until then, and the picture
+    /// freezes.
     pub(crate) fn downlink_loss(&mut self, peer: &PeerId, fraction: f64, fx: &mut Vec<Effect>) {
-        if fraction < LOSS_CUT || !self.peers.get(peer).is_some_and(|p| p.connected) {
+        if !self.peers.get(peer).is_some_and(|p| p.connected) {
             return;
         }
         let now = self.now;
         let sent = self.sent_bps(peer);
-        let downlink = self.downlinks.entry(peer.clone()).or_default();
-        if downlink
-            .loss_cap
-            .is_some_and(|(_, at)| now.saturating_duration_since(at) < LOSS_SETTLE)
-        {
-            return;
+        let cut = self
+            .downlinks
+            .entry(peer.clone())
+            .or_default()
+            .loss_cut(now, fraction, sent);
+        if cut {
+            tracing::debug!(%peer, "layers cut for loss");
+            self.select_layers(peer, fx);
         }
-        let cap = if fraction >= LOSS_HEAVY {
-            0
-        } else {
-            (sent as f64 * (1.0 - fraction) * LOSS_BACKOFF) as u64
-        };
-        tracing::debug!(%peer, fraction, sent, cap, "loss cut of the downlink");
-        downlink.loss_cap = Some((cap, now));
-        let probe = &mut downlink.probe;
-        if probe.running.take().is_some() {
-            probe.backoff = (probe.backoff * 2).min(PROBE_BACKOFF_MAX);
-        } else {
-            probe.backoff = LOSS_PROBE_INTERVAL;
-        }
-        probe.next_at = Some(now + probe.backoff.max(LOSS_HOLD));
-        self.select_layers(peer, fx);
     }
 
     /// What `peer` is being sent, as layer decisions cost it: the chosen layer of each
@@ -549,13 +334,10 @@ impl RoomCore {
             .map(|t| &t.owner);
         let now = self.now;
         let sent = self.sent_bps(peer);
-        let probed = self.downlinks.get_mut(peer).and_then(|d| {
-            let probed = d.probe_track(now, &received);
-            if std::mem::take(&mut d.probe.passed) {
-                d.probe_passed(sent);
-            }
-            probed
-        });
+        let probed = self
+            .downlinks
+            .get_mut(peer)
+            .and_then(|d| d.probe_track(now, &received, sent));
         let downlink = self.downlinks.get(peer);
         let inputs: Vec<Received<'_>> = received
             .iter()
@@ -580,8 +362,7 @@ impl RoomCore {
         let budget = downlink.and_then(|d| d.budget(now));
         // A link dropping packets now (loss cut, sharp drop): a switch down stops the current
         // layer at once instead of crowding out the new layer's keyframe.
-        let congested = downlink
-            .is_some_and(|d| d.recently_cut(now) || d.sharp_until.is_some_and(|until| now < until));
+        let congested = downlink.is_some_and(|d| d.congested(now));
         let choices = decide(budget, &inputs);
         // Per decided track: its id, the choice, and whether it is lower than the last one.
         let decided: Vec<(TrackId, Choice, bool)> = received

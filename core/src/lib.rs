@@ -40,6 +40,7 @@ use lamina_protocol::media_event::{
 pub use lamina_seam::{MediaCommand, MediaEvent};
 
 mod chat;
+mod downlink;
 mod layers;
 mod outcome;
 pub mod peer;
@@ -49,8 +50,9 @@ pub mod simulcast;
 pub mod speakers;
 pub mod track;
 
+pub use downlink::Receiving;
 pub use layers::{
-    Receiving, ESTIMATE_REPORT_CHANGE_PERCENT, ESTIMATE_REPORT_INTERVAL, LAYER_REQUESTS_PER_SEC,
+    ESTIMATE_REPORT_CHANGE_PERCENT, ESTIMATE_REPORT_INTERVAL, LAYER_REQUESTS_PER_SEC,
 };
 pub use outcome::{LayerRequestDrop, Outcome};
 use rate::{Decision, RateLimiter};
@@ -161,7 +163,7 @@ pub struct RoomCore {
     /// Voice activity of the audio tracks.
     speakers: speakers::Speakers,
     /// Each subscriber's simulcast state (wishes, estimate, decisions).
-    downlinks: BTreeMap<PeerId, layers::Downlink>,
+    downlinks: BTreeMap<PeerId, downlink::Downlink>,
     limits: Limits,
     turn: Arc<dyn TurnProvider>,
 }
