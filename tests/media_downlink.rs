@@ -69,14 +69,6 @@ async fn join(
         .expect("participant joins")
 }
 
-/// The decoded width of `track`, 0 before a frame.
-fn width(s: &ParticipantState, track: &str) -> u32 {
-    s.tracks
-        .get(track)
-        .and_then(|t| t.size)
-        .map_or(0, |(w, _)| w)
-}
-
 /// The `bandwidthEstimation`s received since `since`: (seconds after `since`, kbit/s).
 fn estimates(s: &ParticipantState, since: Instant) -> Vec<(f64, u64)> {
     s.bandwidth_estimations
@@ -209,7 +201,7 @@ async fn a_constrained_subscriber_is_switched_down_and_back_up() {
     // Frames of the lower layer's size, then a while of decoding at the limit.
     let small = a
         .wait_until("frames of the lower layer", DOWN_TIMEOUT, |s| {
-            let w = width(s, &track);
+            let w = s.width(&track);
             w > 0 && w < 640
         })
         .await
@@ -236,7 +228,7 @@ async fn a_constrained_subscriber_is_switched_down_and_back_up() {
         switch_down.encoding,
         switch_down.reason,
         (switch_down.at - limited).as_secs_f64(),
-        width(&small, &track),
+        small.width(&track),
         (first_small - limited).as_secs_f64(),
         stall_limited.as_secs_f64(),
         relay.to_client.get()
@@ -253,7 +245,7 @@ async fn a_constrained_subscriber_is_switched_down_and_back_up() {
                 s.encoding_switches[before..]
                     .iter()
                     .any(|e| e.track_id == track && e.encoding == "h")
-                    && width(s, &track) == 640
+                    && s.width(&track) == 640
             },
         )
         .await;
@@ -315,7 +307,7 @@ async fn a_constrained_subscriber_is_switched_down_and_back_up() {
             "A's decoding stalled {stall_total:?} (at most {MAX_STALL:?} allowed)"
         ));
     }
-    if width(&sb, &track) != 640 {
+    if sb.width(&track) != 640 {
         failed.push(format!(
             "B left the high layer: {:?}",
             sb.tracks[&track].size

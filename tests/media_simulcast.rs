@@ -36,14 +36,6 @@ async fn join(server: &Server, name: &str, publish: bool) -> Participant {
         .expect("participant joins")
 }
 
-/// The decoded width of `track` at `p`, 0 before a frame.
-fn width(s: &ParticipantState, track: &str) -> u32 {
-    s.tracks
-        .get(track)
-        .and_then(|t| t.size)
-        .map_or(0, |(w, _)| w)
-}
-
 /// Messages of the decoding elements on `p`'s bus (frames they could not decode).
 fn decoder_errors(s: &ParticipantState) -> Vec<String> {
     s.bus_errors
@@ -81,7 +73,7 @@ async fn switch(
                 s.encoding_switches[before..]
                     .iter()
                     .any(|e| e.track_id == track && e.encoding == encoding)
-                    && size_ok(width(s, track))
+                    && size_ok(s.width(track))
             },
         )
         .await
@@ -157,18 +149,18 @@ async fn subscribers_choose_their_simulcast_layer() {
     // The default layer is the highest: 640x480.
     for p in [&a, &b] {
         p.wait_until("the full-size layer", SWITCH_TIMEOUT, |s| {
-            width(s, &track) == 640
+            s.width(&track) == 640
         })
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", p.id));
     }
 
     // (c) A asks for the low layer; B stays on the high one.
-    let b_width = width(&b.snapshot(), &track);
+    let b_width = b.snapshot().width(&track);
     let low = switch(&a, &track, "l", |w| w > 0 && w * 2 <= b_width).await;
     let (sa, sb) = (a.snapshot(), b.snapshot());
     assert!(
-        width(&sa, &track) * 2 <= width(&sb, &track),
+        sa.width(&track) * 2 <= sb.width(&track),
         "A {:?}, B {:?}",
         sa.tracks[&track].size,
         sb.tracks[&track].size
@@ -183,7 +175,7 @@ async fn subscribers_choose_their_simulcast_layer() {
     .await
     .unwrap();
     let (sa, sb) = (a.snapshot(), b.snapshot());
-    assert_eq!(width(&sa, &track), width(&sb, &track));
+    assert_eq!(sa.width(&track), sb.width(&track));
     assert!(
         !sb.encoding_switches
             .iter()
@@ -191,7 +183,7 @@ async fn subscribers_choose_their_simulcast_layer() {
         "B was switched: {:?}",
         sb.encoding_switches
     );
-    assert_eq!(width(&sb, &track), 640, "B left the high layer");
+    assert_eq!(sb.width(&track), 640, "B left the high layer");
     for (name, s) in [("A", &sa), ("B", &sb)] {
         assert!(
             decoder_errors(s).is_empty(),

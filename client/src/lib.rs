@@ -29,7 +29,9 @@ mod transport_cc_tests;
 
 pub use lamina_protocol::media_event::{ClientEvent, ServerEvent};
 pub use media::CustomSourceError;
-pub use options::{CandidateDirection, CandidateFilter, ParticipantOptions};
+pub use options::{
+    relay_filter, CandidateDirection, CandidateFilter, ParticipantOptions, RelaySide,
+};
 pub use participant::{Participant, ParticipantConfig};
 pub use signalling::{Signalling, SignallingError};
 pub use state::{EncodingSwitch, ParticipantState, RemoteTrack, MAX_STALLS, STALL};

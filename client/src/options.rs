@@ -3,8 +3,9 @@
 //! browser-like handling of lost video packets, turning loss repair (NACK/RTX) off,
 //! publishing video as simulcast, and not offering transport-wide congestion control.
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU8;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Which way a candidate crosses the signalling channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,40 @@ pub enum CandidateDirection {
 /// Rewrites an ICE candidate (`candidate:<foundation> <component> UDP …`) crossing signalling;
 /// `None` drops it.
 pub type CandidateFilter = Arc<dyn Fn(CandidateDirection, &str) -> Option<String> + Send + Sync>;
+
+/// The real address of each side that a relay at `relay` forwards between.
+pub type RelaySide = Arc<Mutex<Option<SocketAddr>>>;
+
+/// A [`CandidateFilter`] routing the first UDP candidate of each side (the server's into
+/// `server`, the participant's into `client`) through `relay`, and dropping the others: a
+/// test relay then sees every datagram of the media path.
+pub fn relay_filter(relay: SocketAddr, server: RelaySide, client: RelaySide) -> CandidateFilter {
+    Arc::new(move |dir, c| {
+        let real = udp_candidate_addr(c)?;
+        let side = match dir {
+            CandidateDirection::FromServer => &server,
+            CandidateDirection::ToServer => &client,
+        };
+        let mut side = side.lock().unwrap_or_else(|e| e.into_inner());
+        if side.is_some_and(|known| known != real) {
+            return None;
+        }
+        *side = Some(real);
+        let mut t: Vec<String> = c.split_whitespace().map(str::to_owned).collect();
+        t[4] = relay.ip().to_string();
+        t[5] = relay.port().to_string();
+        Some(t.join(" "))
+    })
+}
+
+/// `candidate:<f> <comp> UDP <prio> <addr> <port> typ …` → its address, if UDP.
+fn udp_candidate_addr(c: &str) -> Option<SocketAddr> {
+    let t: Vec<&str> = c.split_whitespace().collect();
+    if t.len() < 6 || !t[2].eq_ignore_ascii_case("udp") {
+        return None;
+    }
+    format!("{}:{}", t[4], t[5]).parse().ok()
+}
 
 /// Options of [`crate::Participant::join_with`]; the default is [`crate::Participant::join`]'s
 /// behaviour.

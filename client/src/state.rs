@@ -110,6 +110,14 @@ pub struct ParticipantState {
 }
 
 impl ParticipantState {
+    /// The decoded width of remote track `track`, 0 before its first frame.
+    pub fn width(&self, track: &str) -> u32 {
+        self.tracks
+            .get(track)
+            .and_then(|t| t.size)
+            .map_or(0, |(w, _)| w)
+    }
+
     /// Remote tracks of `endpoint` that decoded at least `min_frames`.
     pub fn playing(&self, endpoint: &str, min_frames: u64) -> usize {
         self.tracks

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lamina_client::{CandidateDirection, CandidateFilter};
+use lamina_client::{relay_filter, CandidateFilter};
 
 /// Datagram counters of one relay direction.
 #[derive(Default)]
@@ -105,20 +105,7 @@ impl LossyRelay {
 
     /// Routes the first UDP candidate of each side through the relay and drops the others.
     pub fn filter(&self) -> CandidateFilter {
-        let (addr, server, client) = (self.addr, self.server.clone(), self.client.clone());
-        Arc::new(move |dir, c| {
-            let real = udp_candidate_addr(c)?;
-            let side = match dir {
-                CandidateDirection::FromServer => &server,
-                CandidateDirection::ToServer => &client,
-            };
-            let mut side = side.lock().unwrap();
-            if side.is_some_and(|known| known != real) {
-                return None;
-            }
-            *side = Some(real);
-            Some(rewrite(c, addr))
-        })
+        relay_filter(self.addr, self.server.clone(), self.client.clone())
     }
 }
 
@@ -134,20 +121,4 @@ fn splitmix(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// `candidate:<f> <comp> UDP <prio> <addr> <port> typ …` → its address, if UDP.
-fn udp_candidate_addr(c: &str) -> Option<SocketAddr> {
-    let t: Vec<&str> = c.split_whitespace().collect();
-    if t.len() < 6 || !t[2].eq_ignore_ascii_case("udp") {
-        return None;
-    }
-    format!("{}:{}", t[4], t[5]).parse().ok()
-}
-
-fn rewrite(c: &str, to: SocketAddr) -> String {
-    let mut t: Vec<String> = c.split_whitespace().map(str::to_owned).collect();
-    t[4] = to.ip().to_string();
-    t[5] = to.port().to_string();
-    t.join(" ")
 }

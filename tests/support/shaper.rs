@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lamina_client::{CandidateDirection, CandidateFilter};
+use lamina_client::{relay_filter, CandidateFilter};
 
 /// Longest a datagram may wait in the queue at the set rate; what would wait longer is dropped.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_millis(200);
@@ -146,20 +146,7 @@ impl ShapingRelay {
 
     /// Routes the first UDP candidate of each side through the relay and drops the others.
     pub fn filter(&self) -> CandidateFilter {
-        let (addr, server, client) = (self.addr, self.server.clone(), self.client.clone());
-        Arc::new(move |dir, c| {
-            let real = udp_candidate_addr(c)?;
-            let side = match dir {
-                CandidateDirection::FromServer => &server,
-                CandidateDirection::ToServer => &client,
-            };
-            let mut side = side.lock().unwrap();
-            if side.is_some_and(|known| known != real) {
-                return None;
-            }
-            *side = Some(real);
-            Some(rewrite(c, addr))
-        })
+        relay_filter(self.addr, self.server.clone(), self.client.clone())
     }
 }
 
@@ -167,20 +154,4 @@ impl Drop for ShapingRelay {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// `candidate:<f> <comp> UDP <prio> <addr> <port> typ …` → its address, if UDP.
-fn udp_candidate_addr(c: &str) -> Option<SocketAddr> {
-    let t: Vec<&str> = c.split_whitespace().collect();
-    if t.len() < 6 || !t[2].eq_ignore_ascii_case("udp") {
-        return None;
-    }
-    format!("{}:{}", t[4], t[5]).parse().ok()
-}
-
-fn rewrite(c: &str, to: SocketAddr) -> String {
-    let mut t: Vec<String> = c.split_whitespace().map(str::to_owned).collect();
-    t[4] = to.ip().to_string();
-    t[5] = to.port().to_string();
-    t.join(" ")
 }
