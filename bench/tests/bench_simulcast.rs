@@ -5,25 +5,15 @@
 //! layer must have been sent, the `l` receiver must have got `l` (told by `encodingSwitched`)
 //! and the others `h`, the server's default. No speed thresholds.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod support;
+
+use support::run_bench;
 
 #[test]
 fn simulcast_publishers_and_a_low_layer_receiver() {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_lamina-bench"));
-    let lamina = bench.with_file_name("lamina");
-    assert!(
-        lamina.exists(),
-        "{} is missing: build the workspace (cargo build --workspace) first",
-        lamina.display()
-    );
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let out = tmp.join("bench-simulcast");
-    let _ = std::fs::remove_dir_all(&out);
-    let started = Instant::now();
-    let output = Command::new(&bench)
-        .args([
+    let run = run_bench(
+        "bench-simulcast",
+        &[
             "--servers",
             "lamina",
             "--scenarios",
@@ -36,34 +26,15 @@ fn simulcast_publishers_and_a_low_layer_receiver() {
             "1",
             "--late-joins",
             "0",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--media-dir")
-        .arg(tmp.join("bench-media"))
-        .arg("--lamina-bin")
-        .arg(&lamina)
-        .output()
-        .expect("lamina-bench runs");
-    let took = started.elapsed();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "lamina-bench failed\n{stdout}\n{stderr}"
+        ],
     );
-    assert!(
-        took < Duration::from_secs(90),
-        "simulcast run took {took:?}"
-    );
+    let stdout = &run.stdout;
     assert!(
         stdout.contains("| room3-sim-mixed | lamina |") && stdout.contains("Simulcast:"),
         "no table rows:\n{stdout}"
     );
 
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
-            .expect("results.json is JSON");
+    let json = run.results();
     let r = &json["results"][0];
     let f = |k: &str| {
         r[k].as_f64()

@@ -2,49 +2,20 @@
 //! next to it must make media flow on every stream and write every output. No speed
 //! thresholds: figures depend on the machine.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod support;
+
+use support::run_bench;
 
 #[test]
 fn quick_benchmark_moves_media_and_writes_figures() {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_lamina-bench"));
-    let lamina = bench.with_file_name("lamina");
-    assert!(
-        lamina.exists(),
-        "{} is missing: build the workspace (cargo build --workspace) first",
-        lamina.display()
-    );
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let out = tmp.join("bench-smoke");
-    let _ = std::fs::remove_dir_all(&out);
-    let started = Instant::now();
-    let output = Command::new(&bench)
-        .arg("--quick")
-        .arg("--out")
-        .arg(&out)
-        .arg("--media-dir")
-        .arg(tmp.join("bench-media"))
-        .arg("--lamina-bin")
-        .arg(&lamina)
-        .output()
-        .expect("lamina-bench runs");
-    let took = started.elapsed();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "lamina-bench failed\n{stdout}\n{stderr}"
-    );
-    assert!(took < Duration::from_secs(90), "quick mode took {took:?}");
+    let run = run_bench("bench-smoke", &["--quick"]);
+    let (out, stdout) = (&run.out, &run.stdout);
     assert!(
         stdout.contains("| room3 | lamina |"),
         "no table row:\n{stdout}"
     );
 
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
-            .expect("results.json is JSON");
+    let json = run.results();
     let r = &json["results"][0];
     let f = |k: &str| {
         r[k].as_f64()
