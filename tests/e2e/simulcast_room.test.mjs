@@ -15,12 +15,11 @@
 // media events (window.lamina.videoReceive / bandwidthEstimate).
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { after, before, test } from "node:test";
 
 import { launchBrowser } from "./lib/browser.mjs";
 import { startLamina } from "./lib/lamina.mjs";
-import { inPrivateNetns } from "./lib/loss.mjs";
+import { inPrivateNetns, nft } from "./lib/loss.mjs";
 import { Participant } from "./lib/participant.mjs";
 import { log, roomName, waitFor } from "./lib/util.mjs";
 
@@ -53,17 +52,6 @@ after(async () => {
   await browser?.close().catch(() => undefined);
   await server?.stop();
 });
-
-function nft(args, input = null) {
-  return new Promise((resolve, reject) => {
-    const child = spawn("nft", args, { stdio: [input === null ? "ignore" : "pipe", "ignore", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (b) => (err += b));
-    child.on("error", (e) => reject(new Error(`nft: ${e.message}`)));
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`nft ${args.join(" ")}: exit ${code}: ${err.trim()}`))));
-    if (input !== null) child.stdin.end(input);
-  });
-}
 
 /** The receive state of `p`'s tile of `name`'s camera (videoReceive hook), or undefined. */
 async function tileOf(p, name) {

@@ -27,6 +27,11 @@ function run(cmd, args, input = null) {
   });
 }
 
+/** Runs `nft` with `args` (and `input` on stdin); resolves with its output. */
+export function nft(args, input = null) {
+  return run("nft", args, input);
+}
+
 /** True when this process is in a network namespace whose only interface is `lo`. */
 export async function inPrivateNetns() {
   const names = (await run("ip", ["-o", "link", "show"]))

@@ -1,8 +1,7 @@
 // Helpers of the reconnection tests: counting getUserMedia prompts, the page's peer connections
 // (from the test-mode recorder), and waiting for a rejoin (a new endpoint id).
 
-import { spawn } from "node:child_process";
-
+import { nft } from "./loss.mjs";
 import { waitFor } from "./util.mjs";
 
 /**
@@ -96,13 +95,3 @@ export async function blackholeUdpPort(port) {
   };
 }
 
-function nft(args, input = null) {
-  return new Promise((resolve, reject) => {
-    const child = spawn("nft", args, { stdio: [input === null ? "ignore" : "pipe", "ignore", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (b) => (err += b));
-    child.on("error", (e) => reject(new Error(`nft: ${e.message}`)));
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`nft ${args.join(" ")}: exit ${code}: ${err.trim()}`))));
-    if (input !== null) child.stdin.end(input);
-  });
-}
