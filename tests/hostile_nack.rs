@@ -420,7 +420,7 @@ async fn nack_with_a_huge_fci_list() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nack_flood() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let room = HostileRoom::start(|_| {}).await;
+        let room = HostileRoom::start_alone(|_| {}).await;
         let m = Mallory::join(&room).await;
         let (base_a, base_b) = healthy_fps(&room, FLOOD_BASELINE).await;
         println!("[metric] flood baseline fps A<-B = {base_a:.1}, B<-A = {base_b:.1}");

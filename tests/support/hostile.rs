@@ -13,10 +13,12 @@
 //! #[path = "support/hostile.rs"]
 //! mod hostile;
 //! ```
-//! The cases of one file run one at a time ([`HostileRoom::start`] takes a file-wide lock), so
-//! two cores are never asked for more than one room of encoders at once.
+//! At most two cases of one file run at once ([`HostileRoom::start`] takes one of two file-wide
+//! permits; [`HostileRoom::start_alone`], for cases that measure frame rates, takes both), so
+//! two cores are never asked for more than two small rooms of encoders at once.
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +29,7 @@ use lamina::config::Config;
 use lamina::server::Server;
 use lamina_client::{ClientEvent, Participant, ParticipantConfig, ParticipantState, ServerEvent};
 use serde_json::{json, Value};
-use tokio::sync::MutexGuard;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::support::{spawn_server, Event, Frame, PhoenixClient};
 
@@ -39,24 +41,39 @@ pub const GROWTH: u64 = 10;
 /// Room of the fixture.
 pub const ROOM: &str = "hostile";
 
-/// Panics seen anywhere in the process since the current case started.
+/// Panics seen in the process outside the cases' own test threads (the server, the healthy
+/// participants): each is a bug, whichever case was running.
 static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Set on a case's test thread: its own failed assertions are its own, not the server's.
+    static CASE_THREAD: Cell<bool> = const { Cell::new(false) };
+}
 
 fn count_panics() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
+            if !CASE_THREAD.with(Cell::get) {
+                PANICS.fetch_add(1, Ordering::SeqCst);
+            }
             default(info);
         }));
     });
+    CASE_THREAD.with(|c| c.set(true));
 }
 
-/// Serialises the cases of one test binary.
-async fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
+/// Cases of one test binary running at once.
+const CONCURRENT_CASES: u32 = 2;
+
+/// Admits a case: `permits` of [`CONCURRENT_CASES`].
+async fn admit(permits: u32) -> SemaphorePermit<'static> {
+    static CASES: Semaphore = Semaphore::const_new(CONCURRENT_CASES as usize);
+    CASES
+        .acquire_many(permits)
+        .await
+        .expect("the case semaphore is never closed")
 }
 
 /// `ws://<addr>/socket/websocket` (the participant adds `vsn`).
@@ -123,16 +140,24 @@ pub struct HostileRoom {
     pub a: Participant,
     /// Healthy participant B.
     pub b: Participant,
-    _serial: MutexGuard<'static, ()>,
+    _admitted: SemaphorePermit<'static>,
 }
 
 impl HostileRoom {
     /// Starts a server (`Config::for_tests()` changed by `tweak`) and the room [`ROOM`] with A
-    /// and B decoding each other's audio and video.
+    /// and B decoding each other's audio and video; another case may run meanwhile.
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> HostileRoom {
-        let serial = serial().await;
+        Self::start_with(1, tweak).await
+    }
+
+    /// [`HostileRoom::start`] with no other case running meanwhile (for frame-rate figures).
+    pub async fn start_alone(tweak: impl FnOnce(&mut Config)) -> HostileRoom {
+        Self::start_with(CONCURRENT_CASES, tweak).await
+    }
+
+    async fn start_with(permits: u32, tweak: impl FnOnce(&mut Config)) -> HostileRoom {
+        let admitted = admit(permits).await;
         count_panics();
-        PANICS.store(0, Ordering::SeqCst);
         let server = spawn_server(tweak).await;
         let a = participant(&server, ROOM, "A").await;
         let b = participant(&server, ROOM, "B").await;
@@ -141,7 +166,7 @@ impl HostileRoom {
             server,
             a,
             b,
-            _serial: serial,
+            _admitted: admitted,
         }
     }
 
@@ -195,7 +220,7 @@ impl HostileRoom {
     }
 }
 
-/// Fails if anything in the process panicked since the case started.
+/// Fails if anything outside the cases' test threads panicked in this process.
 pub fn assert_no_panic() {
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "something panicked");
 }
