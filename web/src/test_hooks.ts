@@ -456,6 +456,7 @@ export function installLobbyTestHooks(getLobby: () => Lobby | null): void {
           id: t.dataset.tileId ?? "",
           kind: t.dataset.kind ?? "",
           name: t.dataset.name ?? "",
+          camera: t.dataset.camera ?? "",
           ...rect(t),
           placeholder: visible(t.querySelector(".placeholder")),
           initials: t.querySelector(".initials")?.textContent ?? "",
