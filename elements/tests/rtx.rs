@@ -177,6 +177,31 @@ fn request_for_a_packet_never_sent_or_overwritten_yields_nothing() {
 }
 
 #[test]
+fn a_discont_packet_makes_the_packets_before_it_obsolete() {
+    let el = laminartx();
+    let mut h = harness(&el);
+    for seq in 100..=110 {
+        push(&mut h, SSRC, seq);
+    }
+    // The forwarder switched layers: the keyframe of the new one starts at 111.
+    let mut first = packet(SSRC, 111);
+    first.make_mut().set_flags(gst::BufferFlags::DISCONT);
+    push_buf(&mut h, first);
+    push(&mut h, SSRC, 112);
+    pull_all(&mut h);
+    for seq in [100u16, 105, 110] {
+        ask(&mut h, SSRC, seq);
+        assert!(
+            pull_all(&mut h).is_empty(),
+            "{seq} is from before the switch"
+        );
+    }
+    assert_eq!(counters(&el), [3, 0, 3, 0]);
+    expect_answered(&mut h, &[111, 112]);
+    assert_eq!(counters(&el), [5, 2, 3, 0]);
+}
+
+#[test]
 fn request_for_a_packet_whose_payload_type_has_no_rtx_mapping_yields_nothing() {
     let el = laminartx();
     let mut h = harness(&el);

@@ -23,7 +23,8 @@
 //!   With `twcc-ext-id` set, the caps also carry `extmap-<id>` = [`TWCC_URI`].
 //! - packets with PT/SSRC rewritten and sequence numbers/timestamps kept continuous per pad
 //!   across gating and across an input source change (new SSRC or sequence jump); the first
-//!   packet after such a break carries `DISCONT`. See [`rewrite`] for the arithmetic.
+//!   packet after such a break carries `DISCONT`, and only it (a `DISCONT` of the input is
+//!   cleared; `laminartx` lets go of the packets before one). See [`rewrite`] for the arithmetic.
 //!
 //! Isolation: a flow error on one src pad (not-negotiated, flushing, not-linked, error, ...) is
 //! logged once per pad and kind and swallowed; the chain returns OK to the publisher unless the

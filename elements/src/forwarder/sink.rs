@@ -30,8 +30,11 @@ fn rewrite_buffer(
 ) -> Result<(gst::Buffer, Option<twcc::Outcome>), glib::BoolError> {
     let outcome = {
         let buf = buffer.make_mut();
+        // Ours alone: a DISCONT from the publisher's path says nothing of the output mapping.
         if plan.discont {
             buf.set_flags(gst::BufferFlags::DISCONT);
+        } else {
+            buf.unset_flags(gst::BufferFlags::DISCONT);
         }
         let ext_at = {
             let mut rtp = gst_rtp::RTPBuffer::from_buffer_writable(buf)?;

@@ -57,6 +57,12 @@ impl<T: Clone> History<T> {
         self.oldest = Some(oldest);
     }
 
+    /// Lets go of every packet (the receiver's decoder no longer needs them).
+    pub fn clear(&mut self) {
+        self.slots.fill(None);
+        self.oldest = None;
+    }
+
     /// The packet sent with `seq`, if it is still kept.
     pub fn get(&self, seq: u16) -> Option<&T> {
         match &self.slots[usize::from(seq) % SLOTS] {
@@ -113,6 +119,18 @@ mod tests {
         }
         assert_eq!(h.get(65533), Some(&65533));
         assert_eq!(h.get(2), Some(&2));
+    }
+
+    #[test]
+    fn clear_lets_go_of_everything_and_storing_starts_afresh() {
+        let mut h = History::new(AGE);
+        for seq in 0u16..20 {
+            h.store(seq, seq, 0);
+        }
+        h.clear();
+        assert!(h.is_empty());
+        h.store(20, 20, 0);
+        assert_eq!((h.get(19), h.get(20), h.len()), (None, Some(&20), 1));
     }
 
     #[test]

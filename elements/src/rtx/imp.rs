@@ -206,6 +206,11 @@ impl LaminaRtx {
             let State { streams, loss, .. } = &mut *state;
             if let Some(stream) = streams.get_mut(&ssrc) {
                 let now = gst::get_timestamp().nseconds();
+                if buffer.flags().contains(gst::BufferFlags::DISCONT) {
+                    // A new mapping (the forwarder switched layers on a keyframe): the
+                    // receiver's decoder starts afresh here, earlier packets are obsolete.
+                    stream.history.clear();
+                }
                 stream.history.store(seq, buffer.clone(), now);
                 window_closed = loss.sent(now).is_some();
             }

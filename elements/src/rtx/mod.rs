@@ -21,6 +21,12 @@
 //! `num-rtx-packets`, `num-not-cached` (asked for a packet not or no longer kept, or not
 //! mapped), `num-dropped` (over the budget).
 //!
+//! A packet flagged `DISCONT` starts a new mapping of its SSRC (`laminaforwarder` flags the
+//! first packet after a simulcast layer switch, a keyframe of the new layer): the history of the
+//! SSRC is let go of then, so requests for the old layer's packets, which the receiver's
+//! decoder no longer needs, are not answered (`num-not-cached`). On a link that has just
+//! started dropping most packets, answering them would crowd out the new layer's keyframe.
+//!
 //! It also measures the receiver's recent loss ([`loss`]): `loss-fraction` is the share of the
 //! packets sent on mapped SSRCs during the last `loss-window` (ms, default 200, 0 = off) that
 //! the receiver asked for the first time, notified as each window closes (from the streaming
