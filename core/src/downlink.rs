@@ -53,6 +53,9 @@ const LOSS_HOLD: Duration = Duration::from_secs(2);
 const LOSS_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a probe of a loss-capped subscriber lasts.
 const LOSS_PROBE_HOLD: Duration = Duration::from_millis(1500);
+/// After a probe of a loss-capped subscriber passes, the next starts this soon (the link
+/// took the last step: take the next one).
+const LOSS_PROBE_AFTER_PASS: Duration = Duration::from_millis(500);
 /// Loss reported this soon after a cut is the cut's own (packets sent before the switch,
 /// asked for a round trip later) and does not cut again.
 const LOSS_SETTLE: Duration = Duration::from_millis(500);
@@ -96,6 +99,8 @@ pub(crate) struct Downlink {
     loss_cap: Option<(u64, Instant)>,
     /// The media graph's latest estimate, bit/s.
     pub(crate) estimate: Option<u64>,
+    /// An estimate a passed probe measured, for the media graph's estimator to continue from.
+    seed: Option<u64>,
     /// The last `bandwidthEstimation` sent: value and when.
     pub(crate) reported: Option<(u64, Instant)>,
     /// The `setTargetTrackVariant` budget.
@@ -168,15 +173,27 @@ impl Downlink {
         }
     }
 
+    /// The estimate the last passed probe measured, once (`SeedDownlinkEstimate`).
+    pub(crate) fn take_seed(&mut self) -> Option<u64> {
+        self.seed.take()
+    }
+
     /// Whether the last loss cut was less than [`LOSS_HOLD`] ago.
     fn recently_cut(&self, now: Instant) -> bool {
         self.loss_cap
             .is_some_and(|(_, at)| now.saturating_duration_since(at) < LOSS_HOLD)
     }
 
-    /// A probe passed: a loss cut in force is raised to `sent` (what the subscriber gets with
-    /// the probed layer) plus [`UP_MARGIN`], and ends once the estimate binds instead.
+    /// A probe passed: the link carried `sent` (what the subscriber gets with the probed
+    /// layer), so an estimate below it is raised to it (and seeds the media graph's estimator:
+    /// [`Downlink::take_seed`]); a loss cut in force is raised to `sent` plus [`UP_MARGIN`], and
+    /// ends once the estimate binds instead.
     fn probe_passed(&mut self, sent: u64) {
+        if self.estimate.is_some_and(|e| e < sent) {
+            tracing::debug!(sent, estimate = ?self.estimate, "estimate seeded by a probe");
+            self.estimate = Some(sent);
+            self.seed = Some(sent);
+        }
         if let Some((cap, at)) = self.loss_cap {
             let raised = cap.max((sent as f64 * UP_MARGIN) as u64);
             self.loss_cap = match self.estimate {
@@ -202,7 +219,8 @@ impl Downlink {
             return None;
         }
         let estimate = self.estimate?;
-        let (interval, hold) = if self.loss_cap.is_some() {
+        let capped = self.loss_cap.is_some();
+        let (interval, hold) = if capped {
             (LOSS_PROBE_INTERVAL, LOSS_PROBE_HOLD)
         } else {
             (PROBE_INTERVAL, PROBE_HOLD)
@@ -222,7 +240,12 @@ impl Downlink {
             } else {
                 interval
             };
-            probe.next_at = Some(now + probe.backoff);
+            let wait = if passed && capped {
+                LOSS_PROBE_AFTER_PASS
+            } else {
+                probe.backoff
+            };
+            probe.next_at = Some(now + wait);
             tracing::debug!(%track, failed, estimate, "bandwidth probe ended");
             if passed {
                 self.probe_passed(sent);

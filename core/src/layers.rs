@@ -334,10 +334,17 @@ impl RoomCore {
             .map(|t| &t.owner);
         let now = self.now;
         let sent = self.sent_bps(peer);
-        let probed = self
+        let (probed, seed) = self
             .downlinks
             .get_mut(peer)
-            .and_then(|d| d.probe_track(now, &received, sent));
+            .map(|d| (d.probe_track(now, &received, sent), d.take_seed()))
+            .unwrap_or_default();
+        if let Some(bps) = seed {
+            fx.push(Effect::Media(MediaCommand::SeedDownlinkEstimate {
+                peer: peer.clone(),
+                bps,
+            }));
+        }
         let downlink = self.downlinks.get(peer);
         let inputs: Vec<Received<'_>> = received
             .iter()

@@ -57,6 +57,11 @@ impl RoomCore {
                 self.layer_refused(peer, track);
                 Vec::new()
             }
+            // Estimation goes on from its own value.
+            MediaCommand::SeedDownlinkEstimate { peer, .. } => {
+                tracing::debug!(%peer, %reason, "estimate seed refused");
+                Vec::new()
+            }
         }
     }
 

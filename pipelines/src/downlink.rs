@@ -85,6 +85,29 @@ pub(crate) fn connect_aux_sender(
     });
 }
 
+/// Has the estimator inside `webrtc` (a peer's webrtcbin) continue from `bps` if it estimates
+/// less (`MediaCommand::SeedDownlinkEstimate`). GCC alone regrows by about 8 % a second, and
+/// its loss controller, fed a policed period's losses a moment late, can drop it to a fraction
+/// of what the link carries again; a passed probe measured what the link carries.
+pub(crate) fn seed(webrtc: &gst::Element, bps: u64) {
+    let Ok(webrtc) = webrtc.clone().downcast::<gst::Bin>() else {
+        return;
+    };
+    let bwe = webrtc
+        .iterate_recurse()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().is_some_and(|f| f.name() == ESTIMATOR_FACTORY));
+    let Some(bwe) = bwe else {
+        return;
+    };
+    let bps = u32::try_from(bps.min(u64::from(MAX_BITRATE))).unwrap_or(MAX_BITRATE);
+    if bwe.property::<u32>("estimated-bitrate") < bps {
+        tracing::debug!(bps, "downlink estimate seeded by a probe");
+        bwe.set_property("estimated-bitrate", bps);
+    }
+}
+
 /// Sends `rtx`'s notable `loss-fraction`s as `DownlinkLoss` for `peer`.
 fn report_loss(rtx: &gst::Element, peer: PeerId, events: UnboundedSender<MediaEvent>) {
     if rtx.find_property("loss-fraction").is_none() {
@@ -203,5 +226,47 @@ mod tests {
         let rtx = gst::ElementFactory::make("identity").build().unwrap();
         let bin = send_bin(&rtx, &PeerId::from("p"), &tx).unwrap();
         assert!(bin.static_pad("sink").is_some() && bin.static_pad("src").is_some());
+    }
+
+    #[test]
+    fn a_seed_raises_the_estimate_and_never_lowers_it() {
+        gst::init().unwrap();
+        assert!(available());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let rtx = gst::ElementFactory::make("identity").build().unwrap();
+        // Nested as in webrtcbin (webrtcbin > rtpbin > the aux sender bin).
+        let outer = gst::Bin::new();
+        outer
+            .add(&send_bin(&rtx, &PeerId::from("p"), &tx).unwrap())
+            .unwrap();
+        let outer = outer.upcast::<gst::Element>();
+        let estimate = || {
+            let bin = outer.clone().downcast::<gst::Bin>().unwrap();
+            let mut all = bin.iterate_recurse().into_iter().flatten();
+            let bwe = all
+                .find(|e| e.factory().is_some_and(|f| f.name() == ESTIMATOR_FACTORY))
+                .unwrap();
+            bwe.property::<u32>("estimated-bitrate")
+        };
+        let start = estimate();
+        seed(&outer, u64::from(start) + 3_000_000);
+        assert_eq!(estimate(), start + 3_000_000);
+        // The room hears of it as of any estimate.
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(MediaEvent::DownlinkEstimate { bps, .. }) if bps == u64::from(start) + 3_000_000
+        ));
+        seed(&outer, 500_000);
+        assert_eq!(
+            estimate(),
+            start + 3_000_000,
+            "a lower seed changes nothing"
+        );
+        seed(&outer, 100_000_000);
+        assert_eq!(
+            estimate(),
+            MAX_BITRATE,
+            "bounded by the estimator's maximum"
+        );
     }
 }

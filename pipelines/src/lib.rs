@@ -51,7 +51,9 @@
 //!   subscriber gets one layer: the last one chosen for it with [`MediaCommand::SelectLayer`]
 //!   (else the highest); a switch happens on the new layer's keyframe and is reported as
 //!   `LayerSwitched`. `LayersActive` reports the layers arriving whenever that set changes. A
-//!   layer no subscriber gets is dropped at the forwarder's input.
+//!   layer no subscriber gets is dropped at the forwarder's input. Each subscriber's downlink
+//!   estimate arrives as `DownlinkEstimate` (and `DownlinkLoss` when its link drops packets);
+//!   [`MediaCommand::SeedDownlinkEstimate`] raises the estimator's value to what a probe carried.
 //! - Removing a peer releases everything it published or received. The subscribers' m-lines
 //!   that carried its tracks stop getting data; answer them `inactive` (subscribe `None`) in
 //!   their next round.

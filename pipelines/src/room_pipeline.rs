@@ -153,7 +153,8 @@ impl RoomPipeline {
                     return Ok(());
                 }
             }
-            MediaCommand::SelectLayer { peer, .. } => {
+            MediaCommand::SelectLayer { peer, .. }
+            | MediaCommand::SeedDownlinkEstimate { peer, .. } => {
                 if !self.peers.contains(peer) {
                     return Ok(());
                 }

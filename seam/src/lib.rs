@@ -55,6 +55,16 @@ pub enum MediaCommand {
         /// waiting for the new one's keyframe (it would crowd the keyframe out).
         urgent: bool,
     },
+    /// A bandwidth probe showed that the subscriber's link carries `bps` (the layers it was
+    /// sent held for the probe's length without loss or a falling estimate): the downlink
+    /// estimator continues from there if it estimates less. Its estimates follow as
+    /// [`MediaEvent::DownlinkEstimate`].
+    SeedDownlinkEstimate {
+        /// The subscriber.
+        peer: PeerId,
+        /// What the probe carried, bit/s.
+        bps: u64,
+    },
 }
 
 /// What happened inside a room's media graph, in the order the room consumes it.

@@ -171,6 +171,11 @@ impl MediaThread {
                     tracing::debug!(%peer, %track, %layer, "no such simulcast layer: ignored");
                 }
             }
+            Cmd::Media(MediaCommand::SeedDownlinkEstimate { peer, bps }) => {
+                if let Some(p) = self.peers.get(&peer) {
+                    crate::downlink::seed(&p.pb.webrtc, bps);
+                }
+            }
             Cmd::LayerSwitched { track, pad, layer } => {
                 if let Some(peer) = self.forwarding.subscriber_of(&track, &pad) {
                     self.emit(MediaEvent::LayerSwitched { peer, track, layer });
