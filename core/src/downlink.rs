@@ -173,6 +173,12 @@ impl Downlink {
         }
     }
 
+    /// Whether a probe may start or end now: layer decisions are made on events, and a quiet
+    /// link (an estimate pinned at its maximum reports nothing) must not stall probing.
+    pub(crate) fn probe_due(&self, now: Instant) -> bool {
+        self.probe.running.is_some() || self.probe.next_at.is_some_and(|at| at <= now)
+    }
+
     /// The estimate the last passed probe measured, once (`SeedDownlinkEstimate`).
     pub(crate) fn take_seed(&mut self) -> Option<u64> {
         self.seed.take()

@@ -405,6 +405,23 @@ impl RoomCore {
         }
     }
 
+    /// Re-decides the layers of the subscribers whose bandwidth probe may start or end now
+    /// (the actor calls it a few times a second; see `Downlink::probe_due`).
+    pub fn tick(&mut self) -> Vec<Effect> {
+        let now = self.now;
+        let due: Vec<PeerId> = self
+            .downlinks
+            .iter()
+            .filter(|(_, d)| d.probe_due(now))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut fx = Vec::new();
+        for peer in due {
+            self.select_layers(&peer, &mut fx);
+        }
+        fx
+    }
+
     /// [`RoomCore::select_layers`] for every peer.
     pub(crate) fn select_layers_all(&mut self, fx: &mut Vec<Effect>) {
         let peers: Vec<PeerId> = self.order.clone();

@@ -130,6 +130,24 @@ fn a_passed_probe_seeds_an_estimate_that_collapsed_below_what_it_carried() {
 }
 
 #[test]
+fn probes_go_on_without_events_on_the_tick() {
+    let (mut r, t0) = room_on_h();
+    let at = |r: &mut RoomCore, ms: u64| {
+        r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH)
+    };
+    assert_eq!(selected(&loss(&mut r, "B", 0.9)), [select("B", "A:v", "l")]);
+    // Nothing more is heard of B's link (an estimate pinned at its maximum reports nothing).
+    at(&mut r, 1_000);
+    assert!(r.tick().is_empty());
+    at(&mut r, 2_100);
+    assert_eq!(selected(&r.tick()), [select("B", "A:v", "m")], "probe");
+    at(&mut r, 3_700);
+    assert!(selected(&r.tick()).is_empty(), "passed: m stays");
+    at(&mut r, 4_300);
+    assert_eq!(selected(&r.tick()), [select("B", "A:v", "h")], "next probe");
+}
+
+#[test]
 fn a_probe_that_meets_loss_fails_and_the_next_waits_longer() {
     let (mut r, t0) = room_on_h();
     let at = |r: &mut RoomCore, ms: u64| {

@@ -14,6 +14,10 @@ use tracing::Instrument;
 use super::core::{Effect, Limits, Outcome, RoomCore, TurnProvider};
 use super::media::{BackendFactory, MediaBackend};
 use super::registry::RoomSpawner;
+
+/// How often the room core re-decides time-driven things (bandwidth probes) when no event
+/// arrives.
+const TICK: Duration = Duration::from_millis(250);
 use super::stats::ForwardTally;
 use super::{
     JoinError, PeerOutbound, PeerSender, RoomCommand, RoomHandle, RoomId, RoomStats, Rooms,
@@ -90,8 +94,15 @@ async fn run(id: RoomId, ctx: Arc<RoomContext>, mut rx: mpsc::Receiver<RoomComma
         forwarded: ForwardTally::default(),
     };
     tracing::info!(room = %id, "room started");
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !actor.closing {
         tokio::select! {
+            _ = tick.tick() => {
+                actor.advance();
+                let fx = actor.core.tick();
+                actor.apply(fx);
+            }
             cmd = rx.recv() => match cmd {
                 Some(cmd) => actor.command(cmd),
                 None => break,
