@@ -9,7 +9,8 @@
 //    estimate of her downlink falls; it switches her down with `encodingSwitched` reason
 //    `low_bandwidth` within 10 s, and she decodes the lower layer. Figures: time to the switch,
 //    the estimates her page got, her freezes.
-// 3. The constraint is lifted: the time she takes to climb back to h (probes lift the cut).
+// 3. The constraint is lifted: within 20 s she is back on h, or on the highest layer Alice
+//    still sends (probes lift the cut).
 //
 // Frame sizes, layers, reasons, estimates and freezes come from the pages' own getStats and
 // media events (window.lamina.videoReceive / bandwidthEstimate).
@@ -35,11 +36,12 @@ const H_LAYER_MS = 45000;
 // Policing takes her link from ~2.5 Mbit/s to 0.4 at once (the policer's bucket lets ~0.5 s
 // through first): the server sees her NACKs for most packets and cuts her layers to the lowest
 // at once, dropping the old layer while the new one's keyframe comes (loss cut, layers.rs).
-// Her freezes and her climb back are printed, not asserted: in 14 runs on the 2-core machine
-// (three 720p simulcast publishers in one Chromium and the debug server) she froze 0–0.71 s in
-// 13 and 3.25 s in one, and climbed back within 3.8–13.3 s, twice not within 20 s when the
-// machine ran out of CPU and every estimate in the room collapsed. The 1 s / 20 s goals are
-// asserted on a queueing link by tests/media_downlink.rs.
+// Her climb back to h within 20 s is asserted (3.1–4.8 s in five runs here once passed probes
+// seed the estimate and follow each other quickly; before, 0.6–18.3 s, twice over 20 s when
+// the estimator's loss controller collapsed the estimate after the lift). Her freezes are
+// printed, not asserted: on the 2-core machine (three 720p simulcast publishers in one
+// Chromium and the debug server) they were 0–0.95 s in 26 runs, and 2.09 s and 3.25 s in two
+// others. The 1 s goal is asserted on a queueing link by tests/media_downlink.rs.
 
 let server;
 let browser;
@@ -135,13 +137,16 @@ test("three simulcast publishers: layer per subscriber, switched down on a const
   assert.equal(bobStill.layer, "l", "Bob keeps his choice");
   assert.ok(settled.framesDecoded > down.framesDecoded, "Carol decodes the lower layer");
 
-  // 3. Lifted: back to h (printed, see the top).
+  // 3. Lifted: back to h within CLIMB_BACK_MS.
   await nft(["delete", "table", "inet", TABLE]);
   const liftedAt = Date.now();
-  const up = await waitFor("Carol back on Alice's h", async () => {
+  // Back up: on h, or on the highest layer Alice's Chromium still sends (it turns its upper
+  // layers off by itself at times, for up to 35 s here; reason encoding_inactive).
+  const up = await waitFor("Carol back on Alice's h (or her highest layer sent)", async () => {
     const c = await tileOf(carol, "Alice");
-    return c?.layer === "h" ? c : null;
+    return c?.layer === "h" || c?.layerReason === "encoding_inactive" ? c : null;
   }, { timeout: CLIMB_BACK_MS, interval: 250 }).catch(() => null);
   const estimate = JSON.stringify(await carol.eval(() => window.lamina.bandwidthEstimate()));
-  log(up ? `lifted: back on ${up.badge} after ${Date.now() - liftedAt} ms; estimate ${estimate}` : `lifted: not back on h within ${CLIMB_BACK_MS} ms; estimate ${estimate}`);
+  log(up ? `lifted: back on ${up.badge} (${up.layerReason}) after ${Date.now() - liftedAt} ms; estimate ${estimate}` : `lifted: not back up within ${CLIMB_BACK_MS} ms; estimate ${estimate}`);
+  assert.ok(up, `Carol back up within ${CLIMB_BACK_MS} ms of the lift (estimate ${estimate})`);
 });
