@@ -37,6 +37,11 @@ fn room_on_h() -> (RoomCore, Instant) {
     (r, t0)
 }
 
+/// Moves the room's clock to `ms` after `t0`.
+fn at(r: &mut RoomCore, t0: Instant, ms: u64) {
+    r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH);
+}
+
 #[test]
 fn heavy_loss_goes_straight_down_to_what_got_through() {
     let (mut r, _) = room_on_h();
@@ -51,42 +56,39 @@ fn heavy_loss_goes_straight_down_to_what_got_through() {
 #[test]
 fn a_cut_settles_before_the_next_and_holds_until_probes_lift_it() {
     let (mut r, t0) = room_on_h();
-    let at = |r: &mut RoomCore, ms: u64| {
-        r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH)
-    };
     // 15 % of 2.55 M: 0.85 × 2.17 M = 1.84 M fits m.
     assert_eq!(
         selected(&loss(&mut r, "B", 0.15)),
         [select("B", "A:v", "m")]
     );
     // Loss reported right after the cut is the cut's own.
-    at(&mut r, 300);
+    at(&mut r, t0, 300);
     assert!(selected(&loss(&mut r, "B", 0.5)).is_empty());
     // Later loss cuts again; from 25 % on, straight to the lowest layer.
-    at(&mut r, 600);
+    at(&mut r, t0, 600);
     assert_eq!(selected(&loss(&mut r, "B", 0.3)), [select("B", "A:v", "l")]);
     // The estimate does not lift the cut ...
-    at(&mut r, 1_500);
+    at(&mut r, t0, 1_500);
     assert!(selected(&estimate(&mut r, "B", 3_100_000)).is_empty());
     // ... probes do, one layer at a time: 2 s after the cut, m for 1.5 s ...
-    at(&mut r, 2_700);
+    at(&mut r, t0, 2_700);
     let fx = estimate(&mut r, "B", 3_000_000);
     assert_eq!(selected(&fx), [select("B", "A:v", "m")]);
     assert_eq!(urgent(&fx), [false], "going up is never urgent");
     // ... which passed: m stays (the cut now allows what was sent with it) ...
-    at(&mut r, 4_300);
+    at(&mut r, t0, 4_300);
     assert!(selected(&estimate(&mut r, "B", 3_010_000)).is_empty());
     // ... and half a second later the next probe takes h, which passes and stays too.
-    at(&mut r, 4_700);
+    at(&mut r, t0, 4_700);
     assert!(selected(&estimate(&mut r, "B", 3_015_000)).is_empty());
-    at(&mut r, 4_900);
+    at(&mut r, t0, 4_900);
     assert_eq!(
         selected(&estimate(&mut r, "B", 3_020_000)),
         [select("B", "A:v", "h")]
     );
-    at(&mut r, 6_500);
+    at(&mut r, t0, 6_500);
     assert!(selected(&estimate(&mut r, "B", 3_030_000)).is_empty());
-    at(&mut r, 12_000);
+    at(&mut r, t0, 12_000);
     assert!(selected(&estimate(&mut r, "B", 3_040_000)).is_empty());
 }
 
@@ -105,69 +107,60 @@ fn seeds(fx: &[Effect]) -> Vec<(PeerId, u64)> {
 #[test]
 fn a_passed_probe_seeds_an_estimate_that_collapsed_below_what_it_carried() {
     let (mut r, t0) = room_on_h();
-    let at = |r: &mut RoomCore, ms: u64| {
-        r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH)
-    };
     assert_eq!(selected(&loss(&mut r, "B", 0.9)), [select("B", "A:v", "l")]);
     // The policing ends; the estimator's loss controller, a moment late, collapses.
-    at(&mut r, 1_000);
+    at(&mut r, t0, 1_000);
     assert!(seeds(&estimate(&mut r, "B", 400_000)).is_empty());
     // The probe takes m (above the estimate) ...
-    at(&mut r, 2_100);
+    at(&mut r, t0, 2_100);
     assert_eq!(
         selected(&estimate(&mut r, "B", 410_000)),
         [select("B", "A:v", "m")]
     );
     // ... and passes: the link carried m and audio, 550 k; the estimator continues from there
     // and m stays.
-    at(&mut r, 3_700);
+    at(&mut r, t0, 3_700);
     let fx = estimate(&mut r, "B", 420_000);
     assert_eq!(seeds(&fx), [(id("B"), 550_000)]);
     assert!(selected(&fx).is_empty(), "m stays: {fx:?}");
     // Seeded once; the estimator's own estimates rule again.
-    at(&mut r, 3_800);
+    at(&mut r, t0, 3_800);
     assert!(seeds(&estimate(&mut r, "B", 560_000)).is_empty());
 }
 
 #[test]
 fn probes_go_on_without_events_on_the_tick() {
     let (mut r, t0) = room_on_h();
-    let at = |r: &mut RoomCore, ms: u64| {
-        r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH)
-    };
     assert_eq!(selected(&loss(&mut r, "B", 0.9)), [select("B", "A:v", "l")]);
     // Nothing more is heard of B's link (an estimate pinned at its maximum reports nothing).
-    at(&mut r, 1_000);
+    at(&mut r, t0, 1_000);
     assert!(r.tick().is_empty());
-    at(&mut r, 2_100);
+    at(&mut r, t0, 2_100);
     assert_eq!(selected(&r.tick()), [select("B", "A:v", "m")], "probe");
-    at(&mut r, 3_700);
+    at(&mut r, t0, 3_700);
     assert!(selected(&r.tick()).is_empty(), "passed: m stays");
-    at(&mut r, 4_300);
+    at(&mut r, t0, 4_300);
     assert_eq!(selected(&r.tick()), [select("B", "A:v", "h")], "next probe");
 }
 
 #[test]
 fn a_probe_that_meets_loss_fails_and_the_next_waits_longer() {
     let (mut r, t0) = room_on_h();
-    let at = |r: &mut RoomCore, ms: u64| {
-        r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH)
-    };
     assert_eq!(selected(&loss(&mut r, "B", 0.9)), [select("B", "A:v", "l")]);
-    at(&mut r, 2_100);
+    at(&mut r, t0, 2_100);
     assert_eq!(
         selected(&estimate(&mut r, "B", 3_001_000)),
         [select("B", "A:v", "m")],
         "probe"
     );
     // Loss during the probe: cut again, back to l; the next probe waits 4 s.
-    at(&mut r, 2_600);
+    at(&mut r, t0, 2_600);
     let fx = loss(&mut r, "B", 0.4);
     assert_eq!(selected(&fx), [select("B", "A:v", "l")]);
     assert_eq!(urgent(&fx), [true]);
-    at(&mut r, 6_000);
+    at(&mut r, t0, 6_000);
     assert!(selected(&estimate(&mut r, "B", 3_010_000)).is_empty());
-    at(&mut r, 6_700);
+    at(&mut r, t0, 6_700);
     assert_eq!(
         selected(&estimate(&mut r, "B", 3_020_000)),
         [select("B", "A:v", "m")]

@@ -90,15 +90,7 @@ pub(crate) fn connect_aux_sender(
 /// its loss controller, fed a policed period's losses a moment late, can drop it to a fraction
 /// of what the link carries again; a passed probe measured what the link carries.
 pub(crate) fn seed(webrtc: &gst::Element, bps: u64) {
-    let Ok(webrtc) = webrtc.clone().downcast::<gst::Bin>() else {
-        return;
-    };
-    let bwe = webrtc
-        .iterate_recurse()
-        .into_iter()
-        .flatten()
-        .find(|e| e.factory().is_some_and(|f| f.name() == ESTIMATOR_FACTORY));
-    let Some(bwe) = bwe else {
+    let Some(bwe) = estimator_in(webrtc) else {
         return;
     };
     let bps = u32::try_from(bps.min(u64::from(MAX_BITRATE))).unwrap_or(MAX_BITRATE);
@@ -106,6 +98,15 @@ pub(crate) fn seed(webrtc: &gst::Element, bps: u64) {
         tracing::debug!(bps, "downlink estimate seeded by a probe");
         bwe.set_property("estimated-bitrate", bps);
     }
+}
+
+/// The estimator somewhere inside `bin` (a peer's webrtcbin: inside its rtpbin's aux sender).
+fn estimator_in(bin: &gst::Element) -> Option<gst::Element> {
+    let bin = bin.downcast_ref::<gst::Bin>()?;
+    bin.iterate_recurse()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().is_some_and(|f| f.name() == ESTIMATOR_FACTORY))
 }
 
 /// Sends `rtx`'s notable `loss-fraction`s as `DownlinkLoss` for `peer`.
@@ -241,12 +242,9 @@ mod tests {
             .unwrap();
         let outer = outer.upcast::<gst::Element>();
         let estimate = || {
-            let bin = outer.clone().downcast::<gst::Bin>().unwrap();
-            let mut all = bin.iterate_recurse().into_iter().flatten();
-            let bwe = all
-                .find(|e| e.factory().is_some_and(|f| f.name() == ESTIMATOR_FACTORY))
-                .unwrap();
-            bwe.property::<u32>("estimated-bitrate")
+            estimator_in(&outer)
+                .expect("the estimator inside")
+                .property::<u32>("estimated-bitrate")
         };
         let start = estimate();
         seed(&outer, u64::from(start) + 3_000_000);
