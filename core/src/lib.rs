@@ -486,3 +486,6 @@ mod simulcast_tests;
 
 #[cfg(test)]
 mod loss_tests;
+
+#[cfg(test)]
+mod estimate_tests;

@@ -2,9 +2,9 @@
 //! cut at once to what got through, the cut's own aftermath does not cut again, and the
 //! estimate rules once the cut has held.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use super::simulcast_tests::{estimate, select, selected, simulcast_publisher, subscriber};
+use super::simulcast_tests::{at, estimate, select, selected, simulcast_publisher, subscriber};
 use super::tests::{id, room};
 use super::*;
 
@@ -35,11 +35,6 @@ fn room_on_h() -> (RoomCore, Instant) {
     r.advance(t0, SystemTime::UNIX_EPOCH);
     assert!(selected(&estimate(&mut r, "B", 3_000_000)).is_empty(), "h");
     (r, t0)
-}
-
-/// Moves the room's clock to `ms` after `t0`.
-fn at(r: &mut RoomCore, t0: Instant, ms: u64) {
-    r.advance(t0 + Duration::from_millis(ms), SystemTime::UNIX_EPOCH);
 }
 
 #[test]
