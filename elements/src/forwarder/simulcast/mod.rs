@@ -14,10 +14,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod layers;
+mod routed;
+
 use super::codec::Codec;
 use super::keyframe::Throttle;
 use super::rewrite::Input;
 use super::rid;
+use layers::{ensure_layer, layer_index, Layer, LayerSink, Route};
+pub(super) use routed::{LayerKeyframe, RouteLayers, Routed, Verdict};
 
 /// Default of the `layer-timeout` property (ms).
 pub(super) const DEFAULT_LAYER_TIMEOUT_MS: u32 = 1000;
@@ -53,159 +58,6 @@ impl Default for Config {
     }
 }
 
-/// One `sink_%u` pad: one SSRC of the publisher, carrying one layer once its RID is known.
-#[derive(Debug)]
-pub(super) struct LayerSink {
-    /// Unique per element (never reused).
-    id: u64,
-    pub pad: gst::Pad,
-    /// Learned from the RID header extension or set through the pad's `rid` property.
-    pub rid: Option<Arc<str>>,
-    /// `rid` was set by the application: the header extension is ignored.
-    rid_from_app: bool,
-    /// Serial of the moment this pad claimed its RID; among pads with one RID, the latest claim
-    /// owns the layer.
-    claimed_at: u64,
-    pub codec: Codec,
-    pub clock_rate: Option<u32>,
-    /// Id of the TWCC header extension in the pad's caps (0 = none), see `twcc.rs`.
-    pub twcc_id: u8,
-    pub segment: gst::FormattedSegment<gst::ClockTime>,
-    /// SSRC of the last packet (retransmission requests go to the pad with their SSRC).
-    pub ssrc: Option<u32>,
-    throttle: Throttle,
-    /// The last keyframe request for this layer was throttled: retry after the interval.
-    keyframe_owed: bool,
-    pub eos: bool,
-}
-
-impl LayerSink {
-    fn reset_stream(&mut self) {
-        if !self.rid_from_app {
-            self.rid = None;
-        }
-        self.codec = Codec::Other;
-        self.clock_rate = None;
-        self.twcc_id = 0;
-        self.segment = gst::FormattedSegment::new();
-        self.ssrc = None;
-        self.throttle = Throttle::default();
-        self.keyframe_owed = false;
-        self.eos = false;
-    }
-
-    /// Whether a keyframe request may go out now for a pending switch: throttled requests are
-    /// retried after the interval, sent ones after `max(interval, KEYFRAME_RETRY)`.
-    fn keyframe_due(&mut self, now: Instant, interval: Duration) -> bool {
-        let wait = if self.keyframe_owed {
-            interval
-        } else {
-            interval.max(KEYFRAME_RETRY)
-        };
-        let due = self.throttle.since_last(now).is_none_or(|t| t >= wait);
-        if due && self.throttle.allow(now, interval) {
-            self.keyframe_owed = false;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// One layer, by RID.
-#[derive(Debug)]
-struct Layer {
-    rid: Arc<str>,
-    /// The layer sink whose packets are this layer's (`LayerSink::id`).
-    owner: Option<u64>,
-    /// Serial of the first claim (learning order, for `active-layers` without `rids`).
-    learned: Option<u64>,
-    last_packet: Option<Instant>,
-    active: bool,
-    watchers: u32,
-    pending: u32,
-    /// Bytes of the layer's packets received (forwarded or not), for `layer-bytes`.
-    bytes: u64,
-}
-
-/// The layer selection of one src pad.
-#[derive(Debug)]
-pub(super) struct Route {
-    pub pad: super::LaminaForwarderPad,
-    /// Mirror of the pad's `active`.
-    active: bool,
-    /// The pad's `layer` (`None` = "", the always sink pad's stream).
-    wanted: Option<Arc<str>>,
-    /// The layer the pad forwards now.
-    current: Option<Arc<str>>,
-    /// Mirror of the pad's `drop-while-switching`.
-    drop_while_switching: bool,
-}
-
-impl Route {
-    /// Whether the pad takes packets of its current layer now: not while it waits for another
-    /// layer with `drop-while-switching` on.
-    fn forwards_current(&self) -> bool {
-        !(self.drop_while_switching && self.wanted.is_some() && self.wanted != self.current)
-    }
-}
-
-/// A src pad's wanted and current layer.
-#[derive(Debug, Clone)]
-pub(super) struct RouteLayers {
-    /// The pad's `layer` (`None` = "").
-    pub wanted: Option<Arc<str>>,
-    /// The layer forwarded now.
-    pub current: Option<Arc<str>>,
-}
-
-/// Why a packet of a layer sink is not forwarded, if it is not.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Verdict {
-    /// Forwarded to the `targets`.
-    #[default]
-    Forward,
-    /// The pad's RID is unknown, or the packet carries a RID that is not accepted.
-    UnknownRid,
-    /// Another sink pad took the RID over.
-    Superseded,
-    /// No src pad has the layer as current or wanted layer.
-    Paused,
-    /// The sink pad is not (anymore) a layer sink of this element.
-    Released,
-}
-
-/// What the streaming thread must do with one packet of a layer sink.
-#[derive(Debug, Default)]
-pub(super) struct Routed {
-    pub verdict: Verdict,
-    /// The rewriter input (valid when forwarded).
-    pub input: Option<Input>,
-    /// The normalised layer caps.
-    pub caps: Option<gst::Caps>,
-    /// Id of the TWCC header extension in the caps of the packet's layer sink (0 = none).
-    pub twcc_in_id: u8,
-    /// Src pads to push to, and whether each switched to this layer with this packet.
-    pub targets: Vec<(super::LaminaForwarderPad, bool)>,
-    /// Src pads that switched with this packet (for `lamina-layer-switched`).
-    pub switched: Vec<(super::LaminaForwarderPad, Arc<str>)>,
-    /// The new `active-layers` value when it changed.
-    pub layers_changed: Option<String>,
-    /// Send a force-key-unit upstream on this layer sink pad.
-    pub keyframe_request: Option<gst::Pad>,
-}
-
-/// Outcome of a keyframe request for a layer.
-#[derive(Debug)]
-pub(super) enum LayerKeyframe {
-    /// No sink pad carries the layer (yet); the first packets of a pending switch will ask.
-    NoSink,
-    /// Throttled; retried on a later packet while a switch to the layer is pending.
-    Throttled,
-    /// Send it on this sink pad.
-    Send(gst::Pad),
-}
-
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(super) struct Simulcast {
@@ -225,26 +77,6 @@ pub(super) struct Simulcast {
     pub segment: Option<(gst::FormattedSegment<gst::ClockTime>, gst::Event)>,
     /// EOS was forwarded (every layer sink got one).
     pub eos_sent: bool,
-}
-
-fn layer_index(layers: &[Layer], rid: &str) -> Option<usize> {
-    layers.iter().position(|l| &*l.rid == rid)
-}
-
-fn ensure_layer(layers: &mut Vec<Layer>, rid: &Arc<str>) -> usize {
-    layer_index(layers, rid).unwrap_or_else(|| {
-        layers.push(Layer {
-            rid: rid.clone(),
-            owner: None,
-            learned: None,
-            last_packet: None,
-            active: false,
-            watchers: 0,
-            pending: 0,
-            bytes: 0,
-        });
-        layers.len() - 1
-    })
 }
 
 impl Simulcast {
