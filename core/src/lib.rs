@@ -476,6 +476,9 @@ impl RoomCore {
 mod tests;
 
 #[cfg(test)]
+mod limits_tests;
+
+#[cfg(test)]
 mod chat_tests;
 
 #[cfg(test)]
