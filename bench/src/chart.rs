@@ -8,7 +8,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::scenario::RunResult;
+use crate::result::RunResult;
 use crate::BenchError;
 
 const FONT: &str = "sans-serif";

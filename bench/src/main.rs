@@ -14,6 +14,7 @@ mod peer;
 mod probe;
 mod relay;
 mod report;
+mod result;
 mod rtp;
 mod scenario;
 mod servers;
@@ -25,7 +26,8 @@ use std::process::Command;
 
 use clap::Parser;
 
-use scenario::{Env, RunResult, Scenario};
+use result::RunResult;
+use scenario::{Env, Scenario};
 use servers::ServerKind;
 
 /// Failures of a benchmark run.

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::scenario::RunResult;
+use crate::result::RunResult;
 
 /// The runs of one scenario on one server, figure by figure: `median`, `min` and `max` are
 /// [`RunResult`]s whose every number is the median (minimum, maximum) of that number over the
