@@ -171,3 +171,78 @@ pub struct RunResult {
     /// Errors seen (join failures, peer errors).
     pub errors: Vec<String>,
 }
+
+impl RunResult {
+    /// The run's figures on one line (progress on stderr).
+    pub fn one_line(&self) -> String {
+        let r = self;
+        let mut line = format!(
+            "streams {}/{} pkt/s {:.0} delivered {:.1}% CPU {:.1}% pkt/CPU-s {:.0} RSS {:.1} MiB loss {:.2}% delay p50/p99 {:.2}/{:.2} ms first frame p50 {:.0} ms RTCP/participant/s {:.1} wake-ups/s {:.0} (RTCP threads {:.0}, {} threads, {:.2}% CPU){}",
+            r.streams_flowing,
+            r.streams_expected,
+            r.pkts_per_s,
+            r.delivered_pct,
+            r.server_cpu_pct,
+            r.pkts_per_cpu_s,
+            r.peak_rss_mib,
+            r.loss_total_pct,
+            r.delay_p50_ms,
+            r.delay_p99_ms,
+            r.first_frame_p50_ms,
+            r.rtcp_per_participant_s,
+            r.server_wakeups_per_s,
+            r.rtcp_thread_wakeups_per_s,
+            r.rtcp_threads,
+            r.rtcp_thread_cpu_pct,
+            if r.errors.is_empty() { String::new() } else { format!(" errors: {}", r.errors.join("; ")) }
+        );
+        line += &format!(
+            "\n   tokio-thread CPU {:.2}%, TURN-thread CPU {:.2}%; CPU by thread: {}",
+            r.tokio_cpu_pct, r.turn_cpu_pct, r.thread_cpu
+        );
+        if r.downlink_estimate_p50_kbps > 0.0 {
+            line += &format!(
+                "\n   downlink estimates told to the receivers at the window's end: median {:.0}, lowest {:.0} kbit/s",
+                r.downlink_estimate_p50_kbps, r.downlink_estimate_min_kbps
+            );
+        }
+        if r.simulcast {
+            line += &format!(
+                "\n   simulcast: publishers sent l/m/h {:.0}/{:.0}/{:.0} pkt/s ({:.0} pkt/s in with audio); receivers got l/m/h {:.0}/{:.0}/{:.0} pkt/s ({} of {} per room asked for l); layer switches: {}",
+                r.tx_l_pkts_per_s,
+                r.tx_m_pkts_per_s,
+                r.tx_h_pkts_per_s,
+                r.ingest_pkts_per_s,
+                r.rx_l_pkts_per_s,
+                r.rx_m_pkts_per_s,
+                r.rx_h_pkts_per_s,
+                r.low_receivers,
+                r.per_room,
+                if r.layer_switches.is_empty() { "none" } else { &r.layer_switches }
+            );
+        }
+        if r.relay {
+            line += &format!(
+                "\n   relay-only: {} participants connected through relays, {} TURN allocations, {:.0} datagrams/s received through them",
+                r.relayed_peers, r.turn_allocations, r.relay_rx_per_s
+            );
+        }
+        if r.drop_pct > 0.0 {
+            line += &format!(
+                "\n   dropped {} ({}% of received video): repaired {} ({:.1}%, {} by RTX), unrepaired {} ({:.1}%), NACKs sent {}, NACK/RTX negotiated on {}/{} of {} video streams",
+                r.dropped,
+                r.drop_pct,
+                r.repaired,
+                r.repaired_pct,
+                r.repaired_rtx,
+                r.unrepaired,
+                r.unrepaired_pct,
+                r.nacks_sent,
+                r.nack_streams,
+                r.rtx_streams,
+                r.video_streams
+            );
+        }
+        line
+    }
+}
