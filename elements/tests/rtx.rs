@@ -202,6 +202,42 @@ fn a_discont_packet_makes_the_packets_before_it_obsolete() {
 }
 
 #[test]
+fn requests_for_packets_before_a_switch_do_not_count_as_loss() {
+    let el = laminartx();
+    el.set_property("loss-window", 300u32);
+    let mut h = harness(&el);
+    let start = Instant::now();
+    for seq in 0..10 {
+        push(&mut h, SSRC, seq);
+    }
+    // The forwarder switched layers at 10.
+    let mut first = packet(SSRC, 10);
+    first.make_mut().set_flags(gst::BufferFlags::DISCONT);
+    push_buf(&mut h, first);
+    for seq in 11..20 {
+        push(&mut h, SSRC, seq);
+    }
+    // 3 and 8 are the old layer's; 10 and 15 the new one's.
+    for seq in [3, 8, 10, 15] {
+        ask(&mut h, SSRC, seq);
+    }
+    pull_all(&mut h);
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "the first window closed early: the machine is too slow for this test"
+    );
+    while start.elapsed() < Duration::from_millis(310) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    push(&mut h, SSRC, 20);
+    let share: f64 = el.property("loss-fraction");
+    assert!(
+        (share - 2.0 / 21.0).abs() < 1e-9,
+        "2 of 21 first asked since the switch: {share}"
+    );
+}
+
+#[test]
 fn request_for_a_packet_whose_payload_type_has_no_rtx_mapping_yields_nothing() {
     let el = laminartx();
     let mut h = harness(&el);

@@ -48,6 +48,9 @@ struct Stream {
     history: History<gst::Buffer>,
     /// The newest sequence number asked for (requests for older ones are repeats or late).
     highest_asked: Option<u16>,
+    /// Sequence number of the last DISCONT packet (a layer switch): losses before it belong to
+    /// the old layer and are not counted again in the loss share.
+    switched_at: Option<u16>,
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +128,7 @@ impl State {
                         next_rtx_seq: rand_seq(ssrc ^ rtx_ssrc),
                         history: History::new(u64::from(self.max_age_ms) * 1_000_000),
                         highest_asked: None,
+                        switched_at: None,
                     },
                 };
                 self.streams.insert(ssrc, stream);
@@ -210,6 +214,7 @@ impl LaminaRtx {
                     // A new mapping (the forwarder switched layers on a keyframe): the
                     // receiver's decoder starts afresh here, earlier packets are obsolete.
                     stream.history.clear();
+                    stream.switched_at = Some(seq);
                 }
                 stream.history.store(seq, buffer.clone(), now);
                 window_closed = loss.sent(now).is_some();
@@ -236,7 +241,10 @@ impl LaminaRtx {
             state.counters.requests += 1;
             let State { streams, loss, .. } = &mut *state;
             let stream = streams.get_mut(&ssrc).expect("checked above");
-            if is_newer(seq, stream.highest_asked) {
+            let since_switch = stream
+                .switched_at
+                .is_none_or(|at| at == seq || is_newer(seq, Some(at)));
+            if since_switch && is_newer(seq, stream.highest_asked) {
                 stream.highest_asked = Some(seq);
                 loss.asked();
             }

@@ -30,7 +30,9 @@
 //! It also measures the receiver's recent loss ([`loss`]): `loss-fraction` is the share of the
 //! packets sent on mapped SSRCs during the last `loss-window` (ms, default 200, 0 = off) that
 //! the receiver asked for the first time, notified as each window closes (from the streaming
-//! thread, no lock held). Lamina's room cuts a subscriber's simulcast layers on it, a round
+//! thread, no lock held). Requests for packets from before an SSRC's last DISCONT packet (the
+//! old layer, already lost when the switch was decided) are not counted: the share measures
+//! the stream as it is now. Lamina's room cuts a subscriber's simulcast layers on it, a round
 //! trip after a link starts dropping.
 //!
 //! The RTX packet is pushed from the thread that delivered the request (rtpsession's RTCP
