@@ -56,8 +56,9 @@ const LOSS_PROBE_HOLD: Duration = Duration::from_millis(1500);
 /// After a probe of a loss-capped subscriber passes, the next starts this soon (the link
 /// took the last step: take the next one).
 const LOSS_PROBE_AFTER_PASS: Duration = Duration::from_millis(500);
-/// Loss reported this soon after a cut is the cut's own (packets sent before the switch,
-/// asked for a round trip later) and does not cut again.
+/// Loss reported this soon after a cut is taken as the cut's own (packets sent before the
+/// switch, asked for a round trip later) and does not cut again, unless it is heavy
+/// ([`LOSS_HEAVY`]): then the layers go to the lowest.
 const LOSS_SETTLE: Duration = Duration::from_millis(500);
 
 /// Bandwidth probing of one subscriber's downlink. `rtpgccbwe`'s estimate grows to at most
@@ -123,16 +124,21 @@ impl Downlink {
     }
 
     /// A loss report: from [`LOSS_CUT`] on, and unless it is the last cut's own (within
-    /// [`LOSS_SETTLE`]), cuts the budget to what got through of `sent` ([`LOSS_BACKOFF`] ×
+    /// [`LOSS_SETTLE`] and not heavy), cuts the budget to what got through of `sent` ([`LOSS_BACKOFF`] ×
     /// `sent` × (1 − loss); from [`LOSS_HEAVY`] on, nothing: the lowest layers), fails a
     /// running probe and waits before the next. True if it cut.
     pub(crate) fn loss_cut(&mut self, now: Instant, fraction: f64, sent: u64) -> bool {
-        if fraction < LOSS_CUT
-            || self
-                .loss_cap
-                .is_some_and(|(_, at)| now.saturating_duration_since(at) < LOSS_SETTLE)
-        {
+        if fraction < LOSS_CUT {
             return false;
+        }
+        if let Some((cap, at)) = self.loss_cap {
+            // Within the settle time only heavy loss cuts again, and only to the lowest layers
+            // (a first cut taken on a window that straddled the start of the loss can be far
+            // too shallow: a policed link still drops most of what it left).
+            let settling = now.saturating_duration_since(at) < LOSS_SETTLE;
+            if settling && (fraction < LOSS_HEAVY || cap == 0) {
+                return false;
+            }
         }
         let cap = if fraction >= LOSS_HEAVY {
             0

@@ -152,6 +152,7 @@ impl RoomCore {
         if !l.set_measured(bitrates) {
             return;
         }
+        tracing::debug!(%track, ?bitrates, "layer rates measured");
         self.select_layers_of(track, true, fx);
     }
 
@@ -190,6 +191,7 @@ impl RoomCore {
         layer: String,
         fx: &mut Vec<Effect>,
     ) {
+        tracing::debug!(%peer, %track, layer, "layer switched");
         let Some(t) = self.tracks.get(track) else {
             return;
         };
@@ -267,6 +269,7 @@ impl RoomCore {
         }
         let now = self.now;
         let sent = self.sent_bps(peer);
+        tracing::debug!(%peer, fraction, sent, "downlink loss");
         let cut = self
             .downlinks
             .entry(peer.clone())

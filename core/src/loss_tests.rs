@@ -56,9 +56,9 @@ fn a_cut_settles_before_the_next_and_holds_until_probes_lift_it() {
         selected(&loss(&mut r, "B", 0.15)),
         [select("B", "A:v", "m")]
     );
-    // Loss reported right after the cut is the cut's own.
+    // Loss reported right after the cut is the cut's own, unless heavy (next test).
     at(&mut r, t0, 300);
-    assert!(selected(&loss(&mut r, "B", 0.5)).is_empty());
+    assert!(selected(&loss(&mut r, "B", 0.2)).is_empty());
     // Later loss cuts again; from 25 % on, straight to the lowest layer.
     at(&mut r, t0, 600);
     assert_eq!(selected(&loss(&mut r, "B", 0.3)), [select("B", "A:v", "l")]);
@@ -85,6 +85,24 @@ fn a_cut_settles_before_the_next_and_holds_until_probes_lift_it() {
     assert!(selected(&estimate(&mut r, "B", 3_030_000)).is_empty());
     at(&mut r, t0, 12_000);
     assert!(selected(&estimate(&mut r, "B", 3_040_000)).is_empty());
+}
+
+#[test]
+fn heavy_loss_right_after_a_shallow_cut_goes_to_the_lowest_layer() {
+    let (mut r, t0) = room_on_h();
+    // The first window caught only the start of the loss: 15 % cuts to m.
+    assert_eq!(
+        selected(&loss(&mut r, "B", 0.15)),
+        [select("B", "A:v", "m")]
+    );
+    // The link still drops most of m: no waiting for the settle time.
+    at(&mut r, t0, 250);
+    let fx = loss(&mut r, "B", 0.9);
+    assert_eq!(selected(&fx), [select("B", "A:v", "l")]);
+    assert_eq!(urgent(&fx), [true]);
+    // At the lowest, more heavy loss within the settle time changes nothing.
+    at(&mut r, t0, 450);
+    assert!(selected(&loss(&mut r, "B", 1.0)).is_empty());
 }
 
 /// The `SeedDownlinkEstimate`s of `fx`.
