@@ -30,7 +30,11 @@ pub(super) const DEFAULT_LAYER_TIMEOUT_MS: u32 = 1000;
 const ACTIVITY_CHECK: Duration = Duration::from_millis(100);
 /// While a switch is pending and the last keyframe request went out (not throttled), a new
 /// request is sent after `max(keyframe-min-interval, KEYFRAME_RETRY)` without a keyframe.
-pub(super) const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+/// Chrome ignores a keyframe request that comes within 300 ms of the last one (and answers one
+/// with keyframes on every layer), so a request for a second layer soon after a first one is
+/// lost: in a room test, a subscriber cut to `m` and 0.2 s later to `l` waited 1.1 s for its
+/// `l` keyframe with a 1 s retry.
+pub(super) const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
 /// Element settings the layer sinks' streaming threads need (set through element properties).
 #[derive(Debug, Clone)]
