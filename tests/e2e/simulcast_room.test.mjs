@@ -121,12 +121,16 @@ test("three simulcast publishers: layer per subscriber, switched down on a const
   assert.ok(Number.isInteger(relayPort), `Carol's relay port: ${relayPort}`);
   // A steady start: the freezes counted are the constraint's, not the end of one from before
   // (Chromium adds a freeze to totalFreezesDuration when it ends).
-  let lastFreeze = { count: -1, at: Date.now() };
+  // Steady: every poll saw new frames and no new freeze (a freeze is counted only when it ends).
+  let last = null;
+  let steadySince = Date.now();
   await waitFor(`Carol decodes Alice above l without a freeze for ${STEADY_MS} ms`, async () => {
     const c = await tileOf(carol, "Alice");
     if (!c || !c.layer || c.layer === "l") return false;
-    if (c.freezeCount !== lastFreeze.count) lastFreeze = { count: c.freezeCount, at: Date.now() };
-    return Date.now() - lastFreeze.at >= STEADY_MS;
+    const advancing = last && c.framesDecoded > last.framesDecoded && c.freezeCount === last.freezeCount;
+    if (!advancing) steadySince = Date.now();
+    last = c;
+    return Date.now() - steadySince >= STEADY_MS;
   }, { timeout: 30000, interval: 250 });
   const before = await tileOf(carol, "Alice");
   const estimateBefore = await carol.eval(() => window.lamina.bandwidthEstimate());
