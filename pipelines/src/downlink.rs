@@ -1,13 +1,21 @@
 //! Downlink estimation: how much a subscriber's link can take, from its transport-wide
 //! congestion-control feedback.
 //!
-//! Each peer's webrtcbin gets, through `request-aux-sender`, a bin `laminartx ! rtpgccbwe`
-//! right before its rtpsession's send path (one per transport: max-bundle makes it one per
-//! peer). `rtpgccbwe` (gst-plugins-rs, crate `gst-plugin-rtp`, registered here on first use)
-//! reads the `RTPTWCCPackets` events rtpsession sends upstream for each TWCC feedback of the
-//! subscriber, runs Google Congestion Control (delay- and loss-based), paces what it sends at
-//! the estimate (holding at most ~30 ms), and notifies `estimated-bitrate`. Notable changes
-//! become [`MediaEvent::DownlinkEstimate`]; the room picks simulcast layers to fit.
+//! Each peer's webrtcbin gets `laminartx` as its aux sender (`request-aux-sender`), right
+//! before its rtpsession's send path (one per transport: max-bundle makes it one per peer).
+//! For each TWCC feedback of the subscriber, rtpsession sends an `RTPTWCCPackets` event
+//! upstream (every reported packet with its send time, arrival time and size); a probe on
+//! `laminartx`'s src pad hands it to the peer's [`Estimator`], an `rtpgccbwe` (gst-plugins-rs,
+//! crate `gst-plugin-rtp`, registered here on first use) kept outside the media path. It runs
+//! Google Congestion Control (delay- and loss-based) on those events alone and notifies
+//! `estimated-bitrate`; notable changes become [`MediaEvent::DownlinkEstimate`], and the room
+//! picks simulcast layers to fit.
+//!
+//! `rtpgccbwe` also paces what passes through it: a thread per peer woke every 5 ms and held
+//! every packet in a queue until then (up to 30 ms). Forwarded media is paced by its publisher
+//! already, and SFUs forward at once (Janus, mediasoup); in a room of 8 those threads took
+//! 21–32 % of a core. So packets no longer pass through it: its src pad is activated for the
+//! events and its pacing task stopped at once (docs/performance.md §5).
 //!
 //! The estimator reacts to loss within a second or two; a link that suddenly drops most
 //! packets (policing) freezes the picture until then. `laminartx` measures the subscriber's
@@ -59,54 +67,107 @@ pub(crate) fn available() -> bool {
     })
 }
 
-/// Answers webrtcbin's `request-aux-sender` with `rtx` followed by an estimator whose notable
-/// estimates go to `events` as `DownlinkEstimate` for `peer`. Without the estimator (not
-/// registered), `rtx` alone.
+/// Name of the event rtpsession sends upstream with each TWCC feedback's packets.
+const TWCC_EVENT: &str = "RTPTWCCPackets";
+
+/// Answers webrtcbin's `request-aux-sender` with `rtx`, whose loss shares go to `events` as
+/// `DownlinkLoss` and whose TWCC events feed the returned estimator (notable estimates go to
+/// `events` as `DownlinkEstimate` for `peer`). `None` without the estimator (not registered or
+/// not made): then no estimates.
 pub(crate) fn connect_aux_sender(
     webrtc: &gst::Element,
     peer: PeerId,
     events: UnboundedSender<MediaEvent>,
     rtx: fn() -> Option<gst::Element>,
-) {
-    let estimate = available();
+) -> Option<Estimator> {
+    let estimator = available()
+        .then(|| Estimator::new(&peer, &events))
+        .and_then(|made| {
+            made.map_err(|e| tracing::warn!(%peer, "no downlink estimation for this peer: {e}"))
+                .ok()
+        });
+    let feed = estimator.as_ref().map(Estimator::events_pad);
     webrtc.connect("request-aux-sender", false, move |_| {
         let rtx = rtx()?;
         report_loss(&rtx, peer.clone(), events.clone());
-        if !estimate {
-            return Some(rtx.to_value());
+        if let Some(feed) = &feed {
+            feed_twcc(&rtx, feed.clone());
         }
-        match send_bin(&rtx, &peer, &events) {
-            Ok(bin) => Some(bin.to_value()),
-            Err(e) => {
-                tracing::warn!(%peer, "no downlink estimation for this peer: {e}");
-                Some(rtx.to_value())
-            }
-        }
+        Some(rtx.to_value())
     });
+    estimator
 }
 
-/// Has the estimator inside `webrtc` (a peer's webrtcbin) continue from `bps` if it estimates
-/// less (`MediaCommand::SeedDownlinkEstimate`). GCC alone regrows by about 8 % a second, and
-/// its loss controller, fed a policed period's losses a moment late, can drop it to a fraction
-/// of what the link carries again; a passed probe measured what the link carries.
-pub(crate) fn seed(webrtc: &gst::Element, bps: u64) {
-    let Some(bwe) = estimator_in(webrtc) else {
-        return;
-    };
-    let bps = u32::try_from(bps.min(u64::from(MAX_BITRATE))).unwrap_or(MAX_BITRATE);
-    if bwe.property::<u32>("estimated-bitrate") < bps {
-        tracing::debug!(bps, "downlink estimate seeded by a probe");
-        bwe.set_property("estimated-bitrate", bps);
+/// A peer's `rtpgccbwe`, outside the media path: it only receives the TWCC events (its src pad
+/// is active, its pacing task stopped). Deactivated when dropped.
+#[derive(Debug)]
+pub(crate) struct Estimator {
+    bwe: gst::Element,
+}
+
+impl Estimator {
+    /// An estimator reporting its notable estimates to `events` for `peer`.
+    fn new(peer: &PeerId, events: &UnboundedSender<MediaEvent>) -> Result<Self, glib::BoolError> {
+        let bwe = gst::ElementFactory::make(ESTIMATOR_FACTORY)
+            .property("max-bitrate", MAX_BITRATE)
+            .build()?;
+        let reporter = Reporter::new(peer.clone(), events.clone());
+        bwe.connect_notify(Some("estimated-bitrate"), move |bwe, _| {
+            reporter.estimate(u64::from(bwe.property::<u32>("estimated-bitrate")));
+        });
+        let src = bwe
+            .static_pad("src")
+            .ok_or_else(|| glib::bool_error!("rtpgccbwe has no src pad"))?;
+        // Events are taken only by an active (not flushing) pad; activating starts the pacing
+        // task, which has nothing to pace here.
+        src.set_active(true)?;
+        src.stop_task()?;
+        Ok(Self { bwe })
+    }
+
+    /// The pad the TWCC events are sent to.
+    fn events_pad(&self) -> gst::Pad {
+        self.bwe.static_pad("src").expect("checked in new")
+    }
+
+    /// Has the estimator continue from `bps` if it estimates less
+    /// (`MediaCommand::SeedDownlinkEstimate`). GCC alone regrows by about 8 % a second, and its
+    /// loss controller, fed a policed period's losses a moment late, can drop it to a fraction
+    /// of what the link carries again; a passed probe measured what the link carries.
+    pub(crate) fn seed(&self, bps: u64) {
+        let bps = u32::try_from(bps.min(u64::from(MAX_BITRATE))).unwrap_or(MAX_BITRATE);
+        if self.bwe.property::<u32>("estimated-bitrate") < bps {
+            tracing::debug!(bps, "downlink estimate seeded by a probe");
+            self.bwe.set_property("estimated-bitrate", bps);
+        }
     }
 }
 
-/// The estimator somewhere inside `bin` (a peer's webrtcbin: inside its rtpbin's aux sender).
-fn estimator_in(bin: &gst::Element) -> Option<gst::Element> {
-    let bin = bin.downcast_ref::<gst::Bin>()?;
-    bin.iterate_recurse()
-        .into_iter()
-        .flatten()
-        .find(|e| e.factory().is_some_and(|f| f.name() == ESTIMATOR_FACTORY))
+impl Drop for Estimator {
+    fn drop(&mut self) {
+        let _ = self.events_pad().set_active(false);
+    }
+}
+
+/// Takes the TWCC events that reach `rtx`'s src pad from rtpsession and sends them to the
+/// estimator's `feed` pad instead of upstream (the forwarders have no use for them: the
+/// publishers' own feedback is separate).
+fn feed_twcc(rtx: &gst::Element, feed: gst::Pad) {
+    let Some(src) = rtx.static_pad("src") else {
+        return;
+    };
+    src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let Some(gst::PadProbeData::Event(event)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if !event.has_name(TWCC_EVENT) {
+            return gst::PadProbeReturn::Ok;
+        }
+        if let Some(gst::PadProbeData::Event(event)) = info.data.take() {
+            feed.send_event(event);
+        }
+        gst::PadProbeReturn::Handled
+    });
 }
 
 /// Sends `rtx`'s notable `loss-fraction`s as `DownlinkLoss` for `peer`.
@@ -123,37 +184,6 @@ fn report_loss(rtx: &gst::Element, peer: PeerId, events: UnboundedSender<MediaEv
             });
         }
     });
-}
-
-/// `rtx ! rtpgccbwe` in a bin with ghost pads `sink` and `src`.
-fn send_bin(
-    rtx: &gst::Element,
-    peer: &PeerId,
-    events: &UnboundedSender<MediaEvent>,
-) -> Result<gst::Element, glib::BoolError> {
-    let bwe = gst::ElementFactory::make(ESTIMATOR_FACTORY)
-        .property("max-bitrate", MAX_BITRATE)
-        .build()?;
-    let bin = gst::Bin::builder().name("downlink").build();
-    bin.add_many([rtx, &bwe])?;
-    rtx.link(&bwe)?;
-    let pad = |e: &gst::Element, name: &str| {
-        e.static_pad(name)
-            .ok_or_else(|| glib::bool_error!("no {name} pad"))
-    };
-    let sink = gst::GhostPad::builder_with_target(&pad(rtx, "sink")?)?
-        .name("sink")
-        .build();
-    let src = gst::GhostPad::builder_with_target(&pad(&bwe, "src")?)?
-        .name("src")
-        .build();
-    bin.add_pad(&sink)?;
-    bin.add_pad(&src)?;
-    let reporter = Reporter::new(peer.clone(), events.clone());
-    bwe.connect_notify(Some("estimated-bitrate"), move |bwe, _| {
-        reporter.estimate(u64::from(bwe.property::<u32>("estimated-bitrate")));
-    });
-    Ok(bin.upcast())
 }
 
 /// Turns the estimator's notifications (every TWCC feedback that moved it, up to ten a
@@ -202,6 +232,9 @@ fn notable(old: u64, new: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -219,14 +252,72 @@ mod tests {
         assert!(notable(0, 1) && !notable(100, 104) && notable(100, 95));
     }
 
+    /// Counts the upstream events named `name` that reach `pad`.
+    fn count_events(pad: &gst::Pad, name: &'static str) -> Arc<AtomicUsize> {
+        let n = Arc::new(AtomicUsize::new(0));
+        let seen = n.clone();
+        pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(e)) = &info.data {
+                if e.has_name(name) {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+        n
+    }
+
     #[test]
-    fn the_estimator_registers_and_builds_behind_laminartx() {
+    fn twcc_events_at_laminartx_go_to_the_estimator_only() {
         gst::init().unwrap();
         assert!(available());
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let estimator = Estimator::new(&PeerId::from("p"), &tx).unwrap();
+        let feed = estimator.events_pad();
+        assert!(feed.is_active(), "takes events");
+        assert_eq!(
+            feed.task_state(),
+            gst::TaskState::Stopped,
+            "no pacing thread"
+        );
+        let at_estimator = count_events(&feed, TWCC_EVENT);
+
+        // `rtx` (an identity here) with a pad upstream of it, as the forwarders' funnel is.
         let rtx = gst::ElementFactory::make("identity").build().unwrap();
-        let bin = send_bin(&rtx, &PeerId::from("p"), &tx).unwrap();
-        assert!(bin.static_pad("sink").is_some() && bin.static_pad("src").is_some());
+        feed_twcc(&rtx, feed.clone());
+        let upstream = gst::Pad::builder(gst::PadDirection::Src).build();
+        upstream.set_active(true).unwrap();
+        upstream.link(&rtx.static_pad("sink").unwrap()).unwrap();
+        let twcc_upstream = count_events(&upstream, TWCC_EVENT);
+        let other_upstream = count_events(&upstream, "other");
+        rtx.set_state(gst::State::Playing).unwrap();
+
+        let src = rtx.static_pad("src").unwrap();
+        // rtpsession's events carry the packets reported (none here).
+        let event = |name: &str| {
+            use glib::translate::ToGlibPtr;
+            let s = gst::Structure::new_empty(name);
+            let packets = glib::ValueArray::new(std::iter::empty::<glib::Value>()).to_value();
+            // SAFETY: the structure takes a copy of the value, an empty GValueArray (rtpgccbwe
+            // reads a GValueArray; the typed setters only take values that are Send).
+            unsafe {
+                gst::ffi::gst_structure_set_value(
+                    s.as_mut_ptr(),
+                    c"packets".as_ptr(),
+                    packets.to_glib_none().0,
+                );
+            }
+            gst::event::CustomUpstream::new(s)
+        };
+        src.send_event(event(TWCC_EVENT));
+        src.send_event(event("other"));
+        assert_eq!(at_estimator.load(Ordering::SeqCst), 1);
+        assert_eq!(twcc_upstream.load(Ordering::SeqCst), 0, "not passed on");
+        assert_eq!(other_upstream.load(Ordering::SeqCst), 1, "others pass");
+
+        drop(estimator);
+        assert!(!feed.is_active(), "deactivated with the estimator");
+        rtx.set_state(gst::State::Null).unwrap();
     }
 
     #[test]
@@ -234,33 +325,23 @@ mod tests {
         gst::init().unwrap();
         assert!(available());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let rtx = gst::ElementFactory::make("identity").build().unwrap();
-        // Nested as in webrtcbin (webrtcbin > rtpbin > the aux sender bin).
-        let outer = gst::Bin::new();
-        outer
-            .add(&send_bin(&rtx, &PeerId::from("p"), &tx).unwrap())
-            .unwrap();
-        let outer = outer.upcast::<gst::Element>();
-        let estimate = || {
-            estimator_in(&outer)
-                .expect("the estimator inside")
-                .property::<u32>("estimated-bitrate")
-        };
+        let estimator = Estimator::new(&PeerId::from("p"), &tx).unwrap();
+        let estimate = || estimator.bwe.property::<u32>("estimated-bitrate");
         let start = estimate();
-        seed(&outer, u64::from(start) + 3_000_000);
+        estimator.seed(u64::from(start) + 3_000_000);
         assert_eq!(estimate(), start + 3_000_000);
         // The room hears of it as of any estimate.
         assert!(matches!(
             rx.try_recv(),
             Ok(MediaEvent::DownlinkEstimate { bps, .. }) if bps == u64::from(start) + 3_000_000
         ));
-        seed(&outer, 500_000);
+        estimator.seed(500_000);
         assert_eq!(
             estimate(),
             start + 3_000_000,
             "a lower seed changes nothing"
         );
-        seed(&outer, 100_000_000);
+        estimator.seed(100_000_000);
         assert_eq!(
             estimate(),
             MAX_BITRATE,

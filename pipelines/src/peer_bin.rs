@@ -145,6 +145,8 @@ pub(crate) struct PeerBin {
     pub shared: Arc<PeerShared>,
     /// RTX maps of the send path, updated from every answer.
     pub rtx_maps: Arc<crate::repair::RtxMaps>,
+    /// The downlink estimator (none when `rtpgccbwe` is missing).
+    pub estimator: Option<crate::downlink::Estimator>,
     handlers: Vec<glib::SignalHandlerId>,
 }
 
@@ -212,8 +214,8 @@ impl PeerBin {
                 .kind_of(ssrc)
         };
         crate::repair::install(&bin, &webrtc, rtx_maps.clone(), kind_of);
-        // The send path's aux sender: laminartx, then the downlink estimator.
-        crate::downlink::connect_aux_sender(
+        // The send path's aux sender: laminartx, which feeds the downlink estimator.
+        let estimator = crate::downlink::connect_aux_sender(
             &webrtc,
             peer.clone(),
             shared.events.clone(),
@@ -237,6 +239,7 @@ impl PeerBin {
             nice,
             shared,
             rtx_maps,
+            estimator,
             handlers,
         })
     }

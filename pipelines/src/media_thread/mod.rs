@@ -172,8 +172,8 @@ impl MediaThread {
                 }
             }
             Cmd::Media(MediaCommand::SeedDownlinkEstimate { peer, bps }) => {
-                if let Some(p) = self.peers.get(&peer) {
-                    crate::downlink::seed(&p.pb.webrtc, bps);
+                if let Some(e) = self.peers.get(&peer).and_then(|p| p.pb.estimator.as_ref()) {
+                    e.seed(bps);
                 }
             }
             Cmd::LayerSwitched { track, pad, layer } => {
