@@ -11,6 +11,8 @@ use std::sync::Arc;
 use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
+use gstlamina::forwarder::{MESSAGE_LAYERS, MESSAGE_LAYER_SWITCHED};
+
 use crate::cmd::Cmd;
 use crate::ids::PeerId;
 use crate::MediaEvent;
@@ -90,9 +92,7 @@ fn handle(
                 return;
             };
             let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-            if s.name() == crate::forwarder::LAYERS_MESSAGE
-                || s.name() == crate::forwarder::LAYER_SWITCHED_MESSAGE
-            {
+            if s.name() == MESSAGE_LAYERS || s.name() == MESSAGE_LAYER_SWITCHED {
                 if let Some(track) = src.strip_prefix(crate::forwarder::ELEMENT_PREFIX) {
                     layer_message(crate::ids::TrackId::from(track), s, cmd, events);
                 }
@@ -130,7 +130,7 @@ fn layer_message(
     cmd: &Sender<Cmd>,
     events: &UnboundedSender<MediaEvent>,
 ) {
-    if s.name() == crate::forwarder::LAYERS_MESSAGE {
+    if s.name() == MESSAGE_LAYERS {
         let layers = s.get::<&str>("layers").unwrap_or_default();
         let layers = layers
             .split(',')

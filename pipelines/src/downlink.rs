@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
+use gstlamina::forwarder::TWCC_PACKETS_EVENT;
+
 use crate::ids::PeerId;
 use crate::MediaEvent;
 
@@ -66,9 +68,6 @@ pub(crate) fn available() -> bool {
         }
     })
 }
-
-/// Name of the event rtpsession sends upstream with each TWCC feedback's packets.
-const TWCC_EVENT: &str = "RTPTWCCPackets";
 
 /// Answers webrtcbin's `request-aux-sender` with `rtx`, whose loss shares go to `events` as
 /// `DownlinkLoss` and whose TWCC events feed the returned estimator (notable estimates go to
@@ -160,7 +159,7 @@ fn feed_twcc(rtx: &gst::Element, feed: gst::Pad) {
         let Some(gst::PadProbeData::Event(event)) = &info.data else {
             return gst::PadProbeReturn::Ok;
         };
-        if !event.has_name(TWCC_EVENT) {
+        if !event.has_name(TWCC_PACKETS_EVENT) {
             return gst::PadProbeReturn::Ok;
         }
         if let Some(gst::PadProbeData::Event(event)) = info.data.take() {
@@ -280,7 +279,7 @@ mod tests {
             gst::TaskState::Stopped,
             "no pacing thread"
         );
-        let at_estimator = count_events(&feed, TWCC_EVENT);
+        let at_estimator = count_events(&feed, TWCC_PACKETS_EVENT);
 
         // `rtx` (an identity here) with a pad upstream of it, as the forwarders' funnel is.
         let rtx = gst::ElementFactory::make("identity").build().unwrap();
@@ -288,7 +287,7 @@ mod tests {
         let upstream = gst::Pad::builder(gst::PadDirection::Src).build();
         upstream.set_active(true).unwrap();
         upstream.link(&rtx.static_pad("sink").unwrap()).unwrap();
-        let twcc_upstream = count_events(&upstream, TWCC_EVENT);
+        let twcc_upstream = count_events(&upstream, TWCC_PACKETS_EVENT);
         let other_upstream = count_events(&upstream, "other");
         rtx.set_state(gst::State::Playing).unwrap();
 
@@ -309,7 +308,7 @@ mod tests {
             }
             gst::event::CustomUpstream::new(s)
         };
-        src.send_event(event(TWCC_EVENT));
+        src.send_event(event(TWCC_PACKETS_EVENT));
         src.send_event(event("other"));
         assert_eq!(at_estimator.load(Ordering::SeqCst), 1);
         assert_eq!(twcc_upstream.load(Ordering::SeqCst), 0, "not passed on");

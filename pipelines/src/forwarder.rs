@@ -22,13 +22,6 @@ pub fn element_name(track: &TrackId) -> String {
     format!("{ELEMENT_PREFIX}{track}")
 }
 
-/// The element message a simulcast forwarder posts when the set of arriving layers changes
-/// (field `layers`: comma-separated RIDs).
-pub(crate) const LAYERS_MESSAGE: &str = "lamina-layers";
-
-/// The element message a forwarder posts when an output switched layer (fields `pad`, `layer`).
-pub(crate) const LAYER_SWITCHED_MESSAGE: &str = "lamina-layer-switched";
-
 /// One track's forwarder element.
 #[derive(Debug, Clone)]
 pub(crate) struct Forwarder {

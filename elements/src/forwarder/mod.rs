@@ -199,7 +199,7 @@ mod twcc;
 mod upstream;
 
 pub use layer_sink::{MESSAGE_LAYERS, MESSAGE_LAYER_SWITCHED};
-pub use twcc::TWCC_URI;
+pub use twcc::{TWCC_PACKETS_EVENT, TWCC_URI};
 
 glib::wrapper! {
     /// The `laminaforwarder` element (GType `GstLaminaForwarder`); see the module docs.

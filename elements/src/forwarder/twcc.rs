@@ -24,6 +24,11 @@
 pub const TWCC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
+/// Structure name of the upstream event rtpsession (GStreamer 1.22, `gst_rtp_session_notify_twcc`)
+/// sends for every transport-wide-cc feedback packet a subscriber sends, listing the packets it
+/// covers (send and arrival times, sizes): what a bandwidth estimator of that subscriber reads.
+pub const TWCC_PACKETS_EVENT: &str = "RTPTWCCPackets";
+
 /// Largest id of the one-byte header form (RFC 8285; 15 is reserved).
 pub const MAX_ONE_BYTE_ID: u8 = 14;
 

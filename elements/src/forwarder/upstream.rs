@@ -17,17 +17,10 @@ use gst::subclass::prelude::*;
 use super::imp::{lock, LaminaForwarder, CAT};
 use super::keyframe::{KeyUnitRequest, FORCE_KEY_UNIT};
 use super::simulcast::RouteLayers;
+use super::twcc::TWCC_PACKETS_EVENT;
 
 /// Structure name of the upstream retransmission request of rtpjitterbuffer/rtpsession.
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
-
-/// Structure name of the upstream event rtpsession sends for every transport-wide-cc feedback
-/// packet a subscriber sends (`gst_rtp_session_notify_twcc`, for a bandwidth estimator in
-/// front of the session). It describes the subscriber's link, so it is no business of the
-/// publisher: passed on, it crossed every forwarder into the publisher's session, where the
-/// SSRC and payload demuxers deep-copied it (about 145 nested structures): half of the
-/// server's instructions in a room of 4 (docs/performance.md §3).
-const TWCC_PACKETS: &str = "RTPTWCCPackets";
 
 /// Events a src pad received from downstream that the forwarder handles itself.
 enum UpstreamEvent {
@@ -71,7 +64,11 @@ impl LaminaForwarder {
                 Some(s) if s.name() == RETRANSMISSION_REQUEST => {
                     UpstreamEvent::Retransmission(s.to_owned())
                 }
-                Some(s) if s.name() == TWCC_PACKETS => UpstreamEvent::SubscriberOnly,
+                // The subscriber's TWCC packets describe its link, no business of the publisher:
+                // passed on, they crossed every forwarder into the publisher's session, where the
+                // SSRC and payload demuxers deep-copied them (about 145 nested structures): half
+                // of the server's instructions in a room of 4 (docs/performance.md §3).
+                Some(s) if s.name() == TWCC_PACKETS_EVENT => UpstreamEvent::SubscriberOnly,
                 _ => UpstreamEvent::Other,
             },
             _ => UpstreamEvent::Other,
