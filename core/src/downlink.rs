@@ -56,10 +56,12 @@ const LOSS_PROBE_HOLD: Duration = Duration::from_millis(1500);
 /// After a probe of a loss-capped subscriber passes, the next starts this soon (the link
 /// took the last step: take the next one).
 const LOSS_PROBE_AFTER_PASS: Duration = Duration::from_millis(500);
-/// Loss reported this soon after a cut is taken as the cut's own (packets sent before the
-/// switch, asked for a round trip later) and does not cut again, unless it is heavy
-/// ([`LOSS_HEAVY`]): then the layers go to the lowest.
-const LOSS_SETTLE: Duration = Duration::from_millis(500);
+/// Loss reported this soon after a cut is taken as the cut's own (the report's window closed
+/// mostly before the switch took effect) and does not cut again, unless it is heavy
+/// ([`LOSS_HEAVY`]): then the layers go to the lowest. Later reports measure the new layers
+/// (`laminartx` does not count requests for packets from before a switch): loss that goes on
+/// cuts again, as GCC's loss controller decreases at most once per 300 ms and a round trip.
+const LOSS_SETTLE: Duration = Duration::from_millis(300);
 
 /// Bandwidth probing of one subscriber's downlink. `rtpgccbwe`'s estimate grows to at most
 /// about 1.5 times what is actually sent, so a subscriber moved down a layer would never be

@@ -57,11 +57,16 @@ fn a_cut_settles_before_the_next_and_holds_until_probes_lift_it() {
         [select("B", "A:v", "m")]
     );
     // Loss reported right after the cut is the cut's own, unless heavy (next test).
-    at(&mut r, t0, 300);
+    at(&mut r, t0, 200);
     assert!(selected(&loss(&mut r, "B", 0.2)).is_empty());
-    // Later loss cuts again; from 25 % on, straight to the lowest layer.
+    // Loss that goes on cuts again: 0.85 × 80 % of m and audio (550 k) = 374 k fits l only.
+    at(&mut r, t0, 350);
+    let fx = loss(&mut r, "B", 0.2);
+    assert_eq!(selected(&fx), [select("B", "A:v", "l")]);
+    assert_eq!(urgent(&fx), [true]);
+    // At the lowest, more loss changes nothing.
     at(&mut r, t0, 600);
-    assert_eq!(selected(&loss(&mut r, "B", 0.3)), [select("B", "A:v", "l")]);
+    assert!(selected(&loss(&mut r, "B", 0.3)).is_empty());
     // The estimate does not lift the cut ...
     at(&mut r, t0, 1_500);
     assert!(selected(&estimate(&mut r, "B", 3_100_000)).is_empty());
