@@ -14,6 +14,8 @@
 # Tests start the server themselves (127.0.0.1:0) and one shared browser.
 # LAMINA_E2E_NO_NETNS=1 skips the namespace (when unshare is not permitted).
 # LAMINA_E2E_SERVER_LOG=1 echoes the server log.
+# LAMINA_E2E_TIMELINE=1 prints simulcast_room's 100 ms timeline and the server's layer decisions
+# (otherwise printed only when the subscriber's freezes miss their goal).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

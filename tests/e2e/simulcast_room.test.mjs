@@ -15,6 +15,9 @@
 //
 // Frame sizes, layers, reasons, estimates and freezes come from the pages' own getStats and
 // media events (window.lamina.videoReceive / bandwidthEstimate).
+// When the freezes miss their goal (or with LAMINA_E2E_TIMELINE=1) the test prints the
+// server's layer decisions (debug log) and a 100 ms timeline of Carol's and Bob's tiles of
+// Alice and of what Alice encodes, to tell the SFU's doing from a stalled browser.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -61,8 +64,11 @@ let server;
 let browser;
 const pages = [];
 
+/** The server's layer decisions, logged at debug (layers.rs, downlink.rs), for the printed timeline. */
+const DECISIONS = /layer rates measured|downlink loss|loss cut|layers cut|layer switched|sharp drop|downlink estimate|bandwidth probe|keyframe/;
+
 before(async () => {
-  server = await startLamina();
+  server = await startLamina({ logFilter: process.env.LAMINA_LOG || "info,lamina_core=debug" });
   browser = await launchBrowser({ fakeDevice: "fps=15" });
 });
 
@@ -72,6 +78,50 @@ after(async () => {
   await browser?.close().catch(() => undefined);
   await server?.stop();
 });
+
+/**
+ * Every 100 ms until stop(): Alice's tile at `subject` and, as a control on an unconstrained
+ * link, at `control` (frames decoded, layer, width, freezes, keyframes decoded, NACKs, PLIs,
+ * packets lost), and what `publisher` (Alice) encodes per layer. A row is kept when the
+ * subject's layer, width or freezes changed, or when no frame came for 200 ms: a machine
+ * stall shows on both tiles, a publisher's on both and in its layers, the SFU's doing on the
+ * subject's tile only.
+ */
+function sampleTimeline(subject, control, publisher, t0) {
+  const rows = [];
+  let running = true;
+  const cell = (x) =>
+    x ? `${x.framesDecoded} ${x.layer} ${x.frameWidth}w ${x.freezeCount}f ${x.totalFreezesDuration?.toFixed(2)}s key ${x.keyFramesDecoded} nack ${x.nackCount} pli ${x.pliCount} lost ${x.packetsLost}` : "-";
+  const loop = (async () => {
+    let prev = null;
+    let lastFrame = { subject: -1, at: Date.now() };
+    while (running) {
+      const [s, c, sent] = await Promise.all([
+        tileOf(subject, "Alice").catch(() => null),
+        tileOf(control, "Alice").catch(() => null),
+        publisher.eval(() => window.lamina.sendEncodings()).catch(() => []),
+      ]);
+      const now = Date.now();
+      const key = s ? `${s.layer} ${s.frameWidth} ${s.freezeCount}` : "-";
+      const stalled = s && s.framesDecoded === lastFrame.subject && now - lastFrame.at >= 200;
+      if (s && s.framesDecoded !== lastFrame.subject) lastFrame = { subject: s.framesDecoded, at: now };
+      if (key !== prev || stalled) {
+        const layers = sent.find((e) => e.type === "camera")?.outbound ?? [];
+        const sends = layers.map((o) => `${o.rid} ${o.framesEncoded} ${o.frameWidth}w ${o.bytesSent}B key ${o.keyFramesEncoded} pli ${o.pliCount}`).join(", ");
+        rows.push({ s: ((now - t0) / 1000).toFixed(2), [subject.name]: cell(s), [control.name]: cell(c), [`${publisher.name} sends`]: sends });
+      }
+      prev = key;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return rows;
+    },
+  };
+}
 
 /** The receive state of `p`'s tile of `name`'s camera (videoReceive hook), or undefined. */
 async function tileOf(p, name) {
@@ -146,6 +196,8 @@ test("three simulcast publishers: layer per subscriber, switched down on a const
 }
 `);
   const constrainedAt = Date.now();
+  const decisions = server.collect(DECISIONS);
+  const timeline = sampleTimeline(carol, bob, alice, constrainedAt);
   const estimates = [];
   const down = await waitFor("Carol switched down for low bandwidth", async () => {
     const e = await carol.eval(() => window.lamina.bandwidthEstimate());
@@ -160,8 +212,14 @@ test("three simulcast publishers: layer per subscriber, switched down on a const
     return c && c.framesDecoded > down.framesDecoded + 15 ? c : null;
   }, { timeout: 10000, interval: 250 });
   const settled = await tileOf(carol, "Alice");
+  const rows = await timeline.stop();
+  decisions.stop();
   const freezeS = settled.totalFreezesDuration - before.totalFreezesDuration;
   log(`constrained to ${RATE_KBYTES} kB/s at ${new Date(constrainedAt).toISOString()}: switched to ${down.layer} after ${switchMs} ms; estimates ${JSON.stringify(estimates)} (before: ${JSON.stringify(estimateBefore)}); freezes ${freezeS.toFixed(2)} s (${settled.freezeCount - before.freezeCount}; goal ≤ ${FREEZE_GOAL_S} s${freezeS > FREEZE_GOAL_S ? ", MISSED" : ""})`);
+  if (freezeS > FREEZE_GOAL_S || process.env.LAMINA_E2E_TIMELINE) {
+    for (const d of decisions.lines) log(`server +${((d.at - constrainedAt) / 1000).toFixed(2)} s: ${d.line}`);
+    for (const r of rows) log(`page ${JSON.stringify(r)}`);
+  }
   const bobStill = await tileOf(bob, "Alice");
   assert.equal(bobStill.layer, "l", "Bob keeps his choice");
   assert.ok(settled.framesDecoded > down.framesDecoded, "Carol decodes the lower layer");

@@ -61,6 +61,11 @@ export interface InboundStats {
   /** Video freezes (inbound-rtp `freezeCount`, `totalFreezesDuration` in seconds). */
   freezeCount: number;
   totalFreezesDuration: number;
+  /** Repair (inbound-rtp): keyframes decoded, NACKs and PLIs sent, packets lost. */
+  keyFramesDecoded: number;
+  nackCount: number;
+  pliCount: number;
+  packetsLost: number;
   packetsReceived: number;
   bytesReceived: number;
   totalSamplesReceived: number;
@@ -86,6 +91,10 @@ function emptyStats(): InboundStats {
     frameHeight: 0,
     freezeCount: 0,
     totalFreezesDuration: 0,
+    keyFramesDecoded: 0,
+    nackCount: 0,
+    pliCount: 0,
+    packetsLost: 0,
     packetsReceived: 0,
     bytesReceived: 0,
     totalSamplesReceived: 0,
@@ -113,6 +122,10 @@ async function inboundByTrack(): Promise<Map<string, InboundStats>> {
       acc.frameHeight = Math.max(acc.frameHeight, n("frameHeight"));
       acc.freezeCount += n("freezeCount");
       acc.totalFreezesDuration += n("totalFreezesDuration");
+      acc.keyFramesDecoded += n("keyFramesDecoded");
+      acc.nackCount += n("nackCount");
+      acc.pliCount += n("pliCount");
+      acc.packetsLost += n("packetsLost");
       acc.packetsReceived += n("packetsReceived");
       acc.bytesReceived += n("bytesReceived");
       acc.totalSamplesReceived += n("totalSamplesReceived");
@@ -198,6 +211,11 @@ export interface VideoReceive {
   framesDecoded: number;
   freezeCount: number;
   totalFreezesDuration: number;
+  /** Repair: keyframes decoded, NACKs and PLIs sent, packets lost (inbound-rtp). */
+  keyFramesDecoded: number;
+  nackCount: number;
+  pliCount: number;
+  packetsLost: number;
   /** The badge as shown ("1280×720 · h"), null when not shown. */
   badge: string | null;
   badgeTitle: string | null;
@@ -222,7 +240,18 @@ export interface SendEncodings {
   offerSimulcast: string | null;
   answerSimulcast: string | null;
   /** outbound-rtp per encoding. */
-  outbound: { rid: string | null; frameWidth: number; frameHeight: number; framesEncoded: number; bytesSent: number; active: boolean | null; qualityLimitationReason: string | null }[];
+  outbound: {
+    rid: string | null;
+    frameWidth: number;
+    frameHeight: number;
+    framesEncoded: number;
+    keyFramesEncoded: number;
+    /** PLIs received for this encoding. */
+    pliCount: number;
+    bytesSent: number;
+    active: boolean | null;
+    qualityLimitationReason: string | null;
+  }[];
 }
 
 async function sendEncodings(room: Room): Promise<SendEncodings[]> {
@@ -249,6 +278,8 @@ async function sendEncodings(room: Room): Promise<SendEncodings[]> {
             frameWidth: n("frameWidth"),
             frameHeight: n("frameHeight"),
             framesEncoded: n("framesEncoded"),
+            keyFramesEncoded: n("keyFramesEncoded"),
+            pliCount: n("pliCount"),
             bytesSent: n("bytesSent"),
             active: typeof st.active === "boolean" ? st.active : null,
             qualityLimitationReason: typeof st.qualityLimitationReason === "string" ? st.qualityLimitationReason : null,
@@ -387,6 +418,10 @@ export function installTestHooks(getRoom: () => Room | null): void {
             framesDecoded: s.framesDecoded,
             freezeCount: s.freezeCount,
             totalFreezesDuration: s.totalFreezesDuration,
+            keyFramesDecoded: s.keyFramesDecoded,
+            nackCount: s.nackCount,
+            pliCount: s.pliCount,
+            packetsLost: s.packetsLost,
             badge: badge?.text ?? null,
             badgeTitle: badge?.title ?? null,
           };

@@ -138,7 +138,7 @@ export async function roomOwner(node, room) {
  */
 export function startPublisher({ url, room, name = "Publisher", video = "videotestsrc is-live=true ! video/x-raw,width=320,height=240 ! vp8enc deadline=1 ! rtpvp8pay" }) {
   const p = spawnLogged(LAMINA_BIN, ["publish", "--url", url, "--room", room, "--name", name, "--video", video], {
-    env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG || "info" },
+    env: { ...process.env, NO_COLOR: "1", LAMINA_LOG: process.env.LAMINA_LOG || "info" },
   });
   return {
     child: p.child,

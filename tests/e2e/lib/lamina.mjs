@@ -18,14 +18,15 @@ const ANSI = /\x1b\[[0-9;]*m/g;
 /**
  * listen: the HTTP address (default 127.0.0.1:0, a free port); restartLamina reuses the old one.
  * turnListen: the embedded TURN server's UDP address (default 127.0.0.1:0).
+ * logFilter: the server's LAMINA_LOG (default: the environment's, else "info").
  */
-export async function startLamina({ timeout = 20000, extraArgs = [], listen = "127.0.0.1:0", turnListen = "127.0.0.1:0" } = {}) {
+export async function startLamina({ timeout = 20000, extraArgs = [], listen = "127.0.0.1:0", turnListen = "127.0.0.1:0", logFilter } = {}) {
   if (!existsSync(LAMINA_BIN)) throw new Error(`server binary not found: ${LAMINA_BIN} (set LAMINA_BIN)`);
   if (!existsSync(resolve(WEB_DIST, "room.html"))) throw new Error(`web client not built: ${WEB_DIST}`);
   const args = ["--listen", listen, "--turn-listen", turnListen, "--web-dir", WEB_DIST, ...extraArgs];
   const child = spawn(LAMINA_BIN, args, {
     cwd: REPO_DIR,
-    env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG || "info" },
+    env: { ...process.env, NO_COLOR: "1", LAMINA_LOG: logFilter || process.env.LAMINA_LOG || "info" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines = [];
@@ -79,7 +80,7 @@ export async function startLamina({ timeout = 20000, extraArgs = [], listen = "1
     /** Last lines of the server log (for failure messages). */
     tail: (n = 40) => lines.slice(-n).join("\n"),
     /** What it was started with (restartLamina starts the next one alike). */
-    options: { timeout, extraArgs, turnListen },
+    options: { timeout, extraArgs, turnListen, logFilter },
     /** Resolves with the first log line (past or future) matching `re`; rejects after `ms`. */
     waitLog(re, ms = timeout) {
       const seen = lines.find((l) => re.test(l));
@@ -94,6 +95,13 @@ export async function startLamina({ timeout = 20000, extraArgs = [], listen = "1
         const t = setTimeout(() => done(rej, new Error(`no log line matching ${re} within ${ms} ms`)), ms);
         watchers.add(w);
       });
+    },
+    /** Collects the log lines matching `re` from now on, with their arrival time, until stop(). */
+    collect(re) {
+      const got = [];
+      const w = (line) => re.test(line) && got.push({ at: Date.now(), line });
+      watchers.add(w);
+      return { lines: got, stop: () => watchers.delete(w) };
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
