@@ -127,7 +127,10 @@
 //!   active pad that does not forward that layer yet asks for a keyframe on the layer's sink pad
 //!   (force-key-unit, throttled per sink pad by `keyframe-min-interval`); while the switch is
 //!   pending, a throttled request is retried on a later packet of the layer once the interval
-//!   has passed, and a sent one again after `max(keyframe-min-interval, 1 s)` without a keyframe.
+//!   has passed, and a sent one again after `max(keyframe-min-interval, 500 ms)` without a
+//!   keyframe. A request for a layer a pad waits for is held back until 320 ms after the last
+//!   request on any layer (Chrome drops requests within 300 ms of the last one it took, and
+//!   answers one with keyframes on every layer), then goes out with a packet of the layer.
 //!   A gated pad (`active=false`) does not switch; activating it asks for a keyframe of its
 //!   wanted layer. Set `ssrc` on such pads: each layer has its own SSRC.
 //! - `drop-while-switching` (bool, default false): while a switch waits for the wanted layer's

@@ -35,6 +35,13 @@ const ACTIVITY_CHECK: Duration = Duration::from_millis(100);
 /// lost: in a room test, a subscriber cut to `m` and 0.2 s later to `l` waited 1.1 s for its
 /// `l` keyframe with a 1 s retry.
 pub(super) const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
+/// A request for a layer a src pad waits for is held back until this long after the last
+/// request on any layer of the track: Chrome drops keyframe requests that come within 300 ms of
+/// the last one it took (one timestamp for all its layers), so the request would be lost and the
+/// switch would wait for [`KEYFRAME_RETRY`]. Held back, it goes out with the first packet of the
+/// layer after the gap (a room test: a cut to `m` followed 0.2 s later by one to `l` switched
+/// 0.62 s after the second cut).
+pub(super) const PUBLISHER_KEYFRAME_GAP: Duration = Duration::from_millis(320);
 
 /// Element settings the layer sinks' streaming threads need (set through element properties).
 #[derive(Debug, Clone)]
@@ -81,6 +88,8 @@ pub(super) struct Simulcast {
     pub segment: Option<(gst::FormattedSegment<gst::ClockTime>, gst::Event)>,
     /// EOS was forwarded (every layer sink got one).
     pub eos_sent: bool,
+    /// When the last keyframe request went out on any layer sink.
+    last_layer_request: Option<Instant>,
 }
 
 impl Simulcast {
@@ -112,6 +121,7 @@ impl Simulcast {
         self.caps = None;
         self.segment = None;
         self.eos_sent = false;
+        self.last_layer_request = None;
         let claimed: Vec<Arc<str>> = self.sinks.iter().filter_map(|s| s.rid.clone()).collect();
         for rid in claimed {
             ensure_layer(&mut self.layers, &rid);
@@ -255,20 +265,32 @@ impl Simulcast {
             .map(|s| s.pad.clone())
     }
 
-    /// Asks for a keyframe of layer `rid` on its sink pad, through that pad's throttle.
+    /// Asks for a keyframe of layer `rid` on its sink pad, through that pad's throttle; a
+    /// request for a layer a src pad waits for is owed instead within
+    /// [`PUBLISHER_KEYFRAME_GAP`] of the last request.
     pub fn request_keyframe(&mut self, rid: &str, now: Instant) -> LayerKeyframe {
         let interval = self.config.keyframe_min_interval;
         let Some(i) = self.owner_sink_index(rid) else {
             return LayerKeyframe::NoSink;
         };
+        let held = self.within_publisher_gap(now)
+            && layer_index(&self.layers, rid).is_some_and(|li| self.layers[li].pending > 0);
         let sink = &mut self.sinks[i];
-        if sink.throttle.allow(now, interval) {
+        if !held && sink.throttle.allow(now, interval) {
             sink.keyframe_owed = false;
+            self.last_layer_request = Some(now);
             LayerKeyframe::Send(sink.pad.clone())
         } else {
             sink.keyframe_owed = true;
             LayerKeyframe::Throttled
         }
+    }
+
+    /// Whether a keyframe request went out on some layer less than
+    /// [`PUBLISHER_KEYFRAME_GAP`] ago.
+    fn within_publisher_gap(&self, now: Instant) -> bool {
+        self.last_layer_request
+            .is_some_and(|at| now.saturating_duration_since(at) < PUBLISHER_KEYFRAME_GAP)
     }
 
     // ---- src pads ----
@@ -557,9 +579,13 @@ impl Simulcast {
             }
             if self.layers.get(li).is_some_and(|l| l.pending > 0) {
                 let interval = self.config.keyframe_min_interval;
+                let held = self.within_publisher_gap(now);
                 let sink = &mut self.sinks[si];
-                if sink.keyframe_due(now, interval) {
+                if held {
+                    sink.keyframe_owed = true;
+                } else if sink.keyframe_due(now, interval) {
                     routed.keyframe_request = Some(sink.pad.clone());
+                    self.last_layer_request = Some(now);
                 }
             }
         }
