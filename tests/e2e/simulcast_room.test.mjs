@@ -8,8 +8,9 @@
 //    TURN relay address (the server's socket for her allocation: only her downlink) to
 //    RATE_KBYTES kB/s. The server sees her loss (her NACKs) and, later, its estimate of her
 //    downlink falls; it switches her down with `encodingSwitched` reason `low_bandwidth` within
-//    10 s, and she decodes the lower layer. Figures: time to the switch, the estimates her
-//    page got, her freezes (goal: at most 1 s).
+//    10 s, and she decodes the lower layer with at most 1 s of freezes more than Bob
+//    (unconstrained) saw of Alice meanwhile. Figures: time to the switch, the estimates her
+//    page got, her freezes and Bob's.
 // 3. The constraint is lifted: within 20 s she is back on h, or on the highest layer Alice
 //    still sends (probes lift the cut).
 //
@@ -37,7 +38,11 @@ const TABLE = "lamina_e2e_shape";
  * can keep a link that cannot carry the lowest layers free of freezes.
  */
 const RATE_KBYTES = 70;
-/** The goal for Carol's freezes (Chromium's totalFreezesDuration) on Alice's tile, s. */
+/**
+ * Most freezes (Chromium's totalFreezesDuration) Carol may see on Alice's tile from the
+ * constraint until she decodes the lower layer, beyond those Bob (unconstrained) saw of Alice
+ * meanwhile, s.
+ */
 const FREEZE_GOAL_S = 1;
 /** Carol must have decoded Alice's h this long without a new freeze before the constraint. */
 const STEADY_MS = 3000;
@@ -51,14 +56,17 @@ const H_LAYER_MS = 45000;
 // a few hundred ms through first): the server sees her NACKs for most packets and cuts her
 // layers to the lowest at once, dropping the old layer while the new one's keyframe comes (loss
 // cut, layers.rs); a first cut that was too shallow is followed by heavy loss, which goes to the
-// lowest layers without waiting.
+// lowest layers without waiting, and loss that goes on 0.3 s after a cut cuts again.
 // Her climb back to h within 20 s is asserted (3.1–4.8 s in five runs here once passed probes
 // seed the estimate and follow each other quickly; before, 0.6–18.3 s, twice over 20 s when
 // the estimator's loss controller collapsed the estimate after the lift). Her freezes on
 // Alice's tile, from the constraint until she has decoded 15 frames of the lower layer, are
-// printed against the 1 s goal, not asserted: 0–0.75 s in 10 runs of this file alone on the
-// 2-core machine (three 720p simulcast publishers in one Chromium and the debug server), but
-// 2.18 s once inside the full suite.
+// asserted net of Bob's: all three pages share one Chromium on two cores, and a stall of the
+// machine, of the browser or of Alice's encoder stops Bob's tile of Alice too; that is not the
+// constraint's doing. Release server, 2-core machine, 24 runs alone since the last fixes:
+// Carol 0–0.71 s (median 0.25 s), Bob 0 in 22 of them; in the full suite 0.24 s. Bob's tile of
+// Alice's l (unconstrained) froze 2.3–3.6 s in 4 of ~40 runs, sometimes before the constraint;
+// once, before the last fixes, Carol froze 4.39 s against Bob's 2.39 s over the same window.
 
 let server;
 let browser;
@@ -187,6 +195,7 @@ test("three simulcast publishers: layer per subscriber, switched down on a const
     return Date.now() - steadySince >= STEADY_MS;
   }, { timeout: 30000, interval: 250 });
   const before = await tileOf(carol, "Alice");
+  const controlBefore = await tileOf(bob, "Alice");
   const estimateBefore = await carol.eval(() => window.lamina.bandwidthEstimate());
   await nft(["-f", "-"], `table inet ${TABLE} {
   chain input {
@@ -212,16 +221,21 @@ test("three simulcast publishers: layer per subscriber, switched down on a const
     return c && c.framesDecoded > down.framesDecoded + 15 ? c : null;
   }, { timeout: 10000, interval: 250 });
   const settled = await tileOf(carol, "Alice");
+  const controlAfter = await tileOf(bob, "Alice");
   const rows = await timeline.stop();
-  decisions.stop();
+  const constrainedDecisions = decisions.lines.length;
   const freezeS = settled.totalFreezesDuration - before.totalFreezesDuration;
-  log(`constrained to ${RATE_KBYTES} kB/s at ${new Date(constrainedAt).toISOString()}: switched to ${down.layer} after ${switchMs} ms; estimates ${JSON.stringify(estimates)} (before: ${JSON.stringify(estimateBefore)}); freezes ${freezeS.toFixed(2)} s (${settled.freezeCount - before.freezeCount}; goal ≤ ${FREEZE_GOAL_S} s${freezeS > FREEZE_GOAL_S ? ", MISSED" : ""})`);
-  if (freezeS > FREEZE_GOAL_S || process.env.LAMINA_E2E_TIMELINE) {
-    for (const d of decisions.lines) log(`server +${((d.at - constrainedAt) / 1000).toFixed(2)} s: ${d.line}`);
+  // What Bob, unconstrained, saw of Alice over the same window: a stall of the machine, of the
+  // browser or of Alice's encoder, not the constraint's doing.
+  const controlS = controlAfter.totalFreezesDuration - controlBefore.totalFreezesDuration;
+  const excessS = freezeS - controlS;
+  log(`constrained to ${RATE_KBYTES} kB/s at ${new Date(constrainedAt).toISOString()}: switched to ${down.layer} after ${switchMs} ms; estimates ${JSON.stringify(estimates)} (before: ${JSON.stringify(estimateBefore)}); freezes ${freezeS.toFixed(2)} s (${settled.freezeCount - before.freezeCount}), Bob's of Alice meanwhile ${controlS.toFixed(2)} s: ${excessS.toFixed(2)} s the constraint's (at most ${FREEZE_GOAL_S} s${excessS > FREEZE_GOAL_S ? ", MISSED" : ""})`);
+  if (excessS > FREEZE_GOAL_S || process.env.LAMINA_E2E_TIMELINE) {
+    for (const d of decisions.lines.slice(0, constrainedDecisions)) log(`server +${((d.at - constrainedAt) / 1000).toFixed(2)} s: ${d.line}`);
     for (const r of rows) log(`page ${JSON.stringify(r)}`);
   }
-  const bobStill = await tileOf(bob, "Alice");
-  assert.equal(bobStill.layer, "l", "Bob keeps his choice");
+  assert.ok(excessS <= FREEZE_GOAL_S, `Carol's freezes while switched down: ${freezeS.toFixed(2)} s, ${excessS.toFixed(2)} s more than Bob's (at most ${FREEZE_GOAL_S} s)`);
+  assert.equal(controlAfter.layer, "l", "Bob keeps his choice");
   assert.ok(settled.framesDecoded > down.framesDecoded, "Carol decodes the lower layer");
 
   // 3. Lifted: back to h within CLIMB_BACK_MS.
@@ -234,6 +248,10 @@ test("three simulcast publishers: layer per subscriber, switched down on a const
     return c?.layer === "h" || c?.layerReason === "encoding_inactive" ? c : null;
   }, { timeout: CLIMB_BACK_MS, interval: 250 }).catch(() => null);
   const estimate = JSON.stringify(await carol.eval(() => window.lamina.bandwidthEstimate()));
+  decisions.stop();
   log(up ? `lifted: back on ${up.badge} (${up.layerReason}) after ${Date.now() - liftedAt} ms; estimate ${estimate}` : `lifted: not back up within ${CLIMB_BACK_MS} ms; estimate ${estimate}`);
+  if (!up || process.env.LAMINA_E2E_TIMELINE) {
+    for (const d of decisions.lines.filter((d) => d.at >= liftedAt)) log(`server lifted +${((d.at - liftedAt) / 1000).toFixed(2)} s: ${d.line}`);
+  }
   assert.ok(up, `Carol back up within ${CLIMB_BACK_MS} ms of the lift (estimate ${estimate})`);
 });
