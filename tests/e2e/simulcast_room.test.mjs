@@ -64,9 +64,10 @@ const H_LAYER_MS = 45000;
 // asserted net of Bob's: all three pages share one Chromium on two cores, and a stall of the
 // machine, of the browser or of Alice's encoder stops Bob's tile of Alice too; that is not the
 // constraint's doing. Release server, 2-core machine, 42 runs alone since the last fixes:
-// Carol 0–0.74 s (median 0.25 s) but once 2.26 s while Bob froze 3.57 s; Bob 0 in 38 of them;
-// in the full suite 0.24 and 0.47 s. Once, before the last fixes, Carol froze 4.39 s against
-// Bob's 2.39 s. The climb back missed 20 s once in the 42 runs (estimate 1.04 Mbit/s).
+// Carol 0–0.74 s (median 0.25 s) but once 2.26 s while Bob froze 3.57 s; Bob 0 in 23 of the 26
+// runs that measured him; in the full suite 0.24 and 0.47 s. Once, before the last fixes, Carol
+// froze 4.39 s against Bob's 2.39 s. The climb back missed 20 s once in the 42 runs (estimate
+// 1.04 Mbit/s).
 
 let server;
 let browser;
