@@ -55,12 +55,19 @@ fn switch_happens_exactly_at_the_first_keyframe_of_the_wanted_layer() {
     let switched = named(&messages(&bus), "lamina-layer-switched").len();
     assert_eq!(switched, 1, "the start on l is a switch too");
 
-    // Wanting h asks h's sink pad for a keyframe, and only it (once 320 ms have passed since
-    // the request for l: Chrome drops requests that come sooner; a later test holds one back).
-    thread::sleep(Duration::from_millis(330));
+    // Wanting h asks h's sink pad for a keyframe, and only it: with a packet of h once 320 ms
+    // have passed since the request for l (Chrome drops requests that come sooner).
     pad(&el, "src_0").set_property("layer", "h");
     assert_eq!(pad(&el, "src_0").property::<String>("layer"), "h");
-    assert_eq!(h.key_unit_requests(), 1, "force-key-unit upstream on h");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut asked = 0;
+    while asked == 0 {
+        assert!(Instant::now() < deadline, "no force-key-unit upstream on h");
+        h.send(3, false);
+        asked = h.key_unit_requests();
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(asked, 1, "one force-key-unit upstream on h");
     assert_eq!(l.key_unit_requests(), 0);
 
     // Delta frames of h: the pad stays on l.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::super::codec::Codec;
 use super::super::keyframe::Throttle;
-use super::KEYFRAME_RETRY;
+use super::keyframes::KEYFRAME_RETRY;
 
 /// One `sink_%u` pad: one SSRC of the publisher, carrying one layer once its RID is known.
 #[derive(Debug)]

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod keyframes;
 mod layers;
 mod routed;
 
@@ -28,20 +29,6 @@ pub(super) use routed::{LayerKeyframe, RouteLayers, Routed, Verdict};
 pub(super) const DEFAULT_LAYER_TIMEOUT_MS: u32 = 1000;
 /// How often, at most, the activity of the layers is checked (on packet arrival).
 const ACTIVITY_CHECK: Duration = Duration::from_millis(100);
-/// While a switch is pending and the last keyframe request went out (not throttled), a new
-/// request is sent after `max(keyframe-min-interval, KEYFRAME_RETRY)` without a keyframe.
-/// Chrome ignores a keyframe request that comes within 300 ms of the last one (and answers one
-/// with keyframes on every layer), so a request for a second layer soon after a first one is
-/// lost: in a room test, a subscriber cut to `m` and 0.2 s later to `l` waited 1.1 s for its
-/// `l` keyframe with a 1 s retry.
-pub(super) const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
-/// A request for a layer a src pad waits for is held back until this long after the last
-/// request on any layer of the track: Chrome drops keyframe requests that come within 300 ms of
-/// the last one it took (one timestamp for all its layers), so the request would be lost and the
-/// switch would wait for [`KEYFRAME_RETRY`]. Held back, it goes out with the first packet of the
-/// layer after the gap (a room test: a cut to `m` followed 0.2 s later by one to `l` switched
-/// 0.62 s after the second cut).
-pub(super) const PUBLISHER_KEYFRAME_GAP: Duration = Duration::from_millis(320);
 
 /// Element settings the layer sinks' streaming threads need (set through element properties).
 #[derive(Debug, Clone)]
@@ -88,7 +75,7 @@ pub(super) struct Simulcast {
     pub segment: Option<(gst::FormattedSegment<gst::ClockTime>, gst::Event)>,
     /// EOS was forwarded (every layer sink got one).
     pub eos_sent: bool,
-    /// When the last keyframe request went out on any layer sink.
+    /// When the last keyframe request went out on any layer sink (`keyframes.rs`).
     last_layer_request: Option<Instant>,
 }
 
@@ -263,34 +250,6 @@ impl Simulcast {
             .find(|s| is_owner(s))
             .or_else(|| matching().next())
             .map(|s| s.pad.clone())
-    }
-
-    /// Asks for a keyframe of layer `rid` on its sink pad, through that pad's throttle; a
-    /// request for a layer a src pad waits for is owed instead within
-    /// [`PUBLISHER_KEYFRAME_GAP`] of the last request.
-    pub fn request_keyframe(&mut self, rid: &str, now: Instant) -> LayerKeyframe {
-        let interval = self.config.keyframe_min_interval;
-        let Some(i) = self.owner_sink_index(rid) else {
-            return LayerKeyframe::NoSink;
-        };
-        let held = self.within_publisher_gap(now)
-            && layer_index(&self.layers, rid).is_some_and(|li| self.layers[li].pending > 0);
-        let sink = &mut self.sinks[i];
-        if !held && sink.throttle.allow(now, interval) {
-            sink.keyframe_owed = false;
-            self.last_layer_request = Some(now);
-            LayerKeyframe::Send(sink.pad.clone())
-        } else {
-            sink.keyframe_owed = true;
-            LayerKeyframe::Throttled
-        }
-    }
-
-    /// Whether a keyframe request went out on some layer less than
-    /// [`PUBLISHER_KEYFRAME_GAP`] ago.
-    fn within_publisher_gap(&self, now: Instant) -> bool {
-        self.last_layer_request
-            .is_some_and(|at| now.saturating_duration_since(at) < PUBLISHER_KEYFRAME_GAP)
     }
 
     // ---- src pads ----
@@ -578,15 +537,7 @@ impl Simulcast {
                 li = layer_index(&self.layers, &rid).unwrap_or(li);
             }
             if self.layers.get(li).is_some_and(|l| l.pending > 0) {
-                let interval = self.config.keyframe_min_interval;
-                let held = self.within_publisher_gap(now);
-                let sink = &mut self.sinks[si];
-                if held {
-                    sink.keyframe_owed = true;
-                } else if sink.keyframe_due(now, interval) {
-                    routed.keyframe_request = Some(sink.pad.clone());
-                    self.last_layer_request = Some(now);
-                }
+                routed.keyframe_request = self.keyframe_for_pending(si, now);
             }
         }
 
