@@ -29,7 +29,9 @@ import {
 import * as chat from "./chat";
 import { ChatMessage, ChatResult } from "./chat";
 import { LocalMedia, getLocalMedia } from "./local_media";
-import { LayerInfo, QualityChoice, QualityMonitor, QualityTarget, QualityView, choiceLayer } from "./quality";
+import { LayerInfo, QualityChoice, choiceLayer } from "./quality";
+import { QualityMonitor, QualityTarget } from "./quality_monitor";
+import { QualityView } from "./quality_widget";
 import * as reconnect from "./reconnect";
 import { checkSimulcastAnswer } from "./simulcast";
 import * as remote from "./room_remote";
