@@ -173,6 +173,10 @@ pub struct PeerStats {
     pub rtcp_rx: u64,
     /// Keyframe requests received from the server.
     pub keyframe_requests: u64,
+    /// When the latest of them arrived (at most [`MAX_KEYFRAME_REQUEST_TIMES`], oldest first).
+    pub keyframe_requested_at: Vec<Instant>,
+    /// When the latest keyframes sent in answer to them left (as many, oldest first).
+    pub keyframe_sent_at: Vec<Instant>,
     /// NACK messages sent (str0m's count, updated with its stats events when loss is on).
     pub nacks_sent: u64,
     /// When ICE + DTLS came up.
@@ -185,7 +189,40 @@ pub struct PeerStats {
     pub error: Option<String>,
 }
 
+/// Keyframe request arrival times kept per peer.
+pub const MAX_KEYFRAME_REQUEST_TIMES: usize = 64;
+
 impl PeerStats {
+    /// Counts a keyframe request that arrived at `at`.
+    pub fn keyframe_requested(&mut self, at: Instant) {
+        self.keyframe_requests += 1;
+        if self.keyframe_requested_at.len() == MAX_KEYFRAME_REQUEST_TIMES {
+            self.keyframe_requested_at.remove(0);
+        }
+        self.keyframe_requested_at.push(at);
+    }
+
+    /// Notes a keyframe sent at `at` in answer to a request.
+    pub fn keyframe_sent(&mut self, at: Instant) {
+        if self.keyframe_sent_at.len() == MAX_KEYFRAME_REQUEST_TIMES {
+            self.keyframe_sent_at.remove(0);
+        }
+        self.keyframe_sent_at.push(at);
+    }
+
+    /// The first keyframe request that arrived at or after `since`.
+    pub fn first_keyframe_request_since(&self, since: Instant) -> Option<Instant> {
+        self.keyframe_requested_at
+            .iter()
+            .copied()
+            .find(|&t| t >= since)
+    }
+
+    /// The first keyframe sent in answer to a request at or after `since`.
+    pub fn first_keyframe_sent_since(&self, since: Instant) -> Option<Instant> {
+        self.keyframe_sent_at.iter().copied().find(|&t| t >= since)
+    }
+
     /// Adds a delay sample (bounded).
     pub fn add_delay(&mut self, d: Duration) {
         if self.delays_us.len() < MAX_DELAY_SAMPLES {
@@ -270,6 +307,22 @@ pub fn quantile<T: Copy + PartialOrd + Into<f64>>(v: &mut [T], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyframe_request_times_are_bounded_and_found_from_an_instant() {
+        let mut s = PeerStats::default();
+        let t0 = Instant::now();
+        let ms = |i: u64| t0 + Duration::from_millis(i);
+        let n = MAX_KEYFRAME_REQUEST_TIMES as u64 + 5;
+        for i in 0..n {
+            s.keyframe_requested(ms(i));
+        }
+        assert_eq!(s.keyframe_requests, n);
+        assert_eq!(s.keyframe_requested_at.len(), MAX_KEYFRAME_REQUEST_TIMES);
+        assert_eq!(s.first_keyframe_request_since(t0), Some(ms(5)));
+        assert_eq!(s.first_keyframe_request_since(ms(10)), Some(ms(10)));
+        assert_eq!(s.first_keyframe_request_since(ms(n)), None);
+    }
 
     #[test]
     fn keyframe_assembly_and_loss() {

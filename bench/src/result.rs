@@ -70,6 +70,19 @@ pub struct RunResult {
     pub first_frame_p50_ms: f64,
     /// p95.
     pub first_frame_p95_ms: f64,
+    /// Late joiner, where the time goes (medians over the late joiners): join → its receiving
+    /// connection up (ICE + DTLS, seen by the joiner), ms.
+    pub first_frame_connect_p50_ms: f64,
+    /// Receiving connection up → the publishers' first keyframe request after the join (one
+    /// sample per publisher and late joiner; negative when the server asked before the joiner
+    /// saw its connection up), ms. The rest of the first frame (request → complete keyframe at
+    /// the joiner) is what is left of `first_frame_p50_ms`.
+    pub first_frame_request_p50_ms: f64,
+    /// Receiving connection up → the publishers' keyframe sent in answer to that request (their
+    /// next frame tick), ms.
+    pub first_frame_key_sent_p50_ms: f64,
+    /// Receiving connection up → the joiner's first video packet of each stream, ms.
+    pub first_frame_packet_p50_ms: f64,
     /// Late-joiner streams measured / that never showed a frame within 10 s.
     pub first_frame_samples: usize,
     /// Late-joiner streams without a frame.
@@ -177,7 +190,7 @@ impl RunResult {
     pub fn one_line(&self) -> String {
         let r = self;
         let mut line = format!(
-            "streams {}/{} pkt/s {:.0} delivered {:.1}% CPU {:.1}% pkt/CPU-s {:.0} RSS {:.1} MiB loss {:.2}% delay p50/p99 {:.2}/{:.2} ms first frame p50 {:.0} ms RTCP/participant/s {:.1} wake-ups/s {:.0} (RTCP threads {:.0}, {} threads, {:.2}% CPU){}",
+            "streams {}/{} pkt/s {:.0} delivered {:.1}% CPU {:.1}% pkt/CPU-s {:.0} RSS {:.1} MiB loss {:.2}% delay p50/p99 {:.2}/{:.2} ms first frame p50 {:.0} ms (connected {:.0}, then keyframe request {:+.0}, keyframe sent {:+.0}, first video packet {:+.0}) RTCP/participant/s {:.1} wake-ups/s {:.0} (RTCP threads {:.0}, {} threads, {:.2}% CPU){}",
             r.streams_flowing,
             r.streams_expected,
             r.pkts_per_s,
@@ -189,6 +202,10 @@ impl RunResult {
             r.delay_p50_ms,
             r.delay_p99_ms,
             r.first_frame_p50_ms,
+            r.first_frame_connect_p50_ms,
+            r.first_frame_request_p50_ms,
+            r.first_frame_key_sent_p50_ms,
+            r.first_frame_packet_p50_ms,
             r.rtcp_per_participant_s,
             r.server_wakeups_per_s,
             r.rtcp_thread_wakeups_per_s,

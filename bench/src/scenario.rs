@@ -418,6 +418,8 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
 
     // Late joiners, one at a time, into room 0.
     let mut first = Vec::new();
+    let (mut connects, mut requests, mut sent, mut packets) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for k in 0..sc.late_joins {
         let name = format!("late{k}");
         let p = match join(&server, env, 0, &name, None, &shared, sc.relay, None).await {
@@ -444,6 +446,42 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let began = p.join_started();
+        // Where the time went: the joiner's receiving connection up, then each publisher's
+        // first keyframe request since the join.
+        let connected = st
+            .iter()
+            .filter_map(|s| {
+                let s = lock(s);
+                s.connected.filter(|_| !s.rx.is_empty())
+            })
+            .max();
+        if let Some(c) = connected {
+            connects.push((c - began).as_secs_f64() * 1000.0);
+            for (tx, _) in senders
+                .iter()
+                .zip(&roster)
+                .filter(|(_, (room, _))| *room == 0)
+            {
+                let Some(tx) = tx.as_ref().map(|t| lock(t)) else {
+                    continue;
+                };
+                if let Some(at) = tx.first_keyframe_request_since(began) {
+                    requests.push(signed_ms(at, c));
+                    if let Some(k) = tx.first_keyframe_sent_since(at) {
+                        sent.push(signed_ms(k, c));
+                    }
+                }
+            }
+            for s in &st {
+                let s = lock(s);
+                packets.extend(
+                    s.rx.values()
+                        .filter(|r| r.video)
+                        .filter_map(|r| r.first_packet)
+                        .map(|at| signed_ms(at, c)),
+                );
+            }
+        }
         let got: Vec<f64> = st
             .iter()
             .flat_map(|s| {
@@ -463,6 +501,10 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     res.first_frame_samples = first.len();
     res.first_frame_p50_ms = quantile(&mut first.clone(), 0.5);
     res.first_frame_p95_ms = quantile(&mut first, 0.95);
+    res.first_frame_connect_p50_ms = quantile(&mut connects, 0.5);
+    res.first_frame_request_p50_ms = quantile(&mut requests, 0.5);
+    res.first_frame_packet_p50_ms = quantile(&mut packets, 0.5);
+    res.first_frame_key_sent_p50_ms = quantile(&mut sent, 0.5);
 
     let mut switches = std::collections::BTreeMap::<String, u64>::new();
     for s in &stats {
@@ -571,4 +613,12 @@ fn loadavg() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0.0)
+}
+
+/// `a - b` in milliseconds, negative when `a` came first.
+fn signed_ms(a: Instant, b: Instant) -> f64 {
+    match a.checked_duration_since(b) {
+        Some(d) => d.as_secs_f64() * 1000.0,
+        None => -(b - a).as_secs_f64() * 1000.0,
+    }
 }

@@ -25,7 +25,7 @@ impl Driver {
                 tracing::debug!("peer ICE disconnected");
             }
             Event::KeyframeRequest(r) => {
-                lock(&self.stats).keyframe_requests += 1;
+                lock(&self.stats).keyframe_requested(Instant::now());
                 // A simulcast layer's request names its RID; one without asks every layer.
                 for v in self
                     .video

@@ -80,11 +80,12 @@ impl Driver {
         let Some(pt) = self.pt(v.mid) else {
             return;
         };
+        let now = Instant::now();
         if v.want_key {
             v.pos = media::next_keyframe(&v.frames, v.pos);
             v.want_key = false;
+            lock(&self.stats).keyframe_sent(now);
         }
-        let now = Instant::now();
         let ts = v
             .ts0
             .wrapping_add(((now - v.t0).as_micros() * 9 / 100) as u32);

@@ -140,6 +140,7 @@ pub fn table(report: &Report) -> String {
     if report.results.len() > report.summaries.len() {
         runs_table(&mut out, &report.results);
     }
+    first_frame_table(&mut out, &report.summaries);
     turn_table(&mut out, &report.summaries);
     simulcast_table(&mut out, &report.summaries);
     let medians: Vec<RunResult> = report.summaries.iter().map(|s| s.median.clone()).collect();
@@ -168,6 +169,41 @@ pub fn table(report: &Report) -> String {
 /// The relay-only scenarios next to their plain counterparts (same scenario without `-turn`,
 /// same server), when both ran: what routing every datagram through the embedded TURN server
 /// costs.
+/// Where a late joiner's first frame time goes, for the scenarios that had late joiners.
+fn first_frame_table(out: &mut String, summaries: &[Summary]) {
+    let joined: Vec<&Summary> = summaries
+        .iter()
+        .filter(|s| s.median.first_frame_samples > 0)
+        .collect();
+    if joined.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nLate joiners, where the time to the first frame goes (medians, ms): join → the joiner's receiving connection up (ICE + DTLS); from then on, to the publishers' first keyframe request, to the keyframe they sent in answer, to the joiner's first video packet per stream, and to the first complete keyframe (first frame − connected):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | server | first frame p50 | join → connected | → keyframe request | → keyframe sent | → first video packet | → first frame |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for s in joined {
+        let r = &s.median;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+            s.scenario,
+            s.server,
+            spread(s, |r| r.first_frame_p50_ms, 0),
+            spread(s, |r| r.first_frame_connect_p50_ms, 0),
+            spread(s, |r| r.first_frame_request_p50_ms, 0),
+            spread(s, |r| r.first_frame_key_sent_p50_ms, 0),
+            spread(s, |r| r.first_frame_packet_p50_ms, 0),
+            r.first_frame_p50_ms - r.first_frame_connect_p50_ms,
+        );
+    }
+}
+
 fn turn_table(out: &mut String, summaries: &[Summary]) {
     let relayed: Vec<&Summary> = summaries.iter().filter(|s| s.median.relay).collect();
     if relayed.is_empty() {
