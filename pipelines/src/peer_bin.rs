@@ -21,6 +21,10 @@ use crate::ids::{PeerId, TrackId};
 use crate::MediaError;
 use crate::MediaEvent;
 
+/// libnice's ICE pacing timer (Ta) property, and the value Lamina runs with (ms).
+const STUN_PACING: &str = "stun-pacing-timer";
+const STUN_PACING_MS: u32 = 5;
+
 /// Bin name of a peer: `peer-<id>`.
 pub fn bin_name(peer: &PeerId) -> String {
     format!("peer-{peer}")
@@ -195,6 +199,15 @@ impl PeerBin {
         // server, and ~9 % of the server's CPU in a 1→4 room (lamina-bench profile).
         if let Some(n) = nice.as_ref().filter(|n| n.find_property("upnp").is_some()) {
             n.set_property("upnp", false);
+        }
+        // ICE's pacing timer Ta: libnice sends a connectivity check (a triggered one included)
+        // at most once per tick, 20 ms by default. A server has a handful of pairs per peer,
+        // so 5 ms (RFC 8445's floor for RTP) takes ~15 ms off each connection's set-up.
+        if let Some(n) = nice
+            .as_ref()
+            .filter(|n| n.find_property(STUN_PACING).is_some())
+        {
+            n.set_property(STUN_PACING, STUN_PACING_MS);
         }
 
         let shared = Arc::new(PeerShared {
