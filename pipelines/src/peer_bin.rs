@@ -243,6 +243,7 @@ impl PeerBin {
         bin.connect_deep_element_added(|_, _, element| {
             if element.type_().name() == "GstClockSync" {
                 element.set_property("sync", false);
+                drop_tos_events(element);
             }
         });
         Ok(Self {
@@ -263,6 +264,33 @@ impl PeerBin {
             self.webrtc.disconnect(id);
         }
     }
+}
+
+/// Name of the sticky event webrtcbin sends into each of its sink pads (the transceiver's mid).
+const TOS_EVENT: &str = "GstWebRtcBinUpdateTos";
+
+/// Drops webrtcbin's per-mid `GstWebRtcBinUpdateTos` sticky event where a send path starts (the
+/// sink pad of its `clocksync`). Only webrtcbin's DSCP probe on nicesink reads it, and that is
+/// attached only once a sender or data channel priority is set, which Lamina never does. In a
+/// bundle, rtpfunnel re-pushes the custom sticky events of the stream a packet comes from
+/// whenever it differs from the previous packet's: with a per-mid event that is nearly every
+/// forwarded packet, each time stored and forwarded down the whole send chain to nicesink
+/// (9 % of the server's CPU in a room of 8, docs/performance.md §7).
+fn drop_tos_events(clocksync: &gst::Element) {
+    let Some(pad) = clocksync.static_pad("sink") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        let tos = info.event().is_some_and(|e| {
+            e.type_() == gst::EventType::CustomDownstreamSticky
+                && e.structure().is_some_and(|s| s.name() == TOS_EVENT)
+        });
+        if tos {
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
 }
 
 fn connect_callbacks(
@@ -508,6 +536,44 @@ mod tests {
             layers: Layers::new(rids.iter().map(|r| r.to_string()).collect()),
             announced: false,
         }
+    }
+
+    /// Custom sticky events that reach the element after `clocksync`, by name.
+    fn sticky_names_through_a_send_path_start(events: Vec<gst::Event>) -> Vec<String> {
+        gst::init().unwrap();
+        let clocksync = gst::ElementFactory::make("clocksync")
+            .property("sync", false)
+            .build()
+            .unwrap();
+        drop_tos_events(&clocksync);
+        let mut h = gst_check::Harness::with_element(&clocksync, Some("sink"), Some("src"));
+        h.set_src_caps_str("application/x-rtp");
+        for e in events {
+            h.push_event(e);
+        }
+        h.push(gst::Buffer::with_size(12).unwrap()).unwrap();
+        let mut names = Vec::new();
+        while let Some(e) = h.try_pull_event() {
+            if e.type_() == gst::EventType::CustomDownstreamSticky {
+                names.extend(e.structure().map(|s| s.name().to_string()));
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn webrtcbins_tos_event_stops_where_a_send_path_starts_and_other_sticky_events_pass() {
+        gst::init().unwrap();
+        let tos = |mid: &str| {
+            gst::event::CustomDownstreamSticky::new(
+                gst::Structure::builder(TOS_EVENT).field("mid", mid).build(),
+            )
+        };
+        let other = gst::event::CustomDownstreamSticky::new(gst::Structure::new_empty("Other"));
+        assert_eq!(
+            sticky_names_through_a_send_path_start(vec![tos("0"), other, tos("1")]),
+            ["Other"]
+        );
     }
 
     #[test]
