@@ -380,28 +380,22 @@ impl Driver {
             .as_ref()
             .map(|p| p.layers().to_vec())
             .unwrap_or_default();
-        let mut api = self.rtc.sdp_api();
-        let mut mids = Vec::new();
-        let mut simulcast_mid = None;
-        for (kind, dir) in &add {
-            let sim = (*kind == MediaKind::Video
-                && *dir == Direction::SendOnly
-                && !layers.is_empty()
-                && simulcast_mid.is_none())
-            .then(|| {
-                let mut s = Simulcast::new();
-                for l in &layers {
-                    s.add_send_layer(SimulcastLayer::new(l.rid));
-                }
-                s
-            });
-            let with_layers = sim.is_some();
-            let mid = api.add_media(*kind, *dir, None, None, sim);
-            if with_layers {
-                simulcast_mid = Some(mid);
+        // str0m 0.24 draws each new mid at random, checked against the session's m-lines but
+        // not against those added in the same change, so two can collide (the server then
+        // refuses the offer: "duplicate mid"). Such a change is dropped and drawn again.
+        let mut attempts = 0;
+        let (mut api, mids, simulcast_mid) = loop {
+            let added = add_mlines(self.rtc.sdp_api(), &add, &layers);
+            attempts += 1;
+            let unique = added
+                .1
+                .iter()
+                .enumerate()
+                .all(|(i, m)| !added.1[..i].contains(m));
+            if unique || attempts == MAX_OFFER_ATTEMPTS {
+                break added;
             }
-            mids.push(mid);
-        }
+        };
         if !api.has_changes() {
             // Nothing new to negotiate, but the protocol wants an offer: add one spare
             // receive m-line (the server answers it inactive).
@@ -507,6 +501,40 @@ fn rand16() -> u16 {
         .unwrap_or(7);
     let x = t.wrapping_mul(2_654_435_761) ^ (std::process::id() << 7);
     (x >> 9) as u16
+}
+
+/// Times an offer's new m-lines are drawn again when str0m gave two the same mid.
+const MAX_OFFER_ATTEMPTS: u32 = 8;
+
+/// Adds `add` to `api` (the first sending video m-line with `layers` as simulcast layers);
+/// returns it with the new mids, and that of the simulcast m-line.
+fn add_mlines<'a>(
+    mut api: str0m::change::SdpApi<'a>,
+    add: &[(MediaKind, Direction)],
+    layers: &[media::Layer],
+) -> (str0m::change::SdpApi<'a>, Vec<Mid>, Option<Mid>) {
+    let mut mids = Vec::new();
+    let mut simulcast_mid = None;
+    for (kind, dir) in add {
+        let sim = (*kind == MediaKind::Video
+            && *dir == Direction::SendOnly
+            && !layers.is_empty()
+            && simulcast_mid.is_none())
+        .then(|| {
+            let mut s = Simulcast::new();
+            for l in layers {
+                s.add_send_layer(SimulcastLayer::new(l.rid));
+            }
+            s
+        });
+        let with_layers = sim.is_some();
+        let mid = api.add_media(*kind, *dir, None, None, sim);
+        if with_layers {
+            simulcast_mid = Some(mid);
+        }
+        mids.push(mid);
+    }
+    (api, mids, simulcast_mid)
 }
 
 #[cfg(test)]
