@@ -285,11 +285,13 @@ fn drop_tos_events(clocksync: &gst::Element) {
             e.type_() == gst::EventType::CustomDownstreamSticky
                 && e.structure().is_some_and(|s| s.name() == TOS_EVENT)
         });
-        if tos {
-            gst::PadProbeReturn::Drop
-        } else {
-            gst::PadProbeReturn::Ok
+        if !tos {
+            return gst::PadProbeReturn::Ok;
         }
+        // Taken and handled: returning `Drop` with the event left in place gave a
+        // GStreamer-CRITICAL (`gst_mini_object_unref` of NULL) per event with gstreamer-rs 0.25.
+        drop(info.data.take());
+        gst::PadProbeReturn::Handled
     });
 }
 
@@ -521,6 +523,7 @@ fn discard(bin: &gst::Bin, pad: &gst::Pad) {
 mod tests {
     use super::*;
     use crate::ids::TrackKind;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn slot(kind: TrackKind, pt: u32, rids: &[&str]) -> PublishSlot {
         gst::init().unwrap();
@@ -548,9 +551,22 @@ mod tests {
         drop_tos_events(&clocksync);
         let mut h = gst_check::Harness::with_element(&clocksync, Some("sink"), Some("src"));
         h.set_src_caps_str("application/x-rtp");
+        let criticals = Arc::new(AtomicUsize::new(0));
+        let seen = criticals.clone();
+        let handler = glib::log_set_handler(
+            Some("GStreamer"),
+            glib::LogLevels::LEVEL_CRITICAL,
+            false,
+            false,
+            move |_, _, _| {
+                seen.fetch_add(1, Ordering::SeqCst);
+            },
+        );
         for e in events {
             h.push_event(e);
         }
+        glib::log_remove_handler(Some("GStreamer"), handler);
+        assert_eq!(criticals.load(Ordering::SeqCst), 0, "GStreamer criticals");
         h.push(gst::Buffer::with_size(12).unwrap()).unwrap();
         let mut names = Vec::new();
         while let Some(e) = h.try_pull_event() {
