@@ -166,9 +166,6 @@ pub fn table(report: &Report) -> String {
     out
 }
 
-/// The relay-only scenarios next to their plain counterparts (same scenario without `-turn`,
-/// same server), when both ran: what routing every datagram through the embedded TURN server
-/// costs.
 /// Where a late joiner's first frame time goes, for the scenarios that had late joiners.
 fn first_frame_table(out: &mut String, summaries: &[Summary]) {
     let joined: Vec<&Summary> = summaries
@@ -204,6 +201,9 @@ fn first_frame_table(out: &mut String, summaries: &[Summary]) {
     }
 }
 
+/// The relay-only scenarios next to their plain counterparts (same scenario without `-turn`,
+/// same server), when both ran: what routing every datagram through the embedded TURN server
+/// costs.
 fn turn_table(out: &mut String, summaries: &[Summary]) {
     let relayed: Vec<&Summary> = summaries.iter().filter(|s| s.median.relay).collect();
     if relayed.is_empty() {
