@@ -7,6 +7,7 @@
 mod chart;
 mod janus;
 mod lamina;
+mod late_join;
 mod loss;
 mod media;
 mod metrics;

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::janus::{JanusConn, JanusPeer};
 use crate::lamina::LaminaPeer;
+use crate::late_join::{wait_decodable, FirstFrames, LATE_JOIN_TIMEOUT};
 use crate::loss::{LossSpec, REPAIR_DEADLINE};
 use crate::media::MediaSet;
 use crate::metrics::{lock, quantile, PeerStats, RxSnapshot, RxWindow, Shared};
@@ -417,9 +418,13 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
     }
 
     // Late joiners, one at a time, into room 0.
-    let mut first = Vec::new();
-    let (mut connects, mut requests, mut sent, mut packets) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let room0: Vec<_> = senders
+        .iter()
+        .zip(&roster)
+        .filter(|(_, (room, _))| *room == 0)
+        .filter_map(|(tx, _)| tx.clone())
+        .collect();
+    let mut first = FirstFrames::default();
     for k in 0..sc.late_joins {
         let name = format!("late{k}");
         let p = match join(&server, env, 0, &name, None, &shared, sc.relay, None).await {
@@ -430,81 +435,12 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
             }
         };
         let st = p.stats();
-        let until = Instant::now() + Duration::from_secs(10);
-        let decodable = |st: &[Arc<Mutex<PeerStats>>]| {
-            st.iter()
-                .map(|s| {
-                    lock(s)
-                        .rx
-                        .values()
-                        .filter(|r| r.first_decodable.is_some())
-                        .count()
-                })
-                .sum::<usize>()
-        };
-        while decodable(&st) < sc.publishers && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let began = p.join_started();
-        // Where the time went: the joiner's receiving connection up, then each publisher's
-        // first keyframe request since the join.
-        let connected = st
-            .iter()
-            .filter_map(|s| {
-                let s = lock(s);
-                s.connected.filter(|_| !s.rx.is_empty())
-            })
-            .max();
-        if let Some(c) = connected {
-            connects.push((c - began).as_secs_f64() * 1000.0);
-            for (tx, _) in senders
-                .iter()
-                .zip(&roster)
-                .filter(|(_, (room, _))| *room == 0)
-            {
-                let Some(tx) = tx.as_ref().map(|t| lock(t)) else {
-                    continue;
-                };
-                if let Some(at) = tx.first_keyframe_request_since(began) {
-                    requests.push(signed_ms(at, c));
-                    if let Some(k) = tx.first_keyframe_sent_since(at) {
-                        sent.push(signed_ms(k, c));
-                    }
-                }
-            }
-            for s in &st {
-                let s = lock(s);
-                packets.extend(
-                    s.rx.values()
-                        .filter(|r| r.video)
-                        .filter_map(|r| r.first_packet)
-                        .map(|at| signed_ms(at, c)),
-                );
-            }
-        }
-        let got: Vec<f64> = st
-            .iter()
-            .flat_map(|s| {
-                lock(s)
-                    .rx
-                    .values()
-                    .filter_map(|r| r.first_decodable)
-                    .collect::<Vec<_>>()
-            })
-            .map(|t| (t - began).as_secs_f64() * 1000.0)
-            .collect();
-        res.first_frame_missing += sc.publishers.saturating_sub(got.len());
-        first.extend(got);
+        wait_decodable(&st, sc.publishers, LATE_JOIN_TIMEOUT).await;
+        first.add(&st, p.join_started(), &room0, sc.publishers);
         p.leave();
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
-    res.first_frame_samples = first.len();
-    res.first_frame_p50_ms = quantile(&mut first.clone(), 0.5);
-    res.first_frame_p95_ms = quantile(&mut first, 0.95);
-    res.first_frame_connect_p50_ms = quantile(&mut connects, 0.5);
-    res.first_frame_request_p50_ms = quantile(&mut requests, 0.5);
-    res.first_frame_packet_p50_ms = quantile(&mut packets, 0.5);
-    res.first_frame_key_sent_p50_ms = quantile(&mut sent, 0.5);
+    first.write(&mut res);
 
     let mut switches = std::collections::BTreeMap::<String, u64>::new();
     for s in &stats {
@@ -613,12 +549,4 @@ fn loadavg() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0.0)
-}
-
-/// `a - b` in milliseconds, negative when `a` came first.
-fn signed_ms(a: Instant, b: Instant) -> f64 {
-    match a.checked_duration_since(b) {
-        Some(d) => d.as_secs_f64() * 1000.0,
-        None => -(b - a).as_secs_f64() * 1000.0,
-    }
 }
