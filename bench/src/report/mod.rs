@@ -64,14 +64,7 @@ pub fn table(report: &Report) -> String {
         "Median of {} run(s) per scenario and server, (min–max) where they differ.\n",
         report.repeats
     );
-    let _ = writeln!(
-        out,
-        "| scenario | server | runs | streams | pkt/s | kbit/s | delivered % | CPU % | pkt per CPU-s | peak RSS MiB | MiB/participant | threads | loss mean/max % | delay p50/p99 ms | first frame p50/p95 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread wake-ups/s | RTCP-thread CPU % | bench CPU % |"
-    );
-    let _ = writeln!(
-        out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
+    table_head(&mut out, "| scenario | server | runs | streams | pkt/s | kbit/s | delivered % | CPU % | pkt per CPU-s | peak RSS MiB | MiB/participant | threads | loss mean/max % | delay p50/p99 ms | first frame p50/p95 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread wake-ups/s | RTCP-thread CPU % | bench CPU % |");
     for s in &report.summaries {
         let r = &s.median;
         let _ = writeln!(
@@ -119,11 +112,10 @@ pub fn table(report: &Report) -> String {
         .collect();
     if !pairs.is_empty() {
         let _ = writeln!(out, "\nLamina / Janus ratios of the medians (pkt per CPU-s: higher is better for Lamina; CPU, RSS, delay, first frame: lower is better):\n");
-        let _ = writeln!(
-            out,
-            "| scenario | pkt per CPU-s | CPU % | peak RSS | delay p99 | first frame p50 |"
+        table_head(
+            &mut out,
+            "| scenario | pkt per CPU-s | CPU % | peak RSS | delay p99 | first frame p50 |",
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|");
         for (l, j) in pairs {
             let _ = writeln!(
                 out,
@@ -166,6 +158,12 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// Writes a markdown table's header row and its separator (one `---` per column of `header`).
+fn table_head(out: &mut String, header: &str) {
+    let columns = header.matches('|').count().saturating_sub(1);
+    let _ = writeln!(out, "{header}\n|{}", "---|".repeat(columns));
+}
+
 /// Where a late joiner's first frame time goes, for the scenarios that had late joiners.
 fn first_frame_table(out: &mut String, summaries: &[Summary]) {
     let joined: Vec<&Summary> = summaries
@@ -179,11 +177,7 @@ fn first_frame_table(out: &mut String, summaries: &[Summary]) {
         out,
         "\nLate joiners, where the time to the first frame goes (medians, ms): join → the joiner's receiving connection up (ICE + DTLS); from then on, to the publishers' first keyframe request, to the keyframe they sent in answer, to the joiner's first video packet per stream, and to the first complete keyframe (first frame − connected):\n"
     );
-    let _ = writeln!(
-        out,
-        "| scenario | server | first frame p50 | join → connected | → keyframe request | → keyframe sent | → first video packet | → first frame |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    table_head(out, "| scenario | server | first frame p50 | join → connected | → keyframe request | → keyframe sent | → first video packet | → first frame |");
     for s in joined {
         let r = &s.median;
         let _ = writeln!(
@@ -213,11 +207,7 @@ fn turn_table(out: &mut String, summaries: &[Summary]) {
         out,
         "\nThe browser-shaped path: relay-only participants (every datagram through Lamina's embedded TURN server) against the plain scenario; tokio threads: where the TURN server (and signalling) runs:\n"
     );
-    let _ = writeln!(
-        out,
-        "| scenario | server | relayed participants | TURN allocations | relayed datagrams in/s | pkt/s | CPU % | tokio-thread CPU % | pkt per CPU-s | vs plain: pkt per CPU-s | vs plain: CPU % added | vs plain: tokio CPU % added | delay p50/p99 ms |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    table_head(out, "| scenario | server | relayed participants | TURN allocations | relayed datagrams in/s | pkt/s | CPU % | tokio-thread CPU % | pkt per CPU-s | vs plain: pkt per CPU-s | vs plain: CPU % added | vs plain: tokio CPU % added | delay p50/p99 ms |");
     for s in relayed {
         let r = &s.median;
         let base = s.scenario.trim_end_matches("-turn");
@@ -269,11 +259,7 @@ fn simulcast_table(out: &mut String, summaries: &[Summary]) {
         out,
         "\nSimulcast: every publisher sends l/m/h, receivers take one layer of each (h by default; `-sim-mixed`: every second participant asks for l); packets in = all publishers' audio and layers, by layer: what the publishers sent and what the receivers got (identified by payload), per second:\n"
     );
-    let _ = writeln!(
-        out,
-        "| scenario | server | pkt/s in | sent l/m/h | received l/m/h | pkt/s out | delivered % | CPU % | pkt per CPU-s | vs plain: pkt per CPU-s | vs plain: CPU % added | downlink estimate p50/min kbit/s | layer switches |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    table_head(out, "| scenario | server | pkt/s in | sent l/m/h | received l/m/h | pkt/s out | delivered % | CPU % | pkt per CPU-s | vs plain: pkt per CPU-s | vs plain: CPU % added | downlink estimate p50/min kbit/s | layer switches |");
     for s in sim {
         let r = &s.median;
         let base = r
@@ -325,14 +311,7 @@ fn simulcast_table(out: &mut String, summaries: &[Summary]) {
 /// Every run in the order they ran (servers interleaved), for the spread behind the medians.
 fn runs_table(out: &mut String, results: &[RunResult]) {
     let _ = writeln!(out, "\nRuns in order:\n");
-    let _ = writeln!(
-        out,
-        "| scenario | server | run | pkt/s | CPU % | pkt per CPU-s | peak RSS MiB | delay p50/p99 ms | first frame p50 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread CPU % | tokio-thread CPU % | load average |"
-    );
-    let _ = writeln!(
-        out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
+    table_head(out, "| scenario | server | run | pkt/s | CPU % | pkt per CPU-s | peak RSS MiB | delay p50/p99 ms | first frame p50 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread CPU % | tokio-thread CPU % | load average |");
     for r in results {
         let _ = writeln!(
             out,
@@ -368,14 +347,7 @@ fn repair_table(out: &mut String, results: &[RunResult]) {
         "\nRepair under simulated downlink loss (every receiver delays what it receives by the added latency, drops a share of the video packets and NACKs them where the server negotiated NACK; repaired: received again within {} s, as RTX or plain retransmission):\n",
         crate::loss::REPAIR_DEADLINE.as_secs_f64()
     );
-    let _ = writeln!(
-        out,
-        "| scenario | server | drop % | added latency ms | video streams with NACK / RTX | dropped | repaired (by RTX) | repaired % | unrepaired | unrepaired % | repair p50/p95 ms | NACKs sent | pkt/s | CPU % |"
-    );
-    let _ = writeln!(
-        out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
+    table_head(out, "| scenario | server | drop % | added latency ms | video streams with NACK / RTX | dropped | repaired (by RTX) | repaired % | unrepaired | unrepaired % | repair p50/p95 ms | NACKs sent | pkt/s | CPU % |");
     for r in lossy {
         let _ = writeln!(
             out,
