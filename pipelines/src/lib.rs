@@ -116,6 +116,7 @@ pub mod recording;
 pub mod repair;
 pub mod room_pipeline;
 mod rtcp;
+mod send_path;
 pub mod tap;
 mod teardown;
 mod timers;

@@ -21,10 +21,6 @@ use crate::ids::{PeerId, TrackId};
 use crate::MediaError;
 use crate::MediaEvent;
 
-/// libnice's ICE pacing timer (Ta) property, and the value Lamina runs with (ms).
-const STUN_PACING: &str = "stun-pacing-timer";
-const STUN_PACING_MS: u32 = 5;
-
 /// Bin name of a peer: `peer-<id>`.
 pub fn bin_name(peer: &PeerId) -> String {
     format!("peer-{peer}")
@@ -194,20 +190,8 @@ impl PeerBin {
             agent.set_property("ice-tcp", false);
         }
         let nice = crate::ice::nice_agent(&agent);
-        // libnice's UPnP-IGD port mapping (on by default) runs SSDP discovery (sockets,
-        // netlink dumps, HTTP header parsing) on the pc thread of every peer: useless for a
-        // server, and ~9 % of the server's CPU in a 1→4 room (lamina-bench profile).
-        if let Some(n) = nice.as_ref().filter(|n| n.find_property("upnp").is_some()) {
-            n.set_property("upnp", false);
-        }
-        // ICE's pacing timer Ta: libnice sends a connectivity check (a triggered one included)
-        // at most once per tick, 20 ms by default. A server has a handful of pairs per peer,
-        // so 5 ms (RFC 8445's floor for RTP) takes ~15 ms off each connection's set-up.
-        if let Some(n) = nice
-            .as_ref()
-            .filter(|n| n.find_property(STUN_PACING).is_some())
-        {
-            n.set_property(STUN_PACING, STUN_PACING_MS);
+        if let Some(n) = nice.as_ref() {
+            crate::ice::tune_agent(n);
         }
 
         let shared = Arc::new(PeerShared {
@@ -235,17 +219,9 @@ impl PeerBin {
             crate::repair::rtx_sender,
         );
         // RTCP: reports once a second, feedback at once and without SR/RR/SDES, TWCC every
-        // 200 ms (issue #14; docs/performance.md).
+        // 100 ms (issue #14; docs/performance.md §1).
         crate::rtcp::install(&bin);
-        // Every send path of webrtcbin starts with `clocksync sync=true`, which waits on the
-        // clock for each packet's timestamp: pacing for file-like sources, only delay and clock
-        // reads for forwarded live RTP.
-        bin.connect_deep_element_added(|_, _, element| {
-            if element.type_().name() == "GstClockSync" {
-                element.set_property("sync", false);
-                drop_tos_events(element);
-            }
-        });
+        crate::send_path::trim(&bin);
         Ok(Self {
             bin,
             webrtc,
@@ -264,35 +240,6 @@ impl PeerBin {
             self.webrtc.disconnect(id);
         }
     }
-}
-
-/// Name of the sticky event webrtcbin sends into each of its sink pads (the transceiver's mid).
-const TOS_EVENT: &str = "GstWebRtcBinUpdateTos";
-
-/// Drops webrtcbin's per-mid `GstWebRtcBinUpdateTos` sticky event where a send path starts (the
-/// sink pad of its `clocksync`). Only webrtcbin's DSCP probe on nicesink reads it, and that is
-/// attached only once a sender or data channel priority is set, which Lamina never does. In a
-/// bundle, rtpfunnel re-pushes the custom sticky events of the stream a packet comes from
-/// whenever it differs from the previous packet's: with a per-mid event that is nearly every
-/// forwarded packet, each time stored and forwarded down the whole send chain to nicesink
-/// (9 % of the server's CPU in a room of 8, docs/performance.md §7).
-fn drop_tos_events(clocksync: &gst::Element) {
-    let Some(pad) = clocksync.static_pad("sink") else {
-        return;
-    };
-    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
-        let tos = info.event().is_some_and(|e| {
-            e.type_() == gst::EventType::CustomDownstreamSticky
-                && e.structure().is_some_and(|s| s.name() == TOS_EVENT)
-        });
-        if !tos {
-            return gst::PadProbeReturn::Ok;
-        }
-        // Taken and handled: returning `Drop` with the event left in place gave a
-        // GStreamer-CRITICAL (`gst_mini_object_unref` of NULL) per event with gstreamer-rs 0.25.
-        drop(info.data.take());
-        gst::PadProbeReturn::Handled
-    });
 }
 
 fn connect_callbacks(
@@ -523,7 +470,6 @@ fn discard(bin: &gst::Bin, pad: &gst::Pad) {
 mod tests {
     use super::*;
     use crate::ids::TrackKind;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn slot(kind: TrackKind, pt: u32, rids: &[&str]) -> PublishSlot {
         gst::init().unwrap();
@@ -539,57 +485,6 @@ mod tests {
             layers: Layers::new(rids.iter().map(|r| r.to_string()).collect()),
             announced: false,
         }
-    }
-
-    /// Custom sticky events that reach the element after `clocksync`, by name.
-    fn sticky_names_through_a_send_path_start(events: Vec<gst::Event>) -> Vec<String> {
-        gst::init().unwrap();
-        let clocksync = gst::ElementFactory::make("clocksync")
-            .property("sync", false)
-            .build()
-            .unwrap();
-        drop_tos_events(&clocksync);
-        let mut h = gst_check::Harness::with_element(&clocksync, Some("sink"), Some("src"));
-        h.set_src_caps_str("application/x-rtp");
-        let criticals = Arc::new(AtomicUsize::new(0));
-        let seen = criticals.clone();
-        let handler = glib::log_set_handler(
-            Some("GStreamer"),
-            glib::LogLevels::LEVEL_CRITICAL,
-            false,
-            false,
-            move |_, _, _| {
-                seen.fetch_add(1, Ordering::SeqCst);
-            },
-        );
-        for e in events {
-            h.push_event(e);
-        }
-        glib::log_remove_handler(Some("GStreamer"), handler);
-        assert_eq!(criticals.load(Ordering::SeqCst), 0, "GStreamer criticals");
-        h.push(gst::Buffer::with_size(12).unwrap()).unwrap();
-        let mut names = Vec::new();
-        while let Some(e) = h.try_pull_event() {
-            if e.type_() == gst::EventType::CustomDownstreamSticky {
-                names.extend(e.structure().map(|s| s.name().to_string()));
-            }
-        }
-        names
-    }
-
-    #[test]
-    fn webrtcbins_tos_event_stops_where_a_send_path_starts_and_other_sticky_events_pass() {
-        gst::init().unwrap();
-        let tos = |mid: &str| {
-            gst::event::CustomDownstreamSticky::new(
-                gst::Structure::builder(TOS_EVENT).field("mid", mid).build(),
-            )
-        };
-        let other = gst::event::CustomDownstreamSticky::new(gst::Structure::new_empty("Other"));
-        assert_eq!(
-            sticky_names_through_a_send_path_start(vec![tos("0"), other, tos("1")]),
-            ["Other"]
-        );
     }
 
     #[test]
