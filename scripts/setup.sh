@@ -13,7 +13,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 run_pkgs=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
-  gstreamer1.0-tools libnice-dev graphviz libssl-dev lld)
+  gstreamer1.0-tools libnice-dev graphviz libssl-dev lld gcc make dpkg-dev xz-utils)
 test_pkgs=(chromium iproute2 util-linux nftables gstreamer1.0-plugins-base-apps gdb nginx-light systemd redis-server)
 bench_pkgs=(janus linux-perf)
 profile_pkgs=(valgrind meson ninja-build flex bison libsrtp2-dev libgnutls28-dev dpkg-dev xz-utils curl)
@@ -47,6 +47,9 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "setup: installing nodejs and npm" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
 fi
+
+# libsrtp2 on OpenSSL for the server's SRTP (Debian's is on NSS; docs/performance.md §8).
+"$here/scripts/srtp.sh"
 
 # Web client: reinstall only when the lock file changed.
 npm_ci() {

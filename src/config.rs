@@ -110,6 +110,16 @@ pub struct Config {
     #[arg(long, env = "LAMINA_LATENCY_MS", default_value_t = 30)]
     pub latency_ms: u32,
 
+    /// libsrtp2 for the media's SRTP: the OpenSSL build `scripts/setup.sh` installs (AES-NI;
+    /// Debian's own is built on NSS and costs far more CPU per packet), or `system` for the
+    /// system's. A path that does not exist keeps the system's too, with a warning.
+    #[arg(
+        long,
+        env = "LAMINA_SRTP_LIBRARY",
+        default_value = lamina_pipelines::srtp_library::DEFAULT_PATH
+    )]
+    pub srtp_library: PathBuf,
+
     /// Listen address of the embedded TURN server (UDP); port 0 picks a free port.
     #[arg(long, env = "LAMINA_TURN_LISTEN", default_value = "127.0.0.1:3478")]
     pub turn_listen: SocketAddr,

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -150,12 +151,35 @@ fn register_elements() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot register the lamina plugin: {e}"))
 }
 
+/// Loads the configured libsrtp2 before GStreamer can load the system's (once per process).
+fn choose_srtp_library(path: &Path) {
+    use lamina_pipelines::srtp_library::{use_library, SrtpLibrary, DEFAULT_PATH, SYSTEM};
+    let chosen = (path != Path::new(SYSTEM)).then_some(path);
+    match use_library(chosen) {
+        Ok(SrtpLibrary::Loaded(path)) => {
+            tracing::info!(path = %path.display(), "SRTP: libsrtp2 OpenSSL build")
+        }
+        Ok(SrtpLibrary::System) if chosen.is_none() => {
+            tracing::info!("SRTP: the system's libsrtp2")
+        }
+        Ok(SrtpLibrary::System) if path == Path::new(DEFAULT_PATH) => tracing::info!(
+            "SRTP: the system's libsrtp2 (scripts/setup.sh installs the faster build)"
+        ),
+        Ok(SrtpLibrary::System) => tracing::warn!(
+            path = %path.display(),
+            "SRTP: no such file; using the system's libsrtp2"
+        ),
+        Err(err) => tracing::warn!("SRTP: {err}; using the system's libsrtp2"),
+    }
+}
+
 /// Starts a server with `config`; returns once it listens. Secrets still unset are read from
 /// their files (`turn_secret_file`, `jwt_secret_file`).
 pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     for warning in config.read_secret_files()? {
         tracing::warn!("{warning}");
     }
+    choose_srtp_library(&config.srtp_library);
     gst::init()?;
     register_elements()?;
     // The first webrtcbin of a process pays ~0.5 s for its DTLS certificate: pay it now, not

@@ -152,6 +152,8 @@ pub struct RunResult {
     /// Server CPU by thread name (digits dropped) in the window, the busiest first, percent of
     /// one core (threads that exited during the window are missing).
     pub thread_cpu: String,
+    /// The libsrtp2 file(s) the server process had mapped at the window's end.
+    pub srtp_library: String,
     /// The publishers sent simulcast (see [`Scenario::simulcast`]).
     pub simulcast: bool,
     /// Participants (per room) that asked for the `l` layer.
@@ -214,8 +216,8 @@ impl RunResult {
             if r.errors.is_empty() { String::new() } else { format!(" errors: {}", r.errors.join("; ")) }
         );
         line += &format!(
-            "\n   tokio-thread CPU {:.2}%, TURN-thread CPU {:.2}%; CPU by thread: {}",
-            r.tokio_cpu_pct, r.turn_cpu_pct, r.thread_cpu
+            "\n   tokio-thread CPU {:.2}%, TURN-thread CPU {:.2}%; CPU by thread: {}; libsrtp2: {}",
+            r.tokio_cpu_pct, r.turn_cpu_pct, r.thread_cpu, r.srtp_library
         );
         if r.downlink_estimate_p50_kbps > 0.0 {
             line += &format!(

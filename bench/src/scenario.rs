@@ -363,6 +363,7 @@ pub async fn run(kind: ServerKind, sc: &Scenario, env: &Env) -> Result<RunResult
         0.0
     };
     res.threads = threads;
+    res.srtp_library = server.srtp_library();
     res.bench_cpu_pct = 100.0 * (b1.cpu_s - b0.cpu_s) / wall;
     res.loadavg = loadavg();
     let mut loss = w.loss_pct.clone();

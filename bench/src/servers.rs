@@ -186,6 +186,25 @@ impl ServerProc {
         self.child.id().to_string()
     }
 
+    /// The files the server has mapped as libsrtp2 (`/proc/<pid>/maps`): which SRTP build it
+    /// runs (Lamina: its OpenSSL build when installed; Janus: Debian's, on NSS).
+    pub fn srtp_library(&self) -> String {
+        let maps =
+            std::fs::read_to_string(format!("/proc/{}/maps", self.pid())).unwrap_or_default();
+        let mut paths: Vec<&str> = maps
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(5))
+            .filter(|p| p.ends_with("/libsrtp2.so.1"))
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        if paths.is_empty() {
+            "none".into()
+        } else {
+            paths.join(" ")
+        }
+    }
+
     /// Context switches of the server's threads now.
     pub fn switches(&self) -> Switches {
         Switches::read(&self.pid())

@@ -117,6 +117,7 @@ pub mod repair;
 pub mod room_pipeline;
 mod rtcp;
 mod send_path;
+pub mod srtp_library;
 pub mod tap;
 mod teardown;
 mod timers;

@@ -33,7 +33,7 @@ pub fn write(report: &Report, dir: &Path) -> Result<(), BenchError> {
             match names[k].as_str() {
                 "repeat" => {}
                 // Errors of every run (the median's errors hold them all); words of the first.
-                "errors" | "relay" | "thread_cpu" => {
+                "errors" | "relay" | "thread_cpu" | "srtp_library" => {
                     header.push(names[k].clone());
                     row.push(median[k].clone());
                 }
@@ -146,6 +146,7 @@ struct FlatResult<'a> {
     tokio_cpu_pct: f64,
     turn_cpu_pct: f64,
     thread_cpu: &'a str,
+    srtp_library: &'a str,
     simulcast: bool,
     low_receivers: usize,
     ingest_pkts_per_s: f64,
@@ -227,6 +228,7 @@ impl<'a> From<&'a RunResult> for FlatResult<'a> {
             tokio_cpu_pct: r.tokio_cpu_pct,
             turn_cpu_pct: r.turn_cpu_pct,
             thread_cpu: &r.thread_cpu,
+            srtp_library: &r.srtp_library,
             simulcast: r.simulcast,
             low_receivers: r.low_receivers,
             ingest_pkts_per_s: r.ingest_pkts_per_s,

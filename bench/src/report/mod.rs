@@ -311,11 +311,11 @@ fn simulcast_table(out: &mut String, summaries: &[Summary]) {
 /// Every run in the order they ran (servers interleaved), for the spread behind the medians.
 fn runs_table(out: &mut String, results: &[RunResult]) {
     let _ = writeln!(out, "\nRuns in order:\n");
-    table_head(out, "| scenario | server | run | pkt/s | CPU % | pkt per CPU-s | peak RSS MiB | delay p50/p99 ms | first frame p50 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread CPU % | tokio-thread CPU % | load average |");
+    table_head(out, "| scenario | server | run | pkt/s | CPU % | pkt per CPU-s | peak RSS MiB | delay p50/p99 ms | first frame p50 ms | RTCP pkt per participant/s | wake-ups/s | RTCP-thread CPU % | tokio-thread CPU % | TURN-thread CPU % | load average | libsrtp2 |");
     for r in results {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2}/{:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2}/{:.1} | {:.0} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
             r.scenario,
             r.server,
             r.repeat,
@@ -332,6 +332,7 @@ fn runs_table(out: &mut String, results: &[RunResult]) {
             r.tokio_cpu_pct,
             r.turn_cpu_pct,
             r.loadavg,
+            r.srtp_library,
         );
     }
 }
