@@ -17,7 +17,7 @@
 //! `properties.rs` (properties, statistics, the `request-keyframe` signal).
 
 use std::ops::ControlFlow;
-use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use gst::glib;
 use gst::prelude::*;
@@ -42,7 +42,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Per-stream state of the element (second in the lock order).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct State {
     /// Caps of the sink pad (set when the CAPS event arrives, before the pad stores it).
     pub(super) sink_caps: Option<gst::Caps>,
@@ -60,13 +60,34 @@ pub(super) struct State {
     pub(super) invalid_rtp_logged: bool,
     /// Next index for `src_%u` when the caller does not name the pad.
     pub(super) next_pad_index: u32,
+    /// The src pads, in the order they were added: replaced (never edited) when a pad is
+    /// requested or released, so the streaming thread takes it with a reference count and
+    /// fans out without copying the element's pad list per packet.
+    pub(super) src_pads: Arc<[super::LaminaForwarderPad]>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            sink_caps: None,
+            clock_rate: None,
+            is_audio: false,
+            twcc_in_id: 0,
+            segment: gst::FormattedSegment::default(),
+            keyframe_throttle: Throttle::default(),
+            invalid_rtp_logged: false,
+            next_pad_index: 0,
+            src_pads: Arc::new([]),
+        }
+    }
 }
 
 impl State {
-    /// Forgets the stream (on start and stop); keeps pad numbering.
+    /// Forgets the stream (on start and stop); keeps pad numbering and the pads.
     pub(super) fn reset_stream(&mut self) {
         *self = State {
             next_pad_index: self.next_pad_index,
+            src_pads: self.src_pads.clone(),
             ..State::default()
         };
     }
@@ -97,12 +118,9 @@ impl LaminaForwarder {
         }
     }
 
-    pub(super) fn src_pads(&self) -> Vec<super::LaminaForwarderPad> {
-        self.obj()
-            .src_pads()
-            .into_iter()
-            .filter_map(|p| p.downcast::<super::LaminaForwarderPad>().ok())
-            .collect()
+    /// The src pads now (see [`State::src_pads`]).
+    pub(super) fn src_pads(&self) -> Arc<[super::LaminaForwarderPad]> {
+        lock(&self.state).src_pads.clone()
     }
 
     /// Replays the sink pad's sticky events onto a new src pad, with its rewritten caps; those
@@ -330,7 +348,18 @@ impl ElementImpl for LaminaForwarder {
             lock(&self.simulcast).remove_route(&pad);
             return None;
         }
-        // After add_pad, so a concurrent CAPS event reaches this pad or is in the replay.
+        {
+            let mut state = lock(&self.state);
+            let pads = state
+                .src_pads
+                .iter()
+                .cloned()
+                .chain([pad.clone()])
+                .collect();
+            state.src_pads = pads;
+        }
+        // After add_pad and the pad list, so a concurrent CAPS event reaches this pad or is in
+        // the replay.
         self.replay_sticky_events(&pad, caps_event);
         gst::debug!(CAT, obj = pad, "new subscriber pad");
 
@@ -345,6 +374,16 @@ impl ElementImpl for LaminaForwarder {
             return;
         }
         if let Some(src) = pad.downcast_ref::<super::LaminaForwarderPad>() {
+            {
+                let mut state = lock(&self.state);
+                let pads = state
+                    .src_pads
+                    .iter()
+                    .filter(|p| *p != src)
+                    .cloned()
+                    .collect();
+                state.src_pads = pads;
+            }
             lock(&self.simulcast).remove_route(src);
         }
         // The pad becomes flushing: a push in flight on the streaming thread returns Flushing
@@ -367,7 +406,7 @@ impl ElementImpl for LaminaForwarder {
         if transition == gst::StateChange::ReadyToPaused {
             lock(&self.state).reset_stream();
             lock(&self.simulcast).reset_stream();
-            for pad in self.src_pads() {
+            for pad in self.src_pads().iter() {
                 pad.imp().reset_logged_errors();
             }
         }

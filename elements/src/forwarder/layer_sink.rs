@@ -352,12 +352,12 @@ impl LaminaForwarder {
         match downstream {
             Downstream::Nothing => (),
             Downstream::All(event) => {
-                for pad in self.src_pads() {
+                for pad in self.src_pads().iter() {
                     pad.push_event(event.clone());
                 }
             }
             Downstream::Caps(caps) => {
-                for pad in self.src_pads() {
+                for pad in self.src_pads().iter() {
                     let event = pad.imp().input_caps_changed(&caps);
                     pad.push_event(event);
                 }

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use smallvec::SmallVec;
 
 use super::imp::{lock, LaminaForwarder, CAT};
 use super::pad::Plan;
@@ -52,6 +53,10 @@ fn rewrite_buffer(
     Ok((buffer, outcome))
 }
 
+/// Subscribers a packet goes to, each with its rewrite plan: on the stack up to 16 (no
+/// allocation per packet in rooms of up to 17).
+pub(super) type Plans = SmallVec<[(super::LaminaForwarderPad, Plan); 16]>;
+
 impl LaminaForwarder {
     /// `Ok` unless the sink pad itself is flushing (the element is stopping or seeking).
     pub(super) fn upstream_result(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -71,7 +76,7 @@ impl LaminaForwarder {
             return self.upstream_result();
         };
 
-        let (input_caps, clock_rate, running_time, twcc_in_id) = {
+        let (input_caps, clock_rate, running_time, twcc_in_id, pads) = {
             let state = lock(&self.state);
             let running_time = buffer
                 .pts()
@@ -81,6 +86,7 @@ impl LaminaForwarder {
                 state.clock_rate,
                 running_time,
                 state.twcc_in_id,
+                state.src_pads.clone(),
             )
         };
         let input = Input {
@@ -91,12 +97,11 @@ impl LaminaForwarder {
             clock_rate,
         };
 
-        let plans: Vec<(super::LaminaForwarderPad, Plan)> = self
-            .src_pads()
-            .into_iter()
+        let plans: Plans = pads
+            .iter()
             .filter_map(|pad| {
                 let plan = pad.imp().plan(&input, input_caps.as_ref())?;
-                Some((pad, plan))
+                Some((pad.clone(), plan))
             })
             .collect();
 
@@ -118,12 +123,7 @@ impl LaminaForwarder {
     /// Pushes `buffer`, rewritten per plan, on each planned pad; flow errors are swallowed.
     /// `twcc_in_id` is the TWCC header extension id of the input caps (0 = none). Called without
     /// any lock held.
-    pub(super) fn push_plans(
-        &self,
-        buffer: gst::Buffer,
-        plans: Vec<(super::LaminaForwarderPad, Plan)>,
-        twcc_in_id: u8,
-    ) {
+    pub(super) fn push_plans(&self, buffer: gst::Buffer, plans: Plans, twcc_in_id: u8) {
         let count = plans.len();
         let mut buffer = Some(buffer);
         for (i, (pad, plan)) in plans.into_iter().enumerate() {
@@ -192,7 +192,7 @@ impl LaminaForwarder {
             gst::EventView::Caps(ev) => {
                 let caps = ev.caps_owned();
                 self.set_sink_caps(&caps);
-                for pad in self.src_pads() {
+                for pad in self.src_pads().iter() {
                     let event = pad.imp().input_caps_changed(&caps);
                     pad.push_event(event);
                 }
@@ -205,7 +205,7 @@ impl LaminaForwarder {
                     if is_plain(segment) {
                         // One shared event for every plain segment (see `PLAIN_SEGMENT`).
                         let shared = PLAIN_SEGMENT.clone();
-                        for pad in self.src_pads() {
+                        for pad in self.src_pads().iter() {
                             pad.push_event(shared.clone());
                         }
                         return true;
@@ -220,7 +220,7 @@ impl LaminaForwarder {
             }
             _ => (),
         }
-        for pad in self.src_pads() {
+        for pad in self.src_pads().iter() {
             pad.push_event(event.clone());
         }
         true

@@ -541,7 +541,7 @@ impl Simulcast {
             }
         }
 
-        let mut targets = Vec::with_capacity(self.routes.len());
+        let mut targets = routed::Targets::new();
         for route in &self.routes {
             if route.current.as_ref() == Some(&rid) && route.forwards_current() {
                 let switched = routed.switched.iter().any(|(p, _)| *p == route.pad);

@@ -31,6 +31,11 @@ pub(in crate::forwarder) enum Verdict {
     Released,
 }
 
+/// Src pads a packet goes to, each with whether it switched to the packet's layer with it: on
+/// the stack up to 16.
+pub(in crate::forwarder) type Targets =
+    smallvec::SmallVec<[(super::super::LaminaForwarderPad, bool); 16]>;
+
 /// What the streaming thread must do with one packet of a layer sink.
 #[derive(Debug, Default)]
 pub(in crate::forwarder) struct Routed {
@@ -42,7 +47,7 @@ pub(in crate::forwarder) struct Routed {
     /// Id of the TWCC header extension in the caps of the packet's layer sink (0 = none).
     pub twcc_in_id: u8,
     /// Src pads to push to, and whether each switched to this layer with this packet.
-    pub targets: Vec<(super::super::LaminaForwarderPad, bool)>,
+    pub targets: Targets,
     /// Src pads that switched with this packet (for `lamina-layer-switched`).
     pub switched: Vec<(super::super::LaminaForwarderPad, Arc<str>)>,
     /// The new `active-layers` value when it changed.
