@@ -1,5 +1,13 @@
-//! What Lamina trims from the send paths webrtcbin builds for each of a peer's sink pads: every
-//! path starts with a `clocksync` (webrtcbin's sink ghost pad targets its sink pad).
+//! What Lamina trims from the send paths webrtcbin builds for each of a peer's sink pads.
+//!
+//! webrtcbin 1.22 (`_connect_input_stream`) builds, per sink pad:
+//! `sink_%u (ghost) → clocksync → FEC encoder bin (rtpulpfecenc → rtpredenc) → rtpfunnel
+//! sink_%u`, and points the ghost pad at the clocksync last. Lamina answers one codec per m-line
+//! (never RED or ULPFEC), so the FEC bin only passes packets on, and the clocksync only waits on
+//! the clock (`sync=true`). Once the ghost pad points at the clocksync, it is pointed at the
+//! funnel's sink pad instead: each forwarded copy skips three elements and two ghost pads
+//! (docs/performance.md §10). If the FEC bin is not a pure pass-through (FEC or RED
+//! negotiated) the path stays as built, with the clocksync trimmed.
 
 use gst::prelude::*;
 
@@ -11,25 +19,30 @@ pub(crate) fn trim(bin: &gst::Bin) {
     bin.connect_deep_element_added(|_, _, element| {
         if element.type_().name() == "GstClockSync" {
             trim_clocksync(element);
+            bypass_once_targeted(element);
         }
     });
 }
 
 /// - `sync=false`: with `sync=true` the clocksync waits on the clock for each packet's
 ///   timestamp: pacing for file-like sources, only delay and clock reads for forwarded live
-///   RTP.
-/// - webrtcbin's per-mid `GstWebRtcBinUpdateTos` sticky event stops here. Only webrtcbin's DSCP
-///   probe on nicesink reads it, and that is attached only once a sender or data channel
-///   priority is set, which Lamina never does. In a bundle, rtpfunnel re-pushes the custom
-///   sticky events of the stream a packet comes from whenever it differs from the previous
-///   packet's: with a per-mid event that is nearly every forwarded packet, each time stored and
-///   forwarded down the whole send chain to nicesink (9 % of the server's CPU in a room of 8,
-///   docs/performance.md §7).
+///   RTP. (For a path that keeps its clocksync.)
+/// - webrtcbin's TOS event stops here ([`drop_tos_events`]).
 fn trim_clocksync(clocksync: &gst::Element) {
     clocksync.set_property("sync", false);
-    let Some(pad) = clocksync.static_pad("sink") else {
-        return;
-    };
+    if let Some(pad) = clocksync.static_pad("sink") {
+        drop_tos_events(&pad);
+    }
+}
+
+/// webrtcbin's per-mid `GstWebRtcBinUpdateTos` sticky event stops at `pad`. Only webrtcbin's
+/// DSCP probe on nicesink reads it, and that is attached only once a sender or data channel
+/// priority is set, which Lamina never does. In a bundle, rtpfunnel re-pushes the custom
+/// sticky events of the stream a packet comes from whenever it differs from the previous
+/// packet's: with a per-mid event that is nearly every forwarded packet, each time stored and
+/// forwarded down the whole send chain to nicesink (9 % of the server's CPU in a room of 8,
+/// docs/performance.md §7).
+fn drop_tos_events(pad: &gst::Pad) {
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
         let tos = info.event().is_some_and(|e| {
             e.type_() == gst::EventType::CustomDownstreamSticky
@@ -43,6 +56,61 @@ fn trim_clocksync(clocksync: &gst::Element) {
         drop(info.data.take());
         gst::PadProbeReturn::Handled
     });
+}
+
+/// When a ghost pad is pointed at `clocksync`'s sink pad, points it past the clocksync and
+/// the FEC bin (see the module docs). Runs inside that `set_target`, on webrtcbin's thread,
+/// after the link and with no lock held (`gst_pad_link_full` emits `linked` last).
+fn bypass_once_targeted(clocksync: &gst::Element) {
+    let Some(sink) = clocksync.static_pad("sink") else {
+        return;
+    };
+    sink.connect_linked(|sink, internal| {
+        let Some(ghost) = internal
+            .parent()
+            .and_then(|p| p.downcast::<gst::GhostPad>().ok())
+        else {
+            tracing::debug!(peer = ?internal, "send path: clocksync linked to no ghost pad");
+            return;
+        };
+        let Some((fec_src, target)) = sink.parent_element().and_then(|c| bypass_target(&c)) else {
+            tracing::debug!(pad = %ghost.name(), "send path kept: FEC bin not a pass-through");
+            return;
+        };
+        tracing::debug!(pad = %ghost.name(), target = %target.name(), "send path: bypass");
+        drop_tos_events(&target);
+        if fec_src.unlink(&target).is_err() || ghost.set_target(Some(&target)).is_err() {
+            tracing::warn!(pad = %ghost.name(), "send path: bypass of clocksync and FEC bin failed");
+        }
+    });
+}
+
+/// The FEC bin's src pad after `clocksync` and its peer (the funnel's sink pad), if that bin
+/// only passes packets on: `rtpulpfecenc` and `rtpredenc` without a payload type (what
+/// webrtcbin sets when neither ULPFEC nor RED is negotiated), and nothing else.
+fn bypass_target(clocksync: &gst::Element) -> Option<(gst::Pad, gst::Pad)> {
+    let fec = clocksync
+        .static_pad("src")?
+        .peer()?
+        .parent_element()?
+        .downcast::<gst::Bin>()
+        .ok()?;
+    let passes_on = fec.children().iter().all(|child| {
+        let factory = child.factory().map(|f| f.name().to_string());
+        match factory.as_deref() {
+            // 255: no FEC payload type, whatever the percentage (webrtcbin sets the
+            // transceiver's `fec-percentage`, 100 by default).
+            Some("rtpulpfecenc") => child.property::<u32>("pt") == 255,
+            Some("rtpredenc") => child.property::<i32>("pt") == 0,
+            _ => false,
+        }
+    });
+    if !passes_on || fec.children().is_empty() {
+        return None;
+    }
+    let fec_src = fec.static_pad("src")?;
+    let target = fec_src.peer()?;
+    Some((fec_src, target))
 }
 
 #[cfg(test)]
@@ -97,5 +165,78 @@ mod tests {
             sticky_names_through_a_send_path_start(vec![tos("0"), other, tos("1")]),
             ["Other"]
         );
+    }
+
+    /// Builds a send path the way webrtcbin 1.22 does (`_connect_input_stream`): clocksync and
+    /// FEC bin added and linked to the funnel, the ghost pad pointed at the clocksync last.
+    /// `red_pt` is what webrtcbin would set on `rtpredenc` (0: RED not negotiated). Returns the
+    /// outer bin, its ghost sink pad and the funnel's sink pad.
+    fn webrtcbin_like_send_path(red_pt: i32) -> (gst::Bin, gst::GhostPad, gst::Pad) {
+        let bin = gst::Bin::new();
+        trim(&bin);
+        let make = |name: &str| gst::ElementFactory::make(name).build().unwrap();
+        let ghost = gst::GhostPad::builder(gst::PadDirection::Sink)
+            .name("sink_0")
+            .build();
+        bin.add_pad(&ghost).unwrap();
+        let clocksync = make("clocksync");
+        bin.add(&clocksync).unwrap();
+        let fec = gst::Bin::new();
+        let (ulpfec, red) = (make("rtpulpfecenc"), make("rtpredenc"));
+        red.set_property("pt", red_pt);
+        fec.add_many([&ulpfec, &red]).unwrap();
+        ulpfec.link(&red).unwrap();
+        let fec_sink = gst::GhostPad::with_target(&ulpfec.static_pad("sink").unwrap()).unwrap();
+        let fec_src = gst::GhostPad::with_target(&red.static_pad("src").unwrap()).unwrap();
+        fec.add_pad(&fec_sink).unwrap();
+        fec.add_pad(&fec_src).unwrap();
+        bin.add(&fec).unwrap();
+        let funnel = make("rtpfunnel");
+        bin.add(&funnel).unwrap();
+        clocksync.link(&fec).unwrap();
+        let funnel_sink = funnel.request_pad_simple("sink_%u").unwrap();
+        fec_src.link(&funnel_sink).unwrap();
+        ghost
+            .set_target(Some(&clocksync.static_pad("sink").unwrap()))
+            .unwrap();
+        let src = gst::GhostPad::with_target(&funnel.static_pad("src").unwrap()).unwrap();
+        bin.add_pad(&src).unwrap();
+        (bin, ghost, funnel_sink)
+    }
+
+    #[test]
+    fn a_send_path_without_fec_goes_from_the_ghost_pad_straight_to_the_funnel() {
+        gst::init().unwrap();
+        let (bin, ghost, funnel_sink) = webrtcbin_like_send_path(0);
+        assert_eq!(ghost.target().as_ref(), Some(&funnel_sink));
+        let mut h = gst_check::Harness::with_element(&bin, Some("sink_0"), Some("src"));
+        h.set_src_caps_str("application/x-rtp,media=video,clock-rate=90000,payload=96");
+        h.push_event(gst::event::CustomDownstreamSticky::new(
+            gst::Structure::builder(TOS_EVENT).field("mid", "0").build(),
+        ));
+        let mut packet = vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        packet.resize(112, 0);
+        h.push(gst::Buffer::from_slice(packet)).unwrap();
+        let out = h.pull().unwrap();
+        assert_eq!(out.size(), 112, "the packet passed unchanged");
+        while let Some(e) = h.try_pull_event() {
+            let name = e.structure().map(|s| s.name().to_string());
+            assert_ne!(
+                name.as_deref(),
+                Some(TOS_EVENT),
+                "the TOS event stops at the funnel"
+            );
+        }
+    }
+
+    #[test]
+    fn a_send_path_with_red_keeps_its_clocksync_and_fec_bin() {
+        gst::init().unwrap();
+        let (_bin, ghost, funnel_sink) = webrtcbin_like_send_path(100);
+        let target = ghost.target().unwrap();
+        assert_ne!(target, funnel_sink);
+        let clocksync = target.parent_element().unwrap();
+        assert_eq!(clocksync.type_().name(), "GstClockSync");
+        assert!(!clocksync.property::<bool>("sync"), "trimmed all the same");
     }
 }
