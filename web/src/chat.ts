@@ -7,6 +7,8 @@
 // Everything a message carries is shown with textContent only (never innerHTML): a message
 // such as `<img src=x onerror=…>` is text, not markup.
 
+import type { Channel } from "phoenix";
+
 /** Longest message the server accepts, in characters. */
 export const MAX_CHAT_CHARS = 1000;
 /** Messages kept in the panel (older ones are dropped). */
@@ -130,4 +132,38 @@ export function chatEntries(): { name: string; time: string; text: string; own: 
     own: li.dataset.own === "true",
     from: li.dataset.from ?? "",
   }));
+}
+
+/** Sends a chat message on `channel` (null: not connected); resolves with the server's verdict (errors are shown too). */
+export function sendChat(channel: Channel | null, text: string): Promise<ChatResult> {
+  const refuse = (reason: string): ChatResult => {
+    showChatError(CHAT_ERROR_MESSAGES[reason] ?? `Message not sent: ${reason}.`);
+    return { ok: false, reason };
+  };
+  if (!channel) return Promise.resolve(refuse("not_connected"));
+  return new Promise((resolve) => {
+    channel
+      .push("chat", { text })
+      .receive("ok", () => {
+        showChatError(null);
+        resolve({ ok: true });
+      })
+      .receive("error", (resp: { reason?: unknown } | undefined) => {
+        const reason = typeof resp?.reason === "string" ? resp.reason : "unknown error";
+        resolve(refuse(reason));
+      })
+      .receive("timeout", () => resolve(refuse("timeout")));
+  });
+}
+
+/** A "chat" push: kept in `kept` (at most MAX_CHAT_SHOWN) and shown; `ownId` is our endpoint's. */
+export function receiveChat(kept: ChatMessage[], payload: unknown, ownId: string | null): void {
+  const msg = parseChatMessage(payload);
+  if (!msg) {
+    console.warn("lamina: malformed chat message", payload);
+    return;
+  }
+  kept.push(msg);
+  if (kept.length > MAX_CHAT_SHOWN) kept.shift();
+  showChatMessage(msg, msg.from === ownId);
 }

@@ -205,3 +205,13 @@ export function hideReconnectBanner(): void {
     button.onclick = null;
   }
 }
+
+/** Give-up time: `optionMs`, or in test mode `?reconnect_giveup_ms=` of the page URL, or RECONNECT_GIVE_UP_MS. */
+export function giveUpMs(optionMs: number | undefined, test: boolean): number {
+  if (optionMs && optionMs > 0) return optionMs;
+  if (test) {
+    const v = Number(new URLSearchParams(window.location.search).get("reconnect_giveup_ms"));
+    if (Number.isFinite(v) && v > 0) return v;
+  }
+  return RECONNECT_GIVE_UP_MS;
+}

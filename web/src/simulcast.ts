@@ -11,6 +11,10 @@
 //   (setHeaderExtensionsToNegotiate); where that API is missing the room joins again without
 //   simulcast.
 
+import type { SimulcastConfig } from "@jellyfish-dev/membrane-webrtc-js";
+
+import { SIMULCAST_ENCODINGS, SIMULCAST_MIN_PIXELS } from "./consts";
+
 /** The header extensions a simulcast m-line needs. */
 const RID_EXTENSIONS = [
   "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
@@ -81,4 +85,58 @@ export function checkSimulcastAnswer(pc: RTCPeerConnection, track: MediaStreamTr
     return "stuck";
   }
   return "refused";
+}
+
+export type SimulcastVerdict = ReturnType<typeof checkSimulcastAnswer>;
+
+/**
+ * The camera's simulcast across a Room's sessions: on unless the page says `?simulcast=0`,
+ * decided when the camera is published (large enough: SIMULCAST_MIN_PIXELS), and what the
+ * server's last answer said of it.
+ */
+export class CameraSimulcast {
+  /** What the last negotiation said (per session). */
+  private verdict: SimulcastVerdict = "none";
+  /** A server refused it and this browser cannot renegotiate with it: no more simulcast. */
+  private refused = false;
+  /** The camera was published in layers (last session); null before publishing it. */
+  private layered: boolean | null = null;
+
+  constructor(private readonly enabled: boolean) {}
+
+  /** A new session: no answer yet. */
+  newSession(): void {
+    this.verdict = "none";
+  }
+
+  /** The camera `track` goes out in SIMULCAST_ENCODINGS when wanted and large enough. */
+  config(track: MediaStreamTrack): SimulcastConfig | undefined {
+    const wanted = this.enabled && !this.refused;
+    const { width, height } = track.getSettings();
+    const large = !!width && !!height && width * height >= SIMULCAST_MIN_PIXELS;
+    this.layered = wanted && large;
+    if (wanted && !large) console.info(`lamina: camera ${width}x${height}: one encoding (simulcast from 960x540)`);
+    return this.layered ? { enabled: true, activeEncodings: [...SIMULCAST_ENCODINGS] } : undefined;
+  }
+
+  /**
+   * After a negotiation of `pc` sending the camera `track`: did the server take the layers?
+   * If not, the camera goes on in one encoding (checkSimulcastAnswer). True when this browser
+   * cannot renegotiate with that server: the caller joins again, without simulcast from then on.
+   */
+  afterNegotiation(pc: RTCPeerConnection, track: MediaStreamTrack): boolean {
+    if (!this.layered) return false;
+    const verdict = checkSimulcastAnswer(pc, track);
+    if (verdict === this.verdict || verdict === "none") return false;
+    this.verdict = verdict;
+    if (verdict === "refused") console.info("lamina: the server does not take simulcast: the camera goes out in one encoding");
+    if (verdict !== "stuck") return false;
+    this.refused = true;
+    return true;
+  }
+
+  /** How the camera is sent (test hooks): simulcast asked for, decided, and the server's answer. */
+  state(): { enabled: boolean; refused: boolean; camera: boolean | null; answer: string } {
+    return { enabled: this.enabled, refused: this.refused, camera: this.layered, answer: this.verdict };
+  }
 }
