@@ -95,17 +95,19 @@ fn bypass_target(clocksync: &gst::Element) -> Option<(gst::Pad, gst::Pad)> {
         .parent_element()?
         .downcast::<gst::Bin>()
         .ok()?;
-    let passes_on = fec.children().iter().all(|child| {
-        let factory = child.factory().map(|f| f.name().to_string());
-        match factory.as_deref() {
-            // 255: no FEC payload type, whatever the percentage (webrtcbin sets the
-            // transceiver's `fec-percentage`, 100 by default).
-            Some("rtpulpfecenc") => child.property::<u32>("pt") == 255,
-            Some("rtpredenc") => child.property::<i32>("pt") == 0,
-            _ => false,
-        }
-    });
-    if !passes_on || fec.children().is_empty() {
+    let children = fec.children();
+    let passes_on = !children.is_empty()
+        && children.iter().all(|child| {
+            let factory = child.factory().map(|f| f.name().to_string());
+            match factory.as_deref() {
+                // 255: no FEC payload type, whatever the percentage (webrtcbin sets the
+                // transceiver's `fec-percentage`, 100 by default).
+                Some("rtpulpfecenc") => child.property::<u32>("pt") == 255,
+                Some("rtpredenc") => child.property::<i32>("pt") == 0,
+                _ => false,
+            }
+        });
+    if !passes_on {
         return None;
     }
     let fec_src = fec.static_pad("src")?;

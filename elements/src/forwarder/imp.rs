@@ -42,7 +42,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Per-stream state of the element (second in the lock order).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct State {
     /// Caps of the sink pad (set when the CAPS event arrives, before the pad stores it).
     pub(super) sink_caps: Option<gst::Caps>,
@@ -64,22 +64,6 @@ pub(super) struct State {
     /// requested or released, so the streaming thread takes it with a reference count and
     /// fans out without copying the element's pad list per packet.
     pub(super) src_pads: Arc<[super::LaminaForwarderPad]>,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State {
-            sink_caps: None,
-            clock_rate: None,
-            is_audio: false,
-            twcc_in_id: 0,
-            segment: gst::FormattedSegment::default(),
-            keyframe_throttle: Throttle::default(),
-            invalid_rtp_logged: false,
-            next_pad_index: 0,
-            src_pads: Arc::new([]),
-        }
-    }
 }
 
 impl State {
