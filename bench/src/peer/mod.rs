@@ -22,6 +22,7 @@ use crate::metrics::{lock, PeerStats, Shared};
 use crate::relay::Relay;
 use crate::rtp;
 
+mod crypto;
 mod recv;
 mod send;
 use send::TxTrack;
@@ -145,6 +146,7 @@ fn rtc_config(stats_interval: Option<Duration>) -> RtcConfig {
         .enable_opus(true, false)
         .enable_vp8(true)
         .set_stats_interval(stats_interval)
+        .set_crypto_provider(crypto::provider())
 }
 
 /// Sends a command to a peer task and waits for its reply.
