@@ -285,6 +285,32 @@ fn request_for_an_unmapped_ssrc_is_passed_upstream_and_not_counted() {
 }
 
 #[test]
+fn with_forward_unmapped_off_requests_for_an_unmapped_ssrc_end_here() {
+    let el = laminartx();
+    el.set_property("forward-unmapped", false);
+    let mut h = harness(&el);
+    push(&mut h, OTHER_SSRC, 10);
+    push(&mut h, SSRC, 10);
+    assert_eq!(pull_all(&mut h).len(), 2);
+    for ssrc in [OTHER_SSRC, RTX_SSRC] {
+        ask(&mut h, ssrc, 10);
+        assert!(pull_all(&mut h).is_empty(), "no RTX for {ssrc}");
+        assert!(
+            drain_upstream(&mut h).is_empty(),
+            "dropped, not passed upstream"
+        );
+    }
+    assert_eq!(counters(&el), [0; 4]);
+    // Other custom upstream events still pass, and the mapped SSRC is still answered.
+    let fku = gst::Structure::builder("GstForceKeyUnit")
+        .field("all-headers", true)
+        .build();
+    assert!(h.push_upstream_event(gst::event::CustomUpstream::new(fku.clone())));
+    assert_eq!(drain_upstream(&mut h), vec![fku]);
+    expect_answered(&mut h, &[10]);
+}
+
+#[test]
 fn requests_beyond_max_requests_per_sec_are_dropped_and_counted() {
     let el = laminartx();
     assert_eq!(el.property::<u32>("max-requests-per-sec"), 1000, "default");

@@ -8,20 +8,67 @@
 //! funnel's sink pad instead: each forwarded copy skips three elements and two ghost pads
 //! (docs/performance.md §10). If the FEC bin is not a pure pass-through (FEC or RED
 //! negotiated) the path stays as built, with the clocksync trimmed.
+//!
+//! Each peer's send session also has webrtcbin's aux sender bin (`request-aux-sender`):
+//! `sink_%u (ghost) → rtprtxsend → laminartx → src_%u (ghost)`. `laminartx` answers every
+//! retransmission request from its own history (`repair.rs`, docs/loss-repair.md), so
+//! `rtprtxsend` only kept each packet for nothing; its sink ghost pad is pointed at `laminartx`
+//! (docs/performance.md §12).
 
 use gst::prelude::*;
 
 /// Name of the sticky event webrtcbin sends into each of its sink pads (the transceiver's mid).
 const TOS_EVENT: &str = "GstWebRtcBinUpdateTos";
 
+/// GType name of `laminartx`, the aux sender `rtprtxsend` is bypassed for.
+const LAMINA_RTX_TYPE: &str = "GstLaminaRtx";
+
 /// Trims every send path `bin` gets (on `deep-element-added`, so also those of later rounds).
 pub(crate) fn trim(bin: &gst::Bin) {
-    bin.connect_deep_element_added(|_, _, element| {
-        if element.type_().name() == "GstClockSync" {
+    bin.connect_deep_element_added(|_, _, element| match element.type_().name() {
+        "GstClockSync" => {
             trim_clocksync(element);
             bypass_once_targeted(element);
         }
+        "GstRtpRtxSend" => bypass_rtxsend(element),
+        _ => {}
     });
+}
+
+/// Points the aux sender bin's sink ghost pad past `rtxsend` at the `laminartx` after it, and
+/// leaves `rtxsend` unlinked (see the module docs). Per forwarded copy that saves rtprtxsend's
+/// work (a buffer map, its object lock, two hash lookups, a history node allocated and one
+/// freed) and a pad push. rtpbin announces the aux bin (`deep-element-added`) when it adds it,
+/// fully built and before linking it to anything: no packet is flowing yet. Any other
+/// neighbour (no aux sender of ours) keeps the path as built.
+fn bypass_rtxsend(rtxsend: &gst::Element) {
+    let (Some(sink), Some(src)) = (rtxsend.static_pad("sink"), rtxsend.static_pad("src")) else {
+        return;
+    };
+    let Some(next) = src.peer().filter(|p| {
+        p.parent_element()
+            .is_some_and(|e| e.type_().name() == LAMINA_RTX_TYPE)
+    }) else {
+        tracing::debug!(element = %rtxsend.name(), "aux sender kept: rtprtxsend not followed by laminartx");
+        return;
+    };
+    let Some(ghost) = sink
+        .peer()
+        .and_then(|internal| internal.parent())
+        .and_then(|p| p.downcast::<gst::GhostPad>().ok())
+    else {
+        tracing::debug!(element = %rtxsend.name(), "aux sender kept: rtprtxsend not behind a ghost pad");
+        return;
+    };
+    tracing::debug!(pad = %ghost.name(), "aux sender: rtprtxsend bypassed");
+    // rtprtxsend ended every request it was given; laminartx passes those it has no mapping
+    // for upstream, where the forwarder would turn them into NACKs to the publisher.
+    if let Some(laminartx) = next.parent_element() {
+        laminartx.set_property("forward-unmapped", false);
+    }
+    if src.unlink(&next).is_err() || ghost.set_target(Some(&next)).is_err() {
+        tracing::warn!(pad = %ghost.name(), "aux sender: bypass of rtprtxsend failed");
+    }
 }
 
 /// - `sync=false`: with `sync=true` the clocksync waits on the clock for each packet's
@@ -229,6 +276,74 @@ mod tests {
                 "the TOS event stops at the funnel"
             );
         }
+    }
+
+    /// An aux sender bin as webrtcbin 1.22 builds it (`on_rtpbin_request_aux_sender`):
+    /// `rtprtxsend` linked to `aux`, ghost pads `src_0` (on `aux`) and `sink_0` (on
+    /// `rtprtxsend`), then added to `outer` as rtpbin adds it. Returns the bin and `sink_0`.
+    fn webrtcbin_like_aux_sender(
+        outer: &gst::Bin,
+        aux: &gst::Element,
+    ) -> (gst::Bin, gst::GhostPad) {
+        let bin = gst::Bin::new();
+        let rtxsend = gst::ElementFactory::make("rtprtxsend").build().unwrap();
+        bin.add_many([&rtxsend, aux]).unwrap();
+        rtxsend.link(aux).unwrap();
+        let src = gst::GhostPad::builder_with_target(&aux.static_pad("src").unwrap())
+            .unwrap()
+            .name("src_0")
+            .build();
+        bin.add_pad(&src).unwrap();
+        let sink = gst::GhostPad::builder_with_target(&rtxsend.static_pad("sink").unwrap())
+            .unwrap()
+            .name("sink_0")
+            .build();
+        bin.add_pad(&sink).unwrap();
+        outer.add(&bin).unwrap();
+        (bin, sink)
+    }
+
+    #[test]
+    fn the_aux_sender_goes_from_its_ghost_pad_straight_to_laminartx() {
+        gst::init().unwrap();
+        gstlamina::plugin_register_static().unwrap();
+        let outer = gst::Bin::new();
+        trim(&outer);
+        let laminartx = gst::ElementFactory::make("laminartx").build().unwrap();
+        let (bin, sink) = webrtcbin_like_aux_sender(&outer, &laminartx);
+        assert_eq!(sink.target(), laminartx.static_pad("sink"));
+        assert!(!laminartx.property::<bool>("forward-unmapped"));
+        let rtxsend = bin
+            .children()
+            .into_iter()
+            .find(|e| e.type_().name() == "GstRtpRtxSend")
+            .unwrap();
+        assert!(
+            !rtxsend.static_pad("src").unwrap().is_linked(),
+            "rtprtxsend left out"
+        );
+        let mut h = gst_check::Harness::with_element(&bin, Some("sink_0"), Some("src_0"));
+        h.set_src_caps_str("application/x-rtp,media=video,clock-rate=90000,payload=96");
+        let mut packet = vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        packet.resize(112, 7);
+        h.push(gst::Buffer::from_slice(packet.clone())).unwrap();
+        let out = h.pull().unwrap();
+        assert_eq!(
+            out.map_readable().unwrap().as_slice(),
+            &packet[..],
+            "passed unchanged"
+        );
+    }
+
+    #[test]
+    fn an_aux_sender_of_another_kind_keeps_rtprtxsend() {
+        gst::init().unwrap();
+        let outer = gst::Bin::new();
+        trim(&outer);
+        let identity = gst::ElementFactory::make("identity").build().unwrap();
+        let (_bin, sink) = webrtcbin_like_aux_sender(&outer, &identity);
+        let target = sink.target().unwrap().parent_element().unwrap();
+        assert_eq!(target.type_().name(), "GstRtpRtxSend");
     }
 
     #[test]

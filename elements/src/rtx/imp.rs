@@ -33,6 +33,7 @@ const PROP_STATS: &str = "stats";
 const PROP_LOSS_WINDOW: &str = "loss-window";
 const DEFAULT_LOSS_WINDOW_MS: u32 = 200;
 const PROP_LOSS_FRACTION: &str = "loss-fraction";
+const PROP_FORWARD_UNMAPPED: &str = "forward-unmapped";
 const DEFAULT_MAX_REQUESTS: u32 = 1000;
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
 
@@ -75,6 +76,8 @@ struct State {
     last_refill: Option<Instant>,
     counters: Counters,
     loss: LossWindow,
+    /// Requests for SSRCs without a mapping go upstream (else they end here).
+    forward_unmapped: bool,
 }
 
 impl Default for State {
@@ -90,6 +93,7 @@ impl Default for State {
             last_refill: None,
             counters: Counters::default(),
             loss: LossWindow::new(u64::from(DEFAULT_LOSS_WINDOW_MS) * 1_000_000),
+            forward_unmapped: true,
         }
     }
 }
@@ -286,7 +290,9 @@ impl LaminaRtx {
     fn src_event(&self, event: gst::Event) -> bool {
         if event.type_() == gst::EventType::CustomUpstream {
             if let Some(s) = event.structure() {
-                if s.name() == RETRANSMISSION_REQUEST && self.handle_request(s) {
+                if s.name() == RETRANSMISSION_REQUEST
+                    && (self.handle_request(s) || !lock(&self.state).forward_unmapped)
+                {
                     return true;
                 }
             }
@@ -390,6 +396,15 @@ impl ObjectImpl for LaminaRtx {
                     .maximum(1.0)
                     .read_only()
                     .build(),
+                glib::ParamSpecBoolean::builder(PROP_FORWARD_UNMAPPED)
+                    .nick("Forward unmapped requests")
+                    .blurb(
+                        "Pass retransmission requests for SSRCs without a mapping upstream \
+                         (false: drop them, as rtprtxsend does when it is upstream)",
+                    )
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>(PROP_STATS)
                     .nick("Statistics")
                     .blurb("num-requests, num-rtx-packets, num-not-cached, num-dropped")
@@ -412,6 +427,7 @@ impl ObjectImpl for LaminaRtx {
                 state.apply_pt_map();
             }
             PROP_MAX_AGE => state.max_age_ms = value.get().expect("type checked"),
+            PROP_FORWARD_UNMAPPED => state.forward_unmapped = value.get().expect("type checked"),
             PROP_LOSS_WINDOW => {
                 let ms: u32 = value.get().expect("type checked");
                 state.loss = LossWindow::new(u64::from(ms) * 1_000_000);
@@ -432,6 +448,7 @@ impl ObjectImpl for LaminaRtx {
             PROP_MAX_AGE => lock(&self.state).max_age_ms.to_value(),
             PROP_LOSS_WINDOW => ((lock(&self.state).loss.window_ns / 1_000_000) as u32).to_value(),
             PROP_LOSS_FRACTION => lock(&self.state).loss.last.to_value(),
+            PROP_FORWARD_UNMAPPED => lock(&self.state).forward_unmapped.to_value(),
             PROP_STATS => self.stats().to_value(),
             other => unreachable!("unknown property {other}"),
         }

@@ -6,7 +6,8 @@
 //! event per packet by rtpsession) with an RTX packet (RFC 4588: the RTX payload type and SSRC,
 //! its own sequence numbers, the original sequence number in front of the payload). Requests
 //! for its mapped SSRCs go no further upstream (answered, not kept, or over the budget); other
-//! requests and events pass upstream unchanged.
+//! requests pass upstream unchanged unless `forward-unmapped` is false (then they end here, as
+//! they would in `rtprtxsend`: the server bypasses `rtprtxsend`), and other events pass.
 //!
 //! Why not `rtprtxsend` alone: its history (GStreamer 1.22) is a list in arrival order searched
 //! by binary search, and its age bound compares the first and last entries' timestamps. An SFU
@@ -19,7 +20,7 @@
 //! default 1000; at most 512 per SSRC), `max-requests-per-sec` (a token bucket:
 //! requests beyond it are dropped and counted), and the read-only `stats`: `num-requests`,
 //! `num-rtx-packets`, `num-not-cached` (asked for a packet not or no longer kept, or not
-//! mapped), `num-dropped` (over the budget).
+//! mapped), `num-dropped` (over the budget); `forward-unmapped` (default true).
 //!
 //! A packet flagged `DISCONT` starts a new mapping of its SSRC (`laminaforwarder` flags the
 //! first packet after a simulcast layer switch, a keyframe of the new layer): the history of the
