@@ -1,8 +1,8 @@
 //! `laminartx`: pass-through of every packet, RTX answers (RFC 4588) to
 //! `GstRTPRetransmissionRequest` upstream events for packets sent in any order, requests for
-//! packets not kept, requests for SSRCs without a mapping (passed upstream), the per-second
-//! budget and hostile input (the `gst-launch-1.0` / `gst-inspect-1.0` runs are in
-//! `rtx_launch.rs`).
+//! packets not kept, requests for SSRCs without a mapping (passed upstream, or ended with
+//! `forward-unmapped=false`), the per-second budget and hostile input (the `gst-launch-1.0` /
+//! `gst-inspect-1.0` runs are in `rtx_launch.rs`).
 //!
 //! The harness feeds the element's sink pad and reads its src pad; a request is pushed with
 //! `push_upstream_event` (it reaches the element's src pad, as rtpsession's would) and the RTX
@@ -251,63 +251,50 @@ fn request_for_a_packet_whose_payload_type_has_no_rtx_mapping_yields_nothing() {
     assert!(drain_upstream(&mut h).is_empty());
 }
 
-#[test]
-fn request_for_an_unmapped_ssrc_is_passed_upstream_and_not_counted() {
+/// Requests for SSRCs without a mapping (another SSRC, and the RTX SSRC itself): passed
+/// upstream unchanged with `forward-unmapped` (the default), ended here without it; never
+/// counted. Other custom upstream events pass either way, and the mapped SSRC is still answered.
+fn unmapped_requests(forward: bool) {
     let el = laminartx();
+    if !forward {
+        el.set_property("forward-unmapped", false);
+    }
     let mut h = harness(&el);
     push(&mut h, OTHER_SSRC, 10);
     push(&mut h, SSRC, 10);
     assert_eq!(pull_all(&mut h).len(), 2);
     assert!(drain_upstream(&mut h).is_empty());
 
-    // Also the RTX SSRC itself: it has no mapping of its own.
     for ssrc in [OTHER_SSRC, RTX_SSRC] {
         ask(&mut h, ssrc, 10);
         assert!(pull_all(&mut h).is_empty(), "no RTX for {ssrc}");
-        assert_eq!(
-            drain_upstream(&mut h),
-            vec![request_structure(ssrc, 10)],
-            "passed upstream unchanged"
-        );
+        let passed = if forward {
+            vec![request_structure(ssrc, 10)]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(drain_upstream(&mut h), passed, "forward-unmapped={forward}");
     }
     assert_eq!(counters(&el), [0; 4]);
 
-    // Other custom upstream events pass too.
     let fku = gst::Structure::builder("GstForceKeyUnit")
         .field("all-headers", true)
         .build();
     assert!(h.push_upstream_event(gst::event::CustomUpstream::new(fku.clone())));
     assert_eq!(drain_upstream(&mut h), vec![fku]);
 
-    // The mapped SSRC is still answered.
     expect_answered(&mut h, &[10]);
     assert_eq!(counters(&el), [1, 1, 0, 0]);
 }
 
 #[test]
+fn request_for_an_unmapped_ssrc_is_passed_upstream_and_not_counted() {
+    unmapped_requests(true);
+}
+
+#[test]
 fn with_forward_unmapped_off_requests_for_an_unmapped_ssrc_end_here() {
-    let el = laminartx();
-    el.set_property("forward-unmapped", false);
-    let mut h = harness(&el);
-    push(&mut h, OTHER_SSRC, 10);
-    push(&mut h, SSRC, 10);
-    assert_eq!(pull_all(&mut h).len(), 2);
-    for ssrc in [OTHER_SSRC, RTX_SSRC] {
-        ask(&mut h, ssrc, 10);
-        assert!(pull_all(&mut h).is_empty(), "no RTX for {ssrc}");
-        assert!(
-            drain_upstream(&mut h).is_empty(),
-            "dropped, not passed upstream"
-        );
-    }
-    assert_eq!(counters(&el), [0; 4]);
-    // Other custom upstream events still pass, and the mapped SSRC is still answered.
-    let fku = gst::Structure::builder("GstForceKeyUnit")
-        .field("all-headers", true)
-        .build();
-    assert!(h.push_upstream_event(gst::event::CustomUpstream::new(fku.clone())));
-    assert_eq!(drain_upstream(&mut h), vec![fku]);
-    expect_answered(&mut h, &[10]);
+    unmapped_requests(false);
 }
 
 #[test]

@@ -294,7 +294,8 @@ pub(crate) fn install(
             maps.apply_to(element);
         } else if is(element, "GstRtpRtxSend") {
             // laminartx answers every request for a mapped SSRC: rtprtxsend's own history of
-            // the same packets would only hold memory.
+            // the same packets would only hold memory (where send_path.rs could not take it
+            // out of the path).
             element.set_property("max-size-packets", 1u32);
         }
     });

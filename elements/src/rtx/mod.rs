@@ -1,7 +1,7 @@
 //! # `laminartx`: answers retransmission requests from an order-independent history
 //!
-//! The element sits on a send path after `rtprtxsend` (webrtcbin's `request-aux-sender`) and
-//! takes over its job: it keeps the packets sent on every SSRC that has an RTX mapping and
+//! The element is webrtcbin's aux sender (`request-aux-sender`, placed after `rtprtxsend`,
+//! which Lamina's server then leaves out of the path) and takes over `rtprtxsend`'s job: it keeps the packets sent on every SSRC that has an RTX mapping and
 //! answers `GstRTPRetransmissionRequest` upstream events (a subscriber's NACK, turned into one
 //! event per packet by rtpsession) with an RTX packet (RFC 4588: the RTX payload type and SSRC,
 //! its own sequence numbers, the original sequence number in front of the payload). Requests
