@@ -15,7 +15,7 @@
 // The Room decides; the parts live in room_session.ts (open/close a session), room_local.ts (our
 // tracks), room_roster.ts (the others' endpoints and tracks) and room_ui.ts (the page).
 
-import { Endpoint, TrackContext, TrackEncoding } from "@jellyfish-dev/membrane-webrtc-js";
+import { Endpoint, TrackEncoding } from "@jellyfish-dev/membrane-webrtc-js";
 
 import { EndpointMetadata, JOIN_ERROR_MESSAGES } from "./consts";
 import * as chat from "./chat";
@@ -439,29 +439,8 @@ export class Room {
       chat.setChatEnabled(true);
     });
 
-    w.on("endpointAdded", (ep: Endpoint) => {
-      if (live()) this.roster.endpointAdded(ep);
-    });
-    w.on("endpointUpdated", (ep: Endpoint) => {
-      if (live()) this.roster.endpointUpdated(ep);
-    });
-    w.on("endpointRemoved", (ep: Endpoint) => {
-      if (live()) this.roster.endpointRemoved(ep);
-    });
-    w.on("trackAdded", (ctx: TrackContext) => {
-      if (live() && ctx) this.roster.trackAdded(ctx, live);
-    });
-    w.on("trackReady", (ctx: TrackContext) => {
-      if (!live() || !ctx?.track) return;
-      this.capturePc(s);
-      this.roster.trackReady(ctx as TrackContext & { track: MediaStreamTrack });
-    });
-    w.on("trackRemoved", (ctx: TrackContext) => {
-      if (live() && ctx) this.roster.trackRemoved(ctx);
-    });
-    w.on("trackUpdated", (ctx: TrackContext) => {
-      if (live() && ctx) this.roster.trackUpdated(ctx);
-    });
+    // A received track's peer connection is remembered before its tile shows it.
+    this.roster.listen(w, live, () => this.capturePc(s));
 
     w.on("bandwidthEstimationChanged", (estimation: bigint | number) => {
       // Typed bigint, but it is the number of the JSON media event.

@@ -1,8 +1,8 @@
 // The other endpoints of the room and their tracks as one session knows them: the library's
 // endpoint and track events become participants, tiles and badges (room_remote.ts does the
-// per-item work). The Room forwards only the events of its current session.
+// per-item work). `listen` follows an endpoint's events while its session is the current one.
 
-import { Endpoint, TrackContext } from "@jellyfish-dev/membrane-webrtc-js";
+import { Endpoint, TrackContext, WebRTCEndpoint } from "@jellyfish-dev/membrane-webrtc-js";
 
 import { LayerInfo, QualityChoice } from "./quality";
 import { QualityTarget } from "./quality_monitor";
@@ -32,17 +32,47 @@ export class Roster {
     return Array.from(this.participants.values(), (p) => p.name);
   }
 
+  /**
+   * Follows the endpoint and track events of `w` while `live()` (its session is the current
+   * one); `beforeReady` runs before a received track is shown.
+   */
+  listen(w: WebRTCEndpoint, live: () => boolean, beforeReady: () => void): void {
+    w.on("endpointAdded", (ep: Endpoint) => {
+      if (live()) this.endpointAdded(ep);
+    });
+    w.on("endpointUpdated", (ep: Endpoint) => {
+      if (live()) this.endpointUpdated(ep);
+    });
+    w.on("endpointRemoved", (ep: Endpoint) => {
+      if (live()) this.endpointRemoved(ep);
+    });
+    w.on("trackAdded", (ctx: TrackContext) => {
+      if (live() && ctx) this.trackAdded(ctx, live);
+    });
+    w.on("trackReady", (ctx: TrackContext) => {
+      if (!live() || !ctx?.track) return;
+      beforeReady();
+      this.trackReady(ctx as TrackContext & { track: MediaStreamTrack });
+    });
+    w.on("trackRemoved", (ctx: TrackContext) => {
+      if (live() && ctx) this.trackRemoved(ctx);
+    });
+    w.on("trackUpdated", (ctx: TrackContext) => {
+      if (live() && ctx) this.trackUpdated(ctx);
+    });
+  }
+
   /** The endpoints already in the room when this session connected. */
   connected(endpoints: Endpoint[]): void {
     for (const ep of endpoints) remote.addParticipant(this.participants, ep);
   }
 
-  endpointAdded(ep: Endpoint): void {
+  private endpointAdded(ep: Endpoint): void {
     remote.addParticipant(this.participants, ep);
     this.host.changed();
   }
 
-  endpointUpdated(ep: Endpoint): void {
+  private endpointUpdated(ep: Endpoint): void {
     const p = this.participants.get(ep.id);
     if (!p) {
       remote.addParticipant(this.participants, ep);
@@ -56,13 +86,13 @@ export class Roster {
     this.host.changed();
   }
 
-  endpointRemoved(ep: Endpoint): void {
+  private endpointRemoved(ep: Endpoint): void {
     remote.removeParticipant(this.participants, this.tracks, ep.id);
     this.host.changed();
   }
 
   /** A track announced (not yet received); `live` says whether its session is still current. */
-  trackAdded(ctx: TrackContext, live: () => boolean): void {
+  private trackAdded(ctx: TrackContext, live: () => boolean): void {
     const rt = this.announce(ctx);
     const endpointId = rt.endpointId;
     ctx.on("voiceActivityChanged", (c: TrackContext) => {
@@ -88,7 +118,7 @@ export class Roster {
   }
 
   /** A track's media arrived: into its participant's tile, or a tile of its own (screen). */
-  trackReady(ctx: TrackContext & { track: MediaStreamTrack }): void {
+  private trackReady(ctx: TrackContext & { track: MediaStreamTrack }): void {
     const rt = this.tracks.get(ctx.trackId) ?? this.announce(ctx);
     rt.track = ctx.track;
     if (this.host.timings.firstTrackReady === null) this.host.timings.firstTrackReady = Date.now();
@@ -112,7 +142,7 @@ export class Roster {
     remote.renderTrackState(this.tracks, rt);
   }
 
-  trackRemoved(ctx: TrackContext): void {
+  private trackRemoved(ctx: TrackContext): void {
     const rt = this.tracks.get(ctx.trackId);
     this.tracks.delete(ctx.trackId);
     const type = rt?.type ?? remote.trackType(ctx.metadata);
@@ -126,7 +156,7 @@ export class Roster {
     remote.renderParticipantMedia(this.tracks, p.id);
   }
 
-  trackUpdated(ctx: TrackContext): void {
+  private trackUpdated(ctx: TrackContext): void {
     const rt = this.tracks.get(ctx.trackId);
     if (!rt) return;
     const type = remote.trackType(ctx.metadata);
