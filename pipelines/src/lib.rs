@@ -106,6 +106,7 @@ mod dtls;
 pub mod fault;
 pub mod forwarder;
 mod forwarding;
+mod ghost_hops;
 mod ice;
 mod media_thread;
 mod negotiation;

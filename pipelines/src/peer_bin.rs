@@ -222,6 +222,7 @@ impl PeerBin {
         // 100 ms (issue #14; docs/performance.md §1).
         crate::rtcp::install(&bin);
         crate::send_path::trim(&bin);
+        crate::ghost_hops::shorten(&bin);
         Ok(Self {
             bin,
             webrtc,

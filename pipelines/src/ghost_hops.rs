@@ -1,0 +1,252 @@
+//! Ghost pads on a peer's send chain, linked past once packets flow through them.
+//!
+//! webrtcbin nests its send chain in bins (rtpbin, its aux sender bin, the transport send bin,
+//! `dtlssrtpenc`), so between the real pads of `rtpfunnel`, `laminartx`, `rtpsession`,
+//! `srtpenc` and `dtlsenc` each forwarded copy passes seven ghost pads. Each is one more
+//! `gst_pad_push`: a peer and a parent ref and unref, pad locks, probe checks, on cache lines
+//! that the publishers' threads share (docs/performance.md §13). Once nothing on such a stretch
+//! is blocked (the transport send bin blocks it until the DTLS keys are set), the real src pad
+//! is linked straight to the real sink pad at its end, across bins (a link without checks).
+//! The ghost pads stay in place, unlinked from the real pads; events and queries take the direct
+//! link as packets do.
+
+use gst::prelude::*;
+
+/// The ghost pads a real src pad's packets pass before they reach a real sink pad.
+struct Stretch {
+    /// The src pad's peer now (a ghost pad or a ghost pad's internal pad).
+    first: gst::Pad,
+    /// The real sink pad at the end.
+    target: gst::Pad,
+}
+
+enum Walk {
+    Stretch(Stretch),
+    /// A pad on the way is blocked: webrtcbin holds packets there for now.
+    Blocked,
+    /// No ghost pad on the way, or the way ends nowhere.
+    Nothing,
+}
+
+/// Follows `src`'s packets through ghost pads to the first real pad.
+fn walk(src: &gst::Pad) -> Walk {
+    let Some(first) = src.peer() else {
+        return Walk::Nothing;
+    };
+    let mut pad = first.clone();
+    let mut hops = 0;
+    loop {
+        if pad.is_blocked() {
+            return Walk::Blocked;
+        }
+        let next = if let Some(ghost) = pad.downcast_ref::<gst::GhostPad>() {
+            // A sink ghost pad: packets leave through its internal pad to its target.
+            let Some(internal) = ghost.internal() else {
+                return Walk::Nothing;
+            };
+            if internal.is_blocked() {
+                return Walk::Blocked;
+            }
+            internal.peer()
+        } else if let Some(ghost) = pad
+            .parent()
+            .and_then(|p| p.downcast::<gst::GhostPad>().ok())
+        {
+            // The internal pad of a src ghost pad: packets leave through the ghost pad.
+            if ghost.is_blocked() {
+                return Walk::Blocked;
+            }
+            ghost.peer()
+        } else {
+            break;
+        };
+        let Some(next) = next else {
+            return Walk::Nothing;
+        };
+        pad = next;
+        hops += 1;
+    }
+    if hops == 0 {
+        return Walk::Nothing;
+    }
+    Walk::Stretch(Stretch { first, target: pad })
+}
+
+/// Links `src` straight to the end of `stretch`; on failure puts the links back as they were.
+fn link_past(src: &gst::Pad, stretch: &Stretch) -> bool {
+    let Some(feeder) = stretch.target.peer() else {
+        return false;
+    };
+    if src.unlink(&stretch.first).is_err() {
+        return false;
+    }
+    if feeder.unlink(&stretch.target).is_err() {
+        let _ = src.link_full(&stretch.first, gst::PadLinkCheck::empty());
+        return false;
+    }
+    if src
+        .link_full(&stretch.target, gst::PadLinkCheck::empty())
+        .is_err()
+    {
+        let _ = feeder.link_full(&stretch.target, gst::PadLinkCheck::empty());
+        let _ = src.link_full(&stretch.first, gst::PadLinkCheck::empty());
+        return false;
+    }
+    true
+}
+
+/// Links the send chain's real src pads past the ghost pads after them, for every such chain
+/// `bin` gets (on `deep-element-added`, so also those of later rounds).
+pub(crate) fn shorten(bin: &gst::Bin) {
+    bin.connect_deep_element_added(|_, _, element| match element.type_().name() {
+        "GstRtpFunnel" | "GstLaminaRtx" | "GstDtlsEnc" => {
+            if let Some(src) = element.static_pad("src") {
+                link_past_when_flowing(&src);
+            }
+        }
+        "GstRtpSession" => {
+            element.connect_pad_added(|_, pad| {
+                if pad.name() == "send_rtp_src" {
+                    link_past_when_flowing(pad);
+                }
+            });
+        }
+        _ => {}
+    });
+}
+
+/// Links `src` past the ghost pads after it at its first packet that finds none of them blocked.
+/// The check runs per packet until then (webrtcbin's blocks last until the DTLS keys are set);
+/// the relink itself runs in an IDLE probe, so no other thread pushes on `src` meanwhile.
+fn link_past_when_flowing(src: &gst::Pad) {
+    src.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        |src, _| match walk(src) {
+            Walk::Blocked => gst::PadProbeReturn::Ok,
+            Walk::Nothing => gst::PadProbeReturn::Remove,
+            Walk::Stretch(_) => {
+                src.add_probe(gst::PadProbeType::IDLE, |src, _| {
+                    if let Walk::Stretch(stretch) = walk(src) {
+                        let done = link_past(src, &stretch);
+                        tracing::debug!(
+                            pad = %src.name(),
+                            target = %stretch.target.name(),
+                            done,
+                            "send chain: ghost pads linked past"
+                        );
+                    }
+                    gst::PadProbeReturn::Remove
+                });
+                gst::PadProbeReturn::Remove
+            }
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `src_elem → [outer: ghost → [inner: ghost → sink_elem]]`, the sink side nested twice;
+    /// returns the pipeline, the appsrc and appsink, and the inner bin's ghost pad's internal.
+    fn nested() -> (gst::Pipeline, gst_app::AppSrc, gst_app::AppSink, gst::Pad) {
+        let pipeline = gst::Pipeline::new();
+        let appsrc = gst_app::AppSrc::builder()
+            .caps(&gst::Caps::builder("application/x-rtp").build())
+            .format(gst::Format::Time)
+            .build();
+        let identity = gst::ElementFactory::make("identity").build().unwrap();
+        let outer = gst::Bin::new();
+        let inner = gst::Bin::new();
+        let appsink = gst_app::AppSink::builder().sync(false).build();
+        inner.add(&appsink).unwrap();
+        let inner_ghost = gst::GhostPad::with_target(&appsink.static_pad("sink").unwrap()).unwrap();
+        inner.add_pad(&inner_ghost).unwrap();
+        outer.add(&inner).unwrap();
+        let outer_ghost = gst::GhostPad::with_target(&inner_ghost).unwrap();
+        outer.add_pad(&outer_ghost).unwrap();
+        pipeline
+            .add_many([appsrc.upcast_ref(), &identity, outer.upcast_ref()])
+            .unwrap();
+        appsrc.link(&identity).unwrap();
+        identity.link(&outer).unwrap();
+        let internal = inner_ghost.internal().unwrap().upcast::<gst::Pad>();
+        (pipeline, appsrc, appsink, internal)
+    }
+
+    fn packet(seq: u8) -> gst::Buffer {
+        let mut b = vec![0x80, 96, 0, seq, 0, 0, 0, 0, 0, 0, 0, 1];
+        b.resize(100, seq);
+        gst::Buffer::from_slice(b)
+    }
+
+    #[test]
+    fn a_src_pad_is_linked_past_nested_ghost_pads_and_packets_pass_unchanged() {
+        gst::init().unwrap();
+        let (pipeline, appsrc, appsink, _) = nested();
+        let identity_src = appsrc
+            .static_pad("src")
+            .unwrap()
+            .peer()
+            .unwrap()
+            .parent_element()
+            .unwrap()
+            .static_pad("src")
+            .unwrap();
+        link_past_when_flowing(&identity_src);
+        pipeline.set_state(gst::State::Playing).unwrap();
+        for seq in 0..3 {
+            appsrc.push_buffer(packet(seq)).unwrap();
+            let sample = appsink.pull_sample().unwrap();
+            let got = sample.buffer().unwrap().map_readable().unwrap().to_vec();
+            assert_eq!(got, packet(seq).map_readable().unwrap().to_vec());
+        }
+        assert_eq!(
+            identity_src.peer(),
+            appsink.static_pad("sink"),
+            "linked straight to the real sink pad"
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
+
+    #[test]
+    fn a_blocked_stretch_is_left_until_it_is_unblocked() {
+        gst::init().unwrap();
+        let (pipeline, appsrc, appsink, internal) = nested();
+        let identity_src = appsrc
+            .static_pad("src")
+            .unwrap()
+            .peer()
+            .unwrap()
+            .parent_element()
+            .unwrap()
+            .static_pad("src")
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let block = internal
+            .add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, move |_, _| {
+                let _ = tx.send(());
+                gst::PadProbeReturn::Ok
+            })
+            .unwrap();
+        link_past_when_flowing(&identity_src);
+        pipeline.set_state(gst::State::Playing).unwrap();
+        appsrc.push_buffer(packet(1)).unwrap();
+        rx.recv().unwrap();
+        assert_ne!(
+            identity_src.peer(),
+            appsink.static_pad("sink"),
+            "not linked past a blocked pad"
+        );
+        internal.remove_probe(block);
+        assert_eq!(appsink.pull_sample().unwrap().buffer().unwrap().size(), 100);
+        // Packet 2 finds the stretch free; the relink runs when its push ends, on the same
+        // streaming thread, so before packet 3 is pushed.
+        for seq in [2, 3] {
+            appsrc.push_buffer(packet(seq)).unwrap();
+            assert_eq!(appsink.pull_sample().unwrap().buffer().unwrap().size(), 100);
+        }
+        assert_eq!(identity_src.peer(), appsink.static_pad("sink"));
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
+}
