@@ -202,7 +202,8 @@ impl Forwarding {
     }
 
     /// Links a new gated output of `track` (rewriting to `pt`/`ssrc`, with the subscriber's
-    /// TWCC header extension id if any) to `sink`.
+    /// TWCC header extension id if any) to `sink`, which may be inside a peer's bin (the link
+    /// checks caps, not the hierarchy).
     pub(crate) fn link(
         &mut self,
         track: &TrackId,
@@ -221,7 +222,7 @@ impl Forwarding {
         if let Some(id) = twcc_ext {
             Forwarder::set_twcc_ext(&fwd_pad, id);
         }
-        if let Err(e) = fwd_pad.link(sink) {
+        if let Err(e) = fwd_pad.link_full(sink, gst::PadLinkCheck::CAPS) {
             t.fwd.release_src(&fwd_pad);
             return Err(format!("cannot link forwarder to subscriber: {e:?}"));
         }

@@ -279,16 +279,9 @@ fn apply_mline(
                     cx.forwarding.unlink((peer_id, mline), link);
                 }
                 match want {
-                    Want::Subscribe(t) => subscribe(
-                        cx,
-                        peer_id,
-                        peer,
-                        mline,
-                        (media, session),
-                        t,
-                        Some(slot),
-                        webrtc,
-                    ),
+                    Want::Subscribe(t) => {
+                        subscribe(cx, peer_id, mline, (media, session), t, Some(slot), webrtc)
+                    }
                     _ => {
                         slot.transceiver.set_direction(Dir::Inactive);
                         (MLine::Subscribe(slot), false)
@@ -298,7 +291,7 @@ fn apply_mline(
         }
         (Some(MLine::Inactive(tr)), Want::Inactive) => (MLine::Inactive(tr), false),
         (Some(MLine::Inactive(_)), Want::Subscribe(t)) | (None, Want::Subscribe(t)) => {
-            subscribe(cx, peer_id, peer, mline, (media, session), t, None, webrtc)
+            subscribe(cx, peer_id, mline, (media, session), t, None, webrtc)
         }
         (Some(MLine::Inactive(tr)), Want::Publish(t)) => {
             tracing::warn!(peer = %peer_id, mline, track = %t, "publishing on a former inactive m-line: unsupported");
@@ -391,7 +384,6 @@ fn publish(
 fn subscribe(
     cx: &mut Ctx<'_>,
     peer_id: &PeerId,
-    peer: &Peer,
     mline: u32,
     (media, session): (&SDPMediaRef, &gst_sdp::SDPMessageRef),
     track: &TrackId,
@@ -414,7 +406,7 @@ fn subscribe(
             None => (MLine::Inactive(add_inactive(webrtc, media)), false),
         };
     };
-    let slot = match slot.or_else(|| new_sub_slot(&peer.pb.bin, webrtc, mline)) {
+    let slot = match slot.or_else(|| new_sub_slot(webrtc, mline)) {
         Some(s) => s,
         None => return (MLine::Inactive(add_inactive(webrtc, media)), false),
     };
@@ -428,12 +420,10 @@ fn subscribe(
         slot.sink.set_property("msid", publisher.as_str());
     }
     let mut slot = slot;
-    match cx.forwarding.link(
-        track,
-        (peer_id, mline),
-        (pt, ssrc, twcc_ext),
-        slot.ghost.upcast_ref(),
-    ) {
+    match cx
+        .forwarding
+        .link(track, (peer_id, mline), (pt, ssrc, twcc_ext), &slot.sink)
+    {
         Ok(link) => {
             tracing::debug!(peer = %peer_id, mline, %track, pt, ssrc, "subscriber link prepared");
             slot.link = Some(link);
@@ -447,22 +437,14 @@ fn subscribe(
     }
 }
 
-fn new_sub_slot(bin: &gst::Bin, webrtc: &gst::Element, mline: u32) -> Option<SubSlot> {
-    let name = format!("sink_{mline}");
-    let sink = webrtc.request_pad_simple(&name)?;
-    let transceiver = sink.property::<Option<WebRTCRTPTransceiver>>("transceiver")?;
-    let ghost = gst::GhostPad::builder_with_target(&sink)
-        .ok()?
-        .name(name)
-        .build();
-    let _ = ghost.set_active(true);
-    if bin.add_pad(&ghost).is_err() {
+fn new_sub_slot(webrtc: &gst::Element, mline: u32) -> Option<SubSlot> {
+    let sink = webrtc.request_pad_simple(&format!("sink_{mline}"))?;
+    let Some(transceiver) = sink.property::<Option<WebRTCRTPTransceiver>>("transceiver") else {
         webrtc.release_request_pad(&sink);
         return None;
-    }
+    };
     Some(SubSlot {
         sink,
-        ghost,
         transceiver,
         link: None,
     })

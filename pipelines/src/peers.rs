@@ -8,13 +8,12 @@ use crate::ids::TrackId;
 use crate::peer_bin::PeerBin;
 use crate::transport::Transport;
 
-/// A sending (subscriber) m-line: webrtcbin `sink_<k>` ghosted on the peer bin.
+/// A sending (subscriber) m-line: webrtcbin's `sink_<k>`, which a forwarder output links to
+/// straight, past the peer bin's boundary (no ghost pad: one pad push less per forwarded copy).
 #[derive(Debug)]
 pub(crate) struct SubSlot {
     /// webrtcbin's request pad.
     pub sink: gst::Pad,
-    /// Its ghost on the peer bin (what forwarders link to).
-    pub ghost: gst::GhostPad,
     /// The m-line's transceiver.
     pub transceiver: gst_webrtc::WebRTCRTPTransceiver,
     /// The forwarder output feeding it, if any.

@@ -122,10 +122,9 @@ impl MediaThread {
         for f in fwds {
             crate::teardown::remove_element(self.pipeline.upcast_ref(), f.element());
         }
-        // 5: ghosts, webrtcbin sink pads, the bin.
+        // 5: webrtcbin sink pads, the bin.
         for m in p.mlines.values() {
             if let MLine::Subscribe(slot) = m {
-                let _ = p.pb.bin.remove_pad(&slot.ghost);
                 p.pb.webrtc.release_request_pad(&slot.sink);
             }
         }
