@@ -1,8 +1,9 @@
-//! Ghost pads on a peer's send chain, linked past once packets flow through them.
+//! Ghost pads on a peer's send and receive chains, linked past once packets flow through them.
 //!
 //! webrtcbin nests its send chain in bins (rtpbin, its aux sender bin, the transport send bin,
 //! `dtlssrtpenc`), so between the real pads of `rtpfunnel`, `laminartx`, `rtpsession`,
-//! `srtpenc` and `dtlsenc` each forwarded copy passes seven ghost pads. Each is one more
+//! `srtpenc` and `dtlssrtpenc`'s funnel each forwarded copy passes seven ghost pads; between
+//! `srtpdec` and `rtpsession` each received packet passes three. Each is one more
 //! `gst_pad_push`: a peer and a parent ref and unref, pad locks, probe checks, on cache lines
 //! that the publishers' threads share (docs/performance.md §13). Once nothing on such a stretch
 //! is blocked (the transport send bin blocks it until the DTLS keys are set), the real src pad
@@ -22,30 +23,31 @@ struct Stretch {
 
 enum Walk {
     Stretch(Stretch),
-    /// A pad on the way is blocked: webrtcbin holds packets there for now.
-    Blocked,
-    /// No ghost pad on the way, or the way ends nowhere.
-    Nothing,
+    /// A pad on the way is blocked (webrtcbin holds packets there for now), or the way ends
+    /// at an unlinked pad (not built yet).
+    NotYet,
+    /// No ghost pad on the way.
+    Direct,
 }
 
 /// Follows `src`'s packets through ghost pads to the first real pad.
 fn walk(src: &gst::Pad) -> Walk {
     let Some(first) = src.peer() else {
-        return Walk::Nothing;
+        return Walk::NotYet;
     };
     let mut pad = first.clone();
     let mut hops = 0;
     loop {
         if pad.is_blocked() {
-            return Walk::Blocked;
+            return Walk::NotYet;
         }
         let next = if let Some(ghost) = pad.downcast_ref::<gst::GhostPad>() {
             // A sink ghost pad: packets leave through its internal pad to its target.
             let Some(internal) = ghost.internal() else {
-                return Walk::Nothing;
+                return Walk::NotYet;
             };
             if internal.is_blocked() {
-                return Walk::Blocked;
+                return Walk::NotYet;
             }
             internal.peer()
         } else if let Some(ghost) = pad
@@ -54,20 +56,20 @@ fn walk(src: &gst::Pad) -> Walk {
         {
             // The internal pad of a src ghost pad: packets leave through the ghost pad.
             if ghost.is_blocked() {
-                return Walk::Blocked;
+                return Walk::NotYet;
             }
             ghost.peer()
         } else {
             break;
         };
         let Some(next) = next else {
-            return Walk::Nothing;
+            return Walk::NotYet;
         };
         pad = next;
         hops += 1;
     }
     if hops == 0 {
-        return Walk::Nothing;
+        return Walk::Direct;
     }
     Walk::Stretch(Stretch { first, target: pad })
 }
@@ -99,7 +101,13 @@ fn link_past(src: &gst::Pad, stretch: &Stretch) -> bool {
 /// `bin` gets (on `deep-element-added`, so also those of later rounds).
 pub(crate) fn shorten(bin: &gst::Bin) {
     bin.connect_deep_element_added(|_, _, element| match element.type_().name() {
-        "GstRtpFunnel" | "GstLaminaRtx" | "GstDtlsEnc" => {
+        "GstRtpFunnel" | "GstLaminaRtx" => {
+            if let Some(src) = element.static_pad("src") {
+                link_past_when_flowing(&src);
+            }
+        }
+        // `dtlssrtpenc`'s funnel of SRTP, SRTCP and DTLS, before its `src` ghost pad.
+        "GstFunnel" if in_dtlssrtpenc(element) => {
             if let Some(src) = element.static_pad("src") {
                 link_past_when_flowing(&src);
             }
@@ -111,8 +119,23 @@ pub(crate) fn shorten(bin: &gst::Bin) {
                 }
             });
         }
+        // Receive chain: decrypted RTP and RTCP on their way to rtpbin's session.
+        "GstSrtpDec" => {
+            for name in ["rtp_src", "rtcp_src"] {
+                if let Some(src) = element.static_pad(name) {
+                    link_past_when_flowing(&src);
+                }
+            }
+        }
         _ => {}
     });
+}
+
+/// Whether `element` is a child of a `dtlssrtpenc`.
+pub(crate) fn in_dtlssrtpenc(element: &gst::Element) -> bool {
+    element
+        .parent()
+        .is_some_and(|p| p.type_().name() == "GstDtlsSrtpEnc")
 }
 
 /// Links `src` past the ghost pads after it at its first packet that finds none of them blocked.
@@ -122,15 +145,15 @@ fn link_past_when_flowing(src: &gst::Pad) {
     src.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         |src, _| match walk(src) {
-            Walk::Blocked => gst::PadProbeReturn::Ok,
-            Walk::Nothing => gst::PadProbeReturn::Remove,
+            Walk::NotYet => gst::PadProbeReturn::Ok,
+            Walk::Direct => gst::PadProbeReturn::Remove,
             Walk::Stretch(_) => {
                 src.add_probe(gst::PadProbeType::IDLE, |src, _| {
                     if let Walk::Stretch(stretch) = walk(src) {
                         let done = link_past(src, &stretch);
                         tracing::debug!(
-                            pad = %src.name(),
-                            target = %stretch.target.name(),
+                            pad = %src.path_string(),
+                            target = %stretch.target.path_string(),
                             done,
                             "send chain: ghost pads linked past"
                         );

@@ -14,6 +14,10 @@
 //! retransmission request from its own history (`repair.rs`, docs/loss-repair.md), so
 //! `rtprtxsend` only kept each packet for nothing; its sink ghost pad is pointed at `laminartx`
 //! (docs/performance.md §12).
+//!
+//! `dtlssrtpenc` has one more clocksync per RTP sink pad, between `srtpenc` and its funnel, a
+//! pass-through unless its `rtp-sync` is set: `srtpenc` is linked to the funnel past it
+//! (docs/performance.md §13). The ghost pads between these elements are `ghost_hops.rs`'s.
 
 use gst::prelude::*;
 
@@ -26,6 +30,9 @@ const LAMINA_RTX_TYPE: &str = "GstLaminaRtx";
 /// Trims every send path `bin` gets (on `deep-element-added`, so also those of later rounds).
 pub(crate) fn trim(bin: &gst::Bin) {
     bin.connect_deep_element_added(|_, _, element| match element.type_().name() {
+        "GstClockSync" if crate::ghost_hops::in_dtlssrtpenc(element) => {
+            bypass_srtp_clocksync(element)
+        }
         "GstClockSync" => {
             trim_clocksync(element);
             bypass_once_targeted(element);
@@ -103,6 +110,49 @@ fn drop_tos_events(pad: &gst::Pad) {
         drop(info.data.take());
         gst::PadProbeReturn::Handled
     });
+}
+
+/// `dtlssrtpenc` puts a clocksync between `srtpenc` and its funnel for each RTP sink pad, with
+/// `sync` bound to its `rtp-sync` property (false unless set; webrtcbin never sets it): a pure
+/// pass-through. `srtpenc`'s src pad is linked to the funnel instead, once the clocksync is
+/// linked on both sides: at once if it is (webrtcbin adds the transport send bin fully built,
+/// before any packet), else when `dtlssrtpenc` links it to the funnel (the last link of its
+/// `request_new_pad`; no lock held in `linked`). The clocksync stays in the bin, unlinked
+/// (dtlssrtpenc never releases these pads).
+fn bypass_srtp_clocksync(clocksync: &gst::Element) {
+    let Some(src) = clocksync.static_pad("src") else {
+        return;
+    };
+    match src.peer() {
+        Some(funnel_sink) => link_past_srtp_clocksync(&src, &funnel_sink),
+        None => {
+            src.connect_linked(|src, funnel_sink| link_past_srtp_clocksync(src, funnel_sink));
+        }
+    }
+}
+
+fn link_past_srtp_clocksync(src: &gst::Pad, funnel_sink: &gst::Pad) {
+    let Some(clocksync) = src.parent_element() else {
+        return;
+    };
+    if clocksync.property::<bool>("sync") {
+        return;
+    }
+    let Some(sink) = clocksync.static_pad("sink") else {
+        return;
+    };
+    let Some(srtp_src) = sink.peer() else {
+        tracing::debug!("dtlssrtpenc: clocksync linked to the funnel before srtpenc: kept");
+        return;
+    };
+    let bypassed = srtp_src.unlink(&sink).is_ok()
+        && src.unlink(funnel_sink).is_ok()
+        && srtp_src.link(funnel_sink).is_ok();
+    if bypassed {
+        tracing::debug!(pad = %srtp_src.name(), "dtlssrtpenc: clocksync bypassed");
+    } else {
+        tracing::warn!(pad = %srtp_src.name(), "dtlssrtpenc: bypass of its clocksync failed");
+    }
 }
 
 /// When a ghost pad is pointed at `clocksync`'s sink pad, points it past the clocksync and
@@ -344,6 +394,52 @@ mod tests {
         let (_bin, sink) = webrtcbin_like_aux_sender(&outer, &identity);
         let target = sink.target().unwrap().parent_element().unwrap();
         assert_eq!(target.type_().name(), "GstRtpRtxSend");
+    }
+
+    /// `srtpenc`'s `rtp_src_0` and what it is linked to in a `dtlssrtpenc` in a trimmed bin,
+    /// its RTP sink pad requested before or after the bin gets it.
+    fn srtp_src_peer_in_dtlssrtpenc(request_first: bool, sync: bool) -> (gst::Pad, gst::Element) {
+        let bin = gst::Bin::new();
+        trim(&bin);
+        let enc = gst::ElementFactory::make("dtlssrtpenc")
+            .property("rtp-sync", sync)
+            .build()
+            .unwrap();
+        if request_first {
+            enc.request_pad_simple("rtp_sink_0").unwrap();
+            bin.add(&enc).unwrap();
+        } else {
+            bin.add(&enc).unwrap();
+            enc.request_pad_simple("rtp_sink_0").unwrap();
+        }
+        let children = enc.downcast_ref::<gst::Bin>().unwrap().children();
+        let srtpenc = children
+            .iter()
+            .find(|e| e.type_().name() == "GstSrtpEnc")
+            .unwrap();
+        let peer = srtpenc.static_pad("rtp_src_0").unwrap().peer().unwrap();
+        (peer, enc)
+    }
+
+    #[test]
+    fn dtlssrtpencs_clocksync_is_left_out_whichever_comes_first() {
+        gst::init().unwrap();
+        for request_first in [true, false] {
+            let (peer, _enc) = srtp_src_peer_in_dtlssrtpenc(request_first, false);
+            let next = peer.parent_element().unwrap();
+            assert_eq!(
+                next.type_().name(),
+                "GstFunnel",
+                "request first: {request_first}"
+            );
+        }
+        let (peer, _enc) = srtp_src_peer_in_dtlssrtpenc(false, true);
+        let next = peer.parent_element().unwrap();
+        assert_eq!(
+            next.type_().name(),
+            "GstClockSync",
+            "rtp-sync=true keeps it"
+        );
     }
 
     #[test]
