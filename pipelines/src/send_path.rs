@@ -126,7 +126,7 @@ fn bypass_srtp_clocksync(clocksync: &gst::Element) {
     match src.peer() {
         Some(funnel_sink) => link_past_srtp_clocksync(&src, &funnel_sink),
         None => {
-            src.connect_linked(|src, funnel_sink| link_past_srtp_clocksync(src, funnel_sink));
+            src.connect_linked(link_past_srtp_clocksync);
         }
     }
 }
