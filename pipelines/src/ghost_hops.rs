@@ -170,9 +170,18 @@ fn link_past_when_flowing(src: &gst::Pad) {
 mod tests {
     use super::*;
 
-    /// `src_elem → [outer: ghost → [inner: ghost → sink_elem]]`, the sink side nested twice;
-    /// returns the pipeline, the appsrc and appsink, and the inner bin's ghost pad's internal.
-    fn nested() -> (gst::Pipeline, gst_app::AppSrc, gst_app::AppSink, gst::Pad) {
+    /// `appsrc → identity → [outer: ghost → [inner: ghost → appsink]]`.
+    struct Nested {
+        pipeline: gst::Pipeline,
+        appsrc: gst_app::AppSrc,
+        /// The real src pad the ghost pads follow.
+        identity_src: gst::Pad,
+        appsink: gst_app::AppSink,
+        /// The inner bin's ghost pad's internal pad.
+        internal: gst::Pad,
+    }
+
+    fn nested() -> Nested {
         let pipeline = gst::Pipeline::new();
         let appsrc = gst_app::AppSrc::builder()
             .caps(&gst::Caps::builder("application/x-rtp").build())
@@ -193,8 +202,13 @@ mod tests {
             .unwrap();
         appsrc.link(&identity).unwrap();
         identity.link(&outer).unwrap();
-        let internal = inner_ghost.internal().unwrap().upcast::<gst::Pad>();
-        (pipeline, appsrc, appsink, internal)
+        Nested {
+            pipeline,
+            appsrc,
+            identity_src: identity.static_pad("src").unwrap(),
+            appsink,
+            internal: inner_ghost.internal().unwrap().upcast(),
+        }
     }
 
     fn packet(seq: u8) -> gst::Buffer {
@@ -206,18 +220,10 @@ mod tests {
     #[test]
     fn a_src_pad_is_linked_past_nested_ghost_pads_and_packets_pass_unchanged() {
         gst::init().unwrap();
-        let (pipeline, appsrc, appsink, _) = nested();
-        let identity_src = appsrc
-            .static_pad("src")
-            .unwrap()
-            .peer()
-            .unwrap()
-            .parent_element()
-            .unwrap()
-            .static_pad("src")
-            .unwrap();
-        link_past_when_flowing(&identity_src);
-        pipeline.set_state(gst::State::Playing).unwrap();
+        let n = nested();
+        let (appsrc, appsink, src) = (&n.appsrc, &n.appsink, &n.identity_src);
+        link_past_when_flowing(src);
+        n.pipeline.set_state(gst::State::Playing).unwrap();
         for seq in 0..3 {
             appsrc.push_buffer(packet(seq)).unwrap();
             let sample = appsink.pull_sample().unwrap();
@@ -225,43 +231,36 @@ mod tests {
             assert_eq!(got, packet(seq).map_readable().unwrap().to_vec());
         }
         assert_eq!(
-            identity_src.peer(),
+            src.peer(),
             appsink.static_pad("sink"),
             "linked straight to the real sink pad"
         );
-        pipeline.set_state(gst::State::Null).unwrap();
+        n.pipeline.set_state(gst::State::Null).unwrap();
     }
 
     #[test]
     fn a_blocked_stretch_is_left_until_it_is_unblocked() {
         gst::init().unwrap();
-        let (pipeline, appsrc, appsink, internal) = nested();
-        let identity_src = appsrc
-            .static_pad("src")
-            .unwrap()
-            .peer()
-            .unwrap()
-            .parent_element()
-            .unwrap()
-            .static_pad("src")
-            .unwrap();
+        let n = nested();
+        let (appsrc, appsink, src) = (&n.appsrc, &n.appsink, &n.identity_src);
         let (tx, rx) = std::sync::mpsc::channel();
-        let block = internal
+        let block = n
+            .internal
             .add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, move |_, _| {
                 let _ = tx.send(());
                 gst::PadProbeReturn::Ok
             })
             .unwrap();
-        link_past_when_flowing(&identity_src);
-        pipeline.set_state(gst::State::Playing).unwrap();
+        link_past_when_flowing(src);
+        n.pipeline.set_state(gst::State::Playing).unwrap();
         appsrc.push_buffer(packet(1)).unwrap();
         rx.recv().unwrap();
         assert_ne!(
-            identity_src.peer(),
+            src.peer(),
             appsink.static_pad("sink"),
             "not linked past a blocked pad"
         );
-        internal.remove_probe(block);
+        n.internal.remove_probe(block);
         assert_eq!(appsink.pull_sample().unwrap().buffer().unwrap().size(), 100);
         // Packet 2 finds the stretch free; the relink runs when its push ends, on the same
         // streaming thread, so before packet 3 is pushed.
@@ -269,7 +268,7 @@ mod tests {
             appsrc.push_buffer(packet(seq)).unwrap();
             assert_eq!(appsink.pull_sample().unwrap().buffer().unwrap().size(), 100);
         }
-        assert_eq!(identity_src.peer(), appsink.static_pad("sink"));
-        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(src.peer(), appsink.static_pad("sink"));
+        n.pipeline.set_state(gst::State::Null).unwrap();
     }
 }
