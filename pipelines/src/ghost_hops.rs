@@ -155,7 +155,7 @@ fn link_past_when_flowing(src: &gst::Pad) {
                             pad = %src.path_string(),
                             target = %stretch.target.path_string(),
                             done,
-                            "send chain: ghost pads linked past"
+                            "ghost pads linked past"
                         );
                     }
                     gst::PadProbeReturn::Remove

@@ -405,12 +405,13 @@ mod tests {
             .property("rtp-sync", sync)
             .build()
             .unwrap();
+        let request = || enc.request_pad_simple("rtp_sink_0").unwrap();
         if request_first {
-            enc.request_pad_simple("rtp_sink_0").unwrap();
-            bin.add(&enc).unwrap();
-        } else {
-            bin.add(&enc).unwrap();
-            enc.request_pad_simple("rtp_sink_0").unwrap();
+            request();
+        }
+        bin.add(&enc).unwrap();
+        if !request_first {
+            request();
         }
         let children = enc.downcast_ref::<gst::Bin>().unwrap().children();
         let srtpenc = children
