@@ -18,6 +18,13 @@
 //! `dtlssrtpenc` has one more clocksync per RTP sink pad, between `srtpenc` and its funnel, a
 //! pass-through unless its `rtp-sync` is set: `srtpenc` is linked to the funnel past it
 //! (docs/performance.md §13). The ghost pads between these elements are `ghost_hops.rs`'s.
+//!
+//! That funnel merges SRTP, SRTCP and DTLS into nicesink and, by default, forwards the sticky
+//! events of whichever pad a packet comes from whenever it differs from the previous packet's:
+//! with every RTCP packet sent, twice, a stream-start, caps and a segment reach nicesink, which
+//! posts a stream-start message through four bins to the pipeline's bus. nicesink needs them
+//! once (it neither reads caps nor syncs), so the funnel forwards only its first pad's
+//! (`forward-sticky-events=false`, set while `dtlssrtpenc` is still in NULL; §14).
 
 use gst::prelude::*;
 
@@ -32,6 +39,9 @@ pub(crate) fn trim(bin: &gst::Bin) {
     bin.connect_deep_element_added(|_, _, element| match element.type_().name() {
         "GstClockSync" if crate::ghost_hops::in_dtlssrtpenc(element) => {
             bypass_srtp_clocksync(element)
+        }
+        "GstFunnel" if crate::ghost_hops::in_dtlssrtpenc(element) => {
+            element.set_property("forward-sticky-events", false);
         }
         "GstClockSync" => {
             trim_clocksync(element);
@@ -441,6 +451,24 @@ mod tests {
             "GstClockSync",
             "rtp-sync=true keeps it"
         );
+    }
+
+    #[test]
+    fn dtlssrtpencs_funnel_forwards_only_its_first_pads_sticky_events() {
+        gst::init().unwrap();
+        let (_peer, enc) = srtp_src_peer_in_dtlssrtpenc(false, false);
+        let children = enc.downcast_ref::<gst::Bin>().unwrap().children();
+        let funnel = children
+            .iter()
+            .find(|e| e.type_().name() == "GstFunnel")
+            .unwrap();
+        assert!(!funnel.property::<bool>("forward-sticky-events"));
+        // Any other funnel keeps the default.
+        let bin = gst::Bin::new();
+        trim(&bin);
+        let other = gst::ElementFactory::make("funnel").build().unwrap();
+        bin.add(&other).unwrap();
+        assert!(other.property::<bool>("forward-sticky-events"));
     }
 
     #[test]
