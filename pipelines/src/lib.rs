@@ -113,6 +113,7 @@ mod negotiation;
 mod peer_bin;
 mod peers;
 mod port;
+mod receive_path;
 pub mod recording;
 pub mod repair;
 pub mod room_pipeline;
