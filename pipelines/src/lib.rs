@@ -113,7 +113,6 @@ mod negotiation;
 mod peer_bin;
 mod peers;
 mod port;
-mod receive_path;
 pub mod recording;
 pub mod repair;
 pub mod room_pipeline;

@@ -223,7 +223,6 @@ impl PeerBin {
         crate::rtcp::install(&bin);
         crate::send_path::trim(&bin);
         crate::ghost_hops::shorten(&bin);
-        crate::receive_path::skip_queue(&bin);
         Ok(Self {
             bin,
             webrtc,
