@@ -24,7 +24,8 @@
 //! with every RTCP packet sent, twice, a stream-start, caps and a segment reach nicesink, which
 //! posts a stream-start message through four bins to the pipeline's bus. nicesink needs them
 //! once (it neither reads caps nor syncs), so the funnel forwards only its first pad's
-//! (`forward-sticky-events=false`, set while `dtlssrtpenc` is still in NULL; §14).
+//! (`forward-sticky-events=false`, set while `dtlssrtpenc` is still in NULL; docs/performance.md
+//! §14).
 
 use gst::prelude::*;
 
