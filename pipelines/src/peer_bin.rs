@@ -223,6 +223,7 @@ impl PeerBin {
         crate::rtcp::install(&bin);
         crate::send_path::trim(&bin);
         crate::ghost_hops::shorten(&bin);
+        crate::receive_path::skip_queue(&bin);
         Ok(Self {
             bin,
             webrtc,
@@ -358,6 +359,8 @@ fn on_pad_added(shared: &PeerShared, webrtc: &gst::Element, pad: &gst::Pad) {
         }
     };
     let _ = ghost.set_active(true);
+    // The publisher's EOS stops here, before the forwarder and its subscribers.
+    crate::eos::drop_eos(ghost.upcast_ref());
     if bin.add_pad(&ghost).is_err() {
         tracing::error!(room = %shared.room, peer = %shared.peer, "cannot add ghost pad {}", pad.name());
         return;
