@@ -1,5 +1,6 @@
-//! Hostile peer behaviour (vanishing mid-negotiation, publishing then vanishing, not reading,
-//! churning, bad TURN credentials), through real WebSockets against a real server. The two
+//! Hostile peer behaviour (vanishing mid-negotiation, publishing then vanishing, closing its
+//! DTLS connection but staying, not reading, churning, bad TURN credentials), through real
+//! WebSockets against a real server. The two
 //! healthy participants of the room keep decoding each other, and the server still serves
 //! newcomers.
 
@@ -10,7 +11,10 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hostile::{offer_sdp, recvonly, HostileRoom, Offender, M, MEDIA_TIMEOUT};
+use gst::prelude::*;
+use hostile::{
+    offer_sdp, participant, recvonly, wait_decoding, HostileRoom, Offender, M, MEDIA_TIMEOUT, ROOM,
+};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -67,6 +71,36 @@ async fn vanishes_right_after_sdp_offer() {
     o.client.close().await;
     gone_for_everyone(&room, &id).await;
     room.assert_healthy().await;
+    room.finish().await;
+}
+
+/// C publishes to A and B, then closes its DTLS connection (close_notify, what a browser's
+/// `close()` sends) without leaving. The server's dtlsdec for C returns EOS and C's nicesrc
+/// pushes an EOS event; it must not reach A's and B's send paths through C's forwarders (their
+/// bundle `rtpfunnel` would end them): A and B keep decoding each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closes_its_dtls_connection_and_stays() {
+    let room = HostileRoom::start(|_| {}).await;
+    let c = participant(&room.server, ROOM, "C").await;
+    tokio::join!(
+        wait_decoding(&room.a, &c.id, 5),
+        wait_decoding(&room.b, &c.id, 5)
+    );
+    let webrtc = c.webrtcbin();
+    let dtlsenc = webrtc
+        .downcast_ref::<gst::Bin>()
+        .expect("webrtcbin is a bin")
+        .iterate_all_by_element_factory_name("dtlsenc")
+        .next()
+        .expect("iterates")
+        .expect("C's webrtcbin has a dtlsenc");
+    // dtlsenc sends close_notify when EOS reaches its sink pad.
+    let sink = dtlsenc.static_pad("sink").unwrap();
+    tokio::task::spawn_blocking(move || sink.send_event(gst::event::Eos::new()))
+        .await
+        .unwrap();
+    room.assert_healthy().await;
+    c.leave().await;
     room.finish().await;
 }
 
@@ -163,7 +197,7 @@ async fn join_leave_churn() {
     let room = HostileRoom::start(|_| {}).await;
     let mut last = String::new();
     for i in 0..15 {
-        let mut o = Offender::join(room.addr(), hostile::ROOM).await;
+        let mut o = Offender::join(room.addr(), ROOM).await;
         o.connect(&format!("churn-{i}")).await;
         last = o.id.clone();
         if i % 2 == 0 {
