@@ -7,26 +7,15 @@
 //! forwarder: neither the one nicesrc pushes when the peer closes its DTLS connection, nor the
 //! one webrtcbin sends out of a src pad whose m-line goes inactive.
 
-use gst::prelude::*;
-
 /// Drops every EOS event pushed through `pad`; other events and data pass.
 pub(crate) fn drop_eos(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
-        match &info.data {
-            Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos => {
-                // Taken and handled: `Drop` with the event left in place ends in a
-                // GStreamer-CRITICAL (an unref of NULL) on the sticky-event path.
-                info.data.take();
-                gst::PadProbeReturn::Handled
-            }
-            _ => gst::PadProbeReturn::Ok,
-        }
-    });
+    crate::event_drop::drop_downstream_events(pad, |e| e.type_() == gst::EventType::Eos);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gst::prelude::*;
 
     #[test]
     fn eos_stops_at_the_pad_and_other_events_pass() {

@@ -104,6 +104,7 @@ mod codecs;
 mod downlink;
 mod dtls;
 mod eos;
+mod event_drop;
 pub mod fault;
 pub mod forwarder;
 mod forwarding;

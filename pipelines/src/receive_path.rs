@@ -237,13 +237,20 @@ mod tests {
         r.appsrc.static_pad("src").unwrap()
     }
 
-    #[test]
-    fn the_feeder_is_linked_past_the_queue_and_no_packet_is_lost_or_reordered() {
+    /// A playing [`receive`] whose first 200 packets have passed, the feeder relinked past
+    /// the queue.
+    fn relinked() -> Receive {
         gst::init().unwrap();
         let r = receive();
         r.pipeline.set_state(gst::State::Playing).unwrap();
         pass(&r, 0..200);
         assert_eq!(feeder(&r).peer().as_ref(), Some(&r.identity_sink));
+        r
+    }
+
+    #[test]
+    fn the_feeder_is_linked_past_the_queue_and_no_packet_is_lost_or_reordered() {
+        let r = relinked();
         assert!(r.queue.static_pad("sink").unwrap().peer().is_none());
         // The queue stays linked to the ghost pad, where webrtcbin looks for the pad to block.
         assert!(r.queue.static_pad("src").unwrap().peer().is_some());
@@ -288,11 +295,7 @@ mod tests {
 
     #[test]
     fn an_eos_from_the_feeder_after_the_relink_goes_no_further() {
-        gst::init().unwrap();
-        let r = receive();
-        r.pipeline.set_state(gst::State::Playing).unwrap();
-        pass(&r, 0..50);
-        assert_eq!(feeder(&r).peer().as_ref(), Some(&r.identity_sink));
+        let r = relinked();
         // What nicesrc pushes once dtlsdec has returned EOS (the peer's close_notify); with
         // the queue gone nothing between the feeder and the sink pad runs on another thread,
         // so it has arrived by the time the push returns, unless dropped.
@@ -304,11 +307,7 @@ mod tests {
 
     #[test]
     fn a_block_on_the_queue_after_the_relink_holds_up_nothing() {
-        gst::init().unwrap();
-        let r = receive();
-        r.pipeline.set_state(gst::State::Playing).unwrap();
-        pass(&r, 0..200);
-        assert_eq!(feeder(&r).peer().as_ref(), Some(&r.identity_sink));
+        let r = relinked();
         // webrtcbin blocks the peer of the bin's sink pad again when ICE disconnects.
         let sink = r.identity_sink.parent_element().unwrap().parent().unwrap();
         let ghost = sink

@@ -108,18 +108,9 @@ fn trim_clocksync(clocksync: &gst::Element) {
 /// forwarded down the whole send chain to nicesink (9 % of the server's CPU in a room of 8,
 /// docs/performance.md §7).
 fn drop_tos_events(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
-        let tos = info.event().is_some_and(|e| {
-            e.type_() == gst::EventType::CustomDownstreamSticky
-                && e.structure().is_some_and(|s| s.name() == TOS_EVENT)
-        });
-        if !tos {
-            return gst::PadProbeReturn::Ok;
-        }
-        // Taken and handled: returning `Drop` with the event left in place gave a
-        // GStreamer-CRITICAL (`gst_mini_object_unref` of NULL) per event with gstreamer-rs 0.25.
-        drop(info.data.take());
-        gst::PadProbeReturn::Handled
+    crate::event_drop::drop_downstream_events(pad, |e| {
+        e.type_() == gst::EventType::CustomDownstreamSticky
+            && e.structure().is_some_and(|s| s.name() == TOS_EVENT)
     });
 }
 
