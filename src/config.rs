@@ -110,6 +110,18 @@ pub struct Config {
     #[arg(long, env = "LAMINA_LATENCY_MS", default_value_t = 30)]
     pub latency_ms: u32,
 
+    /// Estimate each subscriber's downlink from its transport-wide congestion-control (TWCC)
+    /// feedback and fit its simulcast layers to the estimate. `false`: subscribers are sent no
+    /// TWCC and layers follow loss and the subscriber's own choice only; saves the estimator's
+    /// CPU (about a tenth of the forwarding cost; docs/performance.md §16).
+    #[arg(
+        long,
+        env = "LAMINA_DOWNLINK_ESTIMATION",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub downlink_estimation: bool,
+
     /// libsrtp2 for the media's SRTP: the OpenSSL build `scripts/setup.sh` installs (AES-NI;
     /// Debian's own is built on NSS and costs far more CPU per packet), or `system` for the
     /// system's. A path that does not exist keeps the system's too, with a warning.

@@ -229,6 +229,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         ice_addresses: vec![config.public_ip],
         ice_port_range: (config.ice_port_min, config.ice_port_max),
         latency_ms: config.latency_ms,
+        downlink_estimation: config.downlink_estimation,
     };
     let ctx = Arc::new(actor::RoomContext {
         limits: Limits {

@@ -98,6 +98,7 @@ idle_timeout_secs = 33
 debug_endpoints = true
 allowed_origins = ["https://file.example"]
 log_format = "json"
+downlink_estimation = false
 "#,
         0o600,
     );
@@ -134,6 +135,7 @@ log_format = "json"
     assert_eq!(origins, ["https://env.example"], "env over file");
     assert_eq!(string(&c, "log_format"), "json");
     assert_eq!(int(&c, "max_tracks_per_peer"), 8, "default");
+    assert_eq!(c["downlink_estimation"].as_bool(), Some(false), "file");
 
     // A flag or variable with the default's value still overrides the file: value_source,
     // not the value, decides.
@@ -145,11 +147,18 @@ log_format = "json"
             "100",
             "--listen",
             "127.0.0.1:4000",
+            "--downlink-estimation",
+            "true",
             "--print-config",
         ],
         &[("LAMINA_IDLE_TIMEOUT_SECS", "60")],
     );
     let c = printed(&out);
+    assert_eq!(
+        c["downlink_estimation"].as_bool(),
+        Some(true),
+        "flag over file"
+    );
     assert_eq!(int(&c, "max_rooms"), 100);
     assert_eq!(string(&c, "listen"), "127.0.0.1:4000");
     assert_eq!(int(&c, "idle_timeout_secs"), 60);

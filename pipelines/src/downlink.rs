@@ -70,16 +70,18 @@ pub(crate) fn available() -> bool {
 }
 
 /// Answers webrtcbin's `request-aux-sender` with `rtx`, whose loss shares go to `events` as
-/// `DownlinkLoss` and whose TWCC events feed the returned estimator (notable estimates go to
-/// `events` as `DownlinkEstimate` for `peer`). `None` without the estimator (not registered or
-/// not made): then no estimates.
+/// `DownlinkLoss` and, if `estimate`, whose TWCC events feed the returned estimator (notable
+/// estimates go to `events` as `DownlinkEstimate` for `peer`). `None` when not `estimate` or
+/// without the estimator (not registered or not made): then no estimates, and the peer's
+/// subscriber m-lines are answered without `transport-cc`.
 pub(crate) fn connect_aux_sender(
     webrtc: &gst::Element,
     peer: PeerId,
     events: UnboundedSender<MediaEvent>,
     rtx: fn() -> Option<gst::Element>,
+    estimate: bool,
 ) -> Option<Estimator> {
-    let estimator = available()
+    let estimator = (estimate && available())
         .then(|| Estimator::new(&peer, &events))
         .and_then(|made| {
             made.map_err(|e| tracing::warn!(%peer, "no downlink estimation for this peer: {e}"))

@@ -90,6 +90,7 @@
 //!     ice_addresses: vec!["127.0.0.1".parse()?],
 //!     ice_port_range: (0, 0),
 //!     latency_ms: 30,
+//!     downlink_estimation: true,
 //! })?;
 //! room.execute(MediaCommand::AddPeer(PeerId::new("alice")))?;
 //! // room.execute(MediaCommand::HandleOffer { peer, plan })?; then wait for AnswerReady.

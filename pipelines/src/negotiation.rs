@@ -217,12 +217,52 @@ pub(crate) fn answer(
             with_rsize,
         );
     }
+    if peer.pb.estimator.is_none() {
+        if let Some(without) = without_sending_twcc(answer.sdp()) {
+            answer = gst_webrtc::WebRTCSessionDescription::new(
+                gst_webrtc::WebRTCSDPType::Answer,
+                without,
+            );
+        }
+    }
     call(&webrtc, "set-local-description", Some(&answer.to_value()))?;
     let text = answer.sdp().as_text().map_err(|_| unserializable())?;
     check_answer(peer_id, peer, answer.sdp());
     peer.pb.rtx_maps.update(&peer.pb.bin, answer.sdp());
     peer.transport.answer_set(restarted);
     Ok((text, added_links))
+}
+
+/// The answer without `transport-cc` feedback on its sending (`sendonly`) m-lines, or `None`
+/// when none has it: for a peer whose downlink is not estimated. webrtcbin 1.22 answers with
+/// the offer's `rtcp-fb` where the `codec-preferences` do not name it (a caps field left out
+/// intersects as "any"); the TWCC extension itself is already left out (`subscribe`).
+fn without_sending_twcc(answer: &gst_sdp::SDPMessageRef) -> Option<gst_sdp::SDPMessage> {
+    let is_twcc_fb = |a: &gst_sdp::SDPAttribute| {
+        a.key() == "rtcp-fb" && a.value().is_some_and(|v| v.ends_with(" transport-cc"))
+    };
+    let sending = |m: &SDPMediaRef| m.attributes().any(|a| a.key() == "sendonly");
+    if !answer
+        .medias()
+        .any(|m| sending(m) && m.attributes().any(is_twcc_fb))
+    {
+        return None;
+    }
+    let mut fixed = answer.to_owned();
+    for i in 0..fixed.medias_len() {
+        let Some(media) = fixed.media_mut(i) else {
+            continue;
+        };
+        if !sending(media) {
+            continue;
+        }
+        while let Some(idx) = media.attributes().position(is_twcc_fb) {
+            if media.remove_attribute(idx as u32).is_err() {
+                break;
+            }
+        }
+    }
+    Some(fixed)
 }
 
 /// The answer with `a=rtcp-rsize` on every m-line whose offered m-line has it (RFC 5506), or
@@ -265,6 +305,8 @@ fn apply_mline(
     session: &gst_sdp::SDPMessageRef,
     want: Want<'_>,
 ) -> bool {
+    // Subscriber m-lines carry TWCC only when the peer's downlink is estimated from it.
+    let twcc = peer.pb.estimator.is_some();
     let (next, linked) = match (peer.mlines.remove(&mline), want) {
         (Some(MLine::Publish { track, transceiver }), _) => {
             // `dropped_publications` took every other case out before.
@@ -279,9 +321,15 @@ fn apply_mline(
                     cx.forwarding.unlink((peer_id, mline), link);
                 }
                 match want {
-                    Want::Subscribe(t) => {
-                        subscribe(cx, peer_id, mline, (media, session), t, Some(slot), webrtc)
-                    }
+                    Want::Subscribe(t) => subscribe(
+                        cx,
+                        peer_id,
+                        mline,
+                        (media, session),
+                        t,
+                        Some(slot),
+                        (webrtc, twcc),
+                    ),
                     _ => {
                         slot.transceiver.set_direction(Dir::Inactive);
                         (MLine::Subscribe(slot), false)
@@ -290,9 +338,15 @@ fn apply_mline(
             }
         }
         (Some(MLine::Inactive(tr)), Want::Inactive) => (MLine::Inactive(tr), false),
-        (Some(MLine::Inactive(_)), Want::Subscribe(t)) | (None, Want::Subscribe(t)) => {
-            subscribe(cx, peer_id, mline, (media, session), t, None, webrtc)
-        }
+        (Some(MLine::Inactive(_)), Want::Subscribe(t)) | (None, Want::Subscribe(t)) => subscribe(
+            cx,
+            peer_id,
+            mline,
+            (media, session),
+            t,
+            None,
+            (webrtc, twcc),
+        ),
         (Some(MLine::Inactive(tr)), Want::Publish(t)) => {
             tracing::warn!(peer = %peer_id, mline, track = %t, "publishing on a former inactive m-line: unsupported");
             (MLine::Inactive(tr), false)
@@ -379,7 +433,7 @@ fn publish(
 }
 
 /// A client-recvonly m-line that must carry `track`: sink pad, sendonly, fixed SSRC, msid,
-/// linked to a new inactive forwarder pad.
+/// linked to a new inactive forwarder pad; with `twcc`, `transport-cc` and its header extension.
 #[allow(clippy::too_many_arguments)]
 fn subscribe(
     cx: &mut Ctx<'_>,
@@ -388,10 +442,9 @@ fn subscribe(
     (media, session): (&SDPMediaRef, &gst_sdp::SDPMessageRef),
     track: &TrackId,
     slot: Option<SubSlot>,
-    webrtc: &gst::Element,
+    (webrtc, twcc): (&gst::Element, bool),
 ) -> (MLine, bool) {
     let ssrc = cx.ssrcs.next();
-    let twcc = crate::downlink::available();
     let prepared = cx.forwarding.source(track).and_then(|(codec, publisher)| {
         codecs::subscriber_caps(media, session, codec, ssrc, twcc)
             .map(|caps| (caps, publisher.clone()))
@@ -482,6 +535,30 @@ mod tests {
 
     fn parse(text: &str) -> gst_sdp::SDPMessage {
         gst_sdp::SDPMessage::parse_buffer(text.replace('\n', "\r\n").as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn sending_m_lines_lose_transport_cc_only() {
+        gst::init().unwrap();
+        let head = "v=0\no=- 1 0 IN IP4 0.0.0.0\ns=-\nt=0 0\n";
+        let fb = "a=rtcp-fb:96 nack\na=rtcp-fb:96 transport-cc\na=rtcp-fb:96 nack pli\n";
+        let answer = parse(&format!(
+            "{head}m=video 9 UDP/TLS/RTP/SAVPF 96\na=recvonly\n{fb}\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\na=sendonly\n{fb}"
+        ));
+        let fixed = without_sending_twcc(&answer).expect("the sendonly m-line has it");
+        let fbs = |i: u32| -> Vec<String> {
+            fixed
+                .media(i)
+                .unwrap()
+                .attributes()
+                .filter(|a| a.key() == "rtcp-fb")
+                .filter_map(|a| a.value().map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(fbs(0), ["96 nack", "96 transport-cc", "96 nack pli"]);
+        assert_eq!(fbs(1), ["96 nack", "96 nack pli"]);
+        assert!(without_sending_twcc(&fixed).is_none());
     }
 
     #[test]

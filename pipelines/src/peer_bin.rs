@@ -145,17 +145,19 @@ pub(crate) struct PeerBin {
     pub shared: Arc<PeerShared>,
     /// RTX maps of the send path, updated from every answer.
     pub rtx_maps: Arc<crate::repair::RtxMaps>,
-    /// The downlink estimator (none when `rtpgccbwe` is missing).
+    /// The downlink estimator (none when turned off or `rtpgccbwe` is missing): with one, the
+    /// peer's subscriber m-lines are answered with `transport-cc`.
     pub estimator: Option<crate::downlink::Estimator>,
     handlers: Vec<glib::SignalHandlerId>,
 }
 
-/// ICE settings of a room.
+/// What every peer bin of a room is built with (from [`crate::PipelineConfig`]).
 #[derive(Debug, Clone)]
-pub(crate) struct IceSettings {
+pub(crate) struct PeerSettings {
     pub addresses: Vec<IpAddr>,
     pub port_range: (u16, u16),
     pub latency_ms: u32,
+    pub downlink_estimation: bool,
 }
 
 impl PeerBin {
@@ -163,7 +165,7 @@ impl PeerBin {
     pub(crate) fn new(
         room: &str,
         peer: &PeerId,
-        ice: &IceSettings,
+        settings: &PeerSettings,
         cmd: Sender<Cmd>,
         events: UnboundedSender<MediaEvent>,
     ) -> Result<Self, MediaError> {
@@ -171,17 +173,17 @@ impl PeerBin {
         let webrtc = gst::ElementFactory::make("webrtcbin")
             .name("webrtcbin")
             .property_from_str("bundle-policy", "max-bundle")
-            .property("latency", ice.latency_ms)
+            .property("latency", settings.latency_ms)
             .build()
             .map_err(|_| MediaError::MissingElement("webrtcbin".into()))?;
         bin.add(&webrtc)
             .map_err(|e| MediaError::Gst(e.to_string()))?;
 
         let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
-        for addr in &ice.addresses {
+        for addr in &settings.addresses {
             agent.emit_add_local_ip_address(&addr.to_string());
         }
-        let (min, max) = ice.port_range;
+        let (min, max) = settings.port_range;
         if (min, max) != (0, 0) {
             agent.set_min_rtp_port(u32::from(min));
             agent.set_max_rtp_port(u32::from(max));
@@ -217,6 +219,7 @@ impl PeerBin {
             peer.clone(),
             shared.events.clone(),
             crate::repair::rtx_sender,
+            settings.downlink_estimation,
         );
         // RTCP: reports once a second, feedback at once and without SR/RR/SDES, TWCC every
         // 100 ms (issue #14; docs/performance.md §1).

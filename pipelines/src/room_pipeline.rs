@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::cmd::Cmd;
 use crate::ids::{PeerId, TrackId};
 use crate::media_thread::MediaThread;
-use crate::peer_bin::IceSettings;
+use crate::peer_bin::PeerSettings;
 use crate::recording::{RecordingError, RecordingInfo, RecordingRequest};
 use crate::tap::{TapError, TapInfo};
 use crate::{MediaCommand, MediaError, MediaEvent};
@@ -27,6 +27,11 @@ pub struct PipelineConfig {
     pub ice_port_range: (u16, u16),
     /// Jitterbuffer latency of the server-side webrtcbins, in milliseconds (20–50 advised).
     pub latency_ms: u32,
+    /// Estimate each subscriber's downlink from its transport-wide congestion-control feedback
+    /// (subscriber m-lines answered with `transport-cc`; `downlink.rs`). Off: no TWCC toward
+    /// subscribers and no estimates, layers are then chosen without them (docs/performance.md
+    /// §16 has what it costs).
+    pub downlink_estimation: bool,
 }
 
 /// The media graph of one room: a handle on the room's media thread.
@@ -66,10 +71,11 @@ impl RoomPipeline {
             .set_state(gst::State::Playing)
             .map_err(|e| MediaError::Gst(e.to_string()))?;
         let (cmd_tx, cmd_rx) = std_mpsc::channel();
-        let ice = IceSettings {
+        let settings = PeerSettings {
             addresses: config.ice_addresses.clone(),
             port_range: config.ice_port_range,
             latency_ms: config.latency_ms,
+            downlink_estimation: config.downlink_estimation,
         };
         let bus_stop = Arc::new(AtomicBool::new(false));
         let fail = |e: std::io::Error| {
@@ -91,7 +97,8 @@ impl RoomPipeline {
             .spawn(move || {
                 let failed = tx.clone();
                 let pipeline = engine_pipeline.clone();
-                let thread = MediaThread::new(engine_pipeline, ice, tx, engine_cmd, engine_nacks);
+                let thread =
+                    MediaThread::new(engine_pipeline, settings, tx, engine_cmd, engine_nacks);
                 let run = std::panic::AssertUnwindSafe(move || thread.run(cmd_rx));
                 if std::panic::catch_unwind(run).is_err() {
                     // A bug: the room cannot go on, but the process can.

@@ -38,6 +38,7 @@ fn media_and_bus_thread_lines_carry_the_room() {
         ice_addresses: vec!["127.0.0.1".parse().unwrap()],
         ice_port_range: (0, 0),
         latency_ms: 30,
+        downlink_estimation: true,
     })
     .unwrap();
     let alice = PeerId::new("alice");

@@ -200,3 +200,45 @@ fn ice_port_range_is_applied() {
     }
     assert!(h.room.shutdown().blocking_recv().is_ok());
 }
+
+/// Downlink estimation off (`PipelineConfig::downlink_estimation`): subscriber m-lines are
+/// answered without TWCC (no `transport-cc`, no TWCC extension), so subscribers send no TWCC
+/// feedback to estimate from; the publishing m-lines keep it (the publishers' own congestion
+/// control), and media flows both ways. The same room with it on answers them with TWCC.
+#[test]
+fn downlink_estimation_off_sends_subscribers_no_twcc() {
+    let _s = support::serial();
+    let _w = Watchdog::new("downlink_estimation_off_sends_subscribers_no_twcc", 120);
+    for on in [true, false] {
+        let name = if on { "downlink-on" } else { "downlink-off" };
+        let mut h = Harness::with_config(lamina_pipelines::PipelineConfig {
+            downlink_estimation: on,
+            ..support::config(name)
+        });
+        h.join_mesh("a");
+        h.join_mesh("b");
+        h.assert_all_receive(15);
+        assert!(h.failures.is_empty(), "{:?}", h.failures);
+
+        let answer = gst_sdp::SDPMessage::parse_buffer(h.answers["a"].as_bytes()).unwrap();
+        let (mut sending, mut receiving) = (0, 0);
+        for m in answer.medias() {
+            let twcc = m.attributes().any(|a| {
+                (a.key() == "extmap"
+                    && a.value().is_some_and(|v| v.contains(support::client::TWCC)))
+                    || (a.key() == "rtcp-fb"
+                        && a.value().is_some_and(|v| v.ends_with("transport-cc")))
+            });
+            if m.attributes().any(|a| a.key() == "sendonly") {
+                sending += 1;
+                assert_eq!(twcc, on, "{name}: subscriber m-line TWCC: {answer}");
+            } else if m.attributes().any(|a| a.key() == "recvonly") {
+                receiving += 1;
+                assert!(twcc, "{name}: publishing m-line keeps TWCC: {answer}");
+            }
+        }
+        assert_eq!((sending, receiving), (2, 2), "{answer}");
+
+        assert!(h.room.shutdown().blocking_recv().is_ok());
+    }
+}

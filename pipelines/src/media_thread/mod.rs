@@ -19,7 +19,7 @@ use crate::cmd::Cmd;
 use crate::forwarding::Forwarding;
 use crate::ids::{PeerId, TrackId};
 use crate::negotiation::{self, Ctx, SsrcSource};
-use crate::peer_bin::{IceSettings, PeerBin};
+use crate::peer_bin::{PeerBin, PeerSettings};
 use crate::peers::{MLine, Peer};
 use crate::port::{Branches, TrackInfo, TrackPort};
 use crate::recording::Recordings;
@@ -33,7 +33,7 @@ mod removal;
 /// The media thread's state.
 pub(crate) struct MediaThread {
     pipeline: gst::Pipeline,
-    ice: IceSettings,
+    settings: PeerSettings,
     events: UnboundedSender<MediaEvent>,
     cmd_tx: Sender<Cmd>,
     peers: HashMap<PeerId, Peer>,
@@ -80,7 +80,7 @@ impl TrackPort for Port<'_> {
 impl MediaThread {
     pub(crate) fn new(
         pipeline: gst::Pipeline,
-        ice: IceSettings,
+        settings: PeerSettings,
         events: UnboundedSender<MediaEvent>,
         cmd_tx: Sender<Cmd>,
         nacks: Arc<crate::repair::NackCounters>,
@@ -88,7 +88,7 @@ impl MediaThread {
         let ssrcs = SsrcSource::new(pipeline.name().as_str());
         Self {
             pipeline,
-            ice,
+            settings,
             events,
             cmd_tx,
             peers: HashMap::new(),
@@ -267,7 +267,7 @@ impl MediaThread {
         let pb = match PeerBin::new(
             self.pipeline.name().as_str(),
             &peer,
-            &self.ice,
+            &self.settings,
             self.cmd_tx.clone(),
             self.events.clone(),
         ) {

@@ -142,13 +142,18 @@ pub fn config(name: &str) -> PipelineConfig {
         ice_addresses: vec!["127.0.0.1".parse().unwrap()],
         ice_port_range: (0, 0),
         latency_ms: 30,
+        downlink_estimation: true,
     }
 }
 
 impl Harness {
     pub fn new(name: &str) -> Self {
+        Self::with_config(config(name))
+    }
+
+    pub fn with_config(config: PipelineConfig) -> Self {
         init();
-        let (room, events) = RoomPipeline::new(config(name)).unwrap();
+        let (room, events) = RoomPipeline::new(config).unwrap();
         Self::with_room(room, events)
     }
 
