@@ -1,7 +1,8 @@
 //! `laminaforwarder` transport-wide congestion control toward subscribers: the src pad property
 //! `twcc-ext-id` puts `extmap-<id>` (the TWCC URI) in the pad's caps and makes every packet carry
 //! a one-byte TWCC element under that id (renamed in place from the publisher's id, or added),
-//! leaving malformed extension blocks alone (counted in `twcc-ext-unrewritable`).
+//! leaving malformed extension blocks alone (counted in `twcc-ext-unrewritable`). A src pad
+//! without it forwards no TWCC element: the publisher's becomes padding.
 
 use gst::prelude::*;
 use gst_check::Harness;
@@ -111,6 +112,31 @@ fn twcc_element_is_renamed_in_place_value_kept() {
     // Same size: renamed, nothing added.
     assert_eq!(out.size(), packet_bytes(7, Some((ONE_BYTE, &block))).len());
     assert_eq!(stat(&el, "twcc-ext-unrewritable"), 0);
+}
+
+#[test]
+fn an_output_without_twcc_gets_the_publishers_element_as_padding() {
+    // MID under 3, TWCC under 5, audio level under 1.
+    let block = [0x30, b'0', 0x51, 0x12, 0x34, 0x10, 0x7F, 0x00];
+    let (_, mut h) = setup(&twcc_caps(), 0);
+    h.push(buffer(packet_bytes(7, Some((ONE_BYTE, &block))), 0))
+        .expect("push ok");
+    let out = h.pull().expect("buffer");
+    assert_eq!(payload(&out), PAYLOAD, "payload intact");
+    assert_eq!(
+        ext_block(&out),
+        Some((ONE_BYTE, vec![0x30, b'0', 0, 0, 0, 0x10, 0x7F, 0x00])),
+        "in place, the others kept"
+    );
+    assert_eq!(one_byte(&out, IN_ID), None);
+    assert_eq!(one_byte(&out, 3), Some(vec![b'0']));
+    assert_eq!(one_byte(&out, 1), Some(vec![0x7F]));
+    // Without the input's TWCC id known, nothing is touched.
+    let (_, mut h) = setup(VP8_CAPS, 0);
+    h.push(buffer(packet_bytes(8, Some((ONE_BYTE, &block))), 0))
+        .expect("push ok");
+    let out = h.pull().expect("buffer");
+    assert_eq!(ext_block(&out), Some((ONE_BYTE, block.to_vec())));
 }
 
 #[test]
@@ -258,29 +284,42 @@ fn caps_carry_the_extmap_and_follow_the_property() {
     assert_eq!(last_caps(&drain_events(&mut h)), Some(expected));
     assert_eq!(one_byte(&out, 7), Some(vec![0xAB, 0xCD]));
 
-    // Off again: today's caps, packets untouched.
+    // Off again: today's caps, the publisher's element turned into padding.
     src.set_property("twcc-ext-id", 0u32);
     assert_eq!(src_caps(&el), expected_caps(96, 1111));
     let input = packet_bytes(3, Some((ONE_BYTE, &block)));
-    h.push(buffer(input.clone(), 66)).expect("push ok");
-    assert_eq!(bytes(&h.pull().expect("buffer")), input);
+    h.push(buffer(input, 66)).expect("push ok");
+    assert_eq!(
+        bytes(&h.pull().expect("buffer")),
+        packet_bytes(3, Some((ONE_BYTE, &[0, 0, 0, 0])))
+    );
 }
 
 #[test]
-fn zero_changes_neither_caps_nor_packets() {
+fn zero_changes_no_caps_and_blanks_the_publishers_element() {
     let (el, mut h) = setup(&twcc_caps(), 0);
     let src = pad(&el, "src_0");
     assert_eq!(src.property::<u32>("twcc-ext-id"), 0);
-    let inputs = [
-        packet_bytes(1, None),
-        packet_bytes(2, Some((ONE_BYTE, &[0x51, 0xAB, 0xCD, 0x00]))),
-        packet_bytes(3, Some((0x1000, &[5, 2, 0xAB, 0xCD]))),
-        packet_bytes(4, Some((ONE_BYTE, &[0x3F, 0, 0, 0]))),
+    let cases = [
+        (packet_bytes(1, None), packet_bytes(1, None)),
+        (
+            packet_bytes(2, Some((ONE_BYTE, &[0x51, 0xAB, 0xCD, 0x00]))),
+            packet_bytes(2, Some((ONE_BYTE, &[0, 0, 0, 0]))),
+        ),
+        (
+            packet_bytes(3, Some((0x1000, &[5, 2, 0xAB, 0xCD]))),
+            packet_bytes(3, Some((0x1000, &[0, 0, 0, 0]))),
+        ),
+        // Malformed: left alone.
+        (
+            packet_bytes(4, Some((ONE_BYTE, &[0x3F, 0, 0, 0]))),
+            packet_bytes(4, Some((ONE_BYTE, &[0x3F, 0, 0, 0]))),
+        ),
     ];
-    for (i, input) in inputs.iter().enumerate() {
+    for (i, (input, output)) in cases.iter().enumerate() {
         h.push(buffer(input.clone(), 33 * i as u64))
             .expect("push ok");
-        assert_eq!(&bytes(&h.pull().expect("buffer")), input);
+        assert_eq!(&bytes(&h.pull().expect("buffer")), output, "case {i}");
     }
     assert_eq!(src_caps(&el), expected_caps(96, 1111));
     assert_eq!(stat(&el, "twcc-ext-unrewritable"), 0);
@@ -305,7 +344,16 @@ fn each_subscriber_gets_its_own_id() {
     let out_c = c.pull().expect("buffer");
     assert_eq!(one_byte(&out_a, OUT_ID), Some(vec![0xAB, 0xCD]));
     assert_eq!(one_byte(&out_b, 9), Some(vec![0xAB, 0xCD]));
-    assert_eq!(bytes(&out_c), input, "src_2 without twcc-ext-id");
+    assert_eq!(
+        bytes(&out_c),
+        packet_bytes(1, Some((ONE_BYTE, &[0, 0, 0, 0]))),
+        "src_2 without twcc-ext-id: the publisher's element is padding"
+    );
+    assert_eq!(
+        one_byte(&out_a, OUT_ID),
+        Some(vec![0xAB, 0xCD]),
+        "the other copies are their own"
+    );
     // Added on two pads' copies: the third still gets the packet as it came.
     let input = packet_bytes(2, None);
     a.push(buffer(input.clone(), 33)).expect("push ok");

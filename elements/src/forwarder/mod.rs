@@ -90,7 +90,11 @@
 //!     packet is forwarded unchanged and counted in the element's read-only statistic
 //!     `twcc-ext-unrewritable` (u64).
 //!
-//! With `twcc-ext-id=0` (the default) packets and caps are exactly as described above.
+//! With `twcc-ext-id=0` (the default) the caps are exactly as described above, and the
+//! input's TWCC element (the first with the input's TWCC id, if the input caps name one) is
+//! turned into padding (zero bytes, in place): the publisher's transport-wide sequence numbers
+//! mean nothing on another transport, and a subscriber that uses the same id on its own
+//! publishing m-lines would report them back. Other elements are left as they are.
 //!
 //! ## Simulcast
 //!

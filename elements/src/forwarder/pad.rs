@@ -168,7 +168,8 @@ impl ObjectImpl for LaminaForwarderPad {
                         "One-byte RTP header extension id of transport-wide-cc \
                          (draft-holmer-rmcat-transport-wide-cc-extensions-01) as the subscriber \
                          negotiated it: announced as extmap-<id> in the caps, and every packet \
-                         gets a TWCC element with this id for rtpsession to fill (0 = off)",
+                         gets a TWCC element with this id for rtpsession to fill (0 = off: \
+                         the publisher's TWCC element is turned into padding)",
                     )
                     .maximum(u32::from(twcc::MAX_ONE_BYTE_ID))
                     .default_value(DEFAULT_TWCC_EXT_ID)

@@ -23,7 +23,7 @@ fn rtp_header(buffer: &gst::BufferRef) -> Option<(u32, u16, u32)> {
 
 /// Writes the planned header fields into `buffer` (copy-on-write of the header memory), and
 /// the TWCC extension element when the plan asks for one (`twcc_in_id`: the input's TWCC id,
-/// 0 = unknown). The outcome is `None` when the plan asks for none.
+/// 0 = unknown), else removes the input's. The outcome is `None` when the plan asks for none.
 fn rewrite_buffer(
     mut buffer: gst::Buffer,
     plan: &Plan,
@@ -48,7 +48,12 @@ fn rewrite_buffer(
             rtp.is_extension()
                 .then(|| 12 + 4 * usize::from(rtp.csrc_count()))
         };
-        (plan.twcc_ext_id != 0).then(|| twcc::apply(buf, ext_at, twcc_in_id, plan.twcc_ext_id))
+        if plan.twcc_ext_id != 0 {
+            Some(twcc::apply(buf, ext_at, twcc_in_id, plan.twcc_ext_id))
+        } else {
+            twcc::remove(buf, ext_at, twcc_in_id);
+            None
+        }
     };
     Ok((buffer, outcome))
 }

@@ -187,36 +187,81 @@ fn rename_one_byte(block: &mut [u8], in_id: u8, out_id: u8) -> InPlace {
     InPlace::Done
 }
 
-/// The in-place pass on the extension block (`bits`, length, data) at byte `at` of `buf`.
-fn rename_in_place(buf: &mut gst::BufferRef, at: usize, in_id: u8, out_id: u8) -> InPlace {
+/// Calls `f(bits, block)` on the extension block (`bits`, length, data) at byte `at` of `buf`,
+/// mapped writable; `None` when it cannot be mapped whole.
+fn with_block<R>(
+    buf: &mut gst::BufferRef,
+    at: usize,
+    f: impl FnOnce(u16, &mut [u8]) -> R,
+) -> Option<R> {
     // The RTP map of the rewrite made the memory holding the block writable (copy-on-write),
     // so this maps it without copying.
-    let Some((memories, skip)) = buf.find_memory(at..at + 4) else {
-        return InPlace::Unrewritable;
-    };
-    let Ok(mut map) = buf.map_range_writable(memories) else {
-        return InPlace::Unrewritable;
-    };
-    let Some(ext) = map.as_mut_slice().get_mut(skip..) else {
-        return InPlace::Unrewritable;
-    };
+    let (memories, skip) = buf.find_memory(at..at + 4)?;
+    let mut map = buf.map_range_writable(memories).ok()?;
+    let ext = map.as_mut_slice().get_mut(skip..)?;
     let [b0, b1, l0, l1, ..] = *ext else {
-        return InPlace::Unrewritable;
+        return None;
     };
     let bits = u16::from_be_bytes([b0, b1]);
     let len = 4 * usize::from(u16::from_be_bytes([l0, l1]));
-    let Some(block) = ext.get_mut(4..4 + len) else {
-        return InPlace::Unrewritable;
-    };
-    if bits == ONE_BYTE_PROFILE {
-        rename_one_byte(block, in_id, out_id)
-    } else if bits & TWO_BYTE_PROFILE_MASK == TWO_BYTE_PROFILE {
-        match two_byte_elements(block, |_, _, _| ()) {
-            Ok(()) => InPlace::Rebuild,
-            Err(Malformed) => InPlace::Unrewritable,
+    let block = ext.get_mut(4..4 + len)?;
+    Some(f(bits, block))
+}
+
+/// The in-place pass on the extension block at byte `at` of `buf`.
+fn rename_in_place(buf: &mut gst::BufferRef, at: usize, in_id: u8, out_id: u8) -> InPlace {
+    with_block(buf, at, |bits, block| {
+        if bits == ONE_BYTE_PROFILE {
+            rename_one_byte(block, in_id, out_id)
+        } else if bits & TWO_BYTE_PROFILE_MASK == TWO_BYTE_PROFILE {
+            match two_byte_elements(block, |_, _, _| ()) {
+                Ok(()) => InPlace::Rebuild,
+                Err(Malformed) => InPlace::Unrewritable,
+            }
+        } else {
+            InPlace::Unrewritable
         }
+    })
+    .unwrap_or(InPlace::Unrewritable)
+}
+
+/// Turns the first element with `id` of a block of the form `bits` into padding (zero bytes,
+/// RFC 8285 4.2 and 4.3); whether there was one. Nothing is written unless the whole block is
+/// well-formed.
+fn blank_element(bits: u16, block: &mut [u8], id: u8) -> bool {
+    let mut found = None;
+    let mut first = |at: usize, el: u8, end: usize| {
+        if el == id && found.is_none() {
+            found = Some(at..end);
+        }
+    };
+    let parsed = if bits == ONE_BYTE_PROFILE {
+        one_byte_elements(block, |at, el, len| first(at, el, at + 1 + len))
+    } else if bits & TWO_BYTE_PROFILE_MASK == TWO_BYTE_PROFILE {
+        two_byte_elements(block, |at, el, len| first(at, el, at + 2 + len))
     } else {
-        InPlace::Unrewritable
+        return false;
+    };
+    match (parsed, found) {
+        (Ok(()), Some(range)) => {
+            block[range].fill(0);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Removes the input's TWCC element (the first with `in_id`) from the packet in `buf` (mapped
+/// and rewritten before, writable), in place, for an output without TWCC: a subscriber with the
+/// same id on another m-line of its bundle (its own publishing ones) would otherwise report the
+/// publisher's transport-wide sequence numbers back. `ext_at` as for [`apply`]. Whether one
+/// was removed.
+pub fn remove(buf: &mut gst::BufferRef, ext_at: Option<usize>, in_id: u8) -> bool {
+    match ext_at {
+        Some(at) if in_id != 0 => {
+            with_block(buf, at, |bits, block| blank_element(bits, block, in_id)).unwrap_or(false)
+        }
+        _ => false,
     }
 }
 
@@ -395,6 +440,29 @@ mod tests {
         let mut block = [0x51, 0x12, 0x34, 0x3F];
         assert_eq!(rename_one_byte(&mut block, 5, 3), InPlace::Unrewritable);
         assert_eq!(block, [0x51, 0x12, 0x34, 0x3F]);
+    }
+
+    #[test]
+    fn blanking_leaves_padding_and_validates_first() {
+        // One-byte: id 3 len 1, TWCC under 5 (2 bytes), id 7 len 1.
+        let mut block = [0x30, b'x', 0x51, 0x12, 0x34, 0x70, b'y', 0];
+        assert!(blank_element(ONE_BYTE_PROFILE, &mut block, 5));
+        assert_eq!(block, [0x30, b'x', 0, 0, 0, 0x70, b'y', 0]);
+        let mut seen = Vec::new();
+        one_byte_elements(&block, |_, id, len| seen.push((id, len))).unwrap();
+        assert_eq!(seen, vec![(3, 1), (7, 1)], "the rest parses as before");
+        assert!(!blank_element(ONE_BYTE_PROFILE, &mut block, 5), "gone");
+        // Two-byte: TWCC under 5, then id 9.
+        let mut block = [5, 2, 0x12, 0x34, 9, 1, b'z', 0];
+        assert!(blank_element(0x1000, &mut block, 5));
+        assert_eq!(block, [0, 0, 0, 0, 9, 1, b'z', 0]);
+        // Malformed after the element: untouched.
+        let mut block = [0x51, 0x12, 0x34, 0x3F];
+        assert!(!blank_element(ONE_BYTE_PROFILE, &mut block, 5));
+        assert_eq!(block, [0x51, 0x12, 0x34, 0x3F]);
+        // Another profile: untouched.
+        let mut block = [0x51, 0x12, 0x34, 0];
+        assert!(!blank_element(0xABCD, &mut block, 5));
     }
 
     #[test]
