@@ -14,6 +14,8 @@
 //! decoding (browser-like: nothing shown after a loss until a keyframe) must never stall longer
 //! than [`MAX_STALL`], and B stays on `h`. Prints the estimates over time, the switch times and
 //! A's freezes (`[metric]` lines) before checking.
+//!
+//! A second test checks `--downlink-estimation false`: no TWCC toward subscribers, no estimates.
 
 #[path = "support/shaper.rs"]
 mod shaper;
@@ -333,4 +335,66 @@ async fn a_constrained_subscriber_is_switched_down_and_back_up() {
     }
     server.stop().await;
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// `downlink_estimation` through the real server: with the default a subscriber sends TWCC
+/// feedback and gets `bandwidthEstimation`s; with it off (`--downlink-estimation false`) the
+/// same subscriber decodes the publisher's video as long as the default took to estimate and
+/// more, and sends no TWCC feedback and gets no estimate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_estimation_off_media_flows_without_twcc_or_estimates() {
+    let mut took = Duration::ZERO;
+    for on in [true, false] {
+        let server = support::spawn_server(|c| c.downlink_estimation = on).await;
+        let publisher = join(&server, "publisher", true, None).await;
+        let sub = join(&server, "S", false, None).await;
+        let pub_id = publisher.id.clone();
+        let decoding = sub
+            .wait_until("the publisher's video decoded", TIMEOUT, |s| {
+                s.playing(&pub_id, 10) == 1
+            })
+            .await
+            .unwrap_or_else(|e| panic!("on={on}: {e}"));
+        let since = Instant::now();
+        let frames = decoding.total_frames();
+        let s = if on {
+            let s = sub
+                .wait_until("a bandwidthEstimation", Duration::from_secs(10), |s| {
+                    !s.bandwidth_estimations.is_empty()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("on: {e}"));
+            took = since.elapsed();
+            assert!(s.twcc_feedback_sent > 0, "on: no TWCC feedback sent");
+            s
+        } else {
+            // Decoding goes on for at least as long as the default needed, and two seconds more.
+            let s = sub
+                .wait_until("decoding for a while", TIMEOUT, |s| {
+                    since.elapsed() > took + Duration::from_secs(2)
+                        && s.total_frames() > frames + 20
+                })
+                .await
+                .unwrap_or_else(|e| panic!("off: {e}"));
+            assert_eq!(s.twcc_feedback_sent, 0, "off: TWCC feedback was sent");
+            assert!(
+                s.bandwidth_estimations.is_empty(),
+                "off: estimates {:?}",
+                estimates(&s, since)
+            );
+            s
+        };
+        println!(
+            "[metric] downlink estimation {}: TWCC feedback sent {}, estimates {}, first after {:.1}s",
+            if on { "on" } else { "off" },
+            s.twcc_feedback_sent,
+            s.bandwidth_estimations.len(),
+            took.as_secs_f64()
+        );
+        assert!(s.errors.is_empty(), "on={on}: {:?}", s.errors);
+        for p in [publisher, sub] {
+            p.leave().await;
+        }
+        server.stop().await;
+    }
 }
