@@ -241,28 +241,23 @@ fn without_sending_twcc(answer: &gst_sdp::SDPMessageRef) -> Option<gst_sdp::SDPM
     let is_twcc_fb = |a: &gst_sdp::SDPAttribute| {
         a.key() == "rtcp-fb" && a.value().is_some_and(|v| v.ends_with(" transport-cc"))
     };
-    let sending = |m: &SDPMediaRef| m.attributes().any(|a| a.key() == "sendonly");
-    if !answer
-        .medias()
-        .any(|m| sending(m) && m.attributes().any(is_twcc_fb))
-    {
-        return None;
-    }
     let mut fixed = answer.to_owned();
+    let mut removed = false;
     for i in 0..fixed.medias_len() {
         let Some(media) = fixed.media_mut(i) else {
             continue;
         };
-        if !sending(media) {
+        if !media.attributes().any(|a| a.key() == "sendonly") {
             continue;
         }
         while let Some(idx) = media.attributes().position(is_twcc_fb) {
             if media.remove_attribute(idx as u32).is_err() {
                 break;
             }
+            removed = true;
         }
     }
-    Some(fixed)
+    removed.then_some(fixed)
 }
 
 /// The answer with `a=rtcp-rsize` on every m-line whose offered m-line has it (RFC 5506), or

@@ -193,6 +193,7 @@ use gst::prelude::*;
 
 mod caps;
 pub mod codec;
+mod hdrext;
 mod imp;
 mod keyframe;
 mod layer_sink;

@@ -32,11 +32,11 @@ pub const TWCC_PACKETS_EVENT: &str = "RTPTWCCPackets";
 /// Largest id of the one-byte header form (RFC 8285; 15 is reserved).
 pub const MAX_ONE_BYTE_ID: u8 = 14;
 
-/// "Defined by profile" value of a one-byte extension block.
-const ONE_BYTE_PROFILE: u16 = 0xBEDE;
-/// Two-byte blocks: `0x100` and 4 application bits.
-const TWO_BYTE_PROFILE_MASK: u16 = 0xFFF0;
-const TWO_BYTE_PROFILE: u16 = 0x1000;
+use super::hdrext::{
+    blank_element, next_one_byte, one_byte_elements, two_byte_elements, with_block, Malformed,
+    ONE_BYTE_PROFILE, TWO_BYTE_PROFILE, TWO_BYTE_PROFILE_MASK,
+};
+
 /// Size of the TWCC element's data (the transport-wide sequence number).
 const TWCC_LEN: usize = 2;
 
@@ -100,62 +100,6 @@ enum InPlace {
     Unrewritable,
 }
 
-/// The element was running past the end of its block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Malformed;
-
-/// The first element of a one-byte block at or after byte `i`: `(offset of its header byte, id,
-/// data length)`, skipping padding; `None` at the end or at id 15, which ends the block
-/// (RFC 8285 4.2).
-fn next_one_byte(block: &[u8], mut i: usize) -> Result<Option<(usize, u8, usize)>, Malformed> {
-    while let Some(&b) = block.get(i) {
-        let id = b >> 4;
-        match id {
-            0 => i += 1,
-            15 => return Ok(None),
-            _ => {
-                let len = usize::from(b & 0x0F) + 1;
-                if i + 1 + len > block.len() {
-                    return Err(Malformed);
-                }
-                return Ok(Some((i, id, len)));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// Calls `f(offset, id, len)` for each element of a one-byte block; `f` may have been called
-/// when `Malformed` is returned.
-fn one_byte_elements(block: &[u8], mut f: impl FnMut(usize, u8, usize)) -> Result<(), Malformed> {
-    let mut i = 0;
-    while let Some((at, id, len)) = next_one_byte(block, i)? {
-        f(at, id, len);
-        i = at + 1 + len;
-    }
-    Ok(())
-}
-
-/// Calls `f(offset, id, len)` for each element of a two-byte block (RFC 8285 4.3), skipping
-/// padding.
-fn two_byte_elements(block: &[u8], mut f: impl FnMut(usize, u8, usize)) -> Result<(), Malformed> {
-    let mut i = 0;
-    while let Some(&id) = block.get(i) {
-        if id == 0 {
-            i += 1;
-            continue;
-        }
-        let len = usize::from(*block.get(i + 1).ok_or(Malformed)?);
-        let end = i + 2 + len;
-        if end > block.len() {
-            return Err(Malformed);
-        }
-        f(i, id, len);
-        i = end;
-    }
-    Ok(())
-}
-
 /// The rename pass on a one-byte block: gives the first element with `in_id`, if it has 2
 /// bytes, the id `out_id` and elements with `out_id` the id `in_id`. Nothing is written unless
 /// the whole block is well-formed.
@@ -187,27 +131,6 @@ fn rename_one_byte(block: &mut [u8], in_id: u8, out_id: u8) -> InPlace {
     InPlace::Done
 }
 
-/// Calls `f(bits, block)` on the extension block (`bits`, length, data) at byte `at` of `buf`,
-/// mapped writable; `None` when it cannot be mapped whole.
-fn with_block<R>(
-    buf: &mut gst::BufferRef,
-    at: usize,
-    f: impl FnOnce(u16, &mut [u8]) -> R,
-) -> Option<R> {
-    // The RTP map of the rewrite made the memory holding the block writable (copy-on-write),
-    // so this maps it without copying.
-    let (memories, skip) = buf.find_memory(at..at + 4)?;
-    let mut map = buf.map_range_writable(memories).ok()?;
-    let ext = map.as_mut_slice().get_mut(skip..)?;
-    let [b0, b1, l0, l1, ..] = *ext else {
-        return None;
-    };
-    let bits = u16::from_be_bytes([b0, b1]);
-    let len = 4 * usize::from(u16::from_be_bytes([l0, l1]));
-    let block = ext.get_mut(4..4 + len)?;
-    Some(f(bits, block))
-}
-
 /// The in-place pass on the extension block at byte `at` of `buf`.
 fn rename_in_place(buf: &mut gst::BufferRef, at: usize, in_id: u8, out_id: u8) -> InPlace {
     with_block(buf, at, |bits, block| {
@@ -223,32 +146,6 @@ fn rename_in_place(buf: &mut gst::BufferRef, at: usize, in_id: u8, out_id: u8) -
         }
     })
     .unwrap_or(InPlace::Unrewritable)
-}
-
-/// Turns the first element with `id` of a block of the form `bits` into padding (zero bytes,
-/// RFC 8285 4.2 and 4.3); whether there was one. Nothing is written unless the whole block is
-/// well-formed.
-fn blank_element(bits: u16, block: &mut [u8], id: u8) -> bool {
-    let mut found = None;
-    let mut first = |at: usize, el: u8, end: usize| {
-        if el == id && found.is_none() {
-            found = Some(at..end);
-        }
-    };
-    let parsed = if bits == ONE_BYTE_PROFILE {
-        one_byte_elements(block, |at, el, len| first(at, el, at + 1 + len))
-    } else if bits & TWO_BYTE_PROFILE_MASK == TWO_BYTE_PROFILE {
-        two_byte_elements(block, |at, el, len| first(at, el, at + 2 + len))
-    } else {
-        return false;
-    };
-    match (parsed, found) {
-        (Ok(()), Some(range)) => {
-            block[range].fill(0);
-            true
-        }
-        _ => false,
-    }
 }
 
 /// Removes the input's TWCC element (the first with `in_id`) from the packet in `buf` (mapped
@@ -387,43 +284,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_byte_parsing() {
-        let mut seen = Vec::new();
-        // id 3 len 1, padding, id 5 len 2, id 15 stops.
-        let block = [0x30, b'h', 0x00, 0x51, 0xAA, 0xBB, 0xF0, 0xFF];
-        assert_eq!(
-            one_byte_elements(&block, |at, id, len| seen.push((at, id, len))),
-            Ok(())
-        );
-        assert_eq!(seen, vec![(0, 3, 1), (3, 5, 2)]);
-        // Length past the end.
-        assert_eq!(
-            one_byte_elements(&[0x32, 1, 2], |_, _, _| ()),
-            Err(Malformed)
-        );
-        assert_eq!(
-            one_byte_elements(&[0, 0, 0, 0x30], |_, _, _| ()),
-            Err(Malformed)
-        );
-    }
-
-    #[test]
-    fn two_byte_parsing() {
-        let mut seen = Vec::new();
-        let block = [3, 2, b'h', b'i', 0, 200, 0, 7, 1, 9];
-        assert_eq!(
-            two_byte_elements(&block, |at, id, len| seen.push((at, id, len))),
-            Ok(())
-        );
-        assert_eq!(seen, vec![(0, 3, 2), (5, 200, 0), (7, 7, 1)]);
-        assert_eq!(two_byte_elements(&[3], |_, _, _| ()), Err(Malformed));
-        assert_eq!(
-            two_byte_elements(&[3, 4, 1, 2, 3], |_, _, _| ()),
-            Err(Malformed)
-        );
-    }
-
-    #[test]
     fn rename_swaps_and_validates_first() {
         // TWCC under 5 (2 bytes), another element under 3 (the output id).
         let mut block = [0x51, 0x12, 0x34, 0x30, b'x', 0, 0, 0];
@@ -440,29 +300,6 @@ mod tests {
         let mut block = [0x51, 0x12, 0x34, 0x3F];
         assert_eq!(rename_one_byte(&mut block, 5, 3), InPlace::Unrewritable);
         assert_eq!(block, [0x51, 0x12, 0x34, 0x3F]);
-    }
-
-    #[test]
-    fn blanking_leaves_padding_and_validates_first() {
-        // One-byte: id 3 len 1, TWCC under 5 (2 bytes), id 7 len 1.
-        let mut block = [0x30, b'x', 0x51, 0x12, 0x34, 0x70, b'y', 0];
-        assert!(blank_element(ONE_BYTE_PROFILE, &mut block, 5));
-        assert_eq!(block, [0x30, b'x', 0, 0, 0, 0x70, b'y', 0]);
-        let mut seen = Vec::new();
-        one_byte_elements(&block, |_, id, len| seen.push((id, len))).unwrap();
-        assert_eq!(seen, vec![(3, 1), (7, 1)], "the rest parses as before");
-        assert!(!blank_element(ONE_BYTE_PROFILE, &mut block, 5), "gone");
-        // Two-byte: TWCC under 5, then id 9.
-        let mut block = [5, 2, 0x12, 0x34, 9, 1, b'z', 0];
-        assert!(blank_element(0x1000, &mut block, 5));
-        assert_eq!(block, [0, 0, 0, 0, 9, 1, b'z', 0]);
-        // Malformed after the element: untouched.
-        let mut block = [0x51, 0x12, 0x34, 0x3F];
-        assert!(!blank_element(ONE_BYTE_PROFILE, &mut block, 5));
-        assert_eq!(block, [0x51, 0x12, 0x34, 0x3F]);
-        // Another profile: untouched.
-        let mut block = [0x51, 0x12, 0x34, 0];
-        assert!(!blank_element(0xABCD, &mut block, 5));
     }
 
     #[test]
