@@ -2,6 +2,23 @@
 
 use std::sync::LazyLock;
 
+/// The transport-wide congestion control header extension URI
+/// (draft-holmer-rmcat-transport-wide-cc-extensions-01), as in SDP `a=extmap` and in
+/// `extmap-<id>` caps fields.
+pub const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// `caps` with `extmap-<id>` = [`TWCC_URI`] added (what makes rtpsession number the packets it
+/// sends); unchanged for `id` 0.
+pub(crate) fn add_twcc_extmap(mut caps: gst::Caps, id: u32) -> gst::Caps {
+    if id != 0 {
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.set(format!("extmap-{id}").as_str(), TWCC_URI);
+        }
+    }
+    caps
+}
+
 /// `(ssrc, seq)` of an RTP packet, read from its fixed header without mapping it as RTP, or
 /// `None` if it is shorter than a fixed header or not RTP version 2.
 pub(crate) fn ssrc_and_seq(buffer: &gst::BufferRef) -> Option<(u32, u16)> {
@@ -34,4 +51,22 @@ pub(crate) fn filter_pad_templates() -> &'static [gst::PadTemplate] {
         .collect()
     });
     TEMPLATES.as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twcc_extmap_added() {
+        gst::init().expect("gst init");
+        let plain = gst::Caps::new_empty_simple("application/x-rtp");
+        let out = add_twcc_extmap(plain.clone(), 4);
+        assert_eq!(
+            out.structure(0)
+                .and_then(|s| s.get::<&str>("extmap-4").ok()),
+            Some(TWCC_URI)
+        );
+        assert_eq!(add_twcc_extmap(plain.clone(), 0), plain);
+    }
 }

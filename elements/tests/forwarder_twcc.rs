@@ -1,8 +1,9 @@
 //! `laminaforwarder` transport-wide congestion control toward subscribers: the src pad property
 //! `twcc-ext-id` puts `extmap-<id>` (the TWCC URI) in the pad's caps and makes every packet carry
 //! a one-byte TWCC element under that id (renamed in place from the publisher's id, or added),
-//! leaving malformed extension blocks alone (counted in `twcc-ext-unrewritable`). A src pad
-//! without it forwards no TWCC element: the publisher's becomes padding.
+//! leaving malformed extension blocks alone (counted in `twcc-ext-unrewritable`); with
+//! `twcc-in-caps=false` the caps leave the extmap out. A src pad without it forwards no TWCC
+//! element: the publisher's becomes padding.
 
 use gst::prelude::*;
 use gst_check::Harness;
@@ -292,6 +293,33 @@ fn caps_carry_the_extmap_and_follow_the_property() {
     assert_eq!(
         bytes(&h.pull().expect("buffer")),
         packet_bytes(3, Some((ONE_BYTE, &[0, 0, 0, 0])))
+    );
+}
+
+#[test]
+fn twcc_in_caps_false_keeps_the_element_out_of_the_caps() {
+    let (el, mut h) = setup(&twcc_caps(), OUT_ID);
+    let src = pad(&el, "src_0");
+    assert!(src.property::<bool>("twcc-in-caps"), "default on");
+    src.set_property("twcc-in-caps", false);
+    // Re-stored at once, pushed before the next buffer; the packets still carry the element.
+    assert_eq!(src_caps(&el), expected_caps(96, 1111));
+    let block = [0x51, 0xAB, 0xCD, 0x00];
+    h.push(buffer(packet_bytes(1, Some((ONE_BYTE, &block))), 0))
+        .expect("push ok");
+    let out = h.pull().expect("buffer");
+    assert_eq!(
+        last_caps(&drain_events(&mut h)),
+        Some(expected_caps(96, 1111))
+    );
+    assert_eq!(one_byte(&out, OUT_ID), Some(vec![0xAB, 0xCD]));
+    // Back on: announced again.
+    src.set_property("twcc-in-caps", true);
+    assert_eq!(
+        src_caps(&el)
+            .structure(0)
+            .and_then(|s| s.get::<&str>(&format!("extmap-{OUT_ID}")).ok()),
+        Some(TWCC_URI)
     );
 }
 

@@ -487,3 +487,59 @@ fn loss_fraction_is_the_share_first_asked_for_in_each_window() {
     assert_eq!(notified.load(Ordering::SeqCst), 2);
     assert_eq!(el.property::<u32>("loss-window"), 0);
 }
+
+/// The caps events pushed downstream since the last call.
+fn caps_events(h: &mut gst_check::Harness) -> Vec<gst::Caps> {
+    std::iter::from_fn(|| h.try_pull_event())
+        .filter_map(|e| match e.view() {
+            gst::EventView::Caps(c) => Some(c.caps_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn twcc_ext_id_is_announced_in_the_caps_passed_downstream() {
+    let twcc = gstlamina::forwarder::TWCC_URI;
+    let el = laminartx();
+    el.set_property("twcc-ext-id", 3u32);
+    let mut h = harness(&el);
+    push(&mut h, SSRC, 1);
+    let with = |id: u32| {
+        let mut caps: gst::Caps = VP8_CAPS.parse().expect("caps");
+        caps.make_mut()
+            .structure_mut(0)
+            .unwrap()
+            .set(format!("extmap-{id}").as_str(), twcc);
+        caps
+    };
+    assert_eq!(caps_events(&mut h), [with(3)]);
+    assert_eq!(pull_all(&mut h).len(), 1);
+
+    // Another id: the caps go again before the next packet, once.
+    el.set_property("twcc-ext-id", 5u32);
+    assert!(caps_events(&mut h).is_empty(), "not before a packet");
+    push(&mut h, SSRC, 2);
+    push(&mut h, SSRC, 3);
+    assert_eq!(caps_events(&mut h), [with(5)]);
+    assert_eq!(pull_all(&mut h).len(), 2);
+
+    // Off: upstream's caps as they came.
+    el.set_property("twcc-ext-id", 0u32);
+    push(&mut h, SSRC, 4);
+    assert_eq!(
+        caps_events(&mut h),
+        [VP8_CAPS.parse::<gst::Caps>().expect("caps")]
+    );
+    // New caps from upstream while on get the id too.
+    el.set_property("twcc-ext-id", 7u32);
+    h.set_src_caps_str(&VP8_CAPS.replace("96", "100"));
+    let mut expected: gst::Caps = VP8_CAPS.replace("96", "100").parse().expect("caps");
+    expected
+        .make_mut()
+        .structure_mut(0)
+        .unwrap()
+        .set("extmap-7", twcc);
+    push(&mut h, SSRC, 5);
+    assert_eq!(caps_events(&mut h).last(), Some(&expected));
+}

@@ -26,8 +26,12 @@
 //! For the feedback to exist, subscriber m-lines are answered with `transport-cc` (extmap and
 //! `rtcp-fb`), and each forwarder output carries a TWCC header extension under the
 //! subscriber's id (`laminaforwarder`'s `twcc-ext-id`), whose sequence number rtpsession writes.
+//! rtpsession numbers packets only when its send caps announce the id: `laminartx` announces it
+//! ([`Estimator::announce_twcc`], its `twcc-ext-id`), not the forwarder outputs' caps
+//! (`twcc-in-caps=false`), since caps announcing it into the bundle's `rtpfunnel` have the funnel
+//! write a number of its own into every packet, which rtpsession overwrites.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -87,16 +91,62 @@ pub(crate) fn connect_aux_sender(
             made.map_err(|e| tracing::warn!(%peer, "no downlink estimation for this peer: {e}"))
                 .ok()
         });
-    let feed = estimator.as_ref().map(Estimator::events_pad);
+    let feed = estimator
+        .as_ref()
+        .map(|e| (e.events_pad(), e.senders.clone()));
     webrtc.connect("request-aux-sender", false, move |_| {
         let rtx = rtx()?;
         report_loss(&rtx, peer.clone(), events.clone());
-        if let Some(feed) = &feed {
+        if let Some((feed, senders)) = &feed {
             feed_twcc(&rtx, feed.clone());
+            senders.add(&rtx);
         }
         Some(rtx.to_value())
     });
     estimator
+}
+
+/// A peer's aux senders (`laminartx`, one per transport) and the TWCC id they announce to
+/// rtpsession.
+#[derive(Debug, Default)]
+struct Senders {
+    inner: Mutex<(Vec<glib::WeakRef<gst::Element>>, u32)>,
+}
+
+impl Senders {
+    /// A new aux sender: it announces the id known so far.
+    fn add(&self, rtx: &gst::Element) {
+        let id = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.0.push(rtx.downgrade());
+            inner.1
+        };
+        if id != 0 {
+            set_twcc_ext_id(rtx, id);
+        }
+    }
+
+    /// Every aux sender, now and later, announces `id`.
+    fn announce(&self, id: u32) {
+        let now: Vec<gst::Element> = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.1 == id {
+                return;
+            }
+            inner.1 = id;
+            inner.0.retain(|w| w.upgrade().is_some());
+            inner.0.iter().filter_map(|w| w.upgrade()).collect()
+        };
+        for rtx in &now {
+            set_twcc_ext_id(rtx, id);
+        }
+    }
+}
+
+fn set_twcc_ext_id(rtx: &gst::Element, id: u32) {
+    if rtx.find_property("twcc-ext-id").is_some() {
+        rtx.set_property("twcc-ext-id", id);
+    }
 }
 
 /// A peer's `rtpgccbwe`, outside the media path: it only receives the TWCC events (its src pad
@@ -104,6 +154,7 @@ pub(crate) fn connect_aux_sender(
 #[derive(Debug)]
 pub(crate) struct Estimator {
     bwe: gst::Element,
+    senders: Arc<Senders>,
 }
 
 impl Estimator {
@@ -123,7 +174,16 @@ impl Estimator {
         // task, which has nothing to pace here.
         src.set_active(true)?;
         src.stop_task()?;
-        Ok(Self { bwe })
+        Ok(Self {
+            bwe,
+            senders: Arc::default(),
+        })
+    }
+
+    /// Has rtpsession number the packets it sends to the peer that carry a TWCC element with
+    /// `id` (the subscriber's one-byte id; forwarder outputs carry it without announcing it).
+    pub(crate) fn announce_twcc(&self, id: u32) {
+        self.senders.announce(id);
     }
 
     /// The pad the TWCC events are sent to.

@@ -82,9 +82,12 @@ impl Forwarder {
     }
 
     /// Makes one output carry the subscriber's TWCC header extension (id `id`), whose
-    /// transport-wide sequence numbers the subscriber's rtpsession writes.
+    /// transport-wide sequence numbers the subscriber's rtpsession writes. The output's caps do
+    /// not announce it (that would have the bundle's rtpfunnel number every packet too): the
+    /// peer's `laminartx` announces it to rtpsession (`Estimator::announce_twcc`).
     pub(crate) fn set_twcc_ext(pad: &gst::Pad, id: u32) {
         if pad.find_property("twcc-ext-id").is_some() {
+            pad.set_property("twcc-in-caps", false);
             pad.set_property("twcc-ext-id", id);
         }
     }

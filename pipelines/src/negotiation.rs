@@ -26,6 +26,7 @@ use gst_sdp::SDPMediaRef;
 use gst_webrtc::{WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection as Dir};
 
 use crate::codecs;
+use crate::downlink::Estimator;
 use crate::forwarding::Forwarding;
 use crate::ids::{PeerId, TrackId, TrackKind};
 use crate::peer_bin::PublishSlot;
@@ -301,7 +302,7 @@ fn apply_mline(
     want: Want<'_>,
 ) -> bool {
     // Subscriber m-lines carry TWCC only when the peer's downlink is estimated from it.
-    let twcc = peer.pb.estimator.is_some();
+    let twcc = peer.pb.estimator.as_ref();
     let (next, linked) = match (peer.mlines.remove(&mline), want) {
         (Some(MLine::Publish { track, transceiver }), _) => {
             // `dropped_publications` took every other case out before.
@@ -428,7 +429,8 @@ fn publish(
 }
 
 /// A client-recvonly m-line that must carry `track`: sink pad, sendonly, fixed SSRC, msid,
-/// linked to a new inactive forwarder pad; with `twcc`, `transport-cc` and its header extension.
+/// linked to a new inactive forwarder pad; with an estimator (`twcc`), `transport-cc` and its
+/// header extension, which the estimator's aux senders announce to rtpsession.
 #[allow(clippy::too_many_arguments)]
 fn subscribe(
     cx: &mut Ctx<'_>,
@@ -437,11 +439,11 @@ fn subscribe(
     (media, session): (&SDPMediaRef, &gst_sdp::SDPMessageRef),
     track: &TrackId,
     slot: Option<SubSlot>,
-    (webrtc, twcc): (&gst::Element, bool),
+    (webrtc, twcc): (&gst::Element, Option<&Estimator>),
 ) -> (MLine, bool) {
     let ssrc = cx.ssrcs.next();
     let prepared = cx.forwarding.source(track).and_then(|(codec, publisher)| {
-        codecs::subscriber_caps(media, session, codec, ssrc, twcc)
+        codecs::subscriber_caps(media, session, codec, ssrc, twcc.is_some())
             .map(|caps| (caps, publisher.clone()))
     });
     let Some((codecs::Subscribed { pt, caps, twcc_ext }, publisher)) = prepared else {
@@ -458,6 +460,9 @@ fn subscribe(
         Some(s) => s,
         None => return (MLine::Inactive(add_inactive(webrtc, media)), false),
     };
+    if let (Some(estimator), Some(id)) = (twcc, twcc_ext) {
+        estimator.announce_twcc(id);
+    }
     slot.transceiver.set_direction(Dir::Sendonly);
     slot.transceiver.set_codec_preferences(Some(&caps));
     // NACKs are answered from webrtcbin's rtprtxsend, which can only resend as RTX: offer

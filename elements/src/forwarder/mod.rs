@@ -14,13 +14,15 @@
 //! - `twcc-ext-id` (uint 0..=14, default 0 = off): the one-byte header extension id the
 //!   subscriber negotiated for transport-wide congestion control (TWCC, URI [`TWCC_URI`]). See
 //!   *Transport-wide congestion control* below.
+//! - `twcc-in-caps` (bool, default true): whether the caps announce `twcc-ext-id` (see there).
 //!
 //! What each src pad gets:
 //! - caps normalised to `application/x-rtp, media, encoding-name, clock-rate, payload=<pt>,
 //!   ssrc=<ssrc>` (+ `encoding-params` for audio); publisher fields such as `sprop-*`,
 //!   `rtcp-fb-*`, `extmap-*`, `rid-*`, `a-*`, `ssrc-*` are dropped. Changing `pt`/`ssrc`
 //!   re-stores the rewritten sticky caps at once, and they are pushed before the next buffer.
-//!   With `twcc-ext-id` set, the caps also carry `extmap-<id>` = [`TWCC_URI`].
+//!   With `twcc-ext-id` set (and `twcc-in-caps`), the caps also carry `extmap-<id>` =
+//!   [`TWCC_URI`].
 //! - packets with PT/SSRC rewritten and sequence numbers/timestamps kept continuous per pad
 //!   across gating and across an input source change (new SSRC or sequence jump); the first
 //!   packet after such a break carries `DISCONT`, and only it (a `DISCONT` of the input is
@@ -71,7 +73,11 @@
 //! element with that id a packet already has. A src pad with `twcc-ext-id` = *id* (1..=14)
 //! provides both:
 //! - its caps carry `extmap-<id>` = [`TWCC_URI`] (besides the normalised fields above); changing
-//!   the property re-stores them like `pt`/`ssrc`;
+//!   the property re-stores them like `pt`/`ssrc`. With `twcc-in-caps=false` they do not: for
+//!   a path where something after `rtpfunnel` announces the id to rtpsession instead
+//!   (`laminartx`'s `twcc-ext-id`, as Lamina's server does), since `rtpfunnel` writes a number
+//!   of its own into every packet of a pad whose caps announce it, which rtpsession then
+//!   overwrites;
 //! - every packet it pushes carries one one-byte (`0xBEDE`) TWCC element with 2 bytes of data
 //!   under *id*. The input's TWCC id comes from the input caps (an `extmap-<n>` field whose value
 //!   is the URI; on a simulcast src pad, the caps of the packet's `sink_%u` pad):

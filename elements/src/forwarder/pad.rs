@@ -1,6 +1,6 @@
 //! `GstLaminaForwarderPad`: one request src pad of `laminaforwarder`, i.e. one subscriber.
 //!
-//! The pad owns its settings (`active`, `pt`, `ssrc`, `twcc-ext-id`, `layer`) and its per-subscriber rewriting
+//! The pad owns its settings (`active`, `pt`, `ssrc`, `twcc-ext-id`, `twcc-in-caps`, `layer`) and its per-subscriber rewriting
 //! state in one mutex, [`LaminaForwarderPad::state`] (last in the element's lock order, see
 //! `imp.rs`). It never holds that mutex across a push, an event send, a sticky-event store or a
 //! notify. Its layer selection (wanted and current simulcast layer) is routed by the element
@@ -26,6 +26,8 @@ pub(super) const PROP_SSRC: &str = "ssrc";
 /// Pad property: one-byte header extension id of the transport-wide-cc extension in the output
 /// (0 = off).
 pub(super) const PROP_TWCC_EXT_ID: &str = "twcc-ext-id";
+/// Pad property: whether the caps announce `twcc-ext-id` as `extmap-<id>`.
+pub(super) const PROP_TWCC_IN_CAPS: &str = "twcc-in-caps";
 /// Pad property: the simulcast layer (RID) wanted ("" = the always sink pad's stream).
 pub(super) const PROP_LAYER: &str = "layer";
 /// Pad property: while a switch to `layer` waits for its keyframe, forward nothing.
@@ -38,6 +40,7 @@ const DEFAULT_PT: u32 = 0;
 const DEFAULT_SSRC: u32 = 0;
 const MAX_PT: u32 = 127;
 const DEFAULT_TWCC_EXT_ID: u32 = 0;
+const DEFAULT_TWCC_IN_CAPS: bool = true;
 
 #[derive(Debug, Clone, Copy)]
 struct PadSettings {
@@ -46,6 +49,8 @@ struct PadSettings {
     ssrc: u32,
     /// `twcc-ext-id`, 0..=14.
     twcc_ext_id: u32,
+    /// `twcc-in-caps`.
+    twcc_in_caps: bool,
 }
 
 impl Default for PadSettings {
@@ -55,6 +60,7 @@ impl Default for PadSettings {
             pt: DEFAULT_PT,
             ssrc: DEFAULT_SSRC,
             twcc_ext_id: DEFAULT_TWCC_EXT_ID,
+            twcc_in_caps: DEFAULT_TWCC_IN_CAPS,
         }
     }
 }
@@ -68,7 +74,7 @@ struct PadState {
     /// Last input caps this pad was told about (used to re-store caps from a property setter).
     input_caps: Option<gst::Caps>,
     /// The rewritten caps must be pushed (again) before the next buffer. Set by the `pt`/`ssrc`/
-    /// `twcc-ext-id` setters and for new pads; cleared only by the streaming thread when it
+    /// `twcc-ext-id`/`twcc-in-caps` setters and for new pads; cleared only by the streaming thread when it
     /// pushes them.
     caps_dirty: bool,
     /// Flow errors already logged at warning level for this pad.
@@ -91,10 +97,12 @@ impl Default for PadState {
 impl PadSettings {
     /// The caps of this pad for `input_caps`.
     fn output_caps(&self, input_caps: &gst::CapsRef) -> gst::Caps {
-        twcc::add_extmap(
-            forwarded_caps(input_caps, self.pt, self.ssrc),
-            self.twcc_ext_id,
-        )
+        let announced = if self.twcc_in_caps {
+            self.twcc_ext_id
+        } else {
+            0
+        };
+        crate::rtp::add_twcc_extmap(forwarded_caps(input_caps, self.pt, self.ssrc), announced)
     }
 }
 
@@ -175,6 +183,18 @@ impl ObjectImpl for LaminaForwarderPad {
                     .default_value(DEFAULT_TWCC_EXT_ID)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder(PROP_TWCC_IN_CAPS)
+                    .nick("TWCC in caps")
+                    .blurb(
+                        "Announce twcc-ext-id as extmap-<id> in the caps (rtpfunnel then writes \
+                         a sequence number into every packet, and rtpsession numbers them). \
+                         false when something between this pad and rtpsession announces it \
+                         instead (laminartx's twcc-ext-id): rtpsession's number is the one \
+                         that counts, and rtpfunnel's write is saved",
+                    )
+                    .default_value(DEFAULT_TWCC_IN_CAPS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder(PROP_LAYER)
                     .nick("Layer")
                     .blurb(
@@ -243,20 +263,23 @@ impl ObjectImpl for LaminaForwarderPad {
                     element.imp().set_drop_while_switching(&self.obj(), on);
                 }
             }
-            PROP_PT | PROP_SSRC | PROP_TWCC_EXT_ID => {
-                let v = value.get::<u32>().expect("type checked upstream");
+            PROP_PT | PROP_SSRC | PROP_TWCC_EXT_ID | PROP_TWCC_IN_CAPS => {
                 let caps_event = {
                     let mut state = lock(&self.state);
                     let old = state.settings;
                     match pspec.name() {
-                        PROP_PT => state.settings.pt = v,
-                        PROP_SSRC => state.settings.ssrc = v,
-                        _ => state.settings.twcc_ext_id = v,
+                        PROP_PT => state.settings.pt = value.get().expect("type checked"),
+                        PROP_SSRC => state.settings.ssrc = value.get().expect("type checked"),
+                        PROP_TWCC_EXT_ID => {
+                            state.settings.twcc_ext_id = value.get().expect("type checked")
+                        }
+                        _ => state.settings.twcc_in_caps = value.get().expect("type checked"),
                     }
                     let new = state.settings;
                     let changed = old.pt != new.pt
                         || old.ssrc != new.ssrc
-                        || old.twcc_ext_id != new.twcc_ext_id;
+                        || old.twcc_ext_id != new.twcc_ext_id
+                        || old.twcc_in_caps != new.twcc_in_caps;
                     if changed {
                         state.caps_dirty = true;
                     }
@@ -265,7 +288,7 @@ impl ObjectImpl for LaminaForwarderPad {
                         _ => None,
                     }
                 };
-                gst::debug!(CAT, imp = self, "{} = {v}", pspec.name());
+                gst::debug!(CAT, imp = self, "{} = {value:?}", pspec.name());
                 if let Some(event) = caps_event {
                     // Re-store now so `caps` is right at once; the streaming thread pushes the
                     // authoritative version before the next buffer (`caps_dirty`).
@@ -302,6 +325,7 @@ impl ObjectImpl for LaminaForwarderPad {
             PROP_PT => settings.pt.to_value(),
             PROP_SSRC => settings.ssrc.to_value(),
             PROP_TWCC_EXT_ID => settings.twcc_ext_id.to_value(),
+            PROP_TWCC_IN_CAPS => settings.twcc_in_caps.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

@@ -5,7 +5,7 @@
 //! every packet it sends, but only when its send caps carry `extmap-<id>` = [`TWCC_URI`] and only
 //! into the first *one-byte* header extension element with that id the packet already has (2
 //! bytes, not checked: a shorter element would get its neighbour overwritten). A src pad with
-//! `twcc-ext-id` set therefore announces that field in its caps ([`add_extmap`]) and makes every
+//! `twcc-ext-id` set therefore announces that field in its caps (`crate::rtp::add_twcc_extmap`) and makes every
 //! packet carry exactly one such element under that id ([`apply`]):
 //!
 //! - *rename* (the usual case with browsers, in place, no allocation): the packet has a one-byte
@@ -20,9 +20,7 @@
 //!   its end), a block of another profile, or a two-byte element the one-byte form cannot carry
 //!   (id above 14, empty, or longer than 16 bytes).
 
-/// The TWCC header extension URI, as in SDP `a=extmap` and in `extmap-<id>` caps fields.
-pub const TWCC_URI: &str =
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+pub use crate::rtp::TWCC_URI;
 
 /// Structure name of the upstream event rtpsession (GStreamer 1.22, `gst_rtp_session_notify_twcc`)
 /// sends for every transport-wide-cc feedback packet a subscriber sends, listing the packets it
@@ -69,16 +67,6 @@ pub fn id_from_caps(caps: &gst::CapsRef) -> u8 {
         }
     }
     0
-}
-
-/// `caps` with `extmap-<id>` = [`TWCC_URI`] added; unchanged for `id` 0.
-pub fn add_extmap(mut caps: gst::Caps, id: u32) -> gst::Caps {
-    if id != 0 {
-        if let Some(s) = caps.make_mut().structure_mut(0) {
-            s.set(format!("extmap-{id}").as_str(), TWCC_URI);
-        }
-    }
-    caps
 }
 
 /// What [`apply`] did to a packet.
@@ -438,12 +426,9 @@ mod tests {
             .parse()
             .expect("caps");
         assert_eq!(id_from_caps(&none), 0);
-        let out = add_extmap(none.clone(), 4);
         assert_eq!(
-            out.structure(0)
-                .and_then(|s| s.get::<&str>("extmap-4").ok()),
-            Some(TWCC_URI)
+            id_from_caps(&crate::rtp::add_twcc_extmap(none.clone(), 4)),
+            4
         );
-        assert_eq!(add_extmap(none.clone(), 0), none);
     }
 }

@@ -34,6 +34,9 @@ const PROP_LOSS_WINDOW: &str = "loss-window";
 const DEFAULT_LOSS_WINDOW_MS: u32 = 200;
 const PROP_LOSS_FRACTION: &str = "loss-fraction";
 const PROP_FORWARD_UNMAPPED: &str = "forward-unmapped";
+const PROP_TWCC_EXT_ID: &str = "twcc-ext-id";
+/// Largest one-byte header extension id (RFC 8285; 15 is reserved).
+const MAX_TWCC_EXT_ID: u32 = 14;
 const DEFAULT_MAX_REQUESTS: u32 = 1000;
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
 
@@ -78,6 +81,12 @@ struct State {
     loss: LossWindow,
     /// Requests for SSRCs without a mapping go upstream (else they end here).
     forward_unmapped: bool,
+    /// `twcc-ext-id`: announced as `extmap-<id>` in the caps passed downstream (0 = off).
+    twcc_ext_id: u32,
+    /// The last caps from upstream, as they came.
+    caps: Option<gst::Caps>,
+    /// `twcc-ext-id` changed after caps went downstream: push them again before the next packet.
+    caps_dirty: bool,
 }
 
 impl Default for State {
@@ -94,11 +103,19 @@ impl Default for State {
             counters: Counters::default(),
             loss: LossWindow::new(u64::from(DEFAULT_LOSS_WINDOW_MS) * 1_000_000),
             forward_unmapped: true,
+            twcc_ext_id: 0,
+            caps: None,
+            caps_dirty: false,
         }
     }
 }
 
 impl State {
+    /// The caps to pass downstream for upstream's `caps`.
+    fn output_caps(&self, caps: gst::Caps) -> gst::Caps {
+        crate::rtp::add_twcc_extmap(caps, self.twcc_ext_id)
+    }
+
     fn take_token(&mut self, now: Instant) -> bool {
         let rate = f64::from(self.max_per_sec);
         if let Some(last) = self.last_refill {
@@ -209,8 +226,13 @@ fn rtx_packet(
 impl LaminaRtx {
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut window_closed = false;
+        let mut state = lock(&self.state);
+        let caps = match (state.caps_dirty, &state.caps) {
+            (true, Some(caps)) => Some(state.output_caps(caps.clone())),
+            _ => None,
+        };
+        state.caps_dirty = false;
         if let Some((ssrc, seq)) = crate::rtp::ssrc_and_seq(&buffer) {
-            let mut state = lock(&self.state);
             let State { streams, loss, .. } = &mut *state;
             if let Some(stream) = streams.get_mut(&ssrc) {
                 let now = gst::get_timestamp().nseconds();
@@ -223,6 +245,11 @@ impl LaminaRtx {
                 stream.history.store(seq, buffer.clone(), now);
                 window_closed = loss.sent(now).is_some();
             }
+        }
+        drop(state);
+        if let Some(caps) = caps {
+            gst::debug!(CAT, imp = self, "caps again for twcc-ext-id: {caps}");
+            self.srcpad.push_event(gst::event::Caps::new(&caps));
         }
         if window_closed {
             self.obj().notify(PROP_LOSS_FRACTION);
@@ -287,6 +314,23 @@ impl LaminaRtx {
         true
     }
 
+    /// Caps from upstream go on with `twcc-ext-id` announced; other events pass.
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        if let gst::EventView::Caps(c) = event.view() {
+            let caps = c.caps_owned();
+            let out = {
+                let mut state = lock(&self.state);
+                state.caps = Some(caps.clone());
+                state.caps_dirty = false;
+                (state.twcc_ext_id != 0).then(|| state.output_caps(caps))
+            };
+            if let Some(out) = out {
+                return self.srcpad.push_event(gst::event::Caps::new(&out));
+            }
+        }
+        gst::Pad::event_default(pad, Some(&*self.obj()), event)
+    }
+
     fn src_event(&self, event: gst::Event) -> bool {
         if event.type_() == gst::EventType::CustomUpstream {
             if let Some(s) = event.structure() {
@@ -325,6 +369,13 @@ impl ObjectSubclass for LaminaRtx {
                     parent,
                     || Err(gst::FlowError::Error),
                     |this| this.sink_chain(buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                LaminaRtx::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |this| this.sink_event(pad, event),
                 )
             })
             .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
@@ -405,6 +456,17 @@ impl ObjectImpl for LaminaRtx {
                     .default_value(true)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder(PROP_TWCC_EXT_ID)
+                    .nick("TWCC extension id")
+                    .blurb(
+                        "One-byte header extension id of transport-wide-cc announced as \
+                         extmap-<id> in the caps passed downstream, so that rtpsession numbers \
+                         the packets that carry that element (0 = pass caps as they come)",
+                    )
+                    .maximum(MAX_TWCC_EXT_ID)
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>(PROP_STATS)
                     .nick("Statistics")
                     .blurb("num-requests, num-rtx-packets, num-not-cached, num-dropped")
@@ -432,6 +494,13 @@ impl ObjectImpl for LaminaRtx {
                 let ms: u32 = value.get().expect("type checked");
                 state.loss = LossWindow::new(u64::from(ms) * 1_000_000);
             }
+            PROP_TWCC_EXT_ID => {
+                let id = value.get().expect("type checked");
+                if id != state.twcc_ext_id {
+                    state.twcc_ext_id = id;
+                    state.caps_dirty = state.caps.is_some();
+                }
+            }
             PROP_MAX_REQUESTS => {
                 state.max_per_sec = value.get().expect("type checked");
                 state.tokens = state.tokens.min(f64::from(state.max_per_sec));
@@ -449,6 +518,7 @@ impl ObjectImpl for LaminaRtx {
             PROP_LOSS_WINDOW => ((lock(&self.state).loss.window_ns / 1_000_000) as u32).to_value(),
             PROP_LOSS_FRACTION => lock(&self.state).loss.last.to_value(),
             PROP_FORWARD_UNMAPPED => lock(&self.state).forward_unmapped.to_value(),
+            PROP_TWCC_EXT_ID => lock(&self.state).twcc_ext_id.to_value(),
             PROP_STATS => self.stats().to_value(),
             other => unreachable!("unknown property {other}"),
         }

@@ -20,7 +20,14 @@
 //! default 1000; at most 512 per SSRC), `max-requests-per-sec` (a token bucket:
 //! requests beyond it are dropped and counted), and the read-only `stats`: `num-requests`,
 //! `num-rtx-packets`, `num-not-cached` (asked for a packet not or no longer kept, or not
-//! mapped), `num-dropped` (over the budget); `forward-unmapped` (default true).
+//! mapped), `num-dropped` (over the budget); `forward-unmapped` (default true); `twcc-ext-id`
+//! (0..=14, default 0): when set, the caps passed downstream announce that id as the
+//! transport-wide-cc header extension (`extmap-<id>`; pushed again before the next packet when
+//! the property changes), which is what makes rtpsession (GStreamer 1.22) number the packets
+//! it sends that carry such an element. As webrtcbin's aux sender it sits between `rtpfunnel`
+//! and rtpsession: announcing the id here instead of in the caps into the funnel
+//! (`laminaforwarder`'s `twcc-in-caps=false`) spares the funnel writing a number of its own
+//! into every packet, which rtpsession overwrites.
 //!
 //! A packet flagged `DISCONT` starts a new mapping of its SSRC (`laminaforwarder` flags the
 //! first packet after a simulcast layer switch, a keyframe of the new layer): the history of the
