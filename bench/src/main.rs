@@ -124,8 +124,8 @@ struct Args {
     /// Video bitrate of the generated VP8 loop, kbit/s.
     #[arg(long, default_value_t = 500)]
     video_kbps: u32,
-    /// Largest room the ramp tries.
-    #[arg(long, default_value_t = 16)]
+    /// Largest room the ramp tries (1 → 20: past where either server stops on this 2-core VM).
+    #[arg(long, default_value_t = 20)]
     ramp_max: usize,
     /// Ramp step (participants).
     #[arg(long, default_value_t = 2)]
