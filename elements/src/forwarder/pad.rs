@@ -1,9 +1,9 @@
 //! `GstLaminaForwarderPad`: one request src pad of `laminaforwarder`, i.e. one subscriber.
 //!
-//! The pad owns its settings (`active`, `pt`, `ssrc`, `twcc-ext-id`, `twcc-in-caps`, `layer`) and its per-subscriber rewriting
-//! state in one mutex, [`LaminaForwarderPad::state`] (last in the element's lock order, see
-//! `imp.rs`). It never holds that mutex across a push, an event send, a sticky-event store or a
-//! notify. Its layer selection (wanted and current simulcast layer) is routed by the element
+//! The pad owns its settings (`active`, `pt`, `ssrc`, `twcc-ext-id`, `twcc-in-caps`, `layer`)
+//! and its per-subscriber rewriting state in one mutex, [`LaminaForwarderPad::state`] (last in
+//! the element's lock order, see `imp.rs`). It never holds that mutex across a push, an event
+//! send, a sticky-event store or a notify. Its layer selection (wanted and current simulcast layer) is routed by the element
 //! (`simulcast.rs`); the pad keeps a copy of `layer` so the always sink pad's packets skip it.
 
 use std::sync::{LazyLock, Mutex};
@@ -74,8 +74,8 @@ struct PadState {
     /// Last input caps this pad was told about (used to re-store caps from a property setter).
     input_caps: Option<gst::Caps>,
     /// The rewritten caps must be pushed (again) before the next buffer. Set by the `pt`/`ssrc`/
-    /// `twcc-ext-id`/`twcc-in-caps` setters and for new pads; cleared only by the streaming thread when it
-    /// pushes them.
+    /// `twcc-ext-id`/`twcc-in-caps` setters and for new pads; cleared only by the streaming
+    /// thread when it pushes them.
     caps_dirty: bool,
     /// Flow errors already logged at warning level for this pad.
     logged_errors: Vec<gst::FlowError>,

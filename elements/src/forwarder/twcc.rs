@@ -5,8 +5,9 @@
 //! every packet it sends, but only when its send caps carry `extmap-<id>` = [`TWCC_URI`] and only
 //! into the first *one-byte* header extension element with that id the packet already has (2
 //! bytes, not checked: a shorter element would get its neighbour overwritten). A src pad with
-//! `twcc-ext-id` set therefore announces that field in its caps (`crate::rtp::add_twcc_extmap`) and makes every
-//! packet carry exactly one such element under that id ([`apply`]):
+//! `twcc-ext-id` set therefore announces that field in its caps (`crate::rtp::add_twcc_extmap`;
+//! unless `twcc-in-caps` is false, when `laminartx` announces it after the bundle's funnel) and
+//! makes every packet carry exactly one such element under that id ([`apply`]):
 //!
 //! - *rename* (the usual case with browsers, in place, no allocation): the packet has a one-byte
 //!   (`0xBEDE`) extension block whose first element with the input's TWCC id has 2 bytes. Its id
