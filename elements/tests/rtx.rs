@@ -490,7 +490,8 @@ fn loss_fraction_is_the_share_first_asked_for_in_each_window() {
 
 /// The caps events pushed downstream since the last call.
 fn caps_events(h: &mut gst_check::Harness) -> Vec<gst::Caps> {
-    std::iter::from_fn(|| h.try_pull_event())
+    support::drain_events(h)
+        .iter()
         .filter_map(|e| match e.view() {
             gst::EventView::Caps(c) => Some(c.caps_owned()),
             _ => None,

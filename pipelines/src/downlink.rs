@@ -134,8 +134,11 @@ impl Senders {
                 return;
             }
             inner.1 = id;
-            inner.0.retain(|w| w.upgrade().is_some());
-            inner.0.iter().filter_map(|w| w.upgrade()).collect()
+            let mut alive = Vec::new();
+            inner
+                .0
+                .retain(|w| w.upgrade().map(|e| alive.push(e)).is_some());
+            alive
         };
         for rtx in &now {
             set_twcc_ext_id(rtx, id);

@@ -28,8 +28,7 @@ pub use crate::rtp::TWCC_URI;
 /// covers (send and arrival times, sizes): what a bandwidth estimator of that subscriber reads.
 pub const TWCC_PACKETS_EVENT: &str = "RTPTWCCPackets";
 
-/// Largest id of the one-byte header form (RFC 8285; 15 is reserved).
-pub const MAX_ONE_BYTE_ID: u8 = 14;
+pub(crate) use crate::rtp::MAX_ONE_BYTE_ID;
 
 use super::hdrext::{
     blank_element, next_one_byte, one_byte_elements, two_byte_elements, with_block, Malformed,

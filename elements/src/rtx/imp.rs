@@ -35,8 +35,6 @@ const DEFAULT_LOSS_WINDOW_MS: u32 = 200;
 const PROP_LOSS_FRACTION: &str = "loss-fraction";
 const PROP_FORWARD_UNMAPPED: &str = "forward-unmapped";
 const PROP_TWCC_EXT_ID: &str = "twcc-ext-id";
-/// Largest one-byte header extension id (RFC 8285; 15 is reserved).
-const MAX_TWCC_EXT_ID: u32 = 14;
 const DEFAULT_MAX_REQUESTS: u32 = 1000;
 const RETRANSMISSION_REQUEST: &str = "GstRTPRetransmissionRequest";
 
@@ -463,7 +461,7 @@ impl ObjectImpl for LaminaRtx {
                          extmap-<id> in the caps passed downstream, so that rtpsession numbers \
                          the packets that carry that element (0 = pass caps as they come)",
                     )
-                    .maximum(MAX_TWCC_EXT_ID)
+                    .maximum(u32::from(crate::rtp::MAX_ONE_BYTE_ID))
                     .default_value(0)
                     .mutable_playing()
                     .build(),
