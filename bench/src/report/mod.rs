@@ -55,6 +55,32 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// Lamina / Janus ratio of `f` run by run: each Lamina run against the Janus run of the same
+/// repeat (they ran one after the other, so a machine that gets busier or quieter between
+/// repeats moves both), as `median (min–max)` over the repeats; "-" without a pair.
+fn paired_ratio(results: &[RunResult], scenario: &str, f: fn(&RunResult) -> f64) -> String {
+    let mut ratios: Vec<f64> = results
+        .iter()
+        .filter(|l| l.server == "lamina" && l.scenario == scenario)
+        .filter_map(|l| {
+            let j = results
+                .iter()
+                .find(|j| j.server == "janus" && j.scenario == scenario && j.repeat == l.repeat)?;
+            (f(j) > 0.0).then(|| f(l) / f(j))
+        })
+        .collect();
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    match ratios.len() {
+        0 => "-".into(),
+        1 => format!("{lo:.2}x"),
+        _ => format!(
+            "{:.2}x ({lo:.2}–{hi:.2})",
+            crate::summary::median(&mut ratios)
+        ),
+    }
+}
+
 /// The side-by-side table (Markdown, also fit for a terminal): medians of the runs, min–max
 /// in brackets.
 pub fn table(report: &Report) -> String {
@@ -111,20 +137,22 @@ pub fn table(report: &Report) -> String {
         })
         .collect();
     if !pairs.is_empty() {
-        let _ = writeln!(out, "\nLamina / Janus ratios of the medians (pkt per CPU-s: higher is better for Lamina; CPU, RSS, delay, first frame: lower is better):\n");
+        let _ = writeln!(out, "\nLamina / Janus ratios of the medians, and run by run (each Lamina run against the Janus run of the same repeat: median (min–max)) (pkt per CPU-s: higher is better for Lamina; CPU, RSS, delay, first frame: lower is better):\n");
         table_head(
             &mut out,
-            "| scenario | pkt per CPU-s | CPU % | peak RSS | delay p99 | first frame p50 |",
+            "| scenario | pkt per CPU-s | pkt per CPU-s, run by run | CPU % | peak RSS | delay p99 | delay p99, run by run | first frame p50 |",
         );
         for (l, j) in pairs {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 l.scenario,
                 ratio(l.pkts_per_cpu_s, j.pkts_per_cpu_s),
+                paired_ratio(&report.results, &l.scenario, |r| r.pkts_per_cpu_s),
                 ratio(l.server_cpu_pct, j.server_cpu_pct),
                 ratio(l.peak_rss_mib, j.peak_rss_mib),
                 ratio(l.delay_p99_ms, j.delay_p99_ms),
+                paired_ratio(&report.results, &l.scenario, |r| r.delay_p99_ms),
                 ratio(l.first_frame_p50_ms, j.first_frame_p50_ms),
             );
         }
@@ -430,7 +458,12 @@ mod tests {
         assert!(t.contains("| room4 | lamina | 3 |"), "{t}");
         assert!(t.contains("20 (10–30)"), "{t}");
         assert!(t.contains("Runs in order"), "{t}");
-        assert!(t.contains("| room4 | 3.33x |"), "{t}");
+        // Medians 20 / 6; run by run 10 / 5 and 20 / 7 (the third Lamina run has no pair);
+        // no delays measured: no ratio.
+        assert!(
+            t.contains("| room4 | 3.33x | 2.43x (2.00–2.86) | - | - | - | - | - |"),
+            "{t}"
+        );
         let (names, values) = flat_row(&results[0]).unwrap();
         assert_eq!(names.len(), values.len());
         assert_eq!(&names[..3], ["server", "scenario", "repeat"]);
