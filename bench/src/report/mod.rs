@@ -1,7 +1,8 @@
 //! Output of a benchmark: a side-by-side table on stdout (plus the repair table of the loss
 //! scenarios), JSON and CSV files, and the chart. Each scenario runs `--repeats` times per
 //! server; tables and `results.csv` give per scenario and server the median of the runs with
-//! their min–max, `runs.csv` and `results.json` every run as well.
+//! their min–max, `runs.csv` and `results.json` every run as well. The Lamina / Janus table gives
+//! the ratios of the medians, and for pkt per CPU-s and delay p99 also run by run.
 
 use std::fmt::Write as _;
 
