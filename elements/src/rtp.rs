@@ -9,7 +9,7 @@ pub const TWCC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// Largest id of the one-byte header extension form (RFC 8285; 15 is reserved).
-pub(crate) const MAX_ONE_BYTE_ID: u8 = 14;
+pub const MAX_ONE_BYTE_ID: u8 = 14;
 
 /// `caps` with `extmap-<id>` = [`TWCC_URI`] added (what makes rtpsession number the packets it
 /// sends); unchanged for `id` 0.

@@ -7,12 +7,12 @@
 //! not in the caps), and, on sending m-lines, a fixed `ssrc`.
 
 use gst_sdp::SDPMediaRef;
+use gstlamina::forwarder::MAX_ONE_BYTE_ID;
 
 use crate::ids::TrackKind;
 
 /// Header extension: transport-wide congestion control sequence numbers.
-pub(crate) const EXT_TWCC: &str =
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+pub(crate) use gstlamina::forwarder::TWCC_URI as EXT_TWCC;
 /// Header extension: client-to-mixer audio level.
 pub(crate) const EXT_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 /// Header extension: the RID of a simulcast stream (RFC 8852).
@@ -218,7 +218,7 @@ pub(crate) fn subscriber_caps(
         .into_iter()
         .find(|(_, s)| codec_of(codec.kind, s).as_ref() == Some(codec))?;
     let twcc_ext = extmaps(media, session)
-        .find(|(id, uri)| *uri == EXT_TWCC && (1..=14).contains(id))
+        .find(|(id, uri)| *uri == EXT_TWCC && (1..=u32::from(MAX_ONE_BYTE_ID)).contains(id))
         .map(|(id, _)| id)
         .filter(|_| twcc && s.has_field("rtcp-fb-transport-cc"));
     let keep: &[&str] = if twcc_ext.is_some() {

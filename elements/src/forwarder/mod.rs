@@ -213,7 +213,7 @@ mod twcc;
 mod upstream;
 
 pub use layer_sink::{MESSAGE_LAYERS, MESSAGE_LAYER_SWITCHED};
-pub use twcc::{TWCC_PACKETS_EVENT, TWCC_URI};
+pub use twcc::{MAX_ONE_BYTE_ID, TWCC_PACKETS_EVENT, TWCC_URI};
 
 glib::wrapper! {
     /// The `laminaforwarder` element (GType `GstLaminaForwarder`); see the module docs.

@@ -28,7 +28,7 @@ pub use crate::rtp::TWCC_URI;
 /// covers (send and arrival times, sizes): what a bandwidth estimator of that subscriber reads.
 pub const TWCC_PACKETS_EVENT: &str = "RTPTWCCPackets";
 
-pub(crate) use crate::rtp::MAX_ONE_BYTE_ID;
+pub use crate::rtp::MAX_ONE_BYTE_ID;
 
 use super::hdrext::{
     blank_element, next_one_byte, one_byte_elements, two_byte_elements, with_block, Malformed,
