@@ -135,9 +135,13 @@ impl Senders {
             }
             inner.1 = id;
             let mut alive = Vec::new();
-            inner
-                .0
-                .retain(|w| w.upgrade().map(|e| alive.push(e)).is_some());
+            inner.0.retain(|w| match w.upgrade() {
+                Some(rtx) => {
+                    alive.push(rtx);
+                    true
+                }
+                None => false,
+            });
             alive
         };
         for rtx in &now {

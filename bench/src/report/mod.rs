@@ -39,9 +39,13 @@ pub struct Report {
 
 /// `median (min–max)` of a figure over the runs, or just the median when the runs agree.
 fn spread(s: &Summary, f: fn(&RunResult) -> f64, decimals: usize) -> String {
-    let (m, lo, hi) = (f(&s.median), f(&s.min), f(&s.max));
-    let one = format!("{m:.decimals$}");
-    if s.runs < 2 || format!("{lo:.decimals$}") == format!("{hi:.decimals$}") {
+    median_range(f(&s.median), f(&s.min), f(&s.max), decimals, "")
+}
+
+/// `<m><unit> (<lo>–<hi>)`, or just `<m><unit>` when `lo` and `hi` print alike.
+fn median_range(m: f64, lo: f64, hi: f64, decimals: usize, unit: &str) -> String {
+    let one = format!("{m:.decimals$}{unit}");
+    if format!("{lo:.decimals$}") == format!("{hi:.decimals$}") {
         one
     } else {
         format!("{one} ({lo:.decimals$}–{hi:.decimals$})")
@@ -70,16 +74,12 @@ fn paired_ratio(results: &[RunResult], scenario: &str, f: fn(&RunResult) -> f64)
             (f(j) > 0.0).then(|| f(l) / f(j))
         })
         .collect();
+    if ratios.is_empty() {
+        return "-".into();
+    }
     let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    match ratios.len() {
-        0 => "-".into(),
-        1 => format!("{lo:.2}x"),
-        _ => format!(
-            "{:.2}x ({lo:.2}–{hi:.2})",
-            crate::summary::median(&mut ratios)
-        ),
-    }
+    median_range(crate::summary::median(&mut ratios), lo, hi, 2, "x")
 }
 
 /// The side-by-side table (Markdown, also fit for a terminal): medians of the runs, min–max

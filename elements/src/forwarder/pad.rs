@@ -3,8 +3,9 @@
 //! The pad owns its settings (`active`, `pt`, `ssrc`, `twcc-ext-id`, `twcc-in-caps`, `layer`)
 //! and its per-subscriber rewriting state in one mutex, [`LaminaForwarderPad::state`] (last in
 //! the element's lock order, see `imp.rs`). It never holds that mutex across a push, an event
-//! send, a sticky-event store or a notify. Its layer selection (wanted and current simulcast layer) is routed by the element
-//! (`simulcast.rs`); the pad keeps a copy of `layer` so the always sink pad's packets skip it.
+//! send, a sticky-event store or a notify. Its layer selection (wanted and current simulcast
+//! layer) is routed by the element (`simulcast.rs`); the pad keeps a copy of `layer` so the
+//! always sink pad's packets skip it.
 
 use std::sync::{LazyLock, Mutex};
 
