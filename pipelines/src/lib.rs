@@ -116,6 +116,7 @@ mod negotiation;
 mod peer_bin;
 mod peers;
 mod port;
+mod receive_fec;
 mod receive_path;
 pub mod recording;
 pub mod repair;

@@ -227,6 +227,7 @@ impl PeerBin {
         crate::send_path::trim(&bin);
         crate::ghost_hops::shorten(&bin);
         crate::receive_path::skip_queue(&bin);
+        crate::receive_fec::trim(&bin);
         Ok(Self {
             bin,
             webrtc,
