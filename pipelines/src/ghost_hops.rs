@@ -3,13 +3,15 @@
 //! webrtcbin nests its send chain in bins (rtpbin, its aux sender bin, the transport send bin,
 //! `dtlssrtpenc`), so between the real pads of `rtpfunnel`, `laminartx`, `rtpsession`,
 //! `srtpenc` and `dtlssrtpenc`'s funnel each forwarded copy passes seven ghost pads; between
-//! `srtpdec` and `rtpsession` each received packet passes three. Each is one more
+//! `srtpdec` and `rtpsession` each received packet passes three, and one more into the aux
+//! receiver bin after rtpsession. Each is one more
 //! `gst_pad_push`: a peer and a parent ref and unref, pad locks, probe checks, on cache lines
 //! that the publishers' threads share (docs/performance.md §13). Once nothing on such a stretch
 //! is blocked (the transport send bin blocks it until the DTLS keys are set), the real src pad
 //! is linked straight to the real sink pad at its end, across bins (a link without checks).
 //! The ghost pads stay in place, unlinked from the real pads; events and queries take the direct
-//! link as packets do.
+//! link as packets do. A walk can also be told to pass elements that only pass packets on and
+//! to end before a given element's ghost pads ([`Rules`]; `receive_fec.rs` uses that).
 
 use gst::prelude::*;
 
@@ -30,8 +32,35 @@ enum Walk {
     Direct,
 }
 
-/// Follows `src`'s packets through ghost pads to the first real pad.
-fn walk(src: &gst::Pad) -> Walk {
+/// What a walk may pass besides ghost pads, and where it must end.
+#[derive(Clone, Copy)]
+pub(crate) struct Rules {
+    /// For a real sink pad: the src pad of its element if that element only passes packets on
+    /// (the walk goes on from there), else `None` (the walk ends at the sink pad).
+    pub through: fn(&gst::Pad) -> Option<gst::Pad>,
+    /// GType name of an element whose own ghost pads are not passed: the walk ends at the
+    /// first pad of such an element's ghost pad.
+    pub stop_at: Option<&'static str>,
+}
+
+/// Ghost pads only, wherever they lead.
+const GHOSTS: Rules = Rules {
+    through: |_| None,
+    stop_at: None,
+};
+
+/// Whether `ghost` belongs to the element `rules` stops at.
+fn stops(rules: &Rules, ghost: &gst::GhostPad) -> bool {
+    rules.stop_at.is_some_and(|name| {
+        ghost
+            .parent_element()
+            .is_some_and(|e| e.type_().name() == name)
+    })
+}
+
+/// Follows `src`'s packets through ghost pads (and the elements `rules` lets it pass) to the
+/// first real pad that ends the way.
+fn walk(src: &gst::Pad, rules: &Rules) -> Walk {
     let Some(first) = src.peer() else {
         return Walk::NotYet;
     };
@@ -43,6 +72,9 @@ fn walk(src: &gst::Pad) -> Walk {
         }
         let next = if let Some(ghost) = pad.downcast_ref::<gst::GhostPad>() {
             // A sink ghost pad: packets leave through its internal pad to its target.
+            if stops(rules, ghost) {
+                break;
+            }
             let Some(internal) = ghost.internal() else {
                 return Walk::NotYet;
             };
@@ -55,10 +87,19 @@ fn walk(src: &gst::Pad) -> Walk {
             .and_then(|p| p.downcast::<gst::GhostPad>().ok())
         {
             // The internal pad of a src ghost pad: packets leave through the ghost pad.
+            if stops(rules, &ghost) {
+                break;
+            }
             if ghost.is_blocked() {
                 return Walk::NotYet;
             }
             ghost.peer()
+        } else if let Some(out) = (rules.through)(&pad) {
+            // A real sink pad of an element that only passes packets on.
+            if out.is_blocked() {
+                return Walk::NotYet;
+            }
+            out.peer()
         } else {
             break;
         };
@@ -113,8 +154,9 @@ pub(crate) fn shorten(bin: &gst::Bin) {
             }
         }
         "GstRtpSession" => {
+            // Send: to `srtpenc`; receive: into the aux receiver bin, to `rtprtxreceive`.
             element.connect_pad_added(|_, pad| {
-                if pad.name() == "send_rtp_src" {
+                if matches!(pad.name().as_str(), "send_rtp_src" | "recv_rtp_src") {
                     link_past_when_flowing(pad);
                 }
             });
@@ -142,14 +184,19 @@ pub(crate) fn in_dtlssrtpenc(element: &gst::Element) -> bool {
 /// The check runs per packet until then (webrtcbin's blocks last until the DTLS keys are set);
 /// the relink itself runs in an IDLE probe, so no other thread pushes on `src` meanwhile.
 fn link_past_when_flowing(src: &gst::Pad) {
+    link_past_by_rules_when_flowing(src, GHOSTS);
+}
+
+/// [`link_past_when_flowing`] with the walk's `rules`.
+pub(crate) fn link_past_by_rules_when_flowing(src: &gst::Pad, rules: Rules) {
     src.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-        |src, _| match walk(src) {
+        move |src, _| match walk(src, &rules) {
             Walk::NotYet => gst::PadProbeReturn::Ok,
             Walk::Direct => gst::PadProbeReturn::Remove,
             Walk::Stretch(_) => {
-                src.add_probe(gst::PadProbeType::IDLE, |src, _| {
-                    if let Walk::Stretch(stretch) = walk(src) {
+                src.add_probe(gst::PadProbeType::IDLE, move |src, _| {
+                    if let Walk::Stretch(stretch) = walk(src, &rules) {
                         let done = link_past(src, &stretch);
                         tracing::debug!(
                             pad = %src.path_string(),
@@ -179,9 +226,16 @@ mod tests {
         appsink: gst_app::AppSink,
         /// The inner bin's ghost pad's internal pad.
         internal: gst::Pad,
+        /// The inner bin's ghost pad.
+        inner_ghost: gst::Pad,
     }
 
     fn nested() -> Nested {
+        nested_in(gst::Bin::new())
+    }
+
+    /// [`nested`] with `inner` as the inner bin.
+    fn nested_in(inner: gst::Bin) -> Nested {
         let pipeline = gst::Pipeline::new();
         let appsrc = gst_app::AppSrc::builder()
             .caps(&gst::Caps::builder("application/x-rtp").build())
@@ -189,7 +243,6 @@ mod tests {
             .build();
         let identity = gst::ElementFactory::make("identity").build().unwrap();
         let outer = gst::Bin::new();
-        let inner = gst::Bin::new();
         let appsink = gst_app::AppSink::builder().sync(false).build();
         inner.add(&appsink).unwrap();
         let inner_ghost = gst::GhostPad::with_target(&appsink.static_pad("sink").unwrap()).unwrap();
@@ -208,6 +261,7 @@ mod tests {
             identity_src: identity.static_pad("src").unwrap(),
             appsink,
             internal: inner_ghost.internal().unwrap().upcast(),
+            inner_ghost: inner_ghost.upcast(),
         }
     }
 
@@ -269,6 +323,30 @@ mod tests {
             assert_eq!(appsink.pull_sample().unwrap().buffer().unwrap().size(), 100);
         }
         assert_eq!(src.peer(), appsink.static_pad("sink"));
+        n.pipeline.set_state(gst::State::Null).unwrap();
+    }
+
+    #[test]
+    fn a_walk_ends_before_the_ghost_pads_of_the_element_it_stops_at() {
+        gst::init().unwrap();
+        let inner = gst::Pipeline::new();
+        let n = nested_in(inner.upcast());
+        let (appsrc, appsink, src) = (&n.appsrc, &n.appsink, &n.identity_src);
+        let rules = Rules {
+            through: |_| None,
+            stop_at: Some("GstPipeline"),
+        };
+        link_past_by_rules_when_flowing(src, rules);
+        n.pipeline.set_state(gst::State::Playing).unwrap();
+        for seq in 0..3 {
+            appsrc.push_buffer(packet(seq)).unwrap();
+            assert_eq!(appsink.pull_sample().unwrap().buffer().unwrap().size(), 100);
+        }
+        assert_eq!(
+            src.peer().as_ref(),
+            Some(&n.inner_ghost),
+            "past the outer one only"
+        );
         n.pipeline.set_state(gst::State::Null).unwrap();
     }
 }

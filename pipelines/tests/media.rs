@@ -32,7 +32,24 @@ fn two_peers_exchange_audio_and_video() {
     for t in h.tracks_of("b") {
         assert!(h.room.forwarded_packets(&t).unwrap() > 0);
     }
-    assert!(h.room.dot().contains("fwd-a:video"));
+    let dot = h.room.dot();
+    assert!(dot.contains("fwd-a:video"));
+    // Each publisher's receive path skips webrtcbin's RED and ULPFEC decoders and rtpbin's
+    // storage (pipelines/src/receive_fec.rs): rtpsession → rtprtxreceive → SSRC demuxer, and
+    // each payload demuxer pad straight to webrtcbin's src ghost pad (a proxy pad).
+    let links = |from: &str, from_pad: &str, to: &str| {
+        dot.lines()
+            .filter_map(|l| l.trim().split_once(" -> "))
+            .filter(|(a, b)| a.starts_with(from) && a.contains(from_pad) && b.starts_with(to))
+            .count()
+    };
+    assert_eq!(links("rtpsession", "_recv_rtp_src_", "rtprtxreceive"), 2);
+    assert_eq!(links("rtprtxreceive", "_src_", "rtpssrcdemux"), 2);
+    assert_eq!(
+        links("rtpptdemux", "_src_", "_proxypad"),
+        4,
+        "audio and video of both"
+    );
     assert!(h.room.shutdown().blocking_recv().is_ok());
 }
 
