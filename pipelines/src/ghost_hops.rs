@@ -216,6 +216,7 @@ pub(crate) fn link_past_by_rules_when_flowing(src: &gst::Pad, rules: Rules) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_packets::packet;
 
     /// `appsrc → identity → [outer: ghost → [inner: ghost → appsink]]`.
     struct Nested {
@@ -263,12 +264,6 @@ mod tests {
             internal: inner_ghost.internal().unwrap().upcast(),
             inner_ghost: inner_ghost.upcast(),
         }
-    }
-
-    fn packet(seq: u8) -> gst::Buffer {
-        let mut b = vec![0x80, 96, 0, seq, 0, 0, 0, 0, 0, 0, 0, 1];
-        b.resize(100, seq);
-        gst::Buffer::from_slice(b)
     }
 
     #[test]

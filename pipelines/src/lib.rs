@@ -126,6 +126,8 @@ mod send_path;
 pub mod srtp_library;
 pub mod tap;
 mod teardown;
+#[cfg(test)]
+mod test_packets;
 mod timers;
 mod transport;
 

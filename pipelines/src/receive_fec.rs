@@ -100,12 +100,7 @@ fn keep_nothing(storage: &gst::Element) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn packet(seq: u8) -> gst::Buffer {
-        let mut b = vec![0x80, 96, 0, seq, 0, 0, 0, 0, 0, 0, 0, 1];
-        b.resize(100, seq);
-        gst::Buffer::from_slice(b)
-    }
+    use crate::test_packets::packet;
 
     /// `appsrc → rtpreddec → rtpstorage → appsink`, the storage trimmed, `red` set up first.
     fn chain(red: impl Fn(&gst::Element)) -> (gst::Pipeline, gst_app::AppSrc, gst_app::AppSink) {
@@ -191,9 +186,7 @@ mod tests {
         // A packet passes and nothing keeps a reference to it.
         let mut h = gst_check::Harness::with_element(&storage, Some("sink"), Some("src"));
         h.set_src_caps_str("application/x-rtp");
-        let mut b = vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
-        b.resize(100, 7);
-        h.push(gst::Buffer::from_slice(b)).unwrap();
+        h.push(packet(1)).unwrap();
         let out = h.pull().unwrap();
         assert!(out.is_writable(), "the storage kept a reference");
     }

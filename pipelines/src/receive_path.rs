@@ -158,6 +158,7 @@ fn relink(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_packets::packet;
 
     /// `appsrc → queue → [bin: ghost → identity] → appsink`, the shape of webrtcbin's
     /// `capsfilter → queue → dtlssrtpdec`.
@@ -209,12 +210,6 @@ mod tests {
             identity_sink,
             appsink,
         }
-    }
-
-    fn packet(seq: u8) -> gst::Buffer {
-        let mut b = vec![0x80, 96, 0, seq, 0, 0, 0, 0, 0, 0, 0, 1];
-        b.resize(100, seq);
-        gst::Buffer::from_slice(b)
     }
 
     /// Pushes `seqs` one at a time, each once the one before has arrived (as packets come
