@@ -4,7 +4,7 @@
 //! and the SSRC demuxer), and webrtcbin sets it to keep every received packet for the
 //! jitterbuffer latency plus 50 ms (`on_rtpbin_new_storage`): a window that only
 //! `rtpulpfecdec` reads, to rebuild packets from ULPFEC. Lamina answers one codec per m-line,
-//! never ULPFEC or RED (`negotiation.rs`), so nothing reads it. Storing cost a buffer map, a
+//! never ULPFEC or RED (`codecs.rs`), so nothing reads it. Storing cost a buffer map, a
 //! lock, a hash lookup and a queue node per received packet, and the reference it kept made
 //! the buffer shared, so the `rtpulpfecdec` after the payload demuxer (which makes every
 //! packet writable even as a pass-through) copied it (docs/performance.md §20). The storage's
